@@ -1,0 +1,291 @@
+/* page_sampling.c: QEMU's page-sampling dirty rate, for any process.
+ *
+ * Each window picks pages at random from all writable mappings together
+ * (without replacement), notes which are resident (pagemap) and hashes
+ * those, then at the end of the window looks again.  A page counts as dirty
+ * when its hash changed or when it became resident.  Pages that are not
+ * resident are never read, so measuring does not change the target's RSS.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "memstat/procfs.h"
+#include "process.h"
+
+typedef struct {
+	pid_t pid;
+	int pidfd;
+	GRand *rand;
+	ms_page_reader rd;
+
+	/* The open window; n == 0 when none is open. */
+	size_t n;
+	uint64_t *addrs;    /* sorted */
+	uint64_t *hashes;
+	bool *present;      /* resident when the window opened */
+	bool *readable;
+	uint64_t pages_total;
+	int64_t start_wall_ms;
+	int64_t start_mono_us;
+	bool open;
+} ps_state;
+
+static int ps_supported(char **why)
+{
+	(void)why;
+	return 0;
+}
+
+static void *ps_open(pid_t pid, int pidfd, int *err, char **why)
+{
+	int r = ms_check_memory_access(pid, why);
+	if (r < 0) {
+		*err = r;
+		return NULL;
+	}
+	int fd = ms_open_pagemap(pid, why);
+	if (fd < 0) {
+		*err = fd;
+		return NULL;
+	}
+	close(fd);
+
+	ps_state *s = g_new0(ps_state, 1);
+	s->pid = pid;
+	s->pidfd = pidfd;
+	s->rand = g_rand_new();
+	ms_page_reader_init(&s->rd, pid);
+	return s;
+}
+
+static void ps_free_window(ps_state *s)
+{
+	g_clear_pointer(&s->addrs, g_free);
+	g_clear_pointer(&s->hashes, g_free);
+	g_clear_pointer(&s->present, g_free);
+	g_clear_pointer(&s->readable, g_free);
+	s->n = 0;
+	s->open = false;
+}
+
+static void ps_close(void *state)
+{
+	ps_state *s = state;
+
+	if (!s)
+		return;
+	ps_free_window(s);
+	ms_page_reader_clear(&s->rd);
+	g_rand_free(s->rand);
+	g_free(s);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static uint64_t rand_below(GRand *r, uint64_t bound)
+{
+	uint64_t v = ((uint64_t)g_rand_int(r) << 32) | g_rand_int(r);
+	return v % bound; /* bias below 2^-20 for any real address space */
+}
+
+/* n distinct page indices in [0, total), sorted: draw, sort, drop
+ * duplicates, draw the shortfall again.  n is at most total / 16 for any
+ * sizeable process, so a round leaves few duplicates. */
+static uint64_t *pick_indices(GRand *r, uint64_t total, size_t n)
+{
+	uint64_t *idx = g_new(uint64_t, n);
+	size_t have = 0;
+
+	if ((uint64_t)n == total) {
+		for (size_t i = 0; i < n; i++)
+			idx[i] = i;
+		return idx;
+	}
+	while (have < n) {
+		for (size_t i = have; i < n; i++)
+			idx[i] = rand_below(r, total);
+		qsort(idx, n, sizeof(*idx), cmp_u64);
+		size_t u = 0;
+		for (size_t i = 0; i < n; i++)
+			if (u == 0 || idx[i] != idx[u - 1])
+				idx[u++] = idx[i];
+		have = u;
+	}
+	return idx;
+}
+
+static size_t sample_count(uint64_t pages_total, uint32_t page_size, uint32_t per_gib)
+{
+	if (pages_total == 0)
+		return 0;
+	/* QEMU: bytes * sample_pages >> 30, per RAM block; rounded up here so
+	 * that a small process still gets looked at. */
+	long double want = (long double)pages_total * page_size * per_gib / (1024.0L * 1024 * 1024);
+	uint64_t n = (uint64_t)want;
+	if ((long double)n < want)
+		n++;
+	return (size_t)MIN(MAX(n, 1), pages_total);
+}
+
+static int64_t now_us(clockid_t clk)
+{
+	struct timespec ts;
+	clock_gettime(clk, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Residency and content of the window's pages, into present/hashes/readable. */
+static int ps_look(ps_state *s, bool *present, uint64_t *hashes, bool *readable, char **why)
+{
+	g_autofree uint64_t *entries = g_new(uint64_t, s->n);
+	g_autofree uint64_t *resident = g_new(uint64_t, s->n);
+	g_autofree size_t *where = g_new(size_t, s->n);
+	g_autofree uint64_t *rh = g_new(uint64_t, s->n);
+	g_autofree bool *rok = g_new(bool, s->n);
+	int fd = ms_open_pagemap(s->pid, why);
+	size_t k = 0;
+
+	if (fd < 0)
+		return fd;
+	int r = ms_pagemap_lookup(fd, s->addrs, s->n, s->rd.page_size, entries);
+	close(fd);
+	if (r < 0) {
+		*why = g_strdup_printf("cannot read the pagemap of process %d: %s",
+				       (int)s->pid, g_strerror(-r));
+		return r;
+	}
+	for (size_t i = 0; i < s->n; i++) {
+		present[i] = (entries[i] & MS_PM_PRESENT) != 0;
+		hashes[i] = 0;
+		readable[i] = true;
+		if (present[i]) {
+			resident[k] = s->addrs[i];
+			where[k++] = i;
+		}
+	}
+	r = ms_hash_pages(&s->rd, resident, k, rh, rok);
+	if (r < 0) {
+		if (r != -ESRCH)
+			*why = g_strdup_printf("cannot read the memory of process %d: %s",
+					       (int)s->pid, g_strerror(-r));
+		return r;
+	}
+	for (size_t j = 0; j < k; j++) {
+		hashes[where[j]] = rh[j];
+		readable[where[j]] = rok[j];
+	}
+	return 0;
+}
+
+static int ps_open_window(ps_state *s, const ms_params *p, char **why)
+{
+	g_autoptr(GArray) vmas = NULL;
+	int r = ms_proc_writable_vmas(s->pid, &vmas, why);
+	uint64_t total = 0;
+
+	if (r < 0)
+		return r;
+	for (guint i = 0; i < vmas->len; i++) {
+		const ms_vma *v = &g_array_index(vmas, ms_vma, i);
+		total += (v->end - v->start) / s->rd.page_size;
+	}
+	s->pages_total = total;
+	s->n = sample_count(total, s->rd.page_size, p->sample_pages);
+	s->addrs = s->n ? pick_indices(s->rand, total, s->n) : NULL;
+
+	/* Turn indices into addresses, walking the mappings in order. */
+	guint v = 0;
+	uint64_t before = 0; /* pages in mappings before v */
+	for (size_t i = 0; i < s->n; i++) {
+		for (;;) {
+			const ms_vma *m = &g_array_index(vmas, ms_vma, v);
+			uint64_t pages = (m->end - m->start) / s->rd.page_size;
+			if (s->addrs[i] < before + pages) {
+				s->addrs[i] = m->start + (s->addrs[i] - before) * s->rd.page_size;
+				break;
+			}
+			before += pages;
+			v++;
+		}
+	}
+	s->hashes = g_new(uint64_t, MAX(s->n, 1));
+	s->present = g_new(bool, MAX(s->n, 1));
+	s->readable = g_new(bool, MAX(s->n, 1));
+	s->start_wall_ms = now_us(CLOCK_REALTIME) / 1000;
+	s->start_mono_us = now_us(CLOCK_MONOTONIC);
+	s->open = true;
+	return ps_look(s, s->present, s->hashes, s->readable, why);
+}
+
+static int ps_close_window(ps_state *s, ms_measurement *out, char **why)
+{
+	g_autofree uint64_t *hashes = g_new(uint64_t, MAX(s->n, 1));
+	g_autofree bool *present = g_new(bool, MAX(s->n, 1));
+	g_autofree bool *readable = g_new(bool, MAX(s->n, 1));
+	int64_t mono = now_us(CLOCK_MONOTONIC);
+	int r = ps_look(s, present, hashes, readable, why);
+
+	if (r < 0)
+		return r;
+	memset(out, 0, sizeof(*out));
+	out->start_ms = s->start_wall_ms;
+	out->period_ms = (uint32_t)MAX((mono - s->start_mono_us + 500) / 1000, 1);
+	out->mode = ms_page_sampling.mode;
+	out->method = "pagemap+process_vm_readv";
+	out->page_size = s->rd.page_size;
+	out->pages_total = s->pages_total;
+	out->pages_sampled = s->n;
+	for (size_t i = 0; i < s->n; i++) {
+		if (!s->present[i]) {
+			/* Became resident: touched for the first time, or
+			 * swapped back in. */
+			out->pages_dirty += present[i];
+		} else if (!s->readable[i] || !readable[i]) {
+			out->pages_unmapped++;
+		} else if (present[i] && hashes[i] != s->hashes[i]) {
+			out->pages_dirty++;
+		}
+		/* Resident then swapped out: unchanged as far as we know. */
+	}
+	ms_measurement_finish(out);
+	return 1;
+}
+
+static int ps_step(void *state, const ms_params *p, ms_measurement *out, char **why)
+{
+	ps_state *s = state;
+	int produced = 0;
+
+	if (s->open) {
+		produced = ps_close_window(s, out, why);
+		ps_free_window(s);
+		if (produced < 0)
+			return produced;
+	}
+	int r = ps_open_window(s, p, why);
+	if (r < 0) {
+		ps_free_window(s);
+		return r;
+	}
+	/* What was read belonged to our process only if it was still alive
+	 * afterwards: a pid is not reused before its process has exited. */
+	if (!ms_pidfd_alive(s->pidfd))
+		return -ESRCH;
+	return produced;
+}
+
+const ms_collector_ops ms_page_sampling = {
+	.mode = "page-sampling",
+	.supported = ps_supported,
+	.open = ps_open,
+	.step = ps_step,
+	.close = ps_close,
+};

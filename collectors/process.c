@@ -1,0 +1,174 @@
+/* process.c: what every process collector shares: finding a collector by
+ * mode, telling whether a pidfd's process is alive, reading the writable
+ * mappings, residency from pagemap and hashing pages in batches. */
+#define _GNU_SOURCE
+#include "process.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "memstat/procfs.h"
+
+static const ms_collector_ops *const collectors[] = {
+	&ms_page_sampling,
+};
+
+const ms_collector_ops *ms_collector_find(const char *mode)
+{
+	for (size_t i = 0; i < G_N_ELEMENTS(collectors); i++)
+		if (strcmp(collectors[i]->mode, mode) == 0)
+			return collectors[i];
+	return NULL;
+}
+
+bool ms_pidfd_alive(int pidfd)
+{
+	struct pollfd p = { .fd = pidfd, .events = POLLIN };
+	int r;
+
+	do
+		r = poll(&p, 1, 0);
+	while (r < 0 && errno == EINTR);
+	/* A pidfd polls readable once its process has exited. */
+	return r == 0;
+}
+
+int ms_proc_writable_vmas(pid_t pid, GArray **out, char **why)
+{
+	char path[64];
+	g_autofree char *text = NULL;
+	int err = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	int r = ms_read_file(path, &text, NULL);
+	if (r == -ENOENT || r == -ESRCH)
+		return -ESRCH;
+	if (r < 0) {
+		*why = g_strdup_printf("cannot read %s: %s", path, g_strerror(-r));
+		return r;
+	}
+	*out = ms_parse_maps(text, &err);
+	if (!*out) {
+		*why = g_strdup_printf("cannot parse %s", path);
+		return err;
+	}
+	return 0;
+}
+
+int ms_check_memory_access(pid_t pid, char **why)
+{
+	char path[64];
+
+	/* /proc/PID/mem asks the same question process_vm_readv does (may this
+	 * task attach to that one), and opening it answers it at no cost. */
+	snprintf(path, sizeof(path), "/proc/%d/mem", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		int e = errno == ENOENT ? ESRCH : errno;
+		*why = g_strdup_printf("cannot read the memory of process %d: %s",
+				       (int)pid, g_strerror(e));
+		return -e;
+	}
+	close(fd);
+	return 0;
+}
+
+int ms_open_pagemap(pid_t pid, char **why)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		int e = errno == ENOENT ? ESRCH : errno;
+		*why = g_strdup_printf("cannot open %s: %s", path, g_strerror(e));
+		return -e;
+	}
+	return fd;
+}
+
+int ms_pagemap_lookup(int fd, const uint64_t *addrs, size_t count,
+		      uint32_t page_size, uint64_t *entries)
+{
+	uint64_t chunk[512];
+	uint64_t first = 0;
+	size_t have = 0;
+
+	for (size_t i = 0; i < count; i++) {
+		uint64_t idx = addrs[i] / page_size;
+
+		if (have == 0 || idx < first || idx >= first + have) {
+			ssize_t r = pread(fd, chunk, sizeof(chunk), (off_t)(idx * sizeof(uint64_t)));
+			if (r < 0)
+				return errno == ENOENT ? -ESRCH : -errno;
+			first = idx;
+			have = (size_t)r / sizeof(uint64_t);
+			if (have == 0) {
+				/* Past the end of the address space, or the mm is gone. */
+				entries[i] = 0;
+				continue;
+			}
+		}
+		entries[i] = chunk[idx - first];
+	}
+	return 0;
+}
+
+int ms_hash_pages(ms_page_reader *rd, const uint64_t *addrs, size_t count,
+		  uint64_t *hashes, bool *readable)
+{
+	const size_t ps = rd->page_size;
+	size_t i = 0;
+
+	while (i < count) {
+		size_t k = MIN(count - i, (size_t)MS_READ_BATCH);
+		struct iovec local[MS_READ_BATCH], remote[MS_READ_BATCH];
+
+		for (size_t j = 0; j < k; j++) {
+			local[j].iov_base = rd->buf + j * ps;
+			local[j].iov_len = ps;
+			remote[j].iov_base = (void *)(uintptr_t)addrs[i + j];
+			remote[j].iov_len = ps;
+		}
+		ssize_t r = process_vm_readv(rd->pid, local, k, remote, k, 0);
+		if (r < 0) {
+			if (errno == ESRCH)
+				return -ESRCH;
+			if (errno != EFAULT)
+				return -errno;
+			r = 0;
+		}
+		size_t full = (size_t)r / ps;
+		for (size_t j = 0; j < full; j++) {
+			hashes[i + j] = XXH3_64bits(rd->buf + j * ps, ps);
+			readable[i + j] = true;
+		}
+		i += full;
+		if (full < k) {
+			/* The page that stopped the read is gone (unmapped
+			 * since the maps were read): skip it and go on. */
+			hashes[i] = 0;
+			readable[i] = false;
+			i++;
+		}
+	}
+	return 0;
+}
+
+void ms_page_reader_init(ms_page_reader *rd, pid_t pid)
+{
+	rd->pid = pid;
+	rd->page_size = (uint32_t)sysconf(_SC_PAGESIZE);
+	rd->buf = g_malloc((size_t)rd->page_size * MS_READ_BATCH);
+}
+
+void ms_page_reader_clear(ms_page_reader *rd)
+{
+	g_clear_pointer(&rd->buf, g_free);
+}

@@ -1,0 +1,45 @@
+/* process.h: helpers shared by the collectors that measure a process
+ * (private to collectors/). */
+#pragma once
+
+#include <glib.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "memstat/collector.h"
+
+#define MS_READ_BATCH 256 /* pages per process_vm_readv */
+
+#define MS_PM_PRESENT (1ULL << 63)
+#define MS_PM_SWAPPED (1ULL << 62)
+
+/* The writable mappings of pid (GArray of ms_vma).  0, -ESRCH, or -errno
+ * with *why. */
+int ms_proc_writable_vmas(pid_t pid, GArray **out, char **why);
+
+/* 0 when this daemon may read pid's memory, else -EACCES/-EPERM/-ESRCH. */
+int ms_check_memory_access(pid_t pid, char **why);
+
+/* An fd on /proc/PID/pagemap, or -errno with *why. */
+int ms_open_pagemap(pid_t pid, char **why);
+
+/* The pagemap entries of page-aligned addresses sorted ascending.
+ * 0 or -errno. */
+int ms_pagemap_lookup(int fd, const uint64_t *addrs, size_t count,
+		      uint32_t page_size, uint64_t *entries);
+
+typedef struct {
+	pid_t pid;
+	uint32_t page_size;
+	uint8_t *buf; /* MS_READ_BATCH pages */
+} ms_page_reader;
+
+void ms_page_reader_init(ms_page_reader *rd, pid_t pid);
+void ms_page_reader_clear(ms_page_reader *rd);
+
+/* Hashes the pages at addrs (resident ones only: reading faults pages in).
+ * readable[i] is false for a page that could not be read (unmapped since).
+ * 0, -ESRCH, or -errno. */
+int ms_hash_pages(ms_page_reader *rd, const uint64_t *addrs, size_t count,
+		  uint64_t *hashes, bool *readable);

@@ -1,0 +1,255 @@
+/* main.c: options, mount, daemon life.
+ *
+ *   memstatfs [-f] [-d] [-o OPT[,OPT...]] [SOURCE] MOUNTPOINT
+ *
+ * Set-up order (as libfuse's examples): parse options, create the session,
+ * signal handlers, mount, daemonize, and only then start threads (fork
+ * keeps none); tear-down in reverse.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <limits.h>
+#include <fuse_lowlevel.h>
+#include <glib.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "fs.h"
+#include "memstat/collector.h"
+
+#ifndef MEMSTATFS_VERSION
+#define MEMSTATFS_VERSION "0"
+#endif
+
+typedef struct {
+	unsigned period, sample_pages, history, max_targets, workers;
+	char *mode;
+	int help, version;
+	GPtrArray *positional; /* SOURCE and MOUNTPOINT */
+} options;
+
+enum { KEY_HELP, KEY_VERSION };
+
+#define OPT(t, m) { t, offsetof(options, m), 1 }
+static const struct fuse_opt option_spec[] = {
+	OPT("period=%u", period),
+	OPT("sample_pages=%u", sample_pages),
+	OPT("history=%u", history),
+	OPT("max_targets=%u", max_targets),
+	OPT("workers=%u", workers),
+	OPT("mode=%s", mode),
+	FUSE_OPT_KEY("-h", KEY_HELP),
+	FUSE_OPT_KEY("--help", KEY_HELP),
+	FUSE_OPT_KEY("-V", KEY_VERSION),
+	FUSE_OPT_KEY("--version", KEY_VERSION),
+	FUSE_OPT_END
+};
+
+static int option_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
+{
+	options *o = data;
+
+	(void)outargs;
+	switch (key) {
+	case FUSE_OPT_KEY_NONOPT:
+		g_ptr_array_add(o->positional, g_strdup(arg));
+		return 0;
+	case KEY_HELP:
+		o->help = 1;
+		return 0;
+	case KEY_VERSION:
+		o->version = 1;
+		return 0;
+	default:
+		return 1; /* libfuse's own option: keep it */
+	}
+}
+
+static void usage(const char *prog)
+{
+	printf("usage: %s [options] [SOURCE] MOUNTPOINT\n\n"
+	       "Mounts a tree of files that show the host's memory state and the dirty\n"
+	       "rate of the processes written to MOUNTPOINT/track.  SOURCE is ignored\n"
+	       "(mount.fuse3 and fstab pass one).\n\n"
+	       "memstatfs options:\n"
+	       "    -o period=N            seconds per measurement, 1..60 (default 1)\n"
+	       "    -o sample_pages=N      pages sampled per GiB, 128..16384 (default 512)\n"
+	       "    -o mode=MODE           default mode (default page-sampling)\n"
+	       "    -o history=N           samples kept per target (default 60)\n"
+	       "    -o max_targets=N       most targets tracked at once (default 4096)\n"
+	       "    -o workers=N           measurement threads (default: number of CPUs)\n"
+	       "    -f                     stay in the foreground, log to stderr\n"
+	       "    -d                     debug: foreground, libfuse's request log\n"
+	       "    -h, --help             this help\n"
+	       "    -V, --version          versions\n\n"
+	       "libfuse options:\n",
+	       prog);
+	fuse_cmdline_help();
+	fuse_lowlevel_help();
+}
+
+static bool foreground;
+
+static void log_handler(const gchar *domain, GLogLevelFlags level, const gchar *msg, gpointer data)
+{
+	(void)domain;
+	(void)data;
+	if ((level & G_LOG_LEVEL_DEBUG) && !g_getenv("MEMSTATFS_DEBUG"))
+		return;
+	if (foreground) {
+		fprintf(stderr, "memstatfs: %s\n", msg);
+		return;
+	}
+	int prio = (level & (G_LOG_LEVEL_ERROR | G_LOG_LEVEL_CRITICAL)) ? LOG_ERR
+		   : (level & G_LOG_LEVEL_WARNING)			  ? LOG_WARNING
+									  : LOG_INFO;
+	syslog(prio, "%s", msg);
+}
+
+/* A mount left behind by a daemon that was killed answers every access with
+ * ENOTCONN; detach it so that a restart just works. */
+static void clear_stale_mount(const char *mountpoint)
+{
+	struct stat st;
+
+	if (stat(mountpoint, &st) == 0 || errno != ENOTCONN)
+		return;
+	if (umount2(mountpoint, MNT_DETACH) == 0)
+		g_message("%s: replaced a stale mount (its daemon had died)", mountpoint);
+	else
+		g_warning("%s: stale mount, and unmounting it failed: %s", mountpoint,
+			  g_strerror(errno));
+}
+
+static int check_options(const options *o)
+{
+	if (o->period < MS_PERIOD_MIN || o->period > MS_PERIOD_MAX)
+		return fprintf(stderr, "memstatfs: period must be 1..60\n"), -1;
+	if (o->sample_pages < MS_SAMPLE_PAGES_MIN || o->sample_pages > MS_SAMPLE_PAGES_MAX)
+		return fprintf(stderr, "memstatfs: sample_pages must be 128..16384\n"), -1;
+	if (o->history < 1 || o->history > 1000000)
+		return fprintf(stderr, "memstatfs: history must be 1..1000000\n"), -1;
+	if (o->max_targets < 1 || o->max_targets > 0xffffff)
+		return fprintf(stderr, "memstatfs: max_targets must be 1..16777215\n"), -1;
+	if (o->workers < 1 || o->workers > 64)
+		return fprintf(stderr, "memstatfs: workers must be 1..64\n"), -1;
+	if (strlen(o->mode) >= MS_MODE_MAX || !ms_collector_find(o->mode))
+		return fprintf(stderr, "memstatfs: unknown mode %s\n", o->mode), -1;
+	char *why = NULL;
+	if (ms_collector_find(o->mode)->supported(&why) < 0) {
+		fprintf(stderr, "memstatfs: mode %s: %s\n", o->mode, why);
+		g_free(why);
+		return -1;
+	}
+	return 0;
+}
+
+int main(int argc, char *argv[])
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct fuse_cmdline_opts cmd = { 0 };
+	options o = {
+		.period = 1, .sample_pages = 512, .history = 60, .max_targets = 4096,
+		.workers = (unsigned)MIN(MAX(sysconf(_SC_NPROCESSORS_ONLN), 1), 8),
+		.positional = g_ptr_array_new_with_free_func(g_free),
+	};
+	struct fuse_session *se = NULL;
+	struct fuse_loop_config *loop = NULL;
+	ms_fs fs;
+	int ret = 1;
+
+	o.mode = strdup("page-sampling");
+	g_log_set_default_handler(log_handler, NULL);
+	foreground = true;
+	if (fuse_opt_parse(&args, &o, option_spec, option_proc) == -1)
+		goto out_args;
+	if (o.help) {
+		usage(argv[0]);
+		ret = 0;
+		goto out_args;
+	}
+	if (o.version) {
+		printf("memstatfs %s\nlibfuse %s\n", MEMSTATFS_VERSION, fuse_pkgversion());
+		ret = 0;
+		goto out_args;
+	}
+	if (o.positional->len < 1 || o.positional->len > 2) {
+		fprintf(stderr, "usage: %s [options] [SOURCE] MOUNTPOINT (--help for more)\n", argv[0]);
+		goto out_args;
+	}
+	if (check_options(&o) < 0)
+		goto out_args;
+	/* libfuse takes the mountpoint; SOURCE is dropped. */
+	fuse_opt_add_arg(&args, g_ptr_array_index(o.positional, o.positional->len - 1));
+	if (fuse_parse_cmdline(&args, &cmd) != 0)
+		goto out_args;
+	foreground = cmd.foreground;
+
+	ms_fs_init(&fs);
+	se = fuse_session_new(&args, &ms_fs_ops, sizeof(ms_fs_ops), &fs);
+	if (!se)
+		goto out_fs;
+	if (fuse_set_signal_handlers(se) != 0)
+		goto out_session;
+	clear_stale_mount(cmd.mountpoint);
+	if (fuse_session_mount(se, cmd.mountpoint) != 0)
+		goto out_signals;
+	if (!foreground)
+		openlog("memstatfs", LOG_PID, LOG_DAEMON);
+	if (fuse_daemonize(cmd.foreground) != 0)
+		goto out_unmount;
+
+	ms_registry_config rc = {
+		.defaults = { .period_s = o.period, .sample_pages = o.sample_pages },
+		.history = o.history,
+		.max_targets = o.max_targets,
+		.workers = o.workers,
+		.on_settled = ms_fs_target_settled,
+		.on_settled_data = &fs,
+	};
+	g_strlcpy(rc.defaults.mode, o.mode, sizeof(rc.defaults.mode));
+	fs.reg = ms_registry_new(&rc);
+	g_message("mounted on %s (period=%u sample_pages=%u history=%u)", cmd.mountpoint,
+		  o.period, o.sample_pages, o.history);
+
+	if (cmd.singlethread) {
+		ret = fuse_session_loop(se);
+	} else {
+		loop = fuse_loop_cfg_create();
+		fuse_loop_cfg_set_clone_fd(loop, cmd.clone_fd);
+		if (cmd.max_idle_threads != UINT_MAX)
+			fuse_loop_cfg_set_idle_threads(loop, cmd.max_idle_threads);
+		/* -o max_threads, which fuse_main ignores in 3.14.0.  Reads
+		 * waiting for a first figure are parked, not blocked in a
+		 * thread, so a few threads serve any number of readers. */
+		fuse_loop_cfg_set_max_threads(loop, cmd.max_threads);
+		ret = fuse_session_loop_mt(se, loop);
+		fuse_loop_cfg_destroy(loop);
+	}
+	ret = ret == 0 ? 0 : 1;
+
+	ms_registry_free(fs.reg);
+	fs.reg = NULL;
+	ms_fs_release_pending(&fs, EINTR);
+	g_message("unmounting %s", cmd.mountpoint);
+out_unmount:
+	fuse_session_unmount(se);
+out_signals:
+	fuse_remove_signal_handlers(se);
+out_session:
+	fuse_session_destroy(se);
+out_fs:
+	ms_fs_clear(&fs);
+	free(cmd.mountpoint);
+out_args:
+	fuse_opt_free_args(&args);
+	g_ptr_array_unref(o.positional);
+	free(o.mode);
+	return ret;
+}

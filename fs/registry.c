@@ -1,0 +1,590 @@
+/* registry.c: the tracked targets, their samples, and the scheduler that
+ * drives the collectors.
+ *
+ * Threads: one scheduler thread sleeps until the earliest target is due and
+ * hands it to a fixed pool of workers; a worker runs one collector step
+ * (which closes one window and opens the next) and puts the target back in
+ * the schedule.  No thread sleeps out a target's period, so the thread count
+ * is 1 + workers however many targets there are.
+ *
+ * Locks, always taken in this order:
+ *   reg->lock     guards by_name, by_id, schedule, next_id, stopping, and
+ *                 each target's scheduling fields (due_us, sched, busy).
+ *   target->lock  guards the target's state, why, settings, removed and
+ *                 its sample ring.  Never held while calling a collector.
+ * A target's collector state (ops, coll) belongs to the worker running its
+ * job: busy, set under reg->lock, makes that one worker at a time.
+ */
+#define _GNU_SOURCE
+#include "memstat/registry.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/pidfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "memstat/collector.h"
+#include "memstat/procfs.h"
+
+struct ms_target {
+	/* Immutable after creation. */
+	uint32_t id;
+	char name[32];
+	pid_t pid;
+	int pidfd;
+	uid_t owner;
+	unsigned long long starttime;
+	uint32_t history;
+
+	/* Guarded by lock. */
+	GMutex lock;
+	ms_state state;
+	char why[256];
+	ms_settings settings;
+	ms_sample **ring;     /* history slots: sample seq is in ring[seq % history] */
+	uint64_t first_seq;   /* 0 while there is none */
+	uint64_t last_seq;
+	bool removed;
+
+	/* Guarded by the registry's lock. */
+	int64_t due_us;       /* g_get_monotonic_time() when the next step is due */
+	GSequenceIter *sched; /* where it waits in the schedule, or NULL */
+	bool busy;            /* a worker runs its step */
+
+	/* The worker's while busy; then the last reference's. */
+	const ms_collector_ops *ops;
+	void *coll;
+};
+
+struct ms_registry {
+	ms_registry_config cfg; /* immutable */
+
+	GMutex lock;
+	GCond cond;            /* the schedule changed, or stopping */
+	GHashTable *by_name;   /* name -> target (holds a reference) */
+	GHashTable *by_id;     /* id -> the same target (no reference) */
+	GSequence *schedule;   /* targets waiting, earliest due first */
+	uint32_t next_id;
+	bool stopping;
+
+	GThread *scheduler;
+	GThreadPool *workers;
+};
+
+const char *ms_state_name(ms_state s)
+{
+	switch (s) {
+	case MS_STATE_MEASURING: return "measuring";
+	case MS_STATE_MEASURED: return "measured";
+	case MS_STATE_EXITED: return "exited";
+	case MS_STATE_ERROR: return "error";
+	}
+	return "error";
+}
+
+/* ---- targets ---- */
+
+ms_target *ms_target_ref(ms_target *t)
+{
+	return g_atomic_rc_box_acquire(t);
+}
+
+static void target_clear(gpointer p)
+{
+	ms_target *t = p;
+
+	if (t->ops)
+		t->ops->close(t->coll);
+	for (uint32_t i = 0; i < t->history; i++)
+		ms_sample_unref(t->ring[i]);
+	g_free(t->ring);
+	if (t->pidfd >= 0)
+		close(t->pidfd);
+	g_mutex_clear(&t->lock);
+}
+
+void ms_target_unref(ms_target *t)
+{
+	if (t)
+		g_atomic_rc_box_release_full(t, target_clear);
+}
+
+uint32_t ms_target_id(const ms_target *t) { return t->id; }
+const char *ms_target_name(const ms_target *t) { return t->name; }
+pid_t ms_target_pid(const ms_target *t) { return t->pid; }
+uid_t ms_target_owner(const ms_target *t) { return t->owner; }
+int ms_target_pidfd(const ms_target *t) { return t->pidfd; }
+
+void ms_target_get_view(ms_target *t, ms_target_view *out)
+{
+	g_mutex_lock(&t->lock);
+	out->state = t->state;
+	g_strlcpy(out->why, t->why, sizeof(out->why));
+	out->settings = t->settings;
+	out->first_seq = t->first_seq;
+	out->last_seq = t->last_seq;
+	out->removed = t->removed;
+	g_mutex_unlock(&t->lock);
+}
+
+ms_sample *ms_target_get_sample(ms_target *t, uint64_t seq)
+{
+	ms_sample *s = NULL;
+
+	g_mutex_lock(&t->lock);
+	if (seq == 0)
+		seq = t->last_seq;
+	if (seq != 0 && seq >= t->first_seq && seq <= t->last_seq)
+		s = ms_sample_ref(t->ring[seq % t->history]);
+	g_mutex_unlock(&t->lock);
+	return s;
+}
+
+/* Under t->lock: keeps the sample, dropping the oldest beyond history. */
+static void publish(ms_target *t, const ms_measurement *m)
+{
+	uint64_t seq = t->last_seq + 1;
+	ms_sample **slot = &t->ring[seq % t->history];
+
+	ms_sample_unref(*slot);
+	*slot = ms_sample_new(seq, m);
+	t->last_seq = seq;
+	t->first_seq = seq > t->history ? seq - t->history + 1 : 1;
+}
+
+/* ---- who may do what ---- */
+
+/* Whether the caller could read pid's memory on its own, by ptrace's rule
+ * for an unprivileged caller: the same real, effective and saved ids, and a
+ * dumpable target (/proc shows a non-dumpable process as owned by root). */
+static int caller_may_read(pid_t pid, const ms_caller *c, uid_t *owner, char **why)
+{
+	char path[64];
+	g_autofree char *status = NULL;
+	unsigned uids[4], gids[4];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	int r = ms_read_file(path, &status, NULL);
+	if (r < 0)
+		return *why = g_strdup_printf("no process %d", (int)pid), -ESRCH;
+	if (ms_parse_status_ids(status, "Uid", uids) < 0 ||
+	    ms_parse_status_ids(status, "Gid", gids) < 0)
+		return *why = g_strdup_printf("cannot parse %s", path), -EINVAL;
+	*owner = uids[0];
+	if (c->uid == 0)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d", (int)pid);
+	if (stat(path, &st) < 0)
+		return *why = g_strdup_printf("no process %d", (int)pid), -ESRCH;
+	for (int i = 0; i < 3; i++)
+		if (uids[i] != c->uid || gids[i] != c->gid)
+			goto denied;
+	if (st.st_uid != c->uid)
+		goto denied;
+	return 0;
+denied:
+	*why = g_strdup_printf("uid %u may not read the memory of process %d",
+			       (unsigned)c->uid, (int)pid);
+	return -EACCES;
+}
+
+static bool caller_owns(const ms_target *t, const ms_caller *c)
+{
+	return c->uid == 0 || c->uid == t->owner;
+}
+
+static int mode_supported(const char *mode, char **why)
+{
+	const ms_collector_ops *ops = ms_collector_find(mode);
+
+	if (!ops)
+		return *why = g_strdup_printf("unknown mode %s", mode), -EINVAL;
+	return ops->supported(why);
+}
+
+/* ---- scheduling ---- */
+
+static gint by_due(gconstpointer a, gconstpointer b, gpointer data)
+{
+	const ms_target *x = a, *y = b;
+	(void)data;
+	if (x->due_us != y->due_us)
+		return x->due_us < y->due_us ? -1 : 1;
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* Under reg->lock. */
+static void schedule_at(ms_registry *reg, ms_target *t, int64_t due_us)
+{
+	t->due_us = due_us;
+	t->sched = g_sequence_insert_sorted(reg->schedule, t, by_due, NULL);
+	g_cond_signal(&reg->cond);
+}
+
+static gpointer scheduler_main(gpointer data)
+{
+	ms_registry *reg = data;
+
+	g_mutex_lock(&reg->lock);
+	while (!reg->stopping) {
+		GSequenceIter *it = g_sequence_get_begin_iter(reg->schedule);
+		if (g_sequence_iter_is_end(it)) {
+			g_cond_wait(&reg->cond, &reg->lock);
+			continue;
+		}
+		ms_target *t = g_sequence_get(it);
+		if (t->due_us > g_get_monotonic_time()) {
+			g_cond_wait_until(&reg->cond, &reg->lock, t->due_us);
+			continue;
+		}
+		g_sequence_remove(it);
+		t->sched = NULL;
+		t->busy = true;
+		g_thread_pool_push(reg->workers, ms_target_ref(t), NULL);
+	}
+	g_mutex_unlock(&reg->lock);
+	return NULL;
+}
+
+/* Runs one step of t's collector; returns the step's result, with *m filled
+ * when it is 1. */
+static int run_step(ms_target *t, ms_measurement *m, char **why)
+{
+	ms_params p;
+	char mode[MS_MODE_MAX];
+
+	g_mutex_lock(&t->lock);
+	p.period_ms = t->settings.period_s * 1000;
+	p.sample_pages = t->settings.sample_pages;
+	memcpy(mode, t->settings.mode, sizeof(mode));
+	g_mutex_unlock(&t->lock);
+
+	if (!ms_pidfd_alive(t->pidfd))
+		return -ESRCH;
+	if (!t->ops || strcmp(t->ops->mode, mode) != 0) {
+		/* A new mode starts with a window of its own. */
+		const ms_collector_ops *ops = ms_collector_find(mode);
+		int err = -EINVAL;
+		void *coll = ops ? ops->open(t->pid, t->pidfd, &err, why) : NULL;
+		if (!coll)
+			return err;
+		if (t->ops)
+			t->ops->close(t->coll);
+		t->ops = ops;
+		t->coll = coll;
+	}
+	return t->ops->step(t->coll, &p, m, why);
+}
+
+static void worker_main(gpointer data, gpointer user)
+{
+	ms_target *t = data;
+	ms_registry *reg = user;
+	int64_t started = g_get_monotonic_time();
+	g_autofree char *why = NULL;
+	ms_measurement m;
+	bool settled = false, done = false;
+
+	int r = run_step(t, &m, &why);
+
+	g_mutex_lock(&t->lock);
+	ms_state before = t->state;
+	if (r == 1) {
+		publish(t, &m);
+		t->state = MS_STATE_MEASURED;
+		t->why[0] = '\0';
+	} else if (r == -ESRCH) {
+		t->state = MS_STATE_EXITED;
+		done = true;
+	} else if (r < 0) {
+		/* Kept scheduled: a later step may succeed. */
+		t->state = MS_STATE_ERROR;
+		g_strlcpy(t->why, why ? why : g_strerror(-r), sizeof(t->why));
+		g_message("%s: %s", t->name, t->why);
+	}
+	settled = before == MS_STATE_MEASURING && t->state != MS_STATE_MEASURING;
+	uint32_t period_s = t->settings.period_s;
+	g_mutex_unlock(&t->lock);
+
+	g_mutex_lock(&reg->lock);
+	t->busy = false;
+	bool removed = g_hash_table_lookup(reg->by_id, GUINT_TO_POINTER(t->id)) != t;
+	if (done || removed || reg->stopping) {
+		if (t->ops) {
+			/* Free the collector's memory now: the target may stay
+			 * listed (exited) for a long time. */
+			t->ops->close(t->coll);
+			t->ops = NULL;
+			t->coll = NULL;
+		}
+	} else {
+		schedule_at(reg, t, started + (int64_t)period_s * G_USEC_PER_SEC);
+	}
+	g_mutex_unlock(&reg->lock);
+
+	if (settled && reg->cfg.on_settled)
+		reg->cfg.on_settled(t->id, reg->cfg.on_settled_data);
+	ms_target_unref(t);
+}
+
+/* ---- the registry ---- */
+
+ms_registry *ms_registry_new(const ms_registry_config *cfg)
+{
+	ms_registry *reg = g_new0(ms_registry, 1);
+
+	reg->cfg = *cfg;
+	if (reg->cfg.history == 0)
+		reg->cfg.history = 1;
+	g_mutex_init(&reg->lock);
+	g_cond_init(&reg->cond);
+	reg->by_name = g_hash_table_new_full(g_str_hash, g_str_equal, NULL,
+					     (GDestroyNotify)ms_target_unref);
+	reg->by_id = g_hash_table_new(g_direct_hash, g_direct_equal);
+	reg->schedule = g_sequence_new(NULL);
+	reg->next_id = 1;
+	reg->workers = g_thread_pool_new_full(worker_main, reg, (GDestroyNotify)ms_target_unref,
+					      (gint)MAX(cfg->workers, 1), TRUE, NULL);
+	reg->scheduler = g_thread_new("ms-scheduler", scheduler_main, reg);
+	return reg;
+}
+
+void ms_registry_free(ms_registry *reg)
+{
+	if (!reg)
+		return;
+	g_mutex_lock(&reg->lock);
+	reg->stopping = true;
+	g_cond_broadcast(&reg->cond);
+	g_mutex_unlock(&reg->lock);
+	g_thread_join(reg->scheduler);
+	/* Waits for steps under way; drops the queued ones. */
+	g_thread_pool_free(reg->workers, TRUE, TRUE);
+
+	g_sequence_free(reg->schedule);
+	g_hash_table_destroy(reg->by_id);
+	g_hash_table_destroy(reg->by_name);
+	g_cond_clear(&reg->cond);
+	g_mutex_clear(&reg->lock);
+	g_free(reg);
+}
+
+/* Under reg->lock: a free id.  Ids are 24 bits (they go into inode
+ * numbers) and skip those still in use when they wrap. */
+static uint32_t next_free_id(ms_registry *reg)
+{
+	for (;;) {
+		uint32_t id = reg->next_id;
+		reg->next_id = (reg->next_id % 0xffffffu) + 1;
+		if (!g_hash_table_contains(reg->by_id, GUINT_TO_POINTER(id)))
+			return id;
+	}
+}
+
+static int apply_to_existing(ms_target *t, const ms_proc_stat *st,
+			     const ms_track_request *req, const ms_caller *caller,
+			     char **why)
+{
+	int r = 0;
+
+	g_mutex_lock(&t->lock);
+	if (t->starttime != st->starttime || t->state == MS_STATE_EXITED) {
+		*why = g_strdup_printf("%s is tracked as a process that has exited; untrack it first",
+				       t->name);
+		r = -EEXIST;
+	} else if (!caller_owns(t, caller)) {
+		*why = g_strdup_printf("uid %u may not change %s", (unsigned)caller->uid, t->name);
+		r = -EACCES;
+	} else {
+		ms_settings_apply(&t->settings, &req->change);
+	}
+	g_mutex_unlock(&t->lock);
+	return r;
+}
+
+static ms_target *target_new(const ms_registry *reg, const ms_track_request *req,
+			     int pidfd, uid_t owner, unsigned long long starttime)
+{
+	ms_target *t = g_atomic_rc_box_new0(ms_target);
+
+	t->pid = req->pid;
+	t->pidfd = pidfd;
+	t->owner = owner;
+	t->starttime = starttime;
+	t->history = reg->cfg.history;
+	snprintf(t->name, sizeof(t->name), "%d", (int)req->pid);
+	g_mutex_init(&t->lock);
+	t->state = MS_STATE_MEASURING;
+	t->settings = reg->cfg.defaults;
+	ms_settings_apply(&t->settings, &req->change);
+	t->ring = g_new0(ms_sample *, t->history);
+	return t;
+}
+
+int ms_registry_track(ms_registry *reg, const ms_track_request *req,
+		      const ms_caller *caller, char **why)
+{
+	ms_proc_stat st, st2;
+	uid_t owner = 0;
+	char name[32];
+
+	int r = ms_proc_stat_read(req->pid, &st);
+	if (r < 0 || st.state == 'Z' || st.state == 'X')
+		return *why = g_strdup_printf("no process %d", (int)req->pid), -ESRCH;
+	if (st.flags & MS_PF_KTHREAD)
+		return *why = g_strdup_printf("%d is a kernel thread: it has no memory of its own",
+					      (int)req->pid), -EINVAL;
+	r = caller_may_read(req->pid, caller, &owner, why);
+	if (r < 0)
+		return r;
+	if (req->change.has_mode && (r = mode_supported(req->change.v.mode, why)) < 0)
+		return r;
+
+	snprintf(name, sizeof(name), "%d", (int)req->pid);
+	g_mutex_lock(&reg->lock);
+	ms_target *old = g_hash_table_lookup(reg->by_name, name);
+	if (old) {
+		r = apply_to_existing(old, &st, req, caller, why);
+		g_mutex_unlock(&reg->lock);
+		return r;
+	}
+	bool full = g_hash_table_size(reg->by_name) >= reg->cfg.max_targets;
+	g_mutex_unlock(&reg->lock);
+	if (full)
+		return *why = g_strdup_printf("already tracking max_targets=%u targets",
+					      reg->cfg.max_targets), -ENOSPC;
+
+	/* Pin the process, then make sure the pid still names the process
+	 * that was checked. */
+	int pidfd = pidfd_open(req->pid, 0);
+	if (pidfd < 0)
+		return *why = g_strdup_printf("no process %d", (int)req->pid), -ESRCH;
+	if (ms_proc_stat_read(req->pid, &st2) < 0 || st2.starttime != st.starttime) {
+		close(pidfd);
+		return *why = g_strdup_printf("no process %d", (int)req->pid), -ESRCH;
+	}
+
+	g_autoptr(ms_target) t = target_new(reg, req, pidfd, owner, st.starttime);
+	const ms_collector_ops *ops = ms_collector_find(t->settings.mode);
+	if (!ops)
+		return *why = g_strdup_printf("unknown mode %s", t->settings.mode), -EINVAL;
+	if ((r = ops->supported(why)) < 0)
+		return r;
+	t->coll = ops->open(req->pid, pidfd, &r, why);
+	if (!t->coll)
+		return r;
+	t->ops = ops;
+
+	g_mutex_lock(&reg->lock);
+	old = g_hash_table_lookup(reg->by_name, name);
+	if (old) {
+		/* Tracked by a concurrent write meanwhile. */
+		r = apply_to_existing(old, &st, req, caller, why);
+	} else if (g_hash_table_size(reg->by_name) >= reg->cfg.max_targets) {
+		*why = g_strdup_printf("already tracking max_targets=%u targets", reg->cfg.max_targets);
+		r = -ENOSPC;
+	} else if (reg->stopping) {
+		*why = g_strdup("shutting down");
+		r = -ESHUTDOWN;
+	} else {
+		t->id = next_free_id(reg);
+		g_hash_table_insert(reg->by_name, t->name, ms_target_ref(t));
+		g_hash_table_insert(reg->by_id, GUINT_TO_POINTER(t->id), t);
+		schedule_at(reg, t, g_get_monotonic_time());
+	}
+	g_mutex_unlock(&reg->lock);
+	return r;
+}
+
+int ms_registry_untrack(ms_registry *reg, const char *name, const ms_caller *caller,
+			char **why)
+{
+	g_mutex_lock(&reg->lock);
+	ms_target *t = g_hash_table_lookup(reg->by_name, name);
+	if (!t) {
+		g_mutex_unlock(&reg->lock);
+		return *why = g_strdup_printf("%s is not tracked", name), -ENOENT;
+	}
+	if (!caller_owns(t, caller)) {
+		g_mutex_unlock(&reg->lock);
+		return *why = g_strdup_printf("uid %u may not untrack %s", (unsigned)caller->uid,
+					      name), -EACCES;
+	}
+	uint32_t id = t->id;
+	if (t->sched) {
+		g_sequence_remove(t->sched);
+		t->sched = NULL;
+	}
+	g_mutex_lock(&t->lock);
+	t->removed = true;
+	g_mutex_unlock(&t->lock);
+	g_hash_table_remove(reg->by_id, GUINT_TO_POINTER(id));
+	g_hash_table_remove(reg->by_name, name); /* drops the table's reference */
+	g_mutex_unlock(&reg->lock);
+
+	if (reg->cfg.on_settled)
+		reg->cfg.on_settled(id, reg->cfg.on_settled_data);
+	return 0;
+}
+
+ms_target *ms_registry_lookup(ms_registry *reg, const char *name)
+{
+	g_mutex_lock(&reg->lock);
+	ms_target *t = g_hash_table_lookup(reg->by_name, name);
+	if (t)
+		ms_target_ref(t);
+	g_mutex_unlock(&reg->lock);
+	return t;
+}
+
+ms_target *ms_registry_lookup_id(ms_registry *reg, uint32_t id)
+{
+	g_mutex_lock(&reg->lock);
+	ms_target *t = g_hash_table_lookup(reg->by_id, GUINT_TO_POINTER(id));
+	if (t)
+		ms_target_ref(t);
+	g_mutex_unlock(&reg->lock);
+	return t;
+}
+
+static gint by_id(gconstpointer a, gconstpointer b)
+{
+	const ms_target *x = *(ms_target *const *)a, *y = *(ms_target *const *)b;
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+GPtrArray *ms_registry_list(ms_registry *reg)
+{
+	GPtrArray *all = g_ptr_array_new_with_free_func((GDestroyNotify)ms_target_unref);
+	GHashTableIter it;
+	gpointer v;
+
+	g_mutex_lock(&reg->lock);
+	g_hash_table_iter_init(&it, reg->by_id);
+	while (g_hash_table_iter_next(&it, NULL, &v))
+		g_ptr_array_add(all, ms_target_ref(v));
+	g_mutex_unlock(&reg->lock);
+	g_ptr_array_sort(all, by_id);
+	return all;
+}
+
+int ms_target_set(ms_registry *reg, ms_target *t, const ms_settings_change *change,
+		  const ms_caller *caller, char **why)
+{
+	(void)reg;
+	if (!caller_owns(t, caller))
+		return *why = g_strdup_printf("uid %u may not change %s", (unsigned)caller->uid,
+					      t->name), -EACCES;
+	if (change->has_mode) {
+		int r = mode_supported(change->v.mode, why);
+		if (r < 0)
+			return r;
+	}
+	g_mutex_lock(&t->lock);
+	ms_settings_apply(&t->settings, change);
+	g_mutex_unlock(&t->lock);
+	return 0;
+}

@@ -1,0 +1,53 @@
+/* sample.c: a published sample and the text of its file, rendered once. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "memstat/sample.h"
+
+static void sample_clear(gpointer p)
+{
+	ms_sample *s = p;
+	g_free(s->text);
+}
+
+ms_sample *ms_sample_new(uint64_t seq, const ms_measurement *m)
+{
+	ms_sample *s = g_atomic_rc_box_new0(ms_sample);
+
+	s->seq = seq;
+	s->m = *m;
+	snprintf(s->rate_text, sizeof(s->rate_text), "%.2f\n", m->rate);
+	s->text = g_strdup_printf("seq %" PRIu64 "\n"
+				  "start_ms %" PRId64 "\n"
+				  "period_ms %" PRIu32 "\n"
+				  "mode %s\n"
+				  "method %s\n"
+				  "page_size %" PRIu32 "\n"
+				  "pages_total %" PRIu64 "\n"
+				  "pages_sampled %" PRIu64 "\n"
+				  "pages_dirty %" PRIu64 "\n"
+				  "pages_unmapped %" PRIu64 "\n"
+				  "memory_mib %.2f\n"
+				  "rate %.2f\n"
+				  "rate_ci95_low %.2f\n"
+				  "rate_ci95_high %.2f\n"
+				  "exact %d\n",
+				  seq, m->start_ms, m->period_ms, m->mode, m->method,
+				  m->page_size, m->pages_total, m->pages_sampled,
+				  m->pages_dirty, m->pages_unmapped, m->memory_mib,
+				  m->rate, m->rate_lo, m->rate_hi, m->exact ? 1 : 0);
+	s->text_len = strlen(s->text);
+	return s;
+}
+
+ms_sample *ms_sample_ref(ms_sample *s)
+{
+	return g_atomic_rc_box_acquire(s);
+}
+
+void ms_sample_unref(ms_sample *s)
+{
+	if (s)
+		g_atomic_rc_box_release_full(s, sample_clear);
+}

@@ -1,0 +1,995 @@
+/* tree.c: the file tree, as FUSE low-level operations.
+ *
+ * Inode numbers encode what a node is, so the tree keeps no per-inode state:
+ *   bits 56..63 node kind, 32..55 target id, 0..31 index (a meminfo or
+ *   memory field, or a sample's sequence number).  The root is FUSE_ROOT_ID.
+ * Every file is direct_io: its content is rendered into a per-open buffer
+ * when it is read at offset 0, and later offsets are served from that
+ * buffer, so a reader never sees two versions mixed.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fs.h"
+#include "memstat/collector.h"
+#include "memstat/meminfo.h"
+#include "memstat/procfs.h"
+
+enum kind {
+	K_ROOT = 1,
+	K_TRACK,
+	K_UNTRACK,
+	K_MEMINFO_DIR,
+	K_MEMINFO,
+	K_TARGET_DIR,
+	K_STATUS,
+	K_RATE,
+	K_PERIOD,
+	K_SAMPLE_PAGES,
+	K_MODE,
+	K_MEMORY_DIR,
+	K_MEMORY,
+	K_SAMPLES_DIR,
+	K_SAMPLE,
+	K_LATEST,
+};
+
+typedef struct {
+	enum kind kind;
+	uint32_t id;   /* target */
+	uint32_t idx;  /* field index or sample seq */
+} node;
+
+static fuse_ino_t ino_of(enum kind k, uint32_t id, uint32_t idx)
+{
+	if (k == K_ROOT)
+		return FUSE_ROOT_ID;
+	return ((fuse_ino_t)k << 56) | ((fuse_ino_t)(id & 0xffffff) << 32) | idx;
+}
+
+static node node_of(fuse_ino_t ino)
+{
+	if (ino == FUSE_ROOT_ID)
+		return (node){ K_ROOT, 0, 0 };
+	return (node){ (enum kind)(ino >> 56), (uint32_t)(ino >> 32) & 0xffffff, (uint32_t)ino };
+}
+
+/* Fixed entries of the root and of a target directory. */
+typedef struct {
+	const char *name;
+	enum kind kind;
+	mode_t mode;
+} entry;
+
+static const entry root_entries[] = {
+	{ "track", K_TRACK, S_IFREG | 0644 },
+	{ "untrack", K_UNTRACK, S_IFREG | 0200 },
+	{ "meminfo", K_MEMINFO_DIR, S_IFDIR | 0555 },
+};
+
+static const entry target_entries[] = {
+	{ "status", K_STATUS, S_IFREG | 0444 },
+	{ "rate", K_RATE, S_IFREG | 0444 },
+	{ "period", K_PERIOD, S_IFREG | 0644 },
+	{ "sample_pages", K_SAMPLE_PAGES, S_IFREG | 0644 },
+	{ "mode", K_MODE, S_IFREG | 0644 },
+	{ "memory", K_MEMORY_DIR, S_IFDIR | 0555 },
+	{ "samples", K_SAMPLES_DIR, S_IFDIR | 0555 },
+};
+
+static mode_t mode_of(enum kind k)
+{
+	for (size_t i = 0; i < G_N_ELEMENTS(root_entries); i++)
+		if (root_entries[i].kind == k)
+			return root_entries[i].mode;
+	for (size_t i = 0; i < G_N_ELEMENTS(target_entries); i++)
+		if (target_entries[i].kind == k)
+			return target_entries[i].mode;
+	switch (k) {
+	case K_ROOT:
+	case K_TARGET_DIR:
+		return S_IFDIR | 0555;
+	case K_LATEST:
+		return S_IFLNK | 0777;
+	default:
+		return S_IFREG | 0444;
+	}
+}
+
+static ms_fs *fs_of(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+static ms_caller caller_of(fuse_req_t req)
+{
+	const struct fuse_ctx *c = fuse_req_ctx(req);
+	return (ms_caller){ .uid = c->uid, .gid = c->gid, .pid = c->pid };
+}
+
+/* Logs why a request failed and answers it with err (negative errno). */
+static void fail(fuse_req_t req, int err, const char *what, const char *why)
+{
+	if (why)
+		g_message("%s: %s (%s)", what, why, g_strerror(-err));
+	fuse_reply_err(req, -err);
+}
+
+/* ---- nodes: existence and attributes ---- */
+
+/* The target a node belongs to, or NULL when it is gone. */
+static ms_target *target_of(ms_fs *fs, node n)
+{
+	return fs->reg ? ms_registry_lookup_id(fs->reg, n.id) : NULL;
+}
+
+/* Reads /proc/PID/status of t, making sure it is still t's process. */
+static int target_status_text(ms_target *t, char **text)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)ms_target_pid(t));
+	int r = ms_read_file(path, text, NULL);
+	if (r == -ENOENT || (r == 0 && !ms_pidfd_alive(ms_target_pidfd(t)))) {
+		if (r == 0)
+			g_clear_pointer(text, g_free);
+		return -ESRCH;
+	}
+	return r;
+}
+
+static bool memory_field_exists(ms_target *t, const char *name)
+{
+	g_autofree char *status = NULL;
+	g_autofree char *value = NULL;
+
+	return target_status_text(t, &status) == 0 &&
+	       ms_status_memory_value(status, name, &value) == 0;
+}
+
+/* 0 when the node exists now, else -ENOENT; fills st. */
+static int stat_node(ms_fs *fs, node n, struct stat *st)
+{
+	g_autoptr(ms_target) t = NULL;
+
+	memset(st, 0, sizeof(*st));
+	st->st_ino = ino_of(n.kind, n.id, n.idx);
+	st->st_mode = mode_of(n.kind);
+	st->st_nlink = S_ISDIR(st->st_mode) ? 2 : 1;
+	st->st_mtime = st->st_ctime = st->st_atime = fs->started;
+	st->st_blksize = 4096;
+
+	switch (n.kind) {
+	case K_ROOT:
+	case K_TRACK:
+	case K_UNTRACK:
+	case K_MEMINFO_DIR:
+		return 0;
+	case K_MEMINFO:
+		return n.idx < fs->meminfo_names->len ? 0 : -ENOENT;
+	default:
+		break;
+	}
+	t = target_of(fs, n);
+	if (!t)
+		return -ENOENT;
+	if (n.kind == K_TARGET_DIR || n.kind == K_SAMPLES_DIR || n.kind == K_MEMORY_DIR ||
+	    n.kind == K_PERIOD || n.kind == K_SAMPLE_PAGES || n.kind == K_MODE) {
+		st->st_uid = ms_target_owner(t);
+	}
+	if (n.kind == K_MEMORY && n.idx >= fs->memory_names->len)
+		return -ENOENT;
+	if (n.kind == K_SAMPLE || n.kind == K_LATEST) {
+		g_autoptr(ms_sample) s = ms_target_get_sample(t, n.kind == K_SAMPLE ? n.idx : 0);
+		if (!s)
+			return -ENOENT;
+		st->st_mtime = st->st_ctime = st->st_atime = (time_t)(s->m.start_ms / 1000);
+		if (n.kind == K_SAMPLE)
+			st->st_size = (off_t)s->text_len;
+		else
+			st->st_size = snprintf(NULL, 0, "%" PRIu64, s->seq);
+	}
+	return 0;
+}
+
+static void reply_entry(fuse_req_t req, node n)
+{
+	struct fuse_entry_param e = { 0 };
+	int r = stat_node(fs_of(req), n, &e.attr);
+
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	e.ino = e.attr.st_ino;
+	e.attr_timeout = 1.0;
+	e.entry_timeout = 1.0;
+	fuse_reply_entry(req, &e);
+}
+
+static bool index_of(GPtrArray *names, const char *name, uint32_t *idx)
+{
+	for (guint i = 0; i < names->len; i++) {
+		if (strcmp(g_ptr_array_index(names, i), name) == 0) {
+			*idx = i;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* A decimal sequence number without sign or leading zeros. */
+static bool parse_seq(const char *name, uint32_t *seq)
+{
+	char *end;
+
+	if (name[0] < '1' || name[0] > '9')
+		return false;
+	errno = 0;
+	unsigned long long v = strtoull(name, &end, 10);
+	if (errno || *end || v > UINT32_MAX)
+		return false;
+	*seq = (uint32_t)v;
+	return true;
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	ms_fs *fs = fs_of(req);
+	node p = node_of(parent);
+	uint32_t idx;
+
+	switch (p.kind) {
+	case K_ROOT: {
+		for (size_t i = 0; i < G_N_ELEMENTS(root_entries); i++)
+			if (strcmp(name, root_entries[i].name) == 0)
+				{ reply_entry(req, (node){ root_entries[i].kind, 0, 0 }); return; }
+		g_autoptr(ms_target) t = fs->reg ? ms_registry_lookup(fs->reg, name) : NULL;
+		if (t)
+			{ reply_entry(req, (node){ K_TARGET_DIR, ms_target_id(t), 0 }); return; }
+		break;
+	}
+	case K_MEMINFO_DIR:
+		if (index_of(fs->meminfo_names, name, &idx))
+			{ reply_entry(req, (node){ K_MEMINFO, 0, idx }); return; }
+		break;
+	case K_TARGET_DIR:
+		for (size_t i = 0; i < G_N_ELEMENTS(target_entries); i++)
+			if (strcmp(name, target_entries[i].name) == 0)
+				{ reply_entry(req, (node){ target_entries[i].kind, p.id, 0 }); return; }
+		break;
+	case K_MEMORY_DIR:
+		if (index_of(fs->memory_names, name, &idx)) {
+			g_autoptr(ms_target) t = target_of(fs, p);
+			if (t && memory_field_exists(t, name))
+				{ reply_entry(req, (node){ K_MEMORY, p.id, idx }); return; }
+		}
+		break;
+	case K_SAMPLES_DIR:
+		if (strcmp(name, "latest") == 0)
+			{ reply_entry(req, (node){ K_LATEST, p.id, 0 }); return; }
+		if (parse_seq(name, &idx))
+			{ reply_entry(req, (node){ K_SAMPLE, p.id, idx }); return; }
+		break;
+	default:
+		fuse_reply_err(req, ENOTDIR);
+		return;
+	}
+	fuse_reply_err(req, ENOENT);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct stat st;
+	int r = stat_node(fs_of(req), node_of(ino), &st);
+
+	(void)fi;
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		fuse_reply_attr(req, &st, 1.0);
+}
+
+static bool is_writable(enum kind k)
+{
+	return k == K_TRACK || k == K_UNTRACK || k == K_PERIOD || k == K_SAMPLE_PAGES ||
+	       k == K_MODE;
+}
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+		       struct fuse_file_info *fi)
+{
+	node n = node_of(ino);
+
+	(void)attr;
+	/* `echo x > file` opens with O_TRUNC: a size change on a control file
+	 * is harmless; anything else is not ours to change. */
+	if (to_set & ~(FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME |
+		       FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW | FUSE_SET_ATTR_CTIME)) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	if ((to_set & FUSE_SET_ATTR_SIZE) && !is_writable(n.kind)) {
+		fuse_reply_err(req, EACCES);
+		return;
+	}
+	op_getattr(req, ino, fi);
+}
+
+static void op_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	node n = node_of(ino);
+	g_autoptr(ms_target) t = target_of(fs_of(req), n);
+	g_autoptr(ms_sample) s = t ? ms_target_get_sample(t, 0) : NULL;
+	char buf[32];
+
+	if (n.kind != K_LATEST) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	if (!s) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	snprintf(buf, sizeof(buf), "%" PRIu64, s->seq);
+	fuse_reply_readlink(req, buf);
+}
+
+/* ---- directories ---- */
+
+/* A directory listing, snapshot at opendir. */
+typedef struct {
+	char *buf;
+	size_t len, cap;
+	GArray *ends; /* size_t: where each entry ends, i.e. the next one's offset */
+} dirbuf;
+
+static void dir_add(fuse_req_t req, dirbuf *d, const char *name, fuse_ino_t ino, mode_t mode)
+{
+	struct stat st = { .st_ino = ino, .st_mode = mode };
+	size_t need = fuse_add_direntry(req, NULL, 0, name, NULL, 0);
+
+	if (d->len + need > d->cap) {
+		d->cap = MAX(d->cap * 2, d->len + need + 1024);
+		d->buf = g_realloc(d->buf, d->cap);
+	}
+	/* Offsets are positions in this snapshot: the next entry's start. */
+	fuse_add_direntry(req, d->buf + d->len, need, name, &st, (off_t)(d->len + need));
+	d->len += need;
+	g_array_append_val(d->ends, d->len);
+}
+
+static void dirbuf_free(dirbuf *d)
+{
+	g_array_unref(d->ends);
+	g_free(d->buf);
+	g_free(d);
+}
+
+static int list_dir(fuse_req_t req, node n, dirbuf *d)
+{
+	ms_fs *fs = fs_of(req);
+	struct stat st;
+
+	if (stat_node(fs, n, &st) < 0)
+		return -ENOENT;
+	dir_add(req, d, ".", st.st_ino, S_IFDIR);
+	dir_add(req, d, "..", FUSE_ROOT_ID, S_IFDIR);
+	switch (n.kind) {
+	case K_ROOT: {
+		for (size_t i = 0; i < G_N_ELEMENTS(root_entries); i++)
+			dir_add(req, d, root_entries[i].name, ino_of(root_entries[i].kind, 0, 0),
+				root_entries[i].mode);
+		g_autoptr(GPtrArray) all = fs->reg ? ms_registry_list(fs->reg) : g_ptr_array_new();
+		for (guint i = 0; i < all->len; i++) {
+			ms_target *t = g_ptr_array_index(all, i);
+			dir_add(req, d, ms_target_name(t), ino_of(K_TARGET_DIR, ms_target_id(t), 0),
+				S_IFDIR);
+		}
+		return 0;
+	}
+	case K_MEMINFO_DIR:
+		for (guint i = 0; i < fs->meminfo_names->len; i++)
+			dir_add(req, d, g_ptr_array_index(fs->meminfo_names, i),
+				ino_of(K_MEMINFO, 0, i), S_IFREG);
+		return 0;
+	case K_TARGET_DIR:
+		for (size_t i = 0; i < G_N_ELEMENTS(target_entries); i++)
+			dir_add(req, d, target_entries[i].name,
+				ino_of(target_entries[i].kind, n.id, 0), target_entries[i].mode);
+		return 0;
+	case K_MEMORY_DIR: {
+		g_autoptr(ms_target) t = target_of(fs, n);
+		g_autofree char *status = NULL;
+		if (!t || target_status_text(t, &status) < 0)
+			return 0; /* the process is gone: nothing to show */
+		g_autoptr(GPtrArray) names = ms_status_memory_names(status);
+		for (guint i = 0; i < names->len; i++) {
+			uint32_t idx;
+			if (index_of(fs->memory_names, g_ptr_array_index(names, i), &idx))
+				dir_add(req, d, g_ptr_array_index(names, i),
+					ino_of(K_MEMORY, n.id, idx), S_IFREG);
+		}
+		return 0;
+	}
+	case K_SAMPLES_DIR: {
+		g_autoptr(ms_target) t = target_of(fs, n);
+		ms_target_view v;
+		if (!t)
+			return -ENOENT;
+		ms_target_get_view(t, &v);
+		for (uint64_t seq = v.first_seq; seq && seq <= v.last_seq; seq++) {
+			char name[24];
+			snprintf(name, sizeof(name), "%" PRIu64, seq);
+			dir_add(req, d, name, ino_of(K_SAMPLE, n.id, (uint32_t)seq), S_IFREG);
+		}
+		if (v.last_seq)
+			dir_add(req, d, "latest", ino_of(K_LATEST, n.id, 0), S_IFLNK);
+		return 0;
+	}
+	default:
+		return -ENOTDIR;
+	}
+}
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	dirbuf *d = g_new0(dirbuf, 1);
+	d->ends = g_array_new(FALSE, FALSE, sizeof(size_t));
+	int r = list_dir(req, node_of(ino), d);
+
+	if (r < 0) {
+		dirbuf_free(d);
+		fuse_reply_err(req, -r);
+		return;
+	}
+	fi->fh = (uint64_t)(uintptr_t)d;
+	fuse_reply_open(req, fi);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	dirbuf *d = (dirbuf *)(uintptr_t)fi->fh;
+
+	(void)ino;
+	if (off < 0 || (size_t)off >= d->len) {
+		fuse_reply_buf(req, NULL, 0);
+		return;
+	}
+	/* Whole entries only, as many as fit. */
+	size_t end = (size_t)off;
+	for (guint i = 0; i < d->ends->len; i++) {
+		size_t e = g_array_index(d->ends, size_t, i);
+		if (e <= (size_t)off)
+			continue;
+		if (e - (size_t)off > size)
+			break;
+		end = e;
+	}
+	fuse_reply_buf(req, d->buf + off, end - (size_t)off);
+}
+
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	dirbuf *d = (dirbuf *)(uintptr_t)fi->fh;
+
+	(void)ino;
+	dirbuf_free(d);
+	fuse_reply_err(req, 0);
+}
+
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	ms_fs *fs = fs_of(req);
+	ms_caller c = caller_of(req);
+	g_autofree char *why = NULL;
+
+	if (node_of(parent).kind != K_ROOT || !fs->reg) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	g_autoptr(ms_target) t = ms_registry_lookup(fs->reg, name);
+	if (!t) {
+		fuse_reply_err(req, strcmp(name, "meminfo") == 0 ? EPERM : ENOENT);
+		return;
+	}
+	int r = ms_registry_untrack(fs->reg, name, &c, &why);
+	if (r < 0)
+		{ fail(req, r, "rmdir", why); return; }
+	g_message("untracked %s (rmdir by uid %u)", name, (unsigned)c.uid);
+	fuse_reply_err(req, 0);
+}
+
+/* ---- files ---- */
+
+/* An open file: what it showed at the last read at offset 0. */
+typedef struct {
+	node n;
+	int flags;
+	GMutex lock;    /* guards content */
+	GBytes *content;
+} handle;
+
+static void handle_set(handle *h, GBytes *content)
+{
+	g_mutex_lock(&h->lock);
+	if (h->content)
+		g_bytes_unref(h->content);
+	h->content = content;
+	g_mutex_unlock(&h->lock);
+}
+
+static GBytes *handle_get(handle *h)
+{
+	g_mutex_lock(&h->lock);
+	GBytes *b = h->content ? g_bytes_ref(h->content) : NULL;
+	g_mutex_unlock(&h->lock);
+	return b;
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	ms_fs *fs = fs_of(req);
+	node n = node_of(ino);
+	struct stat st;
+	int acc = fi->flags & O_ACCMODE;
+
+	if (stat_node(fs, n, &st) < 0) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		fuse_reply_err(req, EISDIR);
+		return;
+	}
+	if ((acc != O_RDONLY && !is_writable(n.kind)) || (acc != O_WRONLY && n.kind == K_UNTRACK)) {
+		fuse_reply_err(req, EACCES);
+		return;
+	}
+	handle *h = g_new0(handle, 1);
+	h->n = n;
+	h->flags = fi->flags;
+	g_mutex_init(&h->lock);
+	fi->fh = (uint64_t)(uintptr_t)h;
+	fi->direct_io = 1;
+	fuse_reply_open(req, fi);
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	handle *h = (handle *)(uintptr_t)fi->fh;
+
+	(void)ino;
+	if (h->content)
+		g_bytes_unref(h->content);
+	g_mutex_clear(&h->lock);
+	g_free(h);
+	fuse_reply_err(req, 0);
+}
+
+static GBytes *text_bytes(char *text)
+{
+	return g_bytes_new_take(text, strlen(text));
+}
+
+static char *render_track(ms_fs *fs)
+{
+	GString *s = g_string_new(NULL);
+	g_autoptr(GPtrArray) all = fs->reg ? ms_registry_list(fs->reg) : g_ptr_array_new();
+
+	/* Each line is a valid write to track. */
+	for (guint i = 0; i < all->len; i++) {
+		ms_target *t = g_ptr_array_index(all, i);
+		ms_target_view v;
+		ms_target_get_view(t, &v);
+		g_string_append_printf(s, "%s period=%u sample_pages=%u mode=%s\n",
+				       ms_target_name(t), v.settings.period_s,
+				       v.settings.sample_pages, v.settings.mode);
+	}
+	return g_string_free(s, FALSE);
+}
+
+/* Renders the content of a file; -errno when it cannot be read now.
+ * -EAGAIN from `rate` means "no figure yet". */
+static int render(ms_fs *fs, node n, GBytes **out)
+{
+	g_autoptr(ms_target) t = NULL;
+	ms_target_view v;
+	char *text = NULL;
+	int r;
+
+	switch (n.kind) {
+	case K_TRACK:
+		*out = text_bytes(render_track(fs));
+		return 0;
+	case K_MEMINFO:
+		if (n.idx >= fs->meminfo_names->len)
+			return -ENOENT;
+		r = ms_meminfo_value(g_ptr_array_index(fs->meminfo_names, n.idx), &text);
+		if (r < 0)
+			return r == -ENOENT ? -ENOENT : -EIO;
+		*out = text_bytes(text);
+		return 0;
+	default:
+		break;
+	}
+	t = target_of(fs, n);
+	if (!t)
+		return -ENOENT;
+	ms_target_get_view(t, &v);
+	switch (n.kind) {
+	case K_STATUS:
+		text = v.state == MS_STATE_ERROR
+			       ? g_strdup_printf("%s\n%s\n", ms_state_name(v.state), v.why)
+			       : g_strdup_printf("%s\n", ms_state_name(v.state));
+		break;
+	case K_RATE: {
+		/* A live figure: once the process is gone there is none (its
+		 * last one stays in samples/). */
+		if (v.state == MS_STATE_EXITED)
+			return -ESRCH;
+		g_autoptr(ms_sample) s = ms_target_get_sample(t, 0);
+		if (s) {
+			text = g_strdup(s->rate_text);
+			break;
+		}
+		if (v.state == MS_STATE_ERROR)
+			return -EIO;
+		return -EAGAIN;
+	}
+	case K_PERIOD:
+		text = g_strdup_printf("%u\n", v.settings.period_s);
+		break;
+	case K_SAMPLE_PAGES:
+		text = g_strdup_printf("%u\n", v.settings.sample_pages);
+		break;
+	case K_MODE:
+		text = g_strdup_printf("%s\n", v.settings.mode);
+		break;
+	case K_MEMORY: {
+		g_autofree char *status = NULL;
+		if (n.idx >= fs->memory_names->len)
+			return -ENOENT;
+		if ((r = target_status_text(t, &status)) < 0)
+			return r;
+		r = ms_status_memory_value(status, g_ptr_array_index(fs->memory_names, n.idx), &text);
+		if (r < 0)
+			return r;
+		break;
+	}
+	case K_SAMPLE: {
+		g_autoptr(ms_sample) s = ms_target_get_sample(t, n.idx);
+		if (!s)
+			return -ENOENT;
+		text = g_strdup(s->text);
+		break;
+	}
+	default:
+		return -EINVAL;
+	}
+	*out = text_bytes(text);
+	return 0;
+}
+
+static void reply_slice(fuse_req_t req, GBytes *b, size_t size, off_t off)
+{
+	gsize len = 0;
+	const char *data = b ? g_bytes_get_data(b, &len) : NULL;
+
+	if (off < 0 || (size_t)off >= len)
+		fuse_reply_buf(req, NULL, 0);
+	else
+		fuse_reply_buf(req, data + off, MIN(size, len - (size_t)off));
+}
+
+/* A read of `rate` waiting for the first figure. */
+typedef struct {
+	fuse_req_t req;
+	handle *h;
+	size_t size;
+} parked;
+
+/* Answers a read at offset 0: renders, keeps it in the handle, replies. */
+static int answer(fuse_req_t req, ms_fs *fs, handle *h, size_t size)
+{
+	GBytes *b = NULL;
+	int r = render(fs, h->n, &b);
+
+	if (r < 0)
+		return r;
+	handle_set(h, g_bytes_ref(b));
+	reply_slice(req, b, size, 0);
+	g_bytes_unref(b);
+	return 0;
+}
+
+static void on_interrupt(fuse_req_t req, void *data)
+{
+	ms_fs *fs = data;
+
+	g_mutex_lock(&fs->pending_lock);
+	parked *p = g_hash_table_lookup(fs->pending, req);
+	if (p)
+		g_hash_table_steal(fs->pending, req);
+	g_mutex_unlock(&fs->pending_lock);
+	if (p) {
+		fuse_reply_err(req, EINTR);
+		g_free(p);
+	}
+}
+
+/* Parks a read of `rate` until the first figure, unless it can be answered
+ * now.  The interrupt handler is registered first; whoever removes the read
+ * from fs->pending answers it. */
+static void park_rate_read(fuse_req_t req, ms_fs *fs, handle *h, size_t size)
+{
+	fuse_req_interrupt_func(req, on_interrupt, fs);
+	g_mutex_lock(&fs->pending_lock);
+	GBytes *b = NULL;
+	int r = render(fs, h->n, &b);
+	if (r == -EAGAIN && !fuse_req_interrupted(req)) {
+		parked *p = g_new(parked, 1);
+		*p = (parked){ req, h, size };
+		g_hash_table_insert(fs->pending, req, p);
+		g_mutex_unlock(&fs->pending_lock);
+		return;
+	}
+	g_mutex_unlock(&fs->pending_lock);
+	if (r == -EAGAIN)
+		r = -EINTR;
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	handle_set(h, g_bytes_ref(b));
+	reply_slice(req, b, size, 0);
+	g_bytes_unref(b);
+}
+
+void ms_fs_target_settled(uint32_t target_id, void *data)
+{
+	ms_fs *fs = data;
+	GHashTableIter it;
+	gpointer v;
+	g_autoptr(GPtrArray) ready = g_ptr_array_new_with_free_func(g_free);
+
+	g_mutex_lock(&fs->pending_lock);
+	g_hash_table_iter_init(&it, fs->pending);
+	while (g_hash_table_iter_next(&it, NULL, &v)) {
+		parked *p = v;
+		if (p->h->n.id == target_id) {
+			g_hash_table_iter_steal(&it);
+			g_ptr_array_add(ready, p);
+		}
+	}
+	g_mutex_unlock(&fs->pending_lock);
+	for (guint i = 0; i < ready->len; i++) {
+		parked *p = g_ptr_array_index(ready, i);
+		int r = answer(p->req, fs, p->h, p->size);
+		if (r < 0)
+			fuse_reply_err(p->req, r == -EAGAIN ? EIO : -r);
+	}
+}
+
+void ms_fs_release_pending(ms_fs *fs, int err)
+{
+	GHashTableIter it;
+	gpointer v;
+
+	g_mutex_lock(&fs->pending_lock);
+	g_hash_table_iter_init(&it, fs->pending);
+	while (g_hash_table_iter_next(&it, NULL, &v)) {
+		parked *p = v;
+		g_hash_table_iter_steal(&it);
+		fuse_reply_err(p->req, err);
+		g_free(p);
+	}
+	g_mutex_unlock(&fs->pending_lock);
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	ms_fs *fs = fs_of(req);
+	handle *h = (handle *)(uintptr_t)fi->fh;
+	g_autoptr(GBytes) b = handle_get(h);
+
+	(void)ino;
+	if (off > 0 && b) {
+		reply_slice(req, b, size, off);
+		return;
+	}
+	int r = answer(req, fs, h, size);
+	if (r == -EAGAIN) {
+		if (h->flags & O_NONBLOCK)
+			fuse_reply_err(req, EAGAIN);
+		else
+			park_rate_read(req, fs, h, size);
+		return;
+	}
+	if (r < 0)
+		fuse_reply_err(req, -r);
+}
+
+static int write_track(ms_fs *fs, const ms_caller *c, const char *buf, size_t size)
+{
+	ms_track_request tr;
+	const char *perr = NULL;
+	g_autofree char *why = NULL;
+
+	int r = ms_parse_track(buf, size, &tr, &perr);
+	if (r < 0) {
+		g_message("track: %s (%s)", perr, g_strerror(-r));
+		return r;
+	}
+	r = ms_registry_track(fs->reg, &tr, c, &why);
+	if (r < 0) {
+		g_message("track %d: %s (%s)", (int)tr.pid, why ? why : "", g_strerror(-r));
+		return r;
+	}
+	g_message("track %d: done (uid %u)", (int)tr.pid, (unsigned)c->uid);
+	return 0;
+}
+
+static int write_untrack(ms_fs *fs, const ms_caller *c, const char *buf, size_t size)
+{
+	char name[64];
+	const char *perr = NULL;
+	g_autofree char *why = NULL;
+
+	int r = ms_parse_name(buf, size, name, sizeof(name), &perr);
+	if (r < 0) {
+		g_message("untrack: %s (%s)", perr, g_strerror(-r));
+		return r;
+	}
+	r = ms_registry_untrack(fs->reg, name, c, &why);
+	if (r < 0) {
+		g_message("untrack %s: %s (%s)", name, why ? why : "", g_strerror(-r));
+		return r;
+	}
+	g_message("untracked %s (uid %u)", name, (unsigned)c->uid);
+	return 0;
+}
+
+static int write_setting(ms_fs *fs, const ms_caller *c, node n, const char *buf, size_t size)
+{
+	const char *key = n.kind == K_PERIOD ? "period" : n.kind == K_SAMPLE_PAGES ? "sample_pages" : "mode";
+	ms_settings_change change;
+	const char *perr = NULL;
+	g_autofree char *why = NULL;
+	g_autoptr(ms_target) t = target_of(fs, n);
+
+	if (!t)
+		return -ENOENT;
+	int r = ms_parse_setting(key, buf, size, &change, &perr);
+	if (r < 0) {
+		g_message("%s/%s: %s (%s)", ms_target_name(t), key, perr, g_strerror(-r));
+		return r;
+	}
+	r = ms_target_set(fs->reg, t, &change, c, &why);
+	if (r < 0)
+		g_message("%s/%s: %s (%s)", ms_target_name(t), key, why ? why : "", g_strerror(-r));
+	return r;
+}
+
+static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+		     struct fuse_file_info *fi)
+{
+	ms_fs *fs = fs_of(req);
+	handle *h = (handle *)(uintptr_t)fi->fh;
+	ms_caller c = caller_of(req);
+	int r;
+
+	(void)ino;
+	(void)off; /* like a cgroup file: each write is one whole command */
+	if (!fs->reg) {
+		fuse_reply_err(req, EAGAIN);
+		return;
+	}
+	switch (h->n.kind) {
+	case K_TRACK:
+		r = write_track(fs, &c, buf, size);
+		break;
+	case K_UNTRACK:
+		r = write_untrack(fs, &c, buf, size);
+		break;
+	case K_PERIOD:
+	case K_SAMPLE_PAGES:
+	case K_MODE:
+		r = write_setting(fs, &c, h->n, buf, size);
+		break;
+	default:
+		r = -EACCES;
+	}
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		fuse_reply_write(req, size);
+}
+
+static void op_deny(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	(void)parent;
+	(void)name;
+	(void)mode;
+	fuse_reply_err(req, EPERM);
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	op_deny(req, parent, name, 0);
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		      struct fuse_file_info *fi)
+{
+	(void)fi;
+	op_deny(req, parent, name, mode);
+}
+
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+	(void)rdev;
+	op_deny(req, parent, name, mode);
+}
+
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+	(void)userdata;
+	/* Nothing is cached in pages: every file is direct_io. */
+	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
+}
+
+const struct fuse_lowlevel_ops ms_fs_ops = {
+	.init = op_init,
+	.lookup = op_lookup,
+	.getattr = op_getattr,
+	.setattr = op_setattr,
+	.readlink = op_readlink,
+	.mknod = op_mknod,
+	.mkdir = op_deny,
+	.unlink = op_unlink,
+	.rmdir = op_rmdir,
+	.open = op_open,
+	.read = op_read,
+	.write = op_write,
+	.release = op_release,
+	.opendir = op_opendir,
+	.readdir = op_readdir,
+	.releasedir = op_releasedir,
+	.create = op_create,
+};
+
+void ms_fs_init(ms_fs *fs)
+{
+	g_autofree char *status = NULL;
+
+	memset(fs, 0, sizeof(*fs));
+	fs->started = time(NULL);
+	fs->meminfo_names = ms_meminfo_names();
+	if (!fs->meminfo_names)
+		fs->meminfo_names = g_ptr_array_new_with_free_func(g_free);
+	/* This kernel's Vm and Rss fields, from our own status. */
+	if (ms_read_file("/proc/self/status", &status, NULL) == 0)
+		fs->memory_names = ms_status_memory_names(status);
+	else
+		fs->memory_names = g_ptr_array_new_with_free_func(g_free);
+	g_mutex_init(&fs->pending_lock);
+	fs->pending = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free);
+}
+
+void ms_fs_clear(ms_fs *fs)
+{
+	g_hash_table_destroy(fs->pending);
+	g_mutex_clear(&fs->pending_lock);
+	g_ptr_array_unref(fs->meminfo_names);
+	g_ptr_array_unref(fs->memory_names);
+}

@@ -1,0 +1,96 @@
+/* registry.h: tracked targets, their published samples, and the scheduler
+ * that drives the collectors.
+ *
+ * The FUSE layer calls only this interface: it never sees a collector, and
+ * the registry never sees FUSE.  Every function is thread safe.
+ */
+#pragma once
+
+#include <glib.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "sample.h"
+#include "settings.h"
+
+typedef struct ms_registry ms_registry;
+typedef struct ms_target ms_target;
+
+typedef enum {
+	MS_STATE_MEASURING, /* no figure yet */
+	MS_STATE_MEASURED,  /* at least one sample */
+	MS_STATE_EXITED,    /* the process is gone (or its pid reused) */
+	MS_STATE_ERROR,     /* measuring failed; why says so */
+} ms_state;
+
+const char *ms_state_name(ms_state s);
+
+typedef struct {
+	ms_settings defaults; /* for targets tracked without settings */
+	uint32_t history;     /* samples kept per target */
+	uint32_t max_targets;
+	uint32_t workers;     /* measurement threads */
+	/* Called, from a registry thread and with no registry lock held, when
+	 * a target leaves MS_STATE_MEASURING or is untracked, so that readers
+	 * waiting for its first figure can be answered. */
+	void (*on_settled)(uint32_t target_id, void *data);
+	void *on_settled_data;
+} ms_registry_config;
+
+/* Who asks: taken from the FUSE request, never from written text. */
+typedef struct {
+	uid_t uid;
+	gid_t gid;
+	pid_t pid;
+} ms_caller;
+
+ms_registry *ms_registry_new(const ms_registry_config *cfg);
+/* Stops the scheduler, joins the workers, drops every target. */
+void ms_registry_free(ms_registry *reg);
+
+/* Tracks a process, or applies the settings to it if it is tracked.
+ * 0 or a negative errno, with *why (free it) saying why. */
+int ms_registry_track(ms_registry *reg, const ms_track_request *req,
+		      const ms_caller *caller, char **why);
+int ms_registry_untrack(ms_registry *reg, const char *name,
+			const ms_caller *caller, char **why);
+
+/* Lookups return a reference (ms_target_unref) or NULL. */
+ms_target *ms_registry_lookup(ms_registry *reg, const char *name);
+ms_target *ms_registry_lookup_id(ms_registry *reg, uint32_t id);
+/* References to all targets, in the order they were tracked. */
+GPtrArray *ms_registry_list(ms_registry *reg);
+
+ms_target *ms_target_ref(ms_target *t);
+void ms_target_unref(ms_target *t);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(ms_target, ms_target_unref)
+
+/* Immutable for the target's life. */
+uint32_t ms_target_id(const ms_target *t);
+const char *ms_target_name(const ms_target *t);
+pid_t ms_target_pid(const ms_target *t);
+uid_t ms_target_owner(const ms_target *t);
+/* The process's pidfd, to check it is still the same process. */
+int ms_target_pidfd(const ms_target *t);
+
+/* A consistent copy of a target's changing state. */
+typedef struct {
+	ms_state state;
+	char why[256];       /* for MS_STATE_ERROR, else "" */
+	ms_settings settings;
+	uint64_t first_seq;  /* oldest sample kept; 0 when none */
+	uint64_t last_seq;   /* newest sample; 0 when none */
+	bool removed;        /* untracked */
+} ms_target_view;
+
+void ms_target_get_view(ms_target *t, ms_target_view *out);
+
+/* A reference to a kept sample (seq 0: the newest), or NULL. */
+ms_sample *ms_target_get_sample(ms_target *t, uint64_t seq);
+
+/* Changes settings from a settings file.  0, -EINVAL, -EOPNOTSUPP or
+ * -EACCES, with *why. */
+int ms_target_set(ms_registry *reg, ms_target *t,
+		  const ms_settings_change *change, const ms_caller *caller,
+		  char **why);

@@ -1,0 +1,78 @@
+/* dirtier: a test process that dirties exactly K distinct pages per second.
+ *
+ *   dirtier REGION_MIB TOUCH_MIB PAGES_PER_SEC [shared]
+ *
+ * Maps REGION_MIB of anonymous memory (private, or a MAP_SHARED memfd with
+ * "shared"), makes the first TOUCH_MIB resident, prints "ready" and then,
+ * 100 times a second, writes a new counter value into the next pages of the
+ * touched part, cycling through it, so that at any moment the pages written
+ * during the last second are exactly PAGES_PER_SEC distinct pages (as long as
+ * that is no more than the touched pages).  The rest of the region is never
+ * touched: it stays non-resident.  Runs until killed.
+ */
+#define _GNU_SOURCE
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 4) {
+		fprintf(stderr, "usage: %s REGION_MIB TOUCH_MIB PAGES_PER_SEC [shared]\n", argv[0]);
+		return 2;
+	}
+	size_t region = strtoull(argv[1], NULL, 10) << 20;
+	size_t touch = strtoull(argv[2], NULL, 10) << 20;
+	uint64_t rate = strtoull(argv[3], NULL, 10);
+	int shared = argc > 4;
+	size_t ps = (size_t)sysconf(_SC_PAGESIZE);
+	char *mem;
+
+	if (touch > region)
+		return 2;
+	if (shared) {
+		int fd = memfd_create("dirtier", 0);
+		if (fd < 0 || ftruncate(fd, (off_t)region) < 0)
+			return perror("memfd"), 1;
+		mem = mmap(NULL, region, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	} else {
+		mem = mmap(NULL, region, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	}
+	if (mem == MAP_FAILED)
+		return perror("mmap"), 1;
+	madvise(mem, region, MADV_NOHUGEPAGE);
+	for (size_t off = 0; off < touch; off += ps)
+		mem[off] = 1;
+
+	size_t pages = touch / ps;
+	uint64_t counter = 1, written = 0, next = 0;
+	uint64_t start = now_ns();
+	struct timespec tick;
+
+	printf("ready\n");
+	fflush(stdout);
+	clock_gettime(CLOCK_MONOTONIC, &tick);
+	for (;;) {
+		uint64_t due = (now_ns() - start) * rate / 1000000000u;
+		for (; written < due && pages; written++) {
+			*(volatile uint64_t *)(mem + next * ps + 64) = counter++;
+			next = (next + 1) % pages;
+		}
+		tick.tv_nsec += 10000000;
+		if (tick.tv_nsec >= 1000000000) {
+			tick.tv_nsec -= 1000000000;
+			tick.tv_sec++;
+		}
+		clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &tick, NULL);
+	}
+}
