@@ -185,6 +185,8 @@ int main(int argc, char *argv[])
 	}
 	if (check_options(&o) < 0)
 		goto out_args;
+	/* Shows as "memstatfs on MOUNTPOINT type fuse.memstatfs". */
+	fuse_opt_add_arg(&args, "-osubtype=memstatfs,fsname=memstatfs");
 	/* libfuse takes the mountpoint; SOURCE is dropped. */
 	fuse_opt_add_arg(&args, g_ptr_array_index(o.positional, o.positional->len - 1));
 	if (fuse_parse_cmdline(&args, &cmd) != 0)
@@ -232,7 +234,9 @@ int main(int argc, char *argv[])
 		ret = fuse_session_loop_mt(se, loop);
 		fuse_loop_cfg_destroy(loop);
 	}
-	ret = ret == 0 ? 0 : 1;
+	/* After SIGTERM, SIGINT or SIGHUP libfuse returns the signal number:
+	 * that is a clean stop too. */
+	ret = ret < 0 ? 1 : 0;
 
 	ms_registry_free(fs.reg);
 	fs.reg = NULL;

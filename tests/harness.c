@@ -1,0 +1,250 @@
+/* harness.c: see harness.h. */
+#define _GNU_SOURCE
+#include "harness.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static const char *env_or_die(const char *name)
+{
+	const char *v = getenv(name);
+	cr_assert(v && *v, "%s is not set: run the tests with meson test", name);
+	return v;
+}
+
+bool is_mounted(const char *path)
+{
+	struct stat a, b;
+	char parent[512];
+
+	snprintf(parent, sizeof(parent), "%s/..", path);
+	return stat(path, &a) == 0 && stat(parent, &b) == 0 && a.st_dev != b.st_dev;
+}
+
+void mount_start(mount_t *m, const char *opts)
+{
+	const char *bin = env_or_die("MEMSTATFS");
+
+	memset(m, 0, sizeof(*m));
+	snprintf(m->dir, sizeof(m->dir), "/tmp/memstatfs-test-XXXXXX");
+	cr_assert(mkdtemp(m->dir), "mkdtemp: %s", strerror(errno));
+	/* Other users must reach the mountpoint for the allow_other tests. */
+	cr_assert(chmod(m->dir, 0755) == 0);
+	snprintf(m->mnt, sizeof(m->mnt), "%s/mnt", m->dir);
+	snprintf(m->log, sizeof(m->log), "%s/daemon.log", m->dir);
+	cr_assert(mkdir(m->mnt, 0755) == 0);
+
+	m->daemon = fork();
+	cr_assert(m->daemon >= 0);
+	if (m->daemon == 0) {
+		int fd = open(m->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		dup2(fd, 2);
+		dup2(fd, 1);
+		if (opts)
+			execl(bin, bin, "-f", "-o", opts, m->mnt, (char *)NULL);
+		else
+			execl(bin, bin, "-f", m->mnt, (char *)NULL);
+		_exit(127);
+	}
+	for (double end = now_s() + 10; now_s() < end; usleep(10000)) {
+		if (is_mounted(m->mnt))
+			return;
+		if (waitpid(m->daemon, NULL, WNOHANG) == m->daemon) {
+			m->daemon = 0;
+			break;
+		}
+	}
+	char *log = read_file(m->log);
+	cr_assert_fail("memstatfs did not mount: %s", log ? log : "(no log)");
+}
+
+int mount_stop(mount_t *m)
+{
+	int status = -1;
+
+	if (m->daemon > 0) {
+		kill(m->daemon, SIGTERM);
+		for (double end = now_s() + 10; now_s() < end; usleep(10000))
+			if (waitpid(m->daemon, &status, WNOHANG) == m->daemon)
+				break;
+		if (!WIFEXITED(status)) {
+			kill(m->daemon, SIGKILL);
+			waitpid(m->daemon, &status, 0);
+		}
+		m->daemon = 0;
+	}
+	if (is_mounted(m->mnt)) {
+		/* Only after a failure: leave no mount behind. */
+		char cmd[1024];
+		snprintf(cmd, sizeof(cmd), "fusermount3 -uz '%s' 2>/dev/null || umount -l '%s'", m->mnt, m->mnt);
+		if (system(cmd) != 0)
+			fprintf(stderr, "could not unmount %s\n", m->mnt);
+	}
+	if (m->log[0])
+		unlink(m->log);
+	rmdir(m->mnt);
+	rmdir(m->dir);
+	return status;
+}
+
+char *mpath(const mount_t *m, const char *fmt, ...)
+{
+	va_list ap;
+	char *rel = NULL, *full = NULL;
+
+	va_start(ap, fmt);
+	cr_assert(vasprintf(&rel, fmt, ap) >= 0);
+	va_end(ap);
+	cr_assert(asprintf(&full, "%s/%s", m->mnt, rel) >= 0);
+	free(rel);
+	return full;
+}
+
+pid_t dirtier_start(unsigned region_mib, unsigned touch_mib, unsigned pages_per_sec, bool shared)
+{
+	const char *bin = env_or_die("DIRTIER");
+	int pfd[2];
+	char a[3][16];
+
+	cr_assert(pipe(pfd) == 0);
+	snprintf(a[0], sizeof(a[0]), "%u", region_mib);
+	snprintf(a[1], sizeof(a[1]), "%u", touch_mib);
+	snprintf(a[2], sizeof(a[2]), "%u", pages_per_sec);
+	pid_t pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		dup2(pfd[1], 1);
+		close(pfd[0]);
+		execl(bin, bin, a[0], a[1], a[2], shared ? "shared" : (char *)NULL, (char *)NULL);
+		_exit(127);
+	}
+	close(pfd[1]);
+	char buf[16] = { 0 };
+	ssize_t n = read(pfd[0], buf, sizeof(buf) - 1);
+	close(pfd[0]);
+	cr_assert(n > 0 && strncmp(buf, "ready", 5) == 0, "dirtier did not start");
+	return pid;
+}
+
+pid_t sleeper_start(uid_t uid)
+{
+	pid_t pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		if (uid != 0 && (setgid(uid) != 0 || setuid(uid) != 0))
+			_exit(126);
+		execlp("sleep", "sleep", "600", (char *)NULL);
+		_exit(127);
+	}
+	/* Wait for the exec so that the process is what it will be. */
+	char exe[64], link[256];
+	snprintf(exe, sizeof(exe), "/proc/%d/exe", (int)pid);
+	for (double end = now_s() + 5; now_s() < end; usleep(2000)) {
+		ssize_t n = readlink(exe, link, sizeof(link) - 1);
+		if (n > 0) {
+			link[n] = '\0';
+			if (strstr(link, "sleep"))
+				break;
+		}
+	}
+	return pid;
+}
+
+void proc_kill(pid_t pid)
+{
+	if (pid > 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+	}
+}
+
+int write_file(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_TRUNC);
+	if (fd < 0)
+		return errno;
+	ssize_t n = write(fd, text, strlen(text));
+	int e = n < 0 ? errno : ((size_t)n == strlen(text) ? 0 : EIO);
+	close(fd);
+	return e;
+}
+
+char *read_file(const char *path)
+{
+	int fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return NULL;
+	size_t cap = 4096, len = 0;
+	char *buf = malloc(cap);
+	for (;;) {
+		if (cap - len < 1024)
+			buf = realloc(buf, cap *= 2);
+		ssize_t n = read(fd, buf + len, cap - len - 1);
+		if (n < 0) {
+			int e = errno;
+			free(buf);
+			close(fd);
+			errno = e;
+			return NULL;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	close(fd);
+	buf[len] = '\0';
+	return buf;
+}
+
+bool sample_get(const char *text, const char *key, double *out)
+{
+	size_t klen = strlen(key);
+	for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+		if (strncmp(l, key, klen) == 0 && l[klen] == ' ')
+			return sscanf(l + klen + 1, "%lf", out) == 1;
+	}
+	return false;
+}
+
+bool wait_content(const char *path, const char *prefix, double seconds)
+{
+	for (double end = now_s() + seconds; now_s() < end; usleep(20000)) {
+		char *t = read_file(path);
+		bool ok = t && strncmp(t, prefix, strlen(prefix)) == 0;
+		free(t);
+		if (ok)
+			return true;
+	}
+	return false;
+}
+
+long proc_status_kb(pid_t pid, const char *field)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	char *t = read_file(path);
+	long v = -1;
+	size_t flen = strlen(field);
+	for (const char *l = t; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+		if (strncmp(l, field, flen) == 0 && l[flen] == ':')
+			v = strtol(l + flen + 1, NULL, 10);
+	free(t);
+	return v;
+}

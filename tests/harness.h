@@ -1,0 +1,45 @@
+/* harness.h: what the file-system tests use to drive memstatfs as a user
+ * would: a real daemon on a temporary mountpoint, real helper processes,
+ * and plain open/read/write on the tree. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+typedef struct {
+	char dir[256];   /* temporary directory */
+	char mnt[300];   /* mountpoint inside it */
+	char log[300];   /* the daemon's stderr */
+	pid_t daemon;
+} mount_t;
+
+/* Starts memstatfs -f with the given -o options (or NULL) and waits for the
+ * mount.  Fails the test when it does not come up. */
+void mount_start(mount_t *m, const char *opts);
+/* SIGTERM, wait, check it exited 0 and the mount is gone; removes the dir. */
+int mount_stop(mount_t *m);
+/* Path of a file in the tree: fmt is relative to the mountpoint. */
+char *mpath(const mount_t *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Whether path is a mountpoint other than its parent. */
+bool is_mounted(const char *path);
+
+/* Starts tests/helpers/dirtier and waits for "ready". */
+pid_t dirtier_start(unsigned region_mib, unsigned touch_mib, unsigned pages_per_sec, bool shared);
+/* Starts a process that sleeps (no memory activity), optionally as uid. */
+pid_t sleeper_start(uid_t uid);
+void proc_kill(pid_t pid);
+
+/* Writes text in one write(2); returns 0 or the errno. */
+int write_file(const char *path, const char *text);
+/* Reads a whole file (NUL-terminated, caller frees); NULL with errno set. */
+char *read_file(const char *path);
+/* The value of "key value" line in a sample file's text. */
+bool sample_get(const char *text, const char *key, double *out);
+/* Waits until path's content starts with prefix, up to seconds. */
+bool wait_content(const char *path, const char *prefix, double seconds);
+/* The number field of /proc/PID/status (kB), or -1. */
+long proc_status_kb(pid_t pid, const char *field);
+double now_s(void);

@@ -1,0 +1,646 @@
+/* test_tree.c: the mounted tree, driven as a user would with open, read and
+ * write, against a real daemon and real processes. */
+#define _GNU_SOURCE
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <grp.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+static mount_t M;
+static pid_t helpers[8];
+static int nhelpers;
+
+static void up(void)
+{
+	mount_start(&M, NULL);
+}
+
+static void down(void)
+{
+	for (int i = 0; i < nhelpers; i++)
+		proc_kill(helpers[i]);
+	nhelpers = 0;
+	mount_stop(&M);
+}
+
+static pid_t keep(pid_t pid)
+{
+	helpers[nhelpers++] = pid;
+	return pid;
+}
+
+static char *slurp(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *slurp(const char *fmt, ...)
+{
+	va_list ap;
+	char *rel;
+	va_start(ap, fmt);
+	cr_assert(vasprintf(&rel, fmt, ap) >= 0);
+	va_end(ap);
+	char *p = mpath(&M, "%s", rel);
+	char *t = read_file(p);
+	free(rel);
+	free(p);
+	return t;
+}
+
+static int put(const char *rel, const char *text)
+{
+	char *p = mpath(&M, "%s", rel);
+	int e = write_file(p, text);
+	free(p);
+	return e;
+}
+
+static int track(pid_t pid, const char *settings)
+{
+	char line[128];
+	snprintf(line, sizeof(line), "%d%s%s\n", (int)pid, settings ? " " : "", settings ? settings : "");
+	return put("track", line);
+}
+
+TestSuite(tree, .init = up, .fini = down, .timeout = 60);
+
+Test(tree, root_lists_control_files)
+{
+	char *p = mpath(&M, ".");
+	DIR *d = opendir(p);
+	int seen = 0;
+	struct dirent *e;
+
+	cr_assert(d);
+	while ((e = readdir(d)))
+		seen |= (strcmp(e->d_name, "track") == 0) | (strcmp(e->d_name, "untrack") == 0) << 1 |
+			(strcmp(e->d_name, "meminfo") == 0) << 2;
+	closedir(d);
+	free(p);
+	cr_assert_eq(seen, 7);
+	struct stat st;
+	p = mpath(&M, "track");
+	cr_assert(stat(p, &st) == 0 && (st.st_mode & 07777) == 0644);
+	free(p);
+	p = mpath(&M, "untrack");
+	cr_assert(stat(p, &st) == 0 && (st.st_mode & 07777) == 0200);
+	cr_assert(open(p, O_RDONLY) < 0 && errno == EACCES, "untrack is write-only");
+	free(p);
+}
+
+/* ---- track: every error a write can get ----
+ * (A write of 0 bytes never reaches a file system: write(2) returns 0.) */
+
+Test(tree, track_rejects_malformed_lines_with_einval)
+{
+	pid_t pid = keep(sleeper_start(0));
+	char line[64];
+	const char *bad[] = {
+		"\n", "   \n", "abc\n", "-1\n", "0\n", "+5\n", "12abc\n",
+		"99999999999999999999\n", "4194305\n",
+	};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++)
+		cr_expect_eq(put("track", bad[i]), EINVAL, "track <%s>", bad[i]);
+	const char *bad_settings[] = {
+		"period=0", "period=61", "period=1.5", "period=", "sample_pages=127",
+		"sample_pages=16385", "mode=bogus", "mode=", "colour=red", "period=2 period=3",
+		"nokey", "123",
+	};
+	for (size_t i = 0; i < sizeof(bad_settings) / sizeof(*bad_settings); i++) {
+		snprintf(line, sizeof(line), "%d %s\n", (int)pid, bad_settings[i]);
+		cr_expect_eq(put("track", line), EINVAL, "track <%s>", line);
+	}
+	/* Two pids in one write. */
+	snprintf(line, sizeof(line), "%d %d\n", (int)pid, (int)getpid());
+	cr_expect_eq(put("track", line), EINVAL);
+	/* Nothing got tracked by any of that. */
+	char *list = slurp("track");
+	cr_assert(list);
+	cr_expect_str_empty(list);
+	free(list);
+	/* And the reason is in the log. */
+	char *log = read_file(M.log);
+	cr_expect(log && strstr(log, "not a pid"), "log: %s", log);
+	free(log);
+}
+
+Test(tree, track_accepts_white_space_and_settings)
+{
+	pid_t pid = keep(sleeper_start(0));
+	char line[128];
+
+	snprintf(line, sizeof(line), "  %d\tperiod=3 sample_pages=1024 mode=page-sampling \n", (int)pid);
+	cr_assert_eq(put("track", line), 0);
+	char *list = slurp("track");
+	snprintf(line, sizeof(line), "%d period=3 sample_pages=1024 mode=page-sampling\n", (int)pid);
+	cr_expect_str_eq(list, line);
+	/* The listing is itself a valid write: writing it back changes nothing. */
+	cr_expect_eq(put("track", list), 0);
+	free(list);
+	/* Tracking again applies only the settings given. */
+	cr_assert_eq(track(pid, "period=5"), 0);
+	char *period = slurp("%d/period", (int)pid);
+	char *pages = slurp("%d/sample_pages", (int)pid);
+	cr_expect_str_eq(period, "5\n");
+	cr_expect_str_eq(pages, "1024\n");
+	free(period);
+	free(pages);
+}
+
+/* A pid that no process has: the highest free one below pid_max. */
+static pid_t unused_pid(void)
+{
+	char *t = read_file("/proc/sys/kernel/pid_max");
+	long max = t ? strtol(t, NULL, 10) : 32768;
+	free(t);
+	for (long p = max - 1; p > 300; p--) {
+		char path[64];
+		snprintf(path, sizeof(path), "/proc/%ld", p);
+		if (access(path, F_OK) != 0)
+			return (pid_t)p;
+	}
+	return 0;
+}
+
+Test(tree, track_missing_process_is_esrch)
+{
+	pid_t p = unused_pid();
+	cr_assert(p > 0);
+	cr_expect_eq(track(p, NULL), ESRCH);
+	/* A process that has exited (a zombie not yet reaped) is gone too. */
+	pid_t z = fork();
+	if (z == 0)
+		_exit(0);
+	usleep(100000);
+	cr_expect_eq(track(z, NULL), ESRCH);
+	waitpid(z, NULL, 0);
+}
+
+/* A kernel thread visible here, or 0. */
+static pid_t kernel_thread(void)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	pid_t found = 0;
+
+	while (!found && (e = readdir(d))) {
+		char path[300];
+		long pid = strtol(e->d_name, NULL, 10);
+		if (pid <= 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+		char *t = read_file(path);
+		char *close = t ? strrchr(t, ')') : NULL;
+		unsigned long flags = 0;
+		if (close && sscanf(close + 2, "%*c %*d %*d %*d %*d %*d %lu", &flags) == 1 &&
+		    (flags & 0x00200000))
+			found = (pid_t)pid;
+		free(t);
+	}
+	closedir(d);
+	return found;
+}
+
+Test(tree, track_kernel_thread_is_einval)
+{
+	pid_t k = kernel_thread();
+	if (!k)
+		cr_skip_test("no kernel thread is visible in this pid namespace");
+	cr_expect_eq(track(k, NULL), EINVAL);
+	char *log = read_file(M.log);
+	cr_expect(log && strstr(log, "kernel thread"), "log: %s", log);
+	free(log);
+}
+
+Test(tree, track_beyond_max_targets_is_enospc, .init = NULL)
+{
+	mount_start(&M, "max_targets=2");
+	pid_t a = keep(sleeper_start(0)), b = keep(sleeper_start(0)), c = keep(sleeper_start(0));
+	cr_assert_eq(track(a, NULL), 0);
+	cr_assert_eq(track(b, NULL), 0);
+	cr_expect_eq(track(c, NULL), ENOSPC);
+	/* Re-tracking one already tracked is still fine when full. */
+	cr_expect_eq(track(a, "period=2"), 0);
+	cr_assert_eq(put("untrack", "1\n"), ENOENT);
+	char name[16];
+	snprintf(name, sizeof(name), "%d", (int)a);
+	cr_assert_eq(put("untrack", name), 0);
+	cr_expect_eq(track(c, NULL), 0);
+}
+
+/* Runs fn in a child that has become uid 65534; returns the errno the write
+ * got (0 on success). */
+static int write_as_nobody(const char *path, const char *text)
+{
+	int pfd[2];
+	cr_assert(pipe(pfd) == 0);
+	pid_t pid = fork();
+	if (pid == 0) {
+		int e = 126;
+		if (setgroups(0, NULL) == 0 && setgid(65534) == 0 && setuid(65534) == 0)
+			e = write_file(path, text);
+		if (write(pfd[1], &e, sizeof(e)) != sizeof(e))
+			_exit(1);
+		_exit(0);
+	}
+	int e = -1;
+	close(pfd[1]);
+	cr_assert(read(pfd[0], &e, sizeof(e)) == sizeof(e));
+	close(pfd[0]);
+	waitpid(pid, NULL, 0);
+	return e;
+}
+
+Test(tree, track_needs_the_callers_own_access, .init = NULL)
+{
+	mount_start(&M, "allow_other");
+	pid_t roots = keep(sleeper_start(0));
+	pid_t nobodys = keep(sleeper_start(65534));
+	char line[32], *p = mpath(&M, "track");
+
+	/* uid 65534 may not measure root's process... */
+	snprintf(line, sizeof(line), "%d\n", (int)roots);
+	cr_expect_eq(write_as_nobody(p, line), EACCES);
+	char *log = read_file(M.log);
+	cr_expect(log && strstr(log, "may not read the memory"), "log: %s", log);
+	free(log);
+	/* ...but may measure its own. */
+	snprintf(line, sizeof(line), "%d\n", (int)nobodys);
+	cr_expect_eq(write_as_nobody(p, line), 0);
+	free(p);
+	/* The directory belongs to the target's owner; others may not change
+	 * it. */
+	struct stat st;
+	p = mpath(&M, "%d", (int)nobodys);
+	cr_assert(stat(p, &st) == 0);
+	cr_expect_eq(st.st_uid, 65534);
+	free(p);
+	snprintf(line, sizeof(line), "%d\n", (int)roots);
+	cr_assert_eq(track(roots, NULL), 0);
+	p = mpath(&M, "%d/period", (int)roots);
+	cr_expect_eq(write_as_nobody(p, "5\n"), EACCES);
+	free(p);
+	p = mpath(&M, "untrack");
+	cr_expect_eq(write_as_nobody(p, line), EACCES);
+	free(p);
+}
+
+/* ---- lifecycle ---- */
+
+Test(tree, status_goes_measuring_measured_exited)
+{
+	pid_t pid = keep(dirtier_start(16, 16, 256, false));
+
+	cr_assert_eq(track(pid, "period=2"), 0);
+	char *s = slurp("%d/status", (int)pid);
+	cr_expect_str_eq(s, "measuring\n");
+	free(s);
+	char *p = mpath(&M, "%d/status", (int)pid);
+	cr_expect(wait_content(p, "measured\n", 10));
+	proc_kill(pid);
+	nhelpers = 0;
+	cr_expect(wait_content(p, "exited\n", 10));
+	free(p);
+	/* Samples stay readable after exit; the live rate is gone. */
+	char *latest = slurp("%d/samples/latest", (int)pid);
+	cr_expect(latest && strstr(latest, "mode page-sampling"));
+	free(latest);
+	p = mpath(&M, "%d/rate", (int)pid);
+	cr_expect(read_file(p) == NULL && errno == ESRCH);
+	free(p);
+	/* Tracking the same pid again names the old, exited process. */
+	cr_expect_eq(track(pid, NULL), ESRCH);
+}
+
+typedef struct {
+	char *path;
+	char *text;
+	int err;
+	double took;
+} reader;
+
+static void *read_thread(void *arg)
+{
+	reader *r = arg;
+	double t0 = now_s();
+	r->text = read_file(r->path);
+	r->err = r->text ? 0 : errno;
+	r->took = now_s() - t0;
+	return NULL;
+}
+
+Test(tree, rate_blocks_until_the_first_figure)
+{
+	pid_t pid = keep(dirtier_start(16, 16, 256, false));
+	reader r = { .path = mpath(&M, "%d/rate", (int)pid) };
+	pthread_t th;
+
+	cr_assert_eq(track(pid, "period=3"), 0);
+	/* Before the first figure, a non-blocking read says so at once. */
+	int fd = open(r.path, O_RDONLY | O_NONBLOCK);
+	char buf[32];
+	cr_assert(fd >= 0);
+	cr_expect(read(fd, buf, sizeof(buf)) < 0 && errno == EAGAIN);
+	close(fd);
+
+	double t0 = now_s();
+	pthread_create(&th, NULL, read_thread, &r);
+	pthread_join(th, NULL);
+	cr_assert_eq(r.err, 0, "read: %s", strerror(r.err));
+	/* It returned a figure, and only once a period had passed. */
+	char *end;
+	double rate = strtod(r.text, &end);
+	cr_expect(end != r.text && *end == '\n' && rate >= 0, "rate <%s>", r.text);
+	cr_expect_geq(now_s() - t0, 2.5, "returned after %.2f s, before the first window closed",
+		      now_s() - t0);
+	char *status = slurp("%d/status", (int)pid);
+	cr_expect_str_eq(status, "measured\n");
+	free(status);
+	free(r.text);
+	free(r.path);
+}
+
+static void on_usr1(int sig)
+{
+	(void)sig;
+}
+
+Test(tree, blocked_rate_read_is_interruptible)
+{
+	pid_t pid = keep(dirtier_start(16, 16, 256, false));
+	char *path = mpath(&M, "%d/rate", (int)pid);
+	int pfd[2];
+
+	cr_assert_eq(track(pid, "period=30"), 0);
+	cr_assert(pipe(pfd) == 0);
+	pid_t child = fork();
+	if (child == 0) {
+		struct sigaction sa = { .sa_handler = on_usr1 }; /* no SA_RESTART */
+		sigaction(SIGUSR1, &sa, NULL);
+		int fd = open(path, O_RDONLY);
+		char buf[32];
+		int e = 0;
+		if (write(pfd[1], "x", 1) != 1)
+			_exit(3);
+		if (read(fd, buf, sizeof(buf)) < 0)
+			e = errno;
+		_exit(e == EINTR ? 0 : 1);
+	}
+	char x;
+	cr_assert(read(pfd[0], &x, 1) == 1);
+	usleep(300000); /* let it block */
+	kill(child, SIGUSR1);
+	int st;
+	double t0 = now_s();
+	while (waitpid(child, &st, WNOHANG) == 0 && now_s() - t0 < 10)
+		usleep(10000);
+	cr_assert(now_s() - t0 < 10, "reader still blocked after a signal");
+	cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "read did not fail with EINTR");
+	/* The daemon goes on answering. */
+	char *s = slurp("%d/status", (int)pid);
+	cr_expect_str_eq(s, "measuring\n");
+	free(s);
+	free(path);
+}
+
+Test(tree, rate_read_fails_esrch_when_the_process_exits_first)
+{
+	pid_t pid = keep(dirtier_start(16, 16, 256, false));
+	reader r = { .path = mpath(&M, "%d/rate", (int)pid) };
+	pthread_t th;
+
+	cr_assert_eq(track(pid, "period=3"), 0);
+	pthread_create(&th, NULL, read_thread, &r);
+	usleep(300000);
+	proc_kill(pid);
+	nhelpers = 0;
+	pthread_join(th, NULL);
+	cr_expect_null(r.text);
+	cr_expect_eq(r.err, ESRCH, "read: %s", strerror(r.err));
+	free(r.path);
+}
+
+Test(tree, untrack_and_rmdir_remove_the_directory)
+{
+	pid_t a = keep(sleeper_start(0)), b = keep(sleeper_start(0));
+	char name[16];
+	struct stat st;
+
+	cr_assert_eq(track(a, NULL), 0);
+	cr_assert_eq(track(b, NULL), 0);
+	snprintf(name, sizeof(name), "%d\n", (int)a);
+	cr_assert_eq(put("untrack", name), 0);
+	char *p = mpath(&M, "%d", (int)a);
+	cr_expect(stat(p, &st) < 0 && errno == ENOENT);
+	free(p);
+	cr_expect_eq(put("untrack", name), ENOENT);
+	cr_expect_eq(put("untrack", "a b\n"), EINVAL);
+	cr_expect_eq(put("untrack", "\n"), EINVAL);
+	p = mpath(&M, "%d", (int)b);
+	cr_assert_eq(rmdir(p), 0);
+	cr_expect(stat(p, &st) < 0 && errno == ENOENT);
+	free(p);
+	p = mpath(&M, "meminfo");
+	cr_expect(rmdir(p) < 0 && errno == EPERM);
+	free(p);
+	char *list = slurp("track");
+	cr_expect_str_empty(list);
+	free(list);
+}
+
+Test(tree, settings_files_read_and_write)
+{
+	pid_t pid = keep(sleeper_start(0));
+
+	cr_assert_eq(track(pid, NULL), 0);
+	char *v = slurp("%d/period", (int)pid);
+	cr_expect_str_eq(v, "1\n");
+	free(v);
+	v = slurp("%d/sample_pages", (int)pid);
+	cr_expect_str_eq(v, "512\n");
+	free(v);
+	v = slurp("%d/mode", (int)pid);
+	cr_expect_str_eq(v, "page-sampling\n");
+	free(v);
+
+	char rel[64];
+	snprintf(rel, sizeof(rel), "%d/period", (int)pid);
+	cr_expect_eq(put(rel, "7\n"), 0);
+	cr_expect_eq(put(rel, "0\n"), EINVAL);
+	cr_expect_eq(put(rel, "61"), EINVAL);
+	cr_expect_eq(put(rel, "7 8"), EINVAL);
+	cr_expect_eq(put(rel, "period=7"), EINVAL);
+	v = slurp("%s", rel);
+	cr_expect_str_eq(v, "7\n", "a bad write changed nothing");
+	free(v);
+	snprintf(rel, sizeof(rel), "%d/sample_pages", (int)pid);
+	cr_expect_eq(put(rel, "16384"), 0);
+	cr_expect_eq(put(rel, "100"), EINVAL);
+	v = slurp("%s", rel);
+	cr_expect_str_eq(v, "16384\n");
+	free(v);
+	snprintf(rel, sizeof(rel), "%d/mode", (int)pid);
+	cr_expect_eq(put(rel, "page-sampling\n"), 0);
+	cr_expect_eq(put(rel, "dirty-everything\n"), EINVAL);
+	snprintf(rel, sizeof(rel), "%d/status", (int)pid);
+	cr_expect_eq(put(rel, "measured\n"), EACCES);
+}
+
+Test(tree, memory_files_match_proc_status)
+{
+	pid_t pid = keep(dirtier_start(64, 32, 0, false));
+	char path[64];
+
+	cr_assert_eq(track(pid, NULL), 0);
+	char *vmrss = slurp("%d/memory/vmrss", (int)pid);
+	char *vmsize = slurp("%d/memory/vmsize", (int)pid);
+	cr_assert(vmrss && vmsize);
+	cr_expect_eq(strtol(vmsize, NULL, 10), proc_status_kb(pid, "VmSize"));
+	long rss = strtol(vmrss, NULL, 10);
+	cr_expect(labs(rss - proc_status_kb(pid, "VmRSS")) < 1024, "vmrss %ld", rss);
+	cr_expect_geq(rss, 32 * 1024);
+	snprintf(path, sizeof(path), "%d/memory", (int)pid);
+	char *p = mpath(&M, "%s", path);
+	DIR *d = opendir(p);
+	struct dirent *e;
+	int n = 0;
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.') {
+			n++;
+			cr_expect(strncmp(e->d_name, "vm", 2) == 0 || strncmp(e->d_name, "rss", 3) == 0,
+				  "%s", e->d_name);
+		}
+	closedir(d);
+	free(p);
+	cr_expect_geq(n, 10);
+	free(vmrss);
+	free(vmsize);
+}
+
+Test(tree, samples_directory_keeps_history_with_latest, .init = NULL)
+{
+	mount_start(&M, "history=3");
+	pid_t pid = keep(dirtier_start(16, 16, 256, false));
+	char *dir = mpath(&M, "%d/samples", (int)pid);
+
+	cr_assert_eq(track(pid, NULL), 0);
+	char *p = mpath(&M, "%d/samples/5", (int)pid);
+	for (double end = now_s() + 20; now_s() < end && access(p, F_OK) != 0;)
+		usleep(50000);
+	cr_assert(access(p, F_OK) == 0, "no 5th sample");
+	free(p);
+
+	char target[32];
+	p = mpath(&M, "%d/samples/latest", (int)pid);
+	ssize_t n = readlink(p, target, sizeof(target) - 1);
+	cr_assert(n > 0);
+	target[n] = '\0';
+	free(p);
+	long latest = strtol(target, NULL, 10);
+	cr_expect_geq(latest, 5);
+
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int count = 0;
+	long lo = LONG_MAX, hi = 0;
+	bool has_latest = false;
+	while ((e = readdir(d))) {
+		if (strcmp(e->d_name, "latest") == 0) {
+			has_latest = true;
+		} else if (e->d_name[0] != '.') {
+			long s = strtol(e->d_name, NULL, 10);
+			lo = s < lo ? s : lo;
+			hi = s > hi ? s : hi;
+			count++;
+		}
+	}
+	closedir(d);
+	cr_expect(has_latest);
+	cr_expect_eq(count, 3, "history=3 keeps 3 samples, not %d", count);
+	cr_expect_eq(hi - lo, 2);
+	/* Old samples are gone for good; the numbers are not reused. */
+	p = mpath(&M, "%d/samples/1", (int)pid);
+	cr_expect(access(p, F_OK) != 0);
+	free(p);
+
+	char *text = slurp("%d/samples/%ld", (int)pid, hi);
+	cr_assert(text);
+	const char *keys[] = { "seq", "start_ms", "period_ms", "mode", "pages_total",
+			       "pages_sampled", "pages_dirty", "memory_mib", "rate",
+			       "rate_ci95_low", "rate_ci95_high" };
+	for (size_t i = 0; i < sizeof(keys) / sizeof(*keys); i++) {
+		char k[40];
+		snprintf(k, sizeof(k), "\n%s ", keys[i]);
+		cr_expect(strstr(text, k) || strncmp(text, k + 1, strlen(k) - 1) == 0, "no %s in\n%s",
+			  keys[i], text);
+	}
+	double seq, lo_r, rate, hi_r, start;
+	cr_expect(sample_get(text, "seq", &seq) && seq == (double)hi);
+	cr_expect(sample_get(text, "rate", &rate) && sample_get(text, "rate_ci95_low", &lo_r) &&
+		  sample_get(text, "rate_ci95_high", &hi_r));
+	cr_expect(lo_r <= rate && rate <= hi_r, "%f <= %f <= %f", lo_r, rate, hi_r);
+	cr_expect(sample_get(text, "start_ms", &start));
+	cr_expect(fabs(start / 1000.0 - (double)time(NULL)) < 60, "start_ms is Unix ms");
+	free(text);
+	free(dir);
+}
+
+/* ---- the daemon ---- */
+
+Test(tree, sigterm_unmounts_and_exits_zero)
+{
+	pid_t pid = keep(sleeper_start(0));
+	cr_assert_eq(track(pid, NULL), 0);
+	int status = mount_stop(&M);
+	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %#x", status);
+	cr_expect_not(is_mounted(M.mnt));
+}
+
+Test(tree, fusermount_u_stops_the_daemon)
+{
+	char cmd[400];
+	int status = -1;
+
+	snprintf(cmd, sizeof(cmd), "fusermount3 -u '%s'", M.mnt);
+	cr_assert_eq(system(cmd), 0);
+	for (double end = now_s() + 10; now_s() < end; usleep(10000))
+		if (waitpid(M.daemon, &status, WNOHANG) == M.daemon)
+			break;
+	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %#x", status);
+	M.daemon = 0;
+}
+
+Test(tree, threads_stay_bounded_with_many_targets)
+{
+	enum { N = 40 };
+	pid_t p[N];
+	char path[64];
+
+	for (int i = 0; i < N; i++) {
+		p[i] = sleeper_start(0);
+		cr_assert_eq(track(p[i], NULL), 0);
+	}
+	sleep(2);
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)M.daemon);
+	DIR *d = opendir(path);
+	int threads = 0;
+	while (readdir(d))
+		threads++;
+	closedir(d);
+	threads -= 2;
+	for (int i = 0; i < N; i++)
+		proc_kill(p[i]);
+	/* main + scheduler + workers (<= 8) + libfuse's (<= 10 by default) */
+	cr_expect_leq(threads, 20, "%d threads for %d targets", threads, N);
+}

@@ -1,0 +1,196 @@
+/* test_units.c: the parsers and the statistics, on inputs the tests make. */
+#define _GNU_SOURCE
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <math.h>
+#include <string.h>
+
+#include "memstat/meminfo.h"
+#include "memstat/procfs.h"
+#include "memstat/sample.h"
+#include "memstat/settings.h"
+
+static int track(const char *s, ms_track_request *r)
+{
+	const char *why = NULL;
+	return ms_parse_track(s, strlen(s), r, &why);
+}
+
+Test(settings, track_lines)
+{
+	ms_track_request r;
+
+	cr_assert_eq(track("4242\n", &r), 0);
+	cr_expect_eq(r.pid, 4242);
+	cr_expect_not(r.change.has_period || r.change.has_mode || r.change.has_sample_pages);
+	cr_assert_eq(track(" 7 period=60 sample_pages=128 mode=page-sampling\n", &r), 0);
+	cr_expect(r.change.has_period && r.change.v.period_s == 60);
+	cr_expect(r.change.has_sample_pages && r.change.v.sample_pages == 128);
+	cr_expect(r.change.has_mode && strcmp(r.change.v.mode, "page-sampling") == 0);
+	const char *bad[] = { "", " ", "x", "-4", "0", "4194305", "1 2", "1 period", "1 =3",
+			      "1 period=1x", "1 period=99999999999999999999", "1 mode=",
+			      "1 sample_pages=16385", "1 period=1 period=1" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++)
+		cr_expect_eq(track(bad[i], &r), -EINVAL, "<%s>", bad[i]);
+	/* Embedded NUL and over-long writes. */
+	const char why_nul[] = "12\0 period=3";
+	const char *why = NULL;
+	cr_expect_eq(ms_parse_track(why_nul, sizeof(why_nul) - 1, &r, &why), -EINVAL);
+	char big[MS_WRITE_MAX + 2];
+	memset(big, ' ', sizeof(big));
+	big[0] = '1';
+	cr_expect_eq(ms_parse_track(big, sizeof(big), &r, &why), -EINVAL);
+}
+
+Test(settings, single_values)
+{
+	ms_settings_change c;
+	const char *why;
+
+	cr_expect_eq(ms_parse_setting("period", "5\n", 2, &c, &why), 0);
+	cr_expect(c.has_period && c.v.period_s == 5);
+	cr_expect_eq(ms_parse_setting("period", "5 6", 3, &c, &why), -EINVAL);
+	cr_expect_eq(ms_parse_setting("mode", "page-sampling", 13, &c, &why), 0);
+	cr_expect_eq(ms_parse_setting("mode", "nope", 4, &c, &why), -EINVAL);
+	char name[16];
+	cr_expect_eq(ms_parse_name(" 123\n", 5, name, sizeof(name), &why), 0);
+	cr_expect_str_eq(name, "123");
+	cr_expect_eq(ms_parse_name("a/b", 3, name, sizeof(name), &why), -EINVAL);
+}
+
+Test(procfs, maps_lines)
+{
+	ms_vma v;
+	cr_expect_eq(ms_parse_maps_line("7f00-7f10 rw-p 00000000 00:00 0\n", &v), 1);
+	cr_expect(v.start == 0x7f00 && v.end == 0x7f10 && !v.shared);
+	cr_expect_eq(ms_parse_maps_line("1000-2000 rw-s 0 00:01 5 /memfd:x (deleted)", &v), 1);
+	cr_expect(v.shared);
+	cr_expect_eq(ms_parse_maps_line("1000-2000 r-xp 0 00:01 5 /bin/x", &v), 0);
+	cr_expect_eq(ms_parse_maps_line("ffffffffff600000-ffffffffff601000 --xp 0 0:0 0 [vsyscall]", &v), 0);
+	cr_expect_eq(ms_parse_maps_line("2000-1000 rw-p 0 0:0 0", &v), -EINVAL);
+	cr_expect_eq(ms_parse_maps_line("zz-1000 rw-p", &v), -EINVAL);
+	cr_expect_eq(ms_parse_maps_line("1000-2000 rw", &v), -EINVAL);
+	cr_expect_eq(ms_parse_maps_line("10000000000000000-2 rw-p 0", &v), -EINVAL);
+	int err = 0;
+	GArray *a = ms_parse_maps("1000-3000 rw-p 0 0:0 0\n5000-6000 r--p 0 0:0 0\n7000-8000 rw-s 0 0:0 0 [x]\n", &err);
+	cr_assert(a);
+	cr_expect_eq(a->len, 2);
+	g_array_unref(a);
+}
+
+Test(procfs, stat_with_awkward_comm)
+{
+	ms_proc_stat st;
+	const char *s = "77 (a) b (c)) S 1 77 77 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 123456 1000 50";
+	cr_assert_eq(ms_parse_stat(s, &st), 0);
+	cr_expect_eq(st.pid, 77);
+	cr_expect_eq(st.state, 'S');
+	cr_expect_eq(st.flags, 4194560);
+	cr_expect_eq(st.starttime, 123456);
+	cr_expect_eq(ms_parse_stat("77 (x) S 1", &st), -EINVAL);
+	cr_expect_eq(ms_parse_stat("garbage", &st), -EINVAL);
+}
+
+Test(procfs, field_names)
+{
+	char out[64];
+	const char *pairs[][2] = { { "Committed_AS", "committed_as" }, { "Active(anon)", "active_anon" },
+				   { "Inactive(file)", "inactive_file" }, { "HugePages_Total", "hugepages_total" },
+				   { "VmRSS", "vmrss" } };
+	for (size_t i = 0; i < 5; i++) {
+		cr_assert(ms_field_file_name(pairs[i][0], out, sizeof(out)));
+		cr_expect_str_eq(out, pairs[i][1]);
+	}
+	cr_expect_not(ms_field_file_name("abcdef", out, 3));
+}
+
+static const char meminfo_text[] = "MemTotal:       24000000 kB\n"
+				   "MemFree:        20000000 kB\n"
+				   "MemAvailable:   22000000 kB\n"
+				   "Active(anon):       1508 kB\n"
+				   "HugePages_Total:       0\n"
+				   "CommitLimit:    12000000 kB\n"
+				   "Committed_AS:     300000 kB\n";
+
+Test(meminfo, values_from_text)
+{
+	const char *oc[3] = { "0\n", "50\n", "0\n" };
+	char *t = NULL;
+	cr_assert_eq(ms_meminfo_value_from("used", meminfo_text, oc, &t), 0);
+	cr_expect_str_eq(t, "2000000\n");
+	g_free(t);
+	cr_assert_eq(ms_meminfo_value_from("commit_percent", meminfo_text, oc, &t), 0);
+	cr_expect_str_eq(t, "2.50\n");
+	g_free(t);
+	cr_assert_eq(ms_meminfo_value_from("active_anon", meminfo_text, oc, &t), 0);
+	cr_expect_str_eq(t, "1508\n");
+	g_free(t);
+	cr_assert_eq(ms_meminfo_value_from("hugepages_total", meminfo_text, oc, &t), 0);
+	cr_expect_str_eq(t, "0\n");
+	g_free(t);
+	cr_assert_eq(ms_meminfo_value_from("overcommit_ratio", meminfo_text, oc, &t), 0);
+	cr_expect_str_eq(t, "50\n");
+	g_free(t);
+	cr_expect_eq(ms_meminfo_value_from("nonesuch", meminfo_text, oc, &t), -ENOENT);
+	cr_expect_eq(ms_meminfo_value_from("commit_percent", "CommitLimit: 0 kB\nCommitted_AS: 5 kB\n", oc, &t), -EIO);
+}
+
+Test(stats, wilson_interval_known_values)
+{
+	double lo, hi;
+	/* 50 of 100 from an effectively infinite population: [0.404, 0.596] */
+	ms_proportion_interval(50, 100, 1000000000, 1.959964, &lo, &hi);
+	cr_expect(fabs(lo - 0.4038) < 0.001 && fabs(hi - 0.5962) < 0.001, "[%f, %f]", lo, hi);
+	/* 0 of 100: [0, 0.037] */
+	ms_proportion_interval(0, 100, 1000000000, 1.959964, &lo, &hi);
+	cr_expect(lo == 0 && fabs(hi - 0.0370) < 0.001, "[%f, %f]", lo, hi);
+	/* A census has no interval. */
+	ms_proportion_interval(30, 100, 100, 1.959964, &lo, &hi);
+	cr_expect(lo == 0.3 && hi == 0.3);
+}
+
+Test(stats, measurement_scales_like_qemu)
+{
+	/* QEMU: rate = dirty * total_MiB * 1000 / (samples * period_ms) */
+	ms_measurement m = { .period_ms = 1000, .page_size = 4096, .pages_total = 262144,
+			     .pages_sampled = 512, .pages_dirty = 64 };
+	ms_measurement_finish(&m);
+	cr_expect(fabs(m.memory_mib - 1024) < 1e-9);
+	cr_expect(fabs(m.rate - 64.0 * 1024 * 1000 / (512 * 1000)) < 1e-9, "rate %f", m.rate);
+	cr_expect(m.rate_lo < m.rate && m.rate < m.rate_hi);
+	cr_expect_not(m.exact);
+}
+
+/* The interval's coverage, checked by simulation with a fixed seed (so the
+ * test is deterministic): draw n of N pages without replacement, D dirty. */
+Test(stats, interval_covers_95_percent)
+{
+	GRand *r = g_rand_new_with_seed(12345);
+	const uint32_t N = 20000, n = 1250;
+	const uint32_t Ds[] = { 200, 1000, 5000 };
+	uint32_t *perm = g_new(uint32_t, N);
+
+	for (size_t k = 0; k < 3; k++) {
+		int covered = 0, trials = 2000;
+		double p = (double)Ds[k] / N;
+		for (int t = 0; t < trials; t++) {
+			for (uint32_t i = 0; i < N; i++)
+				perm[i] = i;
+			uint32_t d = 0;
+			for (uint32_t i = 0; i < n; i++) {
+				uint32_t j = i + (uint32_t)g_rand_int_range(r, 0, (gint32)(N - i));
+				uint32_t x = perm[j];
+				perm[j] = perm[i];
+				perm[i] = x;
+				d += x < Ds[k];
+			}
+			double lo, hi;
+			ms_proportion_interval(d, n, N, 1.959964, &lo, &hi);
+			covered += lo <= p && p <= hi;
+		}
+		double cov = (double)covered / trials;
+		cr_expect(cov > 0.93 && cov < 0.975, "D=%u: coverage %.3f", Ds[k], cov);
+	}
+	g_free(perm);
+	g_rand_free(r);
+}
