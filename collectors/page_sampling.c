@@ -1,10 +1,16 @@
 /* page_sampling.c: QEMU's page-sampling dirty rate, for any process.
  *
- * Each window picks pages at random from all writable mappings together
- * (without replacement), notes which are resident (pagemap) and hashes
- * those, then at the end of the window looks again.  A page counts as dirty
- * when its hash changed or when it became resident.  Pages that are not
- * resident are never read, so measuring does not change the target's RSS.
+ * Each window picks pages at random, without replacement, from all writable
+ * mappings together, hashes them, and at the end of the window hashes them
+ * again: a page whose hash changed is dirty.  Pages that are not resident
+ * are never read, so measuring does not change the target's RSS.
+ *
+ * Where the kernel has PAGEMAP_SCAN, the pages are drawn from the resident
+ * ones only (a process that reserves terabytes and uses megabytes, as
+ * sanitizers, JVMs and Go do, is sampled where its memory is), and the
+ * pages that became resident elsewhere during the window are counted
+ * exactly from a second scan.  Without it, the pages are drawn from all
+ * writable memory and a drawn page that became resident counts as dirty.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -23,12 +29,15 @@ typedef struct {
 	ms_page_reader rd;
 
 	/* The open window; n == 0 when none is open. */
+	GArray *population; /* ms_range: where pages were drawn from */
+	bool scanned;       /* population is the resident pages (PAGEMAP_SCAN) */
 	size_t n;
 	uint64_t *addrs;    /* sorted */
 	uint64_t *hashes;
 	bool *present;      /* resident when the window opened */
 	bool *readable;
-	uint64_t pages_total;
+	uint64_t pages_total;      /* writable */
+	uint64_t pages_population; /* in population */
 	int64_t start_wall_ms;
 	int64_t start_mono_us;
 	bool open;
@@ -64,6 +73,7 @@ static void *ps_open(pid_t pid, int pidfd, int *err, char **why)
 
 static void ps_free_window(ps_state *s)
 {
+	g_clear_pointer(&s->population, g_array_unref);
 	g_clear_pointer(&s->addrs, g_free);
 	g_clear_pointer(&s->hashes, g_free);
 	g_clear_pointer(&s->present, g_free);
@@ -122,6 +132,11 @@ static uint64_t *pick_indices(GRand *r, uint64_t total, size_t n)
 	return idx;
 }
 
+/* At most this many pages per window: 4 GiB of resident memory at the
+ * highest density.  Only reached without PAGEMAP_SCAN, by processes with
+ * huge reservations; their figures get a wider interval. */
+#define MS_MAX_SAMPLES (1u << 20)
+
 static size_t sample_count(uint64_t pages_total, uint32_t page_size, uint32_t per_gib)
 {
 	if (pages_total == 0)
@@ -132,7 +147,7 @@ static size_t sample_count(uint64_t pages_total, uint32_t page_size, uint32_t pe
 	uint64_t n = (uint64_t)want;
 	if ((long double)n < want)
 		n++;
-	return (size_t)MIN(MAX(n, 1), pages_total);
+	return (size_t)MIN(MIN(MAX(n, 1), pages_total), MS_MAX_SAMPLES);
 }
 
 static int64_t now_us(clockid_t clk)
@@ -185,31 +200,80 @@ static int ps_look(ps_state *s, bool *present, uint64_t *hashes, bool *readable,
 	return 0;
 }
 
+/* The runs to draw from: the resident pages of the writable mappings where
+ * PAGEMAP_SCAN can tell, else the writable mappings whole. */
+static int ps_population(ps_state *s, GArray *vmas, GArray **out, char **why)
+{
+	g_autoptr(GArray) runs = g_array_new(FALSE, FALSE, sizeof(ms_range));
+
+	if (s->scanned) {
+		int fd = ms_open_pagemap(s->pid, why);
+		if (fd < 0)
+			return fd;
+		for (guint i = 0; i < vmas->len; i++) {
+			const ms_vma *v = &g_array_index(vmas, ms_vma, i);
+			int r = ms_pagemap_scan_present(fd, v->start, v->end, runs);
+			if (r < 0) {
+				close(fd);
+				if (r != -ESRCH)
+					*why = g_strdup_printf("PAGEMAP_SCAN of process %d: %s",
+							       (int)s->pid, g_strerror(-r));
+				return r;
+			}
+		}
+		close(fd);
+	} else {
+		for (guint i = 0; i < vmas->len; i++) {
+			const ms_vma *v = &g_array_index(vmas, ms_vma, i);
+			ms_range r = { v->start, v->end };
+			g_array_append_val(runs, r);
+		}
+	}
+	*out = g_steal_pointer(&runs);
+	return 0;
+}
+
+static uint64_t pages_in(const GArray *runs, uint32_t page_size)
+{
+	uint64_t pages = 0;
+	for (guint i = 0; i < runs->len; i++) {
+		const ms_range *r = &g_array_index(runs, ms_range, i);
+		pages += (r->end - r->start) / page_size;
+	}
+	return pages;
+}
+
 static int ps_open_window(ps_state *s, const ms_params *p, char **why)
 {
 	g_autoptr(GArray) vmas = NULL;
+	const uint32_t ps = s->rd.page_size;
 	int r = ms_proc_writable_vmas(s->pid, &vmas, why);
-	uint64_t total = 0;
 
 	if (r < 0)
 		return r;
+	s->pages_total = 0;
 	for (guint i = 0; i < vmas->len; i++) {
 		const ms_vma *v = &g_array_index(vmas, ms_vma, i);
-		total += (v->end - v->start) / s->rd.page_size;
+		s->pages_total += (v->end - v->start) / ps;
 	}
-	s->pages_total = total;
-	s->n = sample_count(total, s->rd.page_size, p->sample_pages);
-	s->addrs = s->n ? pick_indices(s->rand, total, s->n) : NULL;
+	s->scanned = ms_pagemap_scan_supported();
+	s->start_wall_ms = now_us(CLOCK_REALTIME) / 1000;
+	s->start_mono_us = now_us(CLOCK_MONOTONIC);
+	if ((r = ps_population(s, vmas, &s->population, why)) < 0)
+		return r;
+	s->pages_population = pages_in(s->population, ps);
+	s->n = sample_count(s->pages_population, ps, p->sample_pages);
+	s->addrs = s->n ? pick_indices(s->rand, s->pages_population, s->n) : NULL;
 
-	/* Turn indices into addresses, walking the mappings in order. */
+	/* Turn indices into addresses, walking the runs in order. */
 	guint v = 0;
-	uint64_t before = 0; /* pages in mappings before v */
+	uint64_t before = 0; /* pages in runs before v */
 	for (size_t i = 0; i < s->n; i++) {
 		for (;;) {
-			const ms_vma *m = &g_array_index(vmas, ms_vma, v);
-			uint64_t pages = (m->end - m->start) / s->rd.page_size;
+			const ms_range *m = &g_array_index(s->population, ms_range, v);
+			uint64_t pages = (m->end - m->start) / ps;
 			if (s->addrs[i] < before + pages) {
-				s->addrs[i] = m->start + (s->addrs[i] - before) * s->rd.page_size;
+				s->addrs[i] = m->start + (s->addrs[i] - before) * ps;
 				break;
 			}
 			before += pages;
@@ -219,10 +283,26 @@ static int ps_open_window(ps_state *s, const ms_params *p, char **why)
 	s->hashes = g_new(uint64_t, MAX(s->n, 1));
 	s->present = g_new(bool, MAX(s->n, 1));
 	s->readable = g_new(bool, MAX(s->n, 1));
-	s->start_wall_ms = now_us(CLOCK_REALTIME) / 1000;
-	s->start_mono_us = now_us(CLOCK_MONOTONIC);
 	s->open = true;
 	return ps_look(s, s->present, s->hashes, s->readable, why);
+}
+
+/* Pages resident now that were outside the window's population. */
+static int ps_new_resident(ps_state *s, uint64_t *pages, char **why)
+{
+	g_autoptr(GArray) vmas = NULL;
+	g_autoptr(GArray) now = NULL;
+	int r;
+
+	*pages = 0;
+	if (!s->scanned)
+		return 0; /* drawn pages that became resident count instead */
+	if ((r = ms_proc_writable_vmas(s->pid, &vmas, why)) < 0)
+		return r;
+	if ((r = ps_population(s, vmas, &now, why)) < 0)
+		return r;
+	*pages = ms_ranges_pages_not_in(now, s->population, s->rd.page_size);
+	return 0;
 }
 
 static int ps_close_window(ps_state *s, ms_measurement *out, char **why)
@@ -231,17 +311,20 @@ static int ps_close_window(ps_state *s, ms_measurement *out, char **why)
 	g_autofree bool *present = g_new(bool, MAX(s->n, 1));
 	g_autofree bool *readable = g_new(bool, MAX(s->n, 1));
 	int64_t mono = now_us(CLOCK_MONOTONIC);
-	int r = ps_look(s, present, hashes, readable, why);
+	uint64_t fresh = 0;
+	int r = ps_new_resident(s, &fresh, why);
 
-	if (r < 0)
+	if (r < 0 || (r = ps_look(s, present, hashes, readable, why)) < 0)
 		return r;
 	memset(out, 0, sizeof(*out));
 	out->start_ms = s->start_wall_ms;
 	out->period_ms = (uint32_t)MAX((mono - s->start_mono_us + 500) / 1000, 1);
 	out->mode = ms_page_sampling.mode;
-	out->method = "pagemap+process_vm_readv";
+	out->method = s->scanned ? "pagemap_scan+process_vm_readv" : "pagemap+process_vm_readv";
 	out->page_size = s->rd.page_size;
 	out->pages_total = s->pages_total;
+	out->pages_population = s->pages_population;
+	out->pages_new = fresh;
 	out->pages_sampled = s->n;
 	for (size_t i = 0; i < s->n; i++) {
 		if (!s->present[i]) {

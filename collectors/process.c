@@ -7,6 +7,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
+#include <sys/ioctl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/uio.h>
@@ -14,6 +16,7 @@
 #include <xxhash.h>
 
 #include "memstat/procfs.h"
+#include "pagemap_scan.h"
 
 static const ms_collector_ops *const collectors[] = {
 	&ms_page_sampling,
@@ -171,4 +174,93 @@ void ms_page_reader_init(ms_page_reader *rd, pid_t pid)
 void ms_page_reader_clear(ms_page_reader *rd)
 {
 	g_clear_pointer(&rd->buf, g_free);
+}
+
+static void range_append(GArray *ranges, uint64_t start, uint64_t end)
+{
+	if (ranges->len) {
+		ms_range *last = &g_array_index(ranges, ms_range, ranges->len - 1);
+		if (last->end == start) {
+			last->end = end;
+			return;
+		}
+	}
+	ms_range r = { start, end };
+	g_array_append_val(ranges, r);
+}
+
+int ms_pagemap_scan_present(int fd, uint64_t start, uint64_t end, GArray *ranges)
+{
+	struct ms_page_region vec[512];
+	struct ms_pm_scan_arg arg = {
+		.size = sizeof(arg),
+		.vec = (uint64_t)(uintptr_t)vec,
+		.vec_len = G_N_ELEMENTS(vec),
+		.category_mask = MS_PAGE_IS_PRESENT,
+		.return_mask = MS_PAGE_IS_PRESENT,
+	};
+
+	while (start < end) {
+		arg.start = start;
+		arg.end = end;
+		arg.walk_end = 0;
+		int n = ioctl(fd, MS_PAGEMAP_SCAN, &arg);
+		if (n < 0)
+			return errno == ENOENT ? -ESRCH : -errno;
+		for (int i = 0; i < n; i++)
+			range_append(ranges, vec[i].start, vec[i].end);
+		/* walk_end < end only when vec filled up. */
+		if (arg.walk_end <= start)
+			break;
+		start = arg.walk_end;
+	}
+	return 0;
+}
+
+static bool scan_supported;
+
+static void probe_scan(void)
+{
+	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	GArray *r = g_array_new(FALSE, FALSE, sizeof(ms_range));
+	static char probe[4096];
+
+	probe[0] = 1; /* one resident page of ours to look at */
+	if (fd >= 0) {
+		uint64_t a = (uint64_t)(uintptr_t)probe & ~(uint64_t)4095;
+		scan_supported = ms_pagemap_scan_present(fd, a, a + 4096, r) == 0;
+		close(fd);
+	}
+	g_array_unref(r);
+}
+
+bool ms_pagemap_scan_supported(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, probe_scan);
+	return scan_supported;
+}
+
+uint64_t ms_ranges_pages_not_in(const GArray *b, const GArray *a, uint32_t page_size)
+{
+	uint64_t pages = 0;
+	guint j = 0;
+
+	for (guint i = 0; i < b->len; i++) {
+		const ms_range *rb = &g_array_index(b, ms_range, i);
+		uint64_t pos = rb->start;
+		while (pos < rb->end) {
+			while (j < a->len && g_array_index(a, ms_range, j).end <= pos)
+				j++;
+			if (j == a->len || g_array_index(a, ms_range, j).start >= rb->end) {
+				pages += (rb->end - pos) / page_size;
+				break;
+			}
+			const ms_range *ra = &g_array_index(a, ms_range, j);
+			if (ra->start > pos)
+				pages += (ra->start - pos) / page_size;
+			pos = ra->end;
+		}
+	}
+	return pages;
 }

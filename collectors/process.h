@@ -29,6 +29,21 @@ int ms_open_pagemap(pid_t pid, char **why);
 int ms_pagemap_lookup(int fd, const uint64_t *addrs, size_t count,
 		      uint32_t page_size, uint64_t *entries);
 
+/* A run of pages [start, end), page aligned. */
+typedef struct {
+	uint64_t start, end;
+} ms_range;
+
+/* Whether this kernel has PAGEMAP_SCAN (probed once, on ourselves). */
+bool ms_pagemap_scan_supported(void);
+
+/* Appends the resident runs of [start, end) to ranges (GArray of ms_range,
+ * adjacent runs merged), using PAGEMAP_SCAN on fd.  0 or -errno. */
+int ms_pagemap_scan_present(int fd, uint64_t start, uint64_t end, GArray *ranges);
+
+/* Pages in b that are in no run of a; both sorted and disjoint. */
+uint64_t ms_ranges_pages_not_in(const GArray *b, const GArray *a, uint32_t page_size);
+
 typedef struct {
 	pid_t pid;
 	uint32_t page_size;

@@ -34,18 +34,19 @@ void ms_measurement_finish(ms_measurement *m)
 {
 	const double mib = 1024.0 * 1024.0;
 	double seconds = m->period_ms > 0 ? m->period_ms / 1000.0 : 1.0;
+	double page_mib = m->page_size / mib;
+	double pop_mib = (double)m->pages_population * page_mib;
+	double new_mib = (double)m->pages_new * page_mib;
 	uint64_t n = m->pages_sampled;
-	double lo, hi;
+	double p = 0.0, lo = 0.0, hi = 0.0;
 
-	m->memory_mib = (double)m->pages_total * m->page_size / mib;
-	m->exact = n > 0 && n >= m->pages_total;
-	if (n == 0) {
-		m->rate = m->rate_lo = m->rate_hi = 0.0;
-		return;
+	m->memory_mib = (double)m->pages_total * page_mib;
+	m->exact = n >= m->pages_population;
+	if (n > 0) {
+		p = (double)m->pages_dirty / (double)n;
+		ms_proportion_interval(m->pages_dirty, n, m->pages_population, 1.959964, &lo, &hi);
 	}
-	double p = (double)m->pages_dirty / (double)n;
-	m->rate = p * m->memory_mib / seconds;
-	ms_proportion_interval(m->pages_dirty, n, m->pages_total, 1.959964, &lo, &hi);
-	m->rate_lo = lo * m->memory_mib / seconds;
-	m->rate_hi = hi * m->memory_mib / seconds;
+	m->rate = (p * pop_mib + new_mib) / seconds;
+	m->rate_lo = (lo * pop_mib + new_mib) / seconds;
+	m->rate_hi = (hi * pop_mib + new_mib) / seconds;
 }

@@ -3,6 +3,7 @@
 
 #include <fuse_lowlevel.h>
 #include <glib.h>
+#include <pthread.h>
 #include <stdbool.h>
 
 #include "memstat/registry.h"
@@ -16,7 +17,7 @@ typedef struct {
 	/* Reads of <name>/rate parked until the target's first figure: one
 	 * per request, keyed by fuse_req_t.  Guarded by pending_lock, taken
 	 * before any target lock. */
-	GMutex pending_lock;
+	pthread_mutex_t pending_lock;
 	GHashTable *pending;
 } ms_fs;
 

@@ -1,11 +1,14 @@
 /* registry.c: the tracked targets, their samples, and the scheduler that
  * drives the collectors.
  *
- * Threads: one scheduler thread sleeps until the earliest target is due and
- * hands it to a fixed pool of workers; a worker runs one collector step
- * (which closes one window and opens the next) and puts the target back in
- * the schedule.  No thread sleeps out a target's period, so the thread count
- * is 1 + workers however many targets there are.
+ * Threads: a fixed set of workers share one schedule, ordered by when each
+ * target is due.  A worker sleeps until the earliest is due, takes it, runs
+ * one collector step (which closes one window and opens the next), and puts
+ * it back.  No thread sleeps out a target's period, so the thread count is
+ * `workers` however many targets there are.
+ *
+ * Locks and reference counts are pthread's and our own (ref.h), not GLib's,
+ * so that ThreadSanitizer can follow them.
  *
  * Locks, always taken in this order:
  *   reg->lock     guards by_name, by_id, schedule, next_id, stopping, and
@@ -21,6 +24,8 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
+#include <pthread.h>
 #include <sys/pidfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -29,6 +34,8 @@
 #include "memstat/procfs.h"
 
 struct ms_target {
+	ms_ref ref;
+
 	/* Immutable after creation. */
 	uint32_t id;
 	char name[32];
@@ -39,7 +46,7 @@ struct ms_target {
 	uint32_t history;
 
 	/* Guarded by lock. */
-	GMutex lock;
+	pthread_mutex_t lock;
 	ms_state state;
 	char why[256];
 	ms_settings settings;
@@ -49,7 +56,7 @@ struct ms_target {
 	bool removed;
 
 	/* Guarded by the registry's lock. */
-	int64_t due_us;       /* g_get_monotonic_time() when the next step is due */
+	int64_t due_us;       /* mono_us() when the next step is due */
 	GSequenceIter *sched; /* where it waits in the schedule, or NULL */
 	bool busy;            /* a worker runs its step */
 
@@ -61,17 +68,23 @@ struct ms_target {
 struct ms_registry {
 	ms_registry_config cfg; /* immutable */
 
-	GMutex lock;
-	GCond cond;            /* the schedule changed, or stopping */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;   /* the schedule changed, or stopping (CLOCK_MONOTONIC) */
 	GHashTable *by_name;   /* name -> target (holds a reference) */
 	GHashTable *by_id;     /* id -> the same target (no reference) */
 	GSequence *schedule;   /* targets waiting, earliest due first */
 	uint32_t next_id;
 	bool stopping;
 
-	GThread *scheduler;
-	GThreadPool *workers;
+	pthread_t *workers;    /* cfg.workers of them */
 };
+
+static int64_t mono_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
 
 const char *ms_state_name(ms_state s)
 {
@@ -88,13 +101,12 @@ const char *ms_state_name(ms_state s)
 
 ms_target *ms_target_ref(ms_target *t)
 {
-	return g_atomic_rc_box_acquire(t);
+	ms_ref_get(&t->ref);
+	return t;
 }
 
-static void target_clear(gpointer p)
+static void target_free(ms_target *t)
 {
-	ms_target *t = p;
-
 	if (t->ops)
 		t->ops->close(t->coll);
 	for (uint32_t i = 0; i < t->history; i++)
@@ -102,13 +114,14 @@ static void target_clear(gpointer p)
 	g_free(t->ring);
 	if (t->pidfd >= 0)
 		close(t->pidfd);
-	g_mutex_clear(&t->lock);
+	pthread_mutex_destroy(&t->lock);
+	g_free(t);
 }
 
 void ms_target_unref(ms_target *t)
 {
-	if (t)
-		g_atomic_rc_box_release_full(t, target_clear);
+	if (t && ms_ref_put(&t->ref))
+		target_free(t);
 }
 
 uint32_t ms_target_id(const ms_target *t) { return t->id; }
@@ -119,26 +132,26 @@ int ms_target_pidfd(const ms_target *t) { return t->pidfd; }
 
 void ms_target_get_view(ms_target *t, ms_target_view *out)
 {
-	g_mutex_lock(&t->lock);
+	pthread_mutex_lock(&t->lock);
 	out->state = t->state;
 	g_strlcpy(out->why, t->why, sizeof(out->why));
 	out->settings = t->settings;
 	out->first_seq = t->first_seq;
 	out->last_seq = t->last_seq;
 	out->removed = t->removed;
-	g_mutex_unlock(&t->lock);
+	pthread_mutex_unlock(&t->lock);
 }
 
 ms_sample *ms_target_get_sample(ms_target *t, uint64_t seq)
 {
 	ms_sample *s = NULL;
 
-	g_mutex_lock(&t->lock);
+	pthread_mutex_lock(&t->lock);
 	if (seq == 0)
 		seq = t->last_seq;
 	if (seq != 0 && seq >= t->first_seq && seq <= t->last_seq)
 		s = ms_sample_ref(t->ring[seq % t->history]);
-	g_mutex_unlock(&t->lock);
+	pthread_mutex_unlock(&t->lock);
 	return s;
 }
 
@@ -221,32 +234,8 @@ static void schedule_at(ms_registry *reg, ms_target *t, int64_t due_us)
 {
 	t->due_us = due_us;
 	t->sched = g_sequence_insert_sorted(reg->schedule, t, by_due, NULL);
-	g_cond_signal(&reg->cond);
-}
-
-static gpointer scheduler_main(gpointer data)
-{
-	ms_registry *reg = data;
-
-	g_mutex_lock(&reg->lock);
-	while (!reg->stopping) {
-		GSequenceIter *it = g_sequence_get_begin_iter(reg->schedule);
-		if (g_sequence_iter_is_end(it)) {
-			g_cond_wait(&reg->cond, &reg->lock);
-			continue;
-		}
-		ms_target *t = g_sequence_get(it);
-		if (t->due_us > g_get_monotonic_time()) {
-			g_cond_wait_until(&reg->cond, &reg->lock, t->due_us);
-			continue;
-		}
-		g_sequence_remove(it);
-		t->sched = NULL;
-		t->busy = true;
-		g_thread_pool_push(reg->workers, ms_target_ref(t), NULL);
-	}
-	g_mutex_unlock(&reg->lock);
-	return NULL;
+	/* Any worker may be sleeping until a later time. */
+	pthread_cond_broadcast(&reg->cond);
 }
 
 /* Runs one step of t's collector; returns the step's result, with *m filled
@@ -256,11 +245,11 @@ static int run_step(ms_target *t, ms_measurement *m, char **why)
 	ms_params p;
 	char mode[MS_MODE_MAX];
 
-	g_mutex_lock(&t->lock);
+	pthread_mutex_lock(&t->lock);
 	p.period_ms = t->settings.period_s * 1000;
 	p.sample_pages = t->settings.sample_pages;
 	memcpy(mode, t->settings.mode, sizeof(mode));
-	g_mutex_unlock(&t->lock);
+	pthread_mutex_unlock(&t->lock);
 
 	if (!ms_pidfd_alive(t->pidfd))
 		return -ESRCH;
@@ -279,18 +268,17 @@ static int run_step(ms_target *t, ms_measurement *m, char **why)
 	return t->ops->step(t->coll, &p, m, why);
 }
 
-static void worker_main(gpointer data, gpointer user)
+/* Runs t's step and puts t back in the schedule (takes t's reference). */
+static void run_job(ms_registry *reg, ms_target *t)
 {
-	ms_target *t = data;
-	ms_registry *reg = user;
-	int64_t started = g_get_monotonic_time();
+	int64_t started = mono_us();
 	g_autofree char *why = NULL;
 	ms_measurement m;
 	bool settled = false, done = false;
 
 	int r = run_step(t, &m, &why);
 
-	g_mutex_lock(&t->lock);
+	pthread_mutex_lock(&t->lock);
 	ms_state before = t->state;
 	if (r == 1) {
 		publish(t, &m);
@@ -307,9 +295,9 @@ static void worker_main(gpointer data, gpointer user)
 	}
 	settled = before == MS_STATE_MEASURING && t->state != MS_STATE_MEASURING;
 	uint32_t period_s = t->settings.period_s;
-	g_mutex_unlock(&t->lock);
+	pthread_mutex_unlock(&t->lock);
 
-	g_mutex_lock(&reg->lock);
+	pthread_mutex_lock(&reg->lock);
 	t->busy = false;
 	bool removed = g_hash_table_lookup(reg->by_id, GUINT_TO_POINTER(t->id)) != t;
 	if (done || removed || reg->stopping) {
@@ -323,11 +311,41 @@ static void worker_main(gpointer data, gpointer user)
 	} else {
 		schedule_at(reg, t, started + (int64_t)period_s * G_USEC_PER_SEC);
 	}
-	g_mutex_unlock(&reg->lock);
+	pthread_mutex_unlock(&reg->lock);
 
 	if (settled && reg->cfg.on_settled)
 		reg->cfg.on_settled(t->id, reg->cfg.on_settled_data);
 	ms_target_unref(t);
+}
+
+static void *worker_main(void *data)
+{
+	ms_registry *reg = data;
+
+	pthread_mutex_lock(&reg->lock);
+	while (!reg->stopping) {
+		GSequenceIter *it = g_sequence_get_begin_iter(reg->schedule);
+		if (g_sequence_iter_is_end(it)) {
+			pthread_cond_wait(&reg->cond, &reg->lock);
+			continue;
+		}
+		ms_target *t = g_sequence_get(it);
+		if (t->due_us > mono_us()) {
+			struct timespec until = { .tv_sec = t->due_us / 1000000,
+						  .tv_nsec = (t->due_us % 1000000) * 1000 };
+			pthread_cond_timedwait(&reg->cond, &reg->lock, &until);
+			continue;
+		}
+		g_sequence_remove(it);
+		t->sched = NULL;
+		t->busy = true;
+		ms_target_ref(t);
+		pthread_mutex_unlock(&reg->lock);
+		run_job(reg, t);
+		pthread_mutex_lock(&reg->lock);
+	}
+	pthread_mutex_unlock(&reg->lock);
+	return NULL;
 }
 
 /* ---- the registry ---- */
@@ -339,16 +357,25 @@ ms_registry *ms_registry_new(const ms_registry_config *cfg)
 	reg->cfg = *cfg;
 	if (reg->cfg.history == 0)
 		reg->cfg.history = 1;
-	g_mutex_init(&reg->lock);
-	g_cond_init(&reg->cond);
+	pthread_condattr_t ca;
+
+	pthread_mutex_init(&reg->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&reg->cond, &ca);
+	pthread_condattr_destroy(&ca);
 	reg->by_name = g_hash_table_new_full(g_str_hash, g_str_equal, NULL,
 					     (GDestroyNotify)ms_target_unref);
 	reg->by_id = g_hash_table_new(g_direct_hash, g_direct_equal);
 	reg->schedule = g_sequence_new(NULL);
 	reg->next_id = 1;
-	reg->workers = g_thread_pool_new_full(worker_main, reg, (GDestroyNotify)ms_target_unref,
-					      (gint)MAX(cfg->workers, 1), TRUE, NULL);
-	reg->scheduler = g_thread_new("ms-scheduler", scheduler_main, reg);
+	reg->cfg.workers = MAX(cfg->workers, 1);
+	reg->workers = g_new0(pthread_t, reg->cfg.workers);
+	for (uint32_t i = 0; i < reg->cfg.workers; i++) {
+		int r = pthread_create(&reg->workers[i], NULL, worker_main, reg);
+		if (r != 0)
+			g_error("cannot start a worker thread: %s", g_strerror(r));
+	}
 	return reg;
 }
 
@@ -356,19 +383,20 @@ void ms_registry_free(ms_registry *reg)
 {
 	if (!reg)
 		return;
-	g_mutex_lock(&reg->lock);
+	pthread_mutex_lock(&reg->lock);
 	reg->stopping = true;
-	g_cond_broadcast(&reg->cond);
-	g_mutex_unlock(&reg->lock);
-	g_thread_join(reg->scheduler);
-	/* Waits for steps under way; drops the queued ones. */
-	g_thread_pool_free(reg->workers, TRUE, TRUE);
+	pthread_cond_broadcast(&reg->cond);
+	pthread_mutex_unlock(&reg->lock);
+	/* Each finishes the step it is running, if any. */
+	for (uint32_t i = 0; i < reg->cfg.workers; i++)
+		pthread_join(reg->workers[i], NULL);
+	g_free(reg->workers);
 
 	g_sequence_free(reg->schedule);
 	g_hash_table_destroy(reg->by_id);
 	g_hash_table_destroy(reg->by_name);
-	g_cond_clear(&reg->cond);
-	g_mutex_clear(&reg->lock);
+	pthread_cond_destroy(&reg->cond);
+	pthread_mutex_destroy(&reg->lock);
 	g_free(reg);
 }
 
@@ -390,7 +418,7 @@ static int apply_to_existing(ms_target *t, const ms_proc_stat *st,
 {
 	int r = 0;
 
-	g_mutex_lock(&t->lock);
+	pthread_mutex_lock(&t->lock);
 	if (t->starttime != st->starttime || t->state == MS_STATE_EXITED) {
 		*why = g_strdup_printf("%s is tracked as a process that has exited; untrack it first",
 				       t->name);
@@ -401,22 +429,23 @@ static int apply_to_existing(ms_target *t, const ms_proc_stat *st,
 	} else {
 		ms_settings_apply(&t->settings, &req->change);
 	}
-	g_mutex_unlock(&t->lock);
+	pthread_mutex_unlock(&t->lock);
 	return r;
 }
 
 static ms_target *target_new(const ms_registry *reg, const ms_track_request *req,
 			     int pidfd, uid_t owner, unsigned long long starttime)
 {
-	ms_target *t = g_atomic_rc_box_new0(ms_target);
+	ms_target *t = g_new0(ms_target, 1);
 
+	ms_ref_init(&t->ref);
 	t->pid = req->pid;
 	t->pidfd = pidfd;
 	t->owner = owner;
 	t->starttime = starttime;
 	t->history = reg->cfg.history;
 	snprintf(t->name, sizeof(t->name), "%d", (int)req->pid);
-	g_mutex_init(&t->lock);
+	pthread_mutex_init(&t->lock, NULL);
 	t->state = MS_STATE_MEASURING;
 	t->settings = reg->cfg.defaults;
 	ms_settings_apply(&t->settings, &req->change);
@@ -444,15 +473,15 @@ int ms_registry_track(ms_registry *reg, const ms_track_request *req,
 		return r;
 
 	snprintf(name, sizeof(name), "%d", (int)req->pid);
-	g_mutex_lock(&reg->lock);
+	pthread_mutex_lock(&reg->lock);
 	ms_target *old = g_hash_table_lookup(reg->by_name, name);
 	if (old) {
 		r = apply_to_existing(old, &st, req, caller, why);
-		g_mutex_unlock(&reg->lock);
+		pthread_mutex_unlock(&reg->lock);
 		return r;
 	}
 	bool full = g_hash_table_size(reg->by_name) >= reg->cfg.max_targets;
-	g_mutex_unlock(&reg->lock);
+	pthread_mutex_unlock(&reg->lock);
 	if (full)
 		return *why = g_strdup_printf("already tracking max_targets=%u targets",
 					      reg->cfg.max_targets), -ENOSPC;
@@ -478,7 +507,7 @@ int ms_registry_track(ms_registry *reg, const ms_track_request *req,
 		return r;
 	t->ops = ops;
 
-	g_mutex_lock(&reg->lock);
+	pthread_mutex_lock(&reg->lock);
 	old = g_hash_table_lookup(reg->by_name, name);
 	if (old) {
 		/* Tracked by a concurrent write meanwhile. */
@@ -493,23 +522,23 @@ int ms_registry_track(ms_registry *reg, const ms_track_request *req,
 		t->id = next_free_id(reg);
 		g_hash_table_insert(reg->by_name, t->name, ms_target_ref(t));
 		g_hash_table_insert(reg->by_id, GUINT_TO_POINTER(t->id), t);
-		schedule_at(reg, t, g_get_monotonic_time());
+		schedule_at(reg, t, mono_us());
 	}
-	g_mutex_unlock(&reg->lock);
+	pthread_mutex_unlock(&reg->lock);
 	return r;
 }
 
 int ms_registry_untrack(ms_registry *reg, const char *name, const ms_caller *caller,
 			char **why)
 {
-	g_mutex_lock(&reg->lock);
+	pthread_mutex_lock(&reg->lock);
 	ms_target *t = g_hash_table_lookup(reg->by_name, name);
 	if (!t) {
-		g_mutex_unlock(&reg->lock);
+		pthread_mutex_unlock(&reg->lock);
 		return *why = g_strdup_printf("%s is not tracked", name), -ENOENT;
 	}
 	if (!caller_owns(t, caller)) {
-		g_mutex_unlock(&reg->lock);
+		pthread_mutex_unlock(&reg->lock);
 		return *why = g_strdup_printf("uid %u may not untrack %s", (unsigned)caller->uid,
 					      name), -EACCES;
 	}
@@ -518,12 +547,12 @@ int ms_registry_untrack(ms_registry *reg, const char *name, const ms_caller *cal
 		g_sequence_remove(t->sched);
 		t->sched = NULL;
 	}
-	g_mutex_lock(&t->lock);
+	pthread_mutex_lock(&t->lock);
 	t->removed = true;
-	g_mutex_unlock(&t->lock);
+	pthread_mutex_unlock(&t->lock);
 	g_hash_table_remove(reg->by_id, GUINT_TO_POINTER(id));
 	g_hash_table_remove(reg->by_name, name); /* drops the table's reference */
-	g_mutex_unlock(&reg->lock);
+	pthread_mutex_unlock(&reg->lock);
 
 	if (reg->cfg.on_settled)
 		reg->cfg.on_settled(id, reg->cfg.on_settled_data);
@@ -532,21 +561,21 @@ int ms_registry_untrack(ms_registry *reg, const char *name, const ms_caller *cal
 
 ms_target *ms_registry_lookup(ms_registry *reg, const char *name)
 {
-	g_mutex_lock(&reg->lock);
+	pthread_mutex_lock(&reg->lock);
 	ms_target *t = g_hash_table_lookup(reg->by_name, name);
 	if (t)
 		ms_target_ref(t);
-	g_mutex_unlock(&reg->lock);
+	pthread_mutex_unlock(&reg->lock);
 	return t;
 }
 
 ms_target *ms_registry_lookup_id(ms_registry *reg, uint32_t id)
 {
-	g_mutex_lock(&reg->lock);
+	pthread_mutex_lock(&reg->lock);
 	ms_target *t = g_hash_table_lookup(reg->by_id, GUINT_TO_POINTER(id));
 	if (t)
 		ms_target_ref(t);
-	g_mutex_unlock(&reg->lock);
+	pthread_mutex_unlock(&reg->lock);
 	return t;
 }
 
@@ -562,11 +591,11 @@ GPtrArray *ms_registry_list(ms_registry *reg)
 	GHashTableIter it;
 	gpointer v;
 
-	g_mutex_lock(&reg->lock);
+	pthread_mutex_lock(&reg->lock);
 	g_hash_table_iter_init(&it, reg->by_id);
 	while (g_hash_table_iter_next(&it, NULL, &v))
 		g_ptr_array_add(all, ms_target_ref(v));
-	g_mutex_unlock(&reg->lock);
+	pthread_mutex_unlock(&reg->lock);
 	g_ptr_array_sort(all, by_id);
 	return all;
 }
@@ -583,8 +612,8 @@ int ms_target_set(ms_registry *reg, ms_target *t, const ms_settings_change *chan
 		if (r < 0)
 			return r;
 	}
-	g_mutex_lock(&t->lock);
+	pthread_mutex_lock(&t->lock);
 	ms_settings_apply(&t->settings, change);
-	g_mutex_unlock(&t->lock);
+	pthread_mutex_unlock(&t->lock);
 	return 0;
 }

@@ -5,16 +5,11 @@
 
 #include "memstat/sample.h"
 
-static void sample_clear(gpointer p)
-{
-	ms_sample *s = p;
-	g_free(s->text);
-}
-
 ms_sample *ms_sample_new(uint64_t seq, const ms_measurement *m)
 {
-	ms_sample *s = g_atomic_rc_box_new0(ms_sample);
+	ms_sample *s = g_new0(ms_sample, 1);
 
+	ms_ref_init(&s->ref);
 	s->seq = seq;
 	s->m = *m;
 	snprintf(s->rate_text, sizeof(s->rate_text), "%.2f\n", m->rate);
@@ -25,8 +20,10 @@ ms_sample *ms_sample_new(uint64_t seq, const ms_measurement *m)
 				  "method %s\n"
 				  "page_size %" PRIu32 "\n"
 				  "pages_total %" PRIu64 "\n"
+				  "pages_population %" PRIu64 "\n"
 				  "pages_sampled %" PRIu64 "\n"
 				  "pages_dirty %" PRIu64 "\n"
+				  "pages_new %" PRIu64 "\n"
 				  "pages_unmapped %" PRIu64 "\n"
 				  "memory_mib %.2f\n"
 				  "rate %.2f\n"
@@ -34,8 +31,8 @@ ms_sample *ms_sample_new(uint64_t seq, const ms_measurement *m)
 				  "rate_ci95_high %.2f\n"
 				  "exact %d\n",
 				  seq, m->start_ms, m->period_ms, m->mode, m->method,
-				  m->page_size, m->pages_total, m->pages_sampled,
-				  m->pages_dirty, m->pages_unmapped, m->memory_mib,
+				  m->page_size, m->pages_total, m->pages_population,
+				  m->pages_sampled, m->pages_dirty, m->pages_new, m->pages_unmapped, m->memory_mib,
 				  m->rate, m->rate_lo, m->rate_hi, m->exact ? 1 : 0);
 	s->text_len = strlen(s->text);
 	return s;
@@ -43,11 +40,14 @@ ms_sample *ms_sample_new(uint64_t seq, const ms_measurement *m)
 
 ms_sample *ms_sample_ref(ms_sample *s)
 {
-	return g_atomic_rc_box_acquire(s);
+	ms_ref_get(&s->ref);
+	return s;
 }
 
 void ms_sample_unref(ms_sample *s)
 {
-	if (s)
-		g_atomic_rc_box_release_full(s, sample_clear);
+	if (s && ms_ref_put(&s->ref)) {
+		g_free(s->text);
+		g_free(s);
+	}
 }

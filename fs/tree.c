@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -514,25 +515,43 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 typedef struct {
 	node n;
 	int flags;
-	GMutex lock;    /* guards content */
-	GBytes *content;
+	pthread_mutex_t lock; /* guards content and len */
+	char *content;        /* NULL until the first read */
+	size_t len;
 } handle;
 
-static void handle_set(handle *h, GBytes *content)
+/* Keeps text (taken) as the handle's content. */
+static void handle_set(handle *h, char *text)
 {
-	g_mutex_lock(&h->lock);
-	if (h->content)
-		g_bytes_unref(h->content);
-	h->content = content;
-	g_mutex_unlock(&h->lock);
+	pthread_mutex_lock(&h->lock);
+	g_free(h->content);
+	h->content = text;
+	h->len = strlen(text);
+	pthread_mutex_unlock(&h->lock);
 }
 
-static GBytes *handle_get(handle *h)
+static bool handle_has_content(handle *h)
 {
-	g_mutex_lock(&h->lock);
-	GBytes *b = h->content ? g_bytes_ref(h->content) : NULL;
-	g_mutex_unlock(&h->lock);
-	return b;
+	pthread_mutex_lock(&h->lock);
+	bool has = h->content != NULL;
+	pthread_mutex_unlock(&h->lock);
+	return has;
+}
+
+/* Replies with size bytes of the handle's content from off, copied out so
+ * that no lock is held across the reply. */
+static void reply_slice(fuse_req_t req, handle *h, size_t size, off_t off)
+{
+	g_autofree char *copy = NULL;
+	size_t n = 0;
+
+	pthread_mutex_lock(&h->lock);
+	if (h->content && off >= 0 && (size_t)off < h->len) {
+		n = MIN(size, h->len - (size_t)off);
+		copy = g_memdup2(h->content + off, n);
+	}
+	pthread_mutex_unlock(&h->lock);
+	fuse_reply_buf(req, copy, n);
 }
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -557,7 +576,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	handle *h = g_new0(handle, 1);
 	h->n = n;
 	h->flags = fi->flags;
-	g_mutex_init(&h->lock);
+	pthread_mutex_init(&h->lock, NULL);
 	fi->fh = (uint64_t)(uintptr_t)h;
 	fi->direct_io = 1;
 	fuse_reply_open(req, fi);
@@ -568,16 +587,10 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	handle *h = (handle *)(uintptr_t)fi->fh;
 
 	(void)ino;
-	if (h->content)
-		g_bytes_unref(h->content);
-	g_mutex_clear(&h->lock);
+	g_free(h->content);
+	pthread_mutex_destroy(&h->lock);
 	g_free(h);
 	fuse_reply_err(req, 0);
-}
-
-static GBytes *text_bytes(char *text)
-{
-	return g_bytes_new_take(text, strlen(text));
 }
 
 static char *render_track(ms_fs *fs)
@@ -599,7 +612,7 @@ static char *render_track(ms_fs *fs)
 
 /* Renders the content of a file; -errno when it cannot be read now.
  * -EAGAIN from `rate` means "no figure yet". */
-static int render(ms_fs *fs, node n, GBytes **out)
+static int render(ms_fs *fs, node n, char **out)
 {
 	g_autoptr(ms_target) t = NULL;
 	ms_target_view v;
@@ -608,7 +621,7 @@ static int render(ms_fs *fs, node n, GBytes **out)
 
 	switch (n.kind) {
 	case K_TRACK:
-		*out = text_bytes(render_track(fs));
+		*out = render_track(fs);
 		return 0;
 	case K_MEMINFO:
 		if (n.idx >= fs->meminfo_names->len)
@@ -616,7 +629,7 @@ static int render(ms_fs *fs, node n, GBytes **out)
 		r = ms_meminfo_value(g_ptr_array_index(fs->meminfo_names, n.idx), &text);
 		if (r < 0)
 			return r == -ENOENT ? -ENOENT : -EIO;
-		*out = text_bytes(text);
+		*out = text;
 		return 0;
 	default:
 		break;
@@ -675,19 +688,8 @@ static int render(ms_fs *fs, node n, GBytes **out)
 	default:
 		return -EINVAL;
 	}
-	*out = text_bytes(text);
+	*out = text;
 	return 0;
-}
-
-static void reply_slice(fuse_req_t req, GBytes *b, size_t size, off_t off)
-{
-	gsize len = 0;
-	const char *data = b ? g_bytes_get_data(b, &len) : NULL;
-
-	if (off < 0 || (size_t)off >= len)
-		fuse_reply_buf(req, NULL, 0);
-	else
-		fuse_reply_buf(req, data + off, MIN(size, len - (size_t)off));
 }
 
 /* A read of `rate` waiting for the first figure. */
@@ -700,14 +702,13 @@ typedef struct {
 /* Answers a read at offset 0: renders, keeps it in the handle, replies. */
 static int answer(fuse_req_t req, ms_fs *fs, handle *h, size_t size)
 {
-	GBytes *b = NULL;
-	int r = render(fs, h->n, &b);
+	char *text = NULL;
+	int r = render(fs, h->n, &text);
 
 	if (r < 0)
 		return r;
-	handle_set(h, g_bytes_ref(b));
-	reply_slice(req, b, size, 0);
-	g_bytes_unref(b);
+	handle_set(h, text);
+	reply_slice(req, h, size, 0);
 	return 0;
 }
 
@@ -715,11 +716,11 @@ static void on_interrupt(fuse_req_t req, void *data)
 {
 	ms_fs *fs = data;
 
-	g_mutex_lock(&fs->pending_lock);
+	pthread_mutex_lock(&fs->pending_lock);
 	parked *p = g_hash_table_lookup(fs->pending, req);
 	if (p)
 		g_hash_table_steal(fs->pending, req);
-	g_mutex_unlock(&fs->pending_lock);
+	pthread_mutex_unlock(&fs->pending_lock);
 	if (p) {
 		fuse_reply_err(req, EINTR);
 		g_free(p);
@@ -732,26 +733,25 @@ static void on_interrupt(fuse_req_t req, void *data)
 static void park_rate_read(fuse_req_t req, ms_fs *fs, handle *h, size_t size)
 {
 	fuse_req_interrupt_func(req, on_interrupt, fs);
-	g_mutex_lock(&fs->pending_lock);
-	GBytes *b = NULL;
-	int r = render(fs, h->n, &b);
+	pthread_mutex_lock(&fs->pending_lock);
+	char *text = NULL;
+	int r = render(fs, h->n, &text);
 	if (r == -EAGAIN && !fuse_req_interrupted(req)) {
 		parked *p = g_new(parked, 1);
 		*p = (parked){ req, h, size };
 		g_hash_table_insert(fs->pending, req, p);
-		g_mutex_unlock(&fs->pending_lock);
+		pthread_mutex_unlock(&fs->pending_lock);
 		return;
 	}
-	g_mutex_unlock(&fs->pending_lock);
+	pthread_mutex_unlock(&fs->pending_lock);
 	if (r == -EAGAIN)
 		r = -EINTR;
 	if (r < 0) {
 		fuse_reply_err(req, -r);
 		return;
 	}
-	handle_set(h, g_bytes_ref(b));
-	reply_slice(req, b, size, 0);
-	g_bytes_unref(b);
+	handle_set(h, text);
+	reply_slice(req, h, size, 0);
 }
 
 void ms_fs_target_settled(uint32_t target_id, void *data)
@@ -761,7 +761,7 @@ void ms_fs_target_settled(uint32_t target_id, void *data)
 	gpointer v;
 	g_autoptr(GPtrArray) ready = g_ptr_array_new_with_free_func(g_free);
 
-	g_mutex_lock(&fs->pending_lock);
+	pthread_mutex_lock(&fs->pending_lock);
 	g_hash_table_iter_init(&it, fs->pending);
 	while (g_hash_table_iter_next(&it, NULL, &v)) {
 		parked *p = v;
@@ -770,7 +770,7 @@ void ms_fs_target_settled(uint32_t target_id, void *data)
 			g_ptr_array_add(ready, p);
 		}
 	}
-	g_mutex_unlock(&fs->pending_lock);
+	pthread_mutex_unlock(&fs->pending_lock);
 	for (guint i = 0; i < ready->len; i++) {
 		parked *p = g_ptr_array_index(ready, i);
 		int r = answer(p->req, fs, p->h, p->size);
@@ -784,7 +784,7 @@ void ms_fs_release_pending(ms_fs *fs, int err)
 	GHashTableIter it;
 	gpointer v;
 
-	g_mutex_lock(&fs->pending_lock);
+	pthread_mutex_lock(&fs->pending_lock);
 	g_hash_table_iter_init(&it, fs->pending);
 	while (g_hash_table_iter_next(&it, NULL, &v)) {
 		parked *p = v;
@@ -792,7 +792,7 @@ void ms_fs_release_pending(ms_fs *fs, int err)
 		fuse_reply_err(p->req, err);
 		g_free(p);
 	}
-	g_mutex_unlock(&fs->pending_lock);
+	pthread_mutex_unlock(&fs->pending_lock);
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -800,11 +800,10 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 {
 	ms_fs *fs = fs_of(req);
 	handle *h = (handle *)(uintptr_t)fi->fh;
-	g_autoptr(GBytes) b = handle_get(h);
 
 	(void)ino;
-	if (off > 0 && b) {
-		reply_slice(req, b, size, off);
+	if (off > 0 && handle_has_content(h)) {
+		reply_slice(req, h, size, off);
 		return;
 	}
 	int r = answer(req, fs, h, size);
@@ -982,14 +981,14 @@ void ms_fs_init(ms_fs *fs)
 		fs->memory_names = ms_status_memory_names(status);
 	else
 		fs->memory_names = g_ptr_array_new_with_free_func(g_free);
-	g_mutex_init(&fs->pending_lock);
+	pthread_mutex_init(&fs->pending_lock, NULL);
 	fs->pending = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free);
 }
 
 void ms_fs_clear(ms_fs *fs)
 {
 	g_hash_table_destroy(fs->pending);
-	g_mutex_clear(&fs->pending_lock);
+	pthread_mutex_destroy(&fs->pending_lock);
 	g_ptr_array_unref(fs->meminfo_names);
 	g_ptr_array_unref(fs->memory_names);
 }

@@ -97,8 +97,17 @@ int mount_stop(mount_t *m)
 		if (system(cmd) != 0)
 			fprintf(stderr, "could not unmount %s\n", m->mnt);
 	}
-	if (m->log[0])
+	if (m->log[0]) {
+		/* The daemon's own report: sanitizers write theirs to stderr. */
+		char *log = read_file(m->log);
+		cr_expect(!log || (!strstr(log, "Sanitizer") && !strstr(log, "runtime error")),
+			  "daemon log:\n%s", log);
+		if (status != -1)
+			cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+				  "daemon ended with status %#x; log:\n%s", status, log);
+		free(log);
 		unlink(m->log);
+	}
 	rmdir(m->mnt);
 	rmdir(m->dir);
 	return status;
@@ -117,7 +126,7 @@ char *mpath(const mount_t *m, const char *fmt, ...)
 	return full;
 }
 
-pid_t dirtier_start(unsigned region_mib, unsigned touch_mib, unsigned pages_per_sec, bool shared)
+pid_t dirtier_start(unsigned region_mib, unsigned touch_mib, unsigned pages_per_sec, const char *how)
 {
 	const char *bin = env_or_die("DIRTIER");
 	int pfd[2];
@@ -132,7 +141,7 @@ pid_t dirtier_start(unsigned region_mib, unsigned touch_mib, unsigned pages_per_
 	if (pid == 0) {
 		dup2(pfd[1], 1);
 		close(pfd[0]);
-		execl(bin, bin, a[0], a[1], a[2], shared ? "shared" : (char *)NULL, (char *)NULL);
+		execl(bin, bin, a[0], a[1], a[2], how, (char *)NULL);
 		_exit(127);
 	}
 	close(pfd[1]);

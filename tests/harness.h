@@ -18,7 +18,9 @@ typedef struct {
 /* Starts memstatfs -f with the given -o options (or NULL) and waits for the
  * mount.  Fails the test when it does not come up. */
 void mount_start(mount_t *m, const char *opts);
-/* SIGTERM, wait, check it exited 0 and the mount is gone; removes the dir. */
+/* SIGTERM, wait, expect exit status 0 and no sanitizer report in the log,
+ * make sure the mount is gone, remove the dir.  Returns the wait status
+ * (-1 when the daemon had already been reaped). */
 int mount_stop(mount_t *m);
 /* Path of a file in the tree: fmt is relative to the mountpoint. */
 char *mpath(const mount_t *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -26,8 +28,9 @@ char *mpath(const mount_t *m, const char *fmt, ...) __attribute__((format(printf
 /* Whether path is a mountpoint other than its parent. */
 bool is_mounted(const char *path);
 
-/* Starts tests/helpers/dirtier and waits for "ready". */
-pid_t dirtier_start(unsigned region_mib, unsigned touch_mib, unsigned pages_per_sec, bool shared);
+/* Starts tests/helpers/dirtier and waits for "ready".  how: NULL (private
+ * memory), "shared" (a memfd) or "grow" (writes to fresh pages). */
+pid_t dirtier_start(unsigned region_mib, unsigned touch_mib, unsigned pages_per_sec, const char *how);
 /* Starts a process that sleeps (no memory activity), optionally as uid. */
 pid_t sleeper_start(uid_t uid);
 void proc_kill(pid_t pid);

@@ -31,6 +31,8 @@ TestSuite(accuracy, .init = up, .fini = down, .timeout = 90);
 
 typedef struct {
 	double d, expect, var;
+	double fresh, fresh_truth; /* pages counted exactly (pages_new) */
+	bool scanned;              /* the kernel's PAGEMAP_SCAN was used */
 	double rate_sum, truth_sum;
 	int samples;
 	int inside_ci;
@@ -48,11 +50,16 @@ static tally collect(pid_t pid, unsigned k, long first, int count)
 		char *text = read_file(p);
 		cr_assert(text, "sample %ld never came", seq);
 		double N, n, d, ms, rate, lo, hi, mib;
-		cr_assert(sample_get(text, "pages_total", &N) && sample_get(text, "pages_sampled", &n) &&
+		cr_assert(sample_get(text, "pages_population", &N) && sample_get(text, "pages_sampled", &n) &&
 			  sample_get(text, "pages_dirty", &d) && sample_get(text, "period_ms", &ms) &&
 			  sample_get(text, "rate", &rate) && sample_get(text, "rate_ci95_low", &lo) &&
 			  sample_get(text, "rate_ci95_high", &hi) && sample_get(text, "memory_mib", &mib));
 		double D = k * ms / 1000.0;        /* pages dirtied in this window */
+		double fresh;
+		cr_assert(sample_get(text, "pages_new", &fresh));
+		t.fresh += fresh;
+		t.fresh_truth += D;
+		t.scanned = strstr(text, "method pagemap_scan") != NULL;
 		double frac = D / N;
 		double fpc = N > n ? (N - n) / (N - 1) : 0;
 		t.d += d;
@@ -85,7 +92,7 @@ static void check(const tally *t, double n_per_page_noise)
 
 static void run(unsigned region_mib, unsigned k, bool shared)
 {
-	helper = dirtier_start(region_mib, region_mib, k, shared);
+	helper = dirtier_start(region_mib, region_mib, k, shared ? "shared" : NULL);
 	char line[64];
 	snprintf(line, sizeof(line), "%d sample_pages=16384\n", (int)helper);
 	char *p = mpath(&M, "track");
@@ -116,7 +123,7 @@ Test(accuracy, shared_memfd_region)
 Test(accuracy, non_resident_memory_stays_non_resident)
 {
 	/* 1 GiB mapped, 32 MiB of it resident. */
-	helper = dirtier_start(1024, 32, 256, false);
+	helper = dirtier_start(1024, 32, 256, NULL);
 	long before = proc_status_kb(helper, "VmRSS");
 	char line[64];
 	snprintf(line, sizeof(line), "%d sample_pages=16384\n", (int)helper);
@@ -125,9 +132,38 @@ Test(accuracy, non_resident_memory_stays_non_resident)
 	free(p);
 	tally t = collect(helper, 256, 1, 3);
 	long after = proc_status_kb(helper, "VmRSS");
+	/* Nothing new became resident either. */
+	cr_expect_lt(t.fresh, 3 * 16, "%.0f pages counted as newly resident", t.fresh);
 	/* Reading the ~15,000 sampled non-resident pages would add ~60 MiB. */
 	cr_expect(after - before < 1024, "VmRSS went from %ld to %ld kB", before, after);
 	/* Untouched pages are not dirty: the rate stays that of the 256
 	 * pages/s. */
 	check(&t, 5 * 8 * 16384.0 / 262144.0 * 3);
+}
+
+Test(accuracy, growing_process_counts_new_pages)
+{
+	/* 2560 fresh pages a second (10 MiB/s) into untouched memory. */
+	const unsigned k = 2560;
+	helper = dirtier_start(1024, 16, k, "grow");
+	char line[64];
+	snprintf(line, sizeof(line), "%d sample_pages=16384\n", (int)helper);
+	char *p = mpath(&M, "track");
+	cr_assert_eq(write_file(p, line), 0);
+	free(p);
+	tally t = collect(helper, k, 2, 4);
+	if (!t.scanned) {
+		/* Without PAGEMAP_SCAN the fresh pages are found by sampling
+		 * the whole 1 GiB. */
+		cr_log_warn("no PAGEMAP_SCAN on this kernel: fresh pages are sampled");
+		return;
+	}
+	/* Exact: the window's length times the rate, to the 1 ms steps and the
+	 * few pages the helper's stack and libc add. */
+	cr_log_info("pages_new %.0f, truth %.0f", t.fresh, t.fresh_truth);
+	cr_expect(fabs(t.fresh - t.fresh_truth) <= 0.01 * t.fresh_truth + 4 * 16,
+		  "counted %.0f new pages, truth %.0f", t.fresh, t.fresh_truth);
+	/* And the rate says so: 10 MiB/s. */
+	double rate = t.rate_sum / t.samples;
+	cr_expect(fabs(rate - 10.0) < 0.3, "mean rate %.2f MiB/s for 10", rate);
 }

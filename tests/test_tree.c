@@ -300,7 +300,7 @@ Test(tree, track_needs_the_callers_own_access, .init = NULL)
 
 Test(tree, status_goes_measuring_measured_exited)
 {
-	pid_t pid = keep(dirtier_start(16, 16, 256, false));
+	pid_t pid = keep(dirtier_start(16, 16, 256, NULL));
 
 	cr_assert_eq(track(pid, "period=2"), 0);
 	char *s = slurp("%d/status", (int)pid);
@@ -342,7 +342,7 @@ static void *read_thread(void *arg)
 
 Test(tree, rate_blocks_until_the_first_figure)
 {
-	pid_t pid = keep(dirtier_start(16, 16, 256, false));
+	pid_t pid = keep(dirtier_start(16, 16, 256, NULL));
 	reader r = { .path = mpath(&M, "%d/rate", (int)pid) };
 	pthread_t th;
 
@@ -378,7 +378,7 @@ static void on_usr1(int sig)
 
 Test(tree, blocked_rate_read_is_interruptible)
 {
-	pid_t pid = keep(dirtier_start(16, 16, 256, false));
+	pid_t pid = keep(dirtier_start(16, 16, 256, NULL));
 	char *path = mpath(&M, "%d/rate", (int)pid);
 	int pfd[2];
 
@@ -416,7 +416,7 @@ Test(tree, blocked_rate_read_is_interruptible)
 
 Test(tree, rate_read_fails_esrch_when_the_process_exits_first)
 {
-	pid_t pid = keep(dirtier_start(16, 16, 256, false));
+	pid_t pid = keep(dirtier_start(16, 16, 256, NULL));
 	reader r = { .path = mpath(&M, "%d/rate", (int)pid) };
 	pthread_t th;
 
@@ -499,7 +499,7 @@ Test(tree, settings_files_read_and_write)
 
 Test(tree, memory_files_match_proc_status)
 {
-	pid_t pid = keep(dirtier_start(64, 32, 0, false));
+	pid_t pid = keep(dirtier_start(64, 32, 0, NULL));
 	char path[64];
 
 	cr_assert_eq(track(pid, NULL), 0);
@@ -531,7 +531,7 @@ Test(tree, memory_files_match_proc_status)
 Test(tree, samples_directory_keeps_history_with_latest, .init = NULL)
 {
 	mount_start(&M, "history=3");
-	pid_t pid = keep(dirtier_start(16, 16, 256, false));
+	pid_t pid = keep(dirtier_start(16, 16, 256, NULL));
 	char *dir = mpath(&M, "%d/samples", (int)pid);
 
 	cr_assert_eq(track(pid, NULL), 0);

@@ -1,8 +1,8 @@
 /* sample.h: one finished measurement, as collectors hand it over and as the
  * registry publishes it.
  *
- * A published ms_sample is immutable and reference counted
- * (g_atomic_rc_box): readers take a reference and never see it change.
+ * A published ms_sample is immutable and reference counted: readers take a
+ * reference and never see it change.
  */
 #pragma once
 
@@ -10,15 +10,20 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "ref.h"
+
 typedef struct {
 	int64_t start_ms;        /* Unix time, ms, when the window opened */
 	uint32_t period_ms;      /* measured length of the window */
 	const char *mode;        /* "page-sampling", ... (static string) */
 	const char *method;      /* kernel interfaces used (static string) */
-	uint64_t pages_total;    /* pages the measurement stands for */
-	uint64_t pages_sampled;  /* pages looked at */
-	uint64_t pages_dirty;    /* of those, dirtied in the window */
-	uint64_t pages_unmapped; /* sampled pages that went away meanwhile */
+	uint64_t pages_total;      /* writable pages of the process */
+	uint64_t pages_population; /* pages the sample was drawn from */
+	uint64_t pages_sampled;    /* pages looked at */
+	uint64_t pages_dirty;      /* of those, dirtied in the window */
+	uint64_t pages_new;        /* outside the population, became resident:
+				    * counted exactly, not sampled */
+	uint64_t pages_unmapped;   /* sampled pages that went away meanwhile */
 	uint32_t page_size;
 	double memory_mib;       /* pages_total * page_size / 2^20 */
 	double rate;             /* MiB/s */
@@ -27,6 +32,7 @@ typedef struct {
 } ms_measurement;
 
 typedef struct {
+	ms_ref ref;
 	uint64_t seq;            /* never reused within a target */
 	ms_measurement m;
 	char rate_text[32];      /* "12.50\n" */
@@ -35,7 +41,9 @@ typedef struct {
 } ms_sample;
 
 /* Derives rate and interval from the counts in m (pages_*, page_size,
- * period_ms) and sets memory_mib, rate, rate_lo, rate_hi, exact. */
+ * period_ms) and sets memory_mib, rate, rate_lo, rate_hi, exact:
+ *   dirty pages = pages_dirty / pages_sampled * pages_population + pages_new
+ * with the interval of the sampled part. */
 void ms_measurement_finish(ms_measurement *m);
 
 /* Wilson score interval for a proportion d/n drawn without replacement from

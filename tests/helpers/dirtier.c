@@ -1,19 +1,23 @@
 /* dirtier: a test process that dirties exactly K distinct pages per second.
  *
- *   dirtier REGION_MIB TOUCH_MIB PAGES_PER_SEC [shared]
+ *   dirtier REGION_MIB TOUCH_MIB PAGES_PER_SEC [shared|grow]
  *
  * Maps REGION_MIB of anonymous memory (private, or a MAP_SHARED memfd with
  * "shared"), makes the first TOUCH_MIB resident, prints "ready" and then,
- * 100 times a second, writes a new counter value into the next pages of the
+ * every millisecond, writes a new counter value into the next pages of the
  * touched part, cycling through it, so that at any moment the pages written
  * during the last second are exactly PAGES_PER_SEC distinct pages (as long as
  * that is no more than the touched pages).  The rest of the region is never
- * touched: it stays non-resident.  Runs until killed.
+ * touched: it stays non-resident.  With "grow" the writes go instead to
+ * pages never touched before, after the first TOUCH_MIB, so the process
+ * grows by PAGES_PER_SEC resident pages a second (until the region is full).
+ * Runs until killed.
  */
 #define _GNU_SOURCE
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
@@ -34,7 +38,8 @@ int main(int argc, char **argv)
 	size_t region = strtoull(argv[1], NULL, 10) << 20;
 	size_t touch = strtoull(argv[2], NULL, 10) << 20;
 	uint64_t rate = strtoull(argv[3], NULL, 10);
-	int shared = argc > 4;
+	int shared = argc > 4 && strcmp(argv[4], "shared") == 0;
+	int grow = argc > 4 && strcmp(argv[4], "grow") == 0;
 	size_t ps = (size_t)sysconf(_SC_PAGESIZE);
 	char *mem;
 
@@ -56,6 +61,7 @@ int main(int argc, char **argv)
 
 	size_t pages = touch / ps;
 	uint64_t counter = 1, written = 0, next = 0;
+	size_t fresh = pages, region_pages = region / ps;
 	uint64_t start = now_ns();
 	struct timespec tick;
 
@@ -64,11 +70,13 @@ int main(int argc, char **argv)
 	clock_gettime(CLOCK_MONOTONIC, &tick);
 	for (;;) {
 		uint64_t due = (now_ns() - start) * rate / 1000000000u;
-		for (; written < due && pages; written++) {
+		for (; written < due && grow && fresh < region_pages; written++)
+			*(volatile uint64_t *)(mem + fresh++ * ps + 64) = counter++;
+		for (; written < due && !grow && pages; written++) {
 			*(volatile uint64_t *)(mem + next * ps + 64) = counter++;
 			next = (next + 1) % pages;
 		}
-		tick.tv_nsec += 10000000;
+		tick.tv_nsec += 1000000; /* 1 ms steps */
 		if (tick.tv_nsec >= 1000000000) {
 			tick.tv_nsec -= 1000000000;
 			tick.tv_sec++;
