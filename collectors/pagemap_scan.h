@@ -9,6 +9,7 @@
 
 #define MS_PAGE_IS_PRESENT (1ULL << 3)
 #define MS_PAGE_IS_SWAPPED (1ULL << 4)
+#define MS_PAGE_IS_PFNZERO (1ULL << 5)
 #define MS_PAGE_IS_SOFT_DIRTY (1ULL << 7)
 
 struct ms_page_region {

@@ -196,7 +196,11 @@ int ms_pagemap_scan_present(int fd, uint64_t start, uint64_t end, GArray *ranges
 		.size = sizeof(arg),
 		.vec = (uint64_t)(uintptr_t)vec,
 		.vec_len = G_N_ELEMENTS(vec),
-		.category_mask = MS_PAGE_IS_PRESENT,
+		/* Present, and not the shared zero page: reading memory that
+		 * was never written maps the zero page, and that is neither
+		 * resident memory of the process nor dirty. */
+		.category_mask = MS_PAGE_IS_PRESENT | MS_PAGE_IS_PFNZERO,
+		.category_inverted = MS_PAGE_IS_PFNZERO,
 		.return_mask = MS_PAGE_IS_PRESENT,
 	};
 

@@ -38,7 +38,8 @@ typedef struct {
 bool ms_pagemap_scan_supported(void);
 
 /* Appends the resident runs of [start, end) to ranges (GArray of ms_range,
- * adjacent runs merged), using PAGEMAP_SCAN on fd.  0 or -errno. */
+ * adjacent runs merged), using PAGEMAP_SCAN on fd.  Pages mapped to the
+ * shared zero page do not count.  0 or -errno. */
 int ms_pagemap_scan_present(int fd, uint64_t start, uint64_t end, GArray *ranges);
 
 /* Pages in b that are in no run of a; both sorted and disjoint. */

@@ -153,12 +153,24 @@ Test(stats, measurement_scales_like_qemu)
 {
 	/* QEMU: rate = dirty * total_MiB * 1000 / (samples * period_ms) */
 	ms_measurement m = { .period_ms = 1000, .page_size = 4096, .pages_total = 262144,
+			     .pages_population = 262144,
 			     .pages_sampled = 512, .pages_dirty = 64 };
 	ms_measurement_finish(&m);
 	cr_expect(fabs(m.memory_mib - 1024) < 1e-9);
 	cr_expect(fabs(m.rate - 64.0 * 1024 * 1000 / (512 * 1000)) < 1e-9, "rate %f", m.rate);
 	cr_expect(m.rate_lo < m.rate && m.rate < m.rate_hi);
 	cr_expect_not(m.exact);
+	/* Fresh pages counted exactly add to the rate and to both bounds. */
+	ms_measurement f = m;
+	f.pages_new = 256; /* 1 MiB */
+	ms_measurement_finish(&f);
+	cr_expect(fabs(f.rate - m.rate - 1.0) < 1e-9 && fabs(f.rate_lo - m.rate_lo - 1.0) < 1e-9 &&
+		  fabs(f.rate_hi - m.rate_hi - 1.0) < 1e-9);
+	/* A census is exact. */
+	ms_measurement c = m;
+	c.pages_population = c.pages_sampled;
+	ms_measurement_finish(&c);
+	cr_expect(c.exact && c.rate_lo == c.rate && c.rate_hi == c.rate);
 }
 
 /* The interval's coverage, checked by simulation with a fixed seed (so the
