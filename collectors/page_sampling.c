@@ -24,7 +24,7 @@
 
 typedef struct {
 	pid_t pid;
-	int pidfd;
+	const ms_proc_id *id;
 	GRand *rand;
 	ms_page_reader rd;
 
@@ -49,8 +49,9 @@ static int ps_supported(char **why)
 	return 0;
 }
 
-static void *ps_open(pid_t pid, int pidfd, int *err, char **why)
+static void *ps_open(const ms_proc_id *id, int *err, char **why)
 {
+	pid_t pid = id->pid;
 	int r = ms_check_memory_access(pid, why);
 	if (r < 0) {
 		*err = r;
@@ -65,7 +66,7 @@ static void *ps_open(pid_t pid, int pidfd, int *err, char **why)
 
 	ps_state *s = g_new0(ps_state, 1);
 	s->pid = pid;
-	s->pidfd = pidfd;
+	s->id = id;
 	s->rand = g_rand_new();
 	ms_page_reader_init(&s->rd, pid);
 	return s;
@@ -358,9 +359,8 @@ static int ps_step(void *state, const ms_params *p, ms_measurement *out, char **
 		ps_free_window(s);
 		return r;
 	}
-	/* What was read belonged to our process only if it was still alive
-	 * afterwards: a pid is not reused before its process has exited. */
-	if (!ms_pidfd_alive(s->pidfd))
+	/* What was read belonged to our process only if it is still alive. */
+	if (!ms_proc_alive(s->id))
 		return -ESRCH;
 	return produced;
 }

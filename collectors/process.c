@@ -30,16 +30,21 @@ const ms_collector_ops *ms_collector_find(const char *mode)
 	return NULL;
 }
 
-bool ms_pidfd_alive(int pidfd)
+bool ms_proc_alive(const ms_proc_id *id)
 {
-	struct pollfd p = { .fd = pidfd, .events = POLLIN };
-	int r;
+	if (id->pidfd >= 0) {
+		struct pollfd p = { .fd = id->pidfd, .events = POLLIN };
+		int r;
 
-	do
-		r = poll(&p, 1, 0);
-	while (r < 0 && errno == EINTR);
-	/* A pidfd polls readable once its process has exited. */
-	return r == 0;
+		do
+			r = poll(&p, 1, 0);
+		while (r < 0 && errno == EINTR);
+		/* A pidfd polls readable once its process has exited. */
+		return r == 0;
+	}
+	ms_proc_stat st;
+	return ms_proc_stat_read(id->pid, &st) == 0 && st.starttime == id->starttime &&
+	       st.state != 'Z' && st.state != 'X';
 }
 
 int ms_proc_writable_vmas(pid_t pid, GArray **out, char **why)
@@ -204,6 +209,9 @@ int ms_pagemap_scan_present(int fd, uint64_t start, uint64_t end, GArray *ranges
 		.return_mask = MS_PAGE_IS_PRESENT,
 	};
 
+	/* Zeroed once so that valgrind, which does not know this ioctl fills
+	 * vec, sees it as defined. */
+	memset(vec, 0, sizeof(vec));
 	while (start < end) {
 		arg.start = start;
 		arg.end = end;

@@ -19,6 +19,11 @@ typedef struct {
 	 * before any target lock. */
 	pthread_mutex_t pending_lock;
 	GHashTable *pending;
+
+	/* Open files and directories (a set of file handles), so that the
+	 * ones the kernel never released are freed at shutdown. */
+	pthread_mutex_t open_lock;
+	GHashTable *open;
 } ms_fs;
 
 extern const struct fuse_lowlevel_ops ms_fs_ops;

@@ -26,6 +26,7 @@
 #include <string.h>
 #include <time.h>
 #include <pthread.h>
+#include <signal.h>
 #include <sys/pidfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -40,9 +41,8 @@ struct ms_target {
 	uint32_t id;
 	char name[32];
 	pid_t pid;
-	int pidfd;
+	ms_proc_id proc;      /* pid, pidfd, start time */
 	uid_t owner;
-	unsigned long long starttime;
 	uint32_t history;
 
 	/* Guarded by lock. */
@@ -112,8 +112,8 @@ static void target_free(ms_target *t)
 	for (uint32_t i = 0; i < t->history; i++)
 		ms_sample_unref(t->ring[i]);
 	g_free(t->ring);
-	if (t->pidfd >= 0)
-		close(t->pidfd);
+	if (t->proc.pidfd >= 0)
+		close(t->proc.pidfd);
 	pthread_mutex_destroy(&t->lock);
 	g_free(t);
 }
@@ -128,7 +128,7 @@ uint32_t ms_target_id(const ms_target *t) { return t->id; }
 const char *ms_target_name(const ms_target *t) { return t->name; }
 pid_t ms_target_pid(const ms_target *t) { return t->pid; }
 uid_t ms_target_owner(const ms_target *t) { return t->owner; }
-int ms_target_pidfd(const ms_target *t) { return t->pidfd; }
+bool ms_target_alive(const ms_target *t) { return ms_proc_alive(&t->proc); }
 
 void ms_target_get_view(ms_target *t, ms_target_view *out)
 {
@@ -251,13 +251,13 @@ static int run_step(ms_target *t, ms_measurement *m, char **why)
 	memcpy(mode, t->settings.mode, sizeof(mode));
 	pthread_mutex_unlock(&t->lock);
 
-	if (!ms_pidfd_alive(t->pidfd))
+	if (!ms_proc_alive(&t->proc))
 		return -ESRCH;
 	if (!t->ops || strcmp(t->ops->mode, mode) != 0) {
 		/* A new mode starts with a window of its own. */
 		const ms_collector_ops *ops = ms_collector_find(mode);
 		int err = -EINVAL;
-		void *coll = ops ? ops->open(t->pid, t->pidfd, &err, why) : NULL;
+		void *coll = ops ? ops->open(&t->proc, &err, why) : NULL;
 		if (!coll)
 			return err;
 		if (t->ops)
@@ -371,11 +371,17 @@ ms_registry *ms_registry_new(const ms_registry_config *cfg)
 	reg->next_id = 1;
 	reg->cfg.workers = MAX(cfg->workers, 1);
 	reg->workers = g_new0(pthread_t, reg->cfg.workers);
+	/* Workers take no signals: SIGTERM must reach the thread that runs
+	 * the FUSE loop, or it would not notice it should stop. */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
 	for (uint32_t i = 0; i < reg->cfg.workers; i++) {
 		int r = pthread_create(&reg->workers[i], NULL, worker_main, reg);
 		if (r != 0)
 			g_error("cannot start a worker thread: %s", g_strerror(r));
 	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	return reg;
 }
 
@@ -419,7 +425,7 @@ static int apply_to_existing(ms_target *t, const ms_proc_stat *st,
 	int r = 0;
 
 	pthread_mutex_lock(&t->lock);
-	if (t->starttime != st->starttime || t->state == MS_STATE_EXITED) {
+	if (t->proc.starttime != st->starttime || t->state == MS_STATE_EXITED) {
 		*why = g_strdup_printf("%s is tracked as a process that has exited; untrack it first",
 				       t->name);
 		r = -EEXIST;
@@ -440,9 +446,8 @@ static ms_target *target_new(const ms_registry *reg, const ms_track_request *req
 
 	ms_ref_init(&t->ref);
 	t->pid = req->pid;
-	t->pidfd = pidfd;
+	t->proc = (ms_proc_id){ .pid = req->pid, .pidfd = pidfd, .starttime = starttime };
 	t->owner = owner;
-	t->starttime = starttime;
 	t->history = reg->cfg.history;
 	snprintf(t->name, sizeof(t->name), "%d", (int)req->pid);
 	pthread_mutex_init(&t->lock, NULL);
@@ -487,12 +492,14 @@ int ms_registry_track(ms_registry *reg, const ms_track_request *req,
 					      reg->cfg.max_targets), -ENOSPC;
 
 	/* Pin the process, then make sure the pid still names the process
-	 * that was checked. */
+	 * that was checked.  Without pidfd_open (before Linux 5.3, or under
+	 * valgrind) the start time alone tells processes apart. */
 	int pidfd = pidfd_open(req->pid, 0);
-	if (pidfd < 0)
+	if (pidfd < 0 && errno != ENOSYS)
 		return *why = g_strdup_printf("no process %d", (int)req->pid), -ESRCH;
 	if (ms_proc_stat_read(req->pid, &st2) < 0 || st2.starttime != st.starttime) {
-		close(pidfd);
+		if (pidfd >= 0)
+			close(pidfd);
 		return *why = g_strdup_printf("no process %d", (int)req->pid), -ESRCH;
 	}
 
@@ -502,7 +509,7 @@ int ms_registry_track(ms_registry *reg, const ms_track_request *req,
 		return *why = g_strdup_printf("unknown mode %s", t->settings.mode), -EINVAL;
 	if ((r = ops->supported(why)) < 0)
 		return r;
-	t->coll = ops->open(req->pid, pidfd, &r, why);
+	t->coll = ops->open(&t->proc, &r, why);
 	if (!t->coll)
 		return r;
 	t->ops = ops;

@@ -138,7 +138,7 @@ static int target_status_text(ms_target *t, char **text)
 
 	snprintf(path, sizeof(path), "/proc/%d/status", (int)ms_target_pid(t));
 	int r = ms_read_file(path, text, NULL);
-	if (r == -ENOENT || (r == 0 && !ms_pidfd_alive(ms_target_pidfd(t)))) {
+	if (r == -ENOENT || (r == 0 && !ms_target_alive(t))) {
 		if (r == 0)
 			g_clear_pointer(text, g_free);
 		return -ESRCH;
@@ -343,10 +343,36 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 	fuse_reply_readlink(req, buf);
 }
 
+/* ---- open files and directories ---- */
+
+/* The first member of what a file handle points to. */
+typedef struct open_obj {
+	void (*free)(struct open_obj *o);
+} open_obj;
+
+static uint64_t open_add(ms_fs *fs, open_obj *o)
+{
+	pthread_mutex_lock(&fs->open_lock);
+	g_hash_table_add(fs->open, o);
+	pthread_mutex_unlock(&fs->open_lock);
+	return (uint64_t)(uintptr_t)o;
+}
+
+static void open_remove(ms_fs *fs, uint64_t fh)
+{
+	open_obj *o = (open_obj *)(uintptr_t)fh;
+
+	pthread_mutex_lock(&fs->open_lock);
+	g_hash_table_remove(fs->open, o);
+	pthread_mutex_unlock(&fs->open_lock);
+	o->free(o);
+}
+
 /* ---- directories ---- */
 
 /* A directory listing, snapshot at opendir. */
 typedef struct {
+	open_obj base;
 	char *buf;
 	size_t len, cap;
 	GArray *ends; /* size_t: where each entry ends, i.e. the next one's offset */
@@ -367,8 +393,10 @@ static void dir_add(fuse_req_t req, dirbuf *d, const char *name, fuse_ino_t ino,
 	g_array_append_val(d->ends, d->len);
 }
 
-static void dirbuf_free(dirbuf *d)
+static void dirbuf_free(open_obj *o)
 {
+	dirbuf *d = (dirbuf *)o;
+
 	g_array_unref(d->ends);
 	g_free(d->buf);
 	g_free(d);
@@ -443,15 +471,16 @@ static int list_dir(fuse_req_t req, node n, dirbuf *d)
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	dirbuf *d = g_new0(dirbuf, 1);
+	d->base.free = dirbuf_free;
 	d->ends = g_array_new(FALSE, FALSE, sizeof(size_t));
 	int r = list_dir(req, node_of(ino), d);
 
 	if (r < 0) {
-		dirbuf_free(d);
+		dirbuf_free(&d->base);
 		fuse_reply_err(req, -r);
 		return;
 	}
-	fi->fh = (uint64_t)(uintptr_t)d;
+	fi->fh = open_add(fs_of(req), &d->base);
 	fuse_reply_open(req, fi);
 }
 
@@ -480,10 +509,8 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	dirbuf *d = (dirbuf *)(uintptr_t)fi->fh;
-
 	(void)ino;
-	dirbuf_free(d);
+	open_remove(fs_of(req), fi->fh);
 	fuse_reply_err(req, 0);
 }
 
@@ -513,6 +540,7 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 /* An open file: what it showed at the last read at offset 0. */
 typedef struct {
+	open_obj base;
 	node n;
 	int flags;
 	pthread_mutex_t lock; /* guards content and len */
@@ -521,6 +549,15 @@ typedef struct {
 } handle;
 
 /* Keeps text (taken) as the handle's content. */
+static void handle_free(open_obj *o)
+{
+	handle *h = (handle *)o;
+
+	g_free(h->content);
+	pthread_mutex_destroy(&h->lock);
+	g_free(h);
+}
+
 static void handle_set(handle *h, char *text)
 {
 	pthread_mutex_lock(&h->lock);
@@ -577,19 +614,16 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	h->n = n;
 	h->flags = fi->flags;
 	pthread_mutex_init(&h->lock, NULL);
-	fi->fh = (uint64_t)(uintptr_t)h;
+	h->base.free = handle_free;
+	fi->fh = open_add(fs, &h->base);
 	fi->direct_io = 1;
 	fuse_reply_open(req, fi);
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	handle *h = (handle *)(uintptr_t)fi->fh;
-
 	(void)ino;
-	g_free(h->content);
-	pthread_mutex_destroy(&h->lock);
-	g_free(h);
+	open_remove(fs_of(req), fi->fh);
 	fuse_reply_err(req, 0);
 }
 
@@ -983,10 +1017,21 @@ void ms_fs_init(ms_fs *fs)
 		fs->memory_names = g_ptr_array_new_with_free_func(g_free);
 	pthread_mutex_init(&fs->pending_lock, NULL);
 	fs->pending = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free);
+	pthread_mutex_init(&fs->open_lock, NULL);
+	fs->open = g_hash_table_new(g_direct_hash, g_direct_equal);
 }
 
 void ms_fs_clear(ms_fs *fs)
 {
+	GHashTableIter it;
+	gpointer o;
+
+	/* What the kernel never released (the daemon was stopped first). */
+	g_hash_table_iter_init(&it, fs->open);
+	while (g_hash_table_iter_next(&it, &o, NULL))
+		((open_obj *)o)->free(o);
+	g_hash_table_destroy(fs->open);
+	pthread_mutex_destroy(&fs->open_lock);
 	g_hash_table_destroy(fs->pending);
 	pthread_mutex_destroy(&fs->pending_lock);
 	g_ptr_array_unref(fs->meminfo_names);

@@ -42,6 +42,9 @@ void mount_start(mount_t *m, const char *opts)
 {
 	const char *bin = env_or_die("MEMSTATFS");
 
+	/* A test that wants other options mounts again over its suite's. */
+	if (m->daemon > 0)
+		mount_stop(m);
 	memset(m, 0, sizeof(*m));
 	snprintf(m->dir, sizeof(m->dir), "/tmp/memstatfs-test-XXXXXX");
 	cr_assert(mkdtemp(m->dir), "mkdtemp: %s", strerror(errno));
@@ -57,13 +60,25 @@ void mount_start(mount_t *m, const char *opts)
 		int fd = open(m->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 		dup2(fd, 2);
 		dup2(fd, 1);
-		if (opts)
-			execl(bin, bin, "-f", "-o", opts, m->mnt, (char *)NULL);
-		else
-			execl(bin, bin, "-f", m->mnt, (char *)NULL);
+		/* MEMSTATFS_WRAPPER, e.g. "valgrind --error-exitcode=99", runs
+		 * the daemon under a tool. */
+		char *argv[32];
+		int argc = 0;
+		char *wrapper = getenv("MEMSTATFS_WRAPPER") ? strdup(getenv("MEMSTATFS_WRAPPER")) : NULL;
+		for (char *w = wrapper ? strtok(wrapper, " ") : NULL; w && argc < 24; w = strtok(NULL, " "))
+			argv[argc++] = w;
+		argv[argc++] = (char *)bin;
+		argv[argc++] = "-f";
+		if (opts) {
+			argv[argc++] = "-o";
+			argv[argc++] = (char *)opts;
+		}
+		argv[argc++] = m->mnt;
+		argv[argc] = NULL;
+		execvp(argv[0], argv);
 		_exit(127);
 	}
-	for (double end = now_s() + 10; now_s() < end; usleep(10000)) {
+	for (double end = now_s() + 30; now_s() < end; usleep(10000)) {
 		if (is_mounted(m->mnt))
 			return;
 		if (waitpid(m->daemon, NULL, WNOHANG) == m->daemon) {
@@ -81,7 +96,7 @@ int mount_stop(mount_t *m)
 
 	if (m->daemon > 0) {
 		kill(m->daemon, SIGTERM);
-		for (double end = now_s() + 10; now_s() < end; usleep(10000))
+		for (double end = now_s() + 30; now_s() < end; usleep(10000))
 			if (waitpid(m->daemon, &status, WNOHANG) == m->daemon)
 				break;
 		if (!WIFEXITED(status)) {
@@ -98,13 +113,18 @@ int mount_stop(mount_t *m)
 			fprintf(stderr, "could not unmount %s\n", m->mnt);
 	}
 	if (m->log[0]) {
-		/* The daemon's own report: sanitizers write theirs to stderr. */
+		/* The daemon's own report: sanitizers write theirs to stderr;
+		 * valgrind (--error-exitcode) changes the exit status. */
 		char *log = read_file(m->log);
-		cr_expect(!log || (!strstr(log, "Sanitizer") && !strstr(log, "runtime error")),
-			  "daemon log:\n%s", log);
-		if (status != -1)
-			cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-				  "daemon ended with status %#x; log:\n%s", status, log);
+		bool dirty = log && (strstr(log, "Sanitizer") || strstr(log, "runtime error:"));
+		bool bad_exit = status != -1 && !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+		if (dirty || bad_exit) {
+			/* Criterion ignores failed assertions in a .fini: crash
+			 * instead, which it counts. */
+			fprintf(stderr, "daemon ended with status %#x; its log:\n%s\n", status,
+				log ? log : "");
+			abort();
+		}
 		free(log);
 		unlink(m->log);
 	}

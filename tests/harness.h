@@ -16,7 +16,8 @@ typedef struct {
 } mount_t;
 
 /* Starts memstatfs -f with the given -o options (or NULL) and waits for the
- * mount.  Fails the test when it does not come up. */
+ * mount, first stopping the one m holds, if any.  Fails the test when it
+ * does not come up. */
 void mount_start(mount_t *m, const char *opts);
 /* SIGTERM, wait, expect exit status 0 and no sanitizer report in the log,
  * make sure the mount is gone, remove the dir.  Returns the wait status

@@ -223,7 +223,7 @@ Test(tree, track_kernel_thread_is_einval)
 	free(log);
 }
 
-Test(tree, track_beyond_max_targets_is_enospc, .init = NULL)
+Test(tree, track_beyond_max_targets_is_enospc)
 {
 	mount_start(&M, "max_targets=2");
 	pid_t a = keep(sleeper_start(0)), b = keep(sleeper_start(0)), c = keep(sleeper_start(0));
@@ -262,7 +262,7 @@ static int write_as_nobody(const char *path, const char *text)
 	return e;
 }
 
-Test(tree, track_needs_the_callers_own_access, .init = NULL)
+Test(tree, track_needs_the_callers_own_access)
 {
 	mount_start(&M, "allow_other");
 	pid_t roots = keep(sleeper_start(0));
@@ -528,7 +528,7 @@ Test(tree, memory_files_match_proc_status)
 	free(vmsize);
 }
 
-Test(tree, samples_directory_keeps_history_with_latest, .init = NULL)
+Test(tree, samples_directory_keeps_history_with_latest)
 {
 	mount_start(&M, "history=3");
 	pid_t pid = keep(dirtier_start(16, 16, 256, NULL));

@@ -6,10 +6,24 @@
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
 #include "sample.h"
+
+/* A process, told apart from any later one that gets its pid. */
+typedef struct {
+	pid_t pid;
+	int pidfd;                    /* -1 where pidfd_open is missing */
+	unsigned long long starttime; /* field 22 of /proc/PID/stat */
+} ms_proc_id;
+
+/* Whether the process is still alive: its pidfd does not poll readable, or
+ * (without a pidfd) its pid still has the same start time.  What was read
+ * from /proc or the process's memory before a true answer belonged to it:
+ * a pid is not reused before its process has exited. */
+bool ms_proc_alive(const ms_proc_id *id);
 
 typedef struct {
 	uint32_t period_ms;    /* how long the window being opened should last */
@@ -22,11 +36,10 @@ typedef struct {
 	/* 0 when this kernel supports the mode, else -EOPNOTSUPP and *why. */
 	int (*supported)(char **why);
 
-	/* Prepares to measure pid, identified by pidfd (the caller keeps it
-	 * open for the state's life).  Checks that the memory can be read.
-	 * Returns NULL with *err = -ESRCH, -EACCES, -EPERM, -EINVAL... and
-	 * *why set. */
-	void *(*open)(pid_t pid, int pidfd, int *err, char **why);
+	/* Prepares to measure the process (id stays valid for the state's
+	 * life).  Checks that the memory can be read.  Returns NULL with
+	 * *err = -ESRCH, -EACCES, -EPERM, -EINVAL... and *why set. */
+	void *(*open)(const ms_proc_id *id, int *err, char **why);
 
 	/* Closes the open window, if any, into *out (returns 1; 0 when there
 	 * was none) and opens the next one with params.  Returns -ESRCH when
@@ -41,6 +54,3 @@ extern const ms_collector_ops ms_page_sampling;
 
 /* The collector for a mode name, or NULL. */
 const ms_collector_ops *ms_collector_find(const char *mode);
-
-/* Whether the process behind pidfd is still alive (pid not reused). */
-bool ms_pidfd_alive(int pidfd);

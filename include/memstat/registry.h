@@ -71,8 +71,8 @@ uint32_t ms_target_id(const ms_target *t);
 const char *ms_target_name(const ms_target *t);
 pid_t ms_target_pid(const ms_target *t);
 uid_t ms_target_owner(const ms_target *t);
-/* The process's pidfd, to check it is still the same process. */
-int ms_target_pidfd(const ms_target *t);
+/* Whether the target's process is still alive (its pid not reused). */
+bool ms_target_alive(const ms_target *t);
 
 /* A consistent copy of a target's changing state. */
 typedef struct {

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# contrib/test.sh: from a fresh clone on Debian 12, as root: installs what is
+# missing, builds with warnings as errors and runs the whole suite four ways:
+#   1. plain (build/)
+#   2. AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/)
+#   3. ThreadSanitizer (build-tsan/): the threaded registry test, and the tree
+#      tests against the TSan daemon (Criterion cannot itself run under TSan)
+#   4. the tree tests against the daemon under valgrind's memcheck
+# A sanitizer report or valgrind error in the daemon's log fails the test.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+contrib/install-deps.sh --test || exit 1
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+failed_phases=()
+
+setup() { # dir, meson options...
+	local dir=$1
+	shift
+	if [[ -d $dir ]]; then
+		meson setup --reconfigure "$dir" --werror "$@" >/dev/null
+	else
+		meson setup "$dir" --werror "$@" >/dev/null
+	fi && ninja -C "$dir" >/dev/null
+}
+
+phase() { # name, command...
+	local name=$1
+	shift
+	echo "== $name"
+	if ! "$@" 2>&1 | tee -a "$log"; then
+		failed_phases+=("$name")
+	fi
+}
+
+run_meson() { meson test -C "$1" --print-errorlogs --no-rebuild; }
+
+# Criterion binaries of the plain build against another daemon.
+tree_against() { # daemon, [wrapper]
+	MEMSTATFS=$1 MEMSTATFS_WRAPPER=${2:-} DIRTIER=build/tests/dirtier \
+		build/tests/test_tree --jobs 1
+}
+
+setup build --buildtype=debugoptimized || exit 1
+phase "plain" run_meson build
+
+setup build-asan --buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false || exit 1
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
+export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+phase "asan+ubsan" run_meson build-asan
+unset ASAN_OPTIONS UBSAN_OPTIONS
+
+setup build-tsan --buildtype=debugoptimized -Db_sanitize=thread -Db_lundef=false || exit 1
+export TSAN_OPTIONS=halt_on_error=0:second_deadlock_stack=1
+phase "tsan registry" run_meson build-tsan
+phase "tsan daemon" tree_against build-tsan/memstatfs
+unset TSAN_OPTIONS
+
+phase "valgrind daemon" tree_against build/memstatfs \
+	"valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite"
+
+# One closing line over every Criterion run and the registry tests.
+read -r passed failed < <(awk '
+	/Synthesis: Tested:/ { for (i = 1; i <= NF; i++) { if ($i == "Passing:") p += $(i+1); if ($i == "Failing:" || $i == "Crashing:") f += $(i+1) } }
+	/^registry: [0-9]+ passed, [0-9]+ failed$/ { p += $2; f += $4 }
+	END { print p + 0, f + 0 }' "$log")
+if ((${#failed_phases[@]})); then
+	echo "failed phases: ${failed_phases[*]}"
+	((failed == 0)) && failed=${#failed_phases[@]}
+fi
+echo "memstatfs: $passed passed, $failed failed"
+((${#failed_phases[@]} == 0 && failed == 0))
