@@ -14,7 +14,9 @@ static const char *const overcommit_files[3] = {
 	"/proc/sys/vm/overcommit_kbytes",
 };
 static const char *const overcommit_names[3] = {
-	"overcommit_memory", "overcommit_ratio", "overcommit_kbytes",
+	"overcommit_memory",
+	"overcommit_ratio",
+	"overcommit_kbytes",
 };
 
 GPtrArray *ms_meminfo_names(void)
@@ -60,8 +62,8 @@ static bool field_u64(GArray *fields, const char *kname, uint64_t *out)
 	return *end == '\0';
 }
 
-int ms_meminfo_value_from(const char *name, const char *meminfo,
-			  const char *const overcommit[3], char **text)
+int ms_meminfo_value_from(const char *name, const char *meminfo, const char *const overcommit[3],
+			  char **text)
 {
 	g_autoptr(GArray) fields = ms_parse_fields(meminfo);
 	const ms_field *f;
@@ -85,8 +87,8 @@ int ms_meminfo_value_from(const char *name, const char *meminfo,
 		return 0;
 	}
 	if (strcmp(name, "commit_percent") == 0) {
-		if (!field_u64(fields, "Committed_AS", &a) || !field_u64(fields, "CommitLimit", &b) ||
-		    b == 0)
+		if (!field_u64(fields, "Committed_AS", &a) ||
+		    !field_u64(fields, "CommitLimit", &b) || b == 0)
 			return -EIO;
 		*text = g_strdup_printf("%.2f\n", (double)a * 100.0 / (double)b);
 		return 0;
@@ -101,7 +103,7 @@ int ms_meminfo_value_from(const char *name, const char *meminfo,
 int ms_meminfo_value(const char *name, char **text)
 {
 	g_autofree char *meminfo = NULL;
-	char *oc[3] = { NULL, NULL, NULL };
+	char *oc[3] = {NULL, NULL, NULL};
 	int r = ms_read_file("/proc/meminfo", &meminfo, NULL);
 
 	if (r < 0)

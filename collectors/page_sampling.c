@@ -30,13 +30,13 @@ typedef struct {
 
 	/* The open window; n == 0 when none is open. */
 	GArray *population; /* ms_range: where pages were drawn from */
-	bool scanned;       /* population is the resident pages (PAGEMAP_SCAN) */
+	bool scanned;	    /* population is the resident pages (PAGEMAP_SCAN) */
 	size_t n;
-	uint64_t *addrs;    /* sorted */
+	uint64_t *addrs; /* sorted */
 	uint64_t *hashes;
-	bool *present;      /* resident when the window opened */
+	bool *present; /* resident when the window opened */
 	bool *readable;
-	uint64_t pages_total;      /* writable */
+	uint64_t pages_total;	   /* writable */
 	uint64_t pages_population; /* in population */
 	int64_t start_wall_ms;
 	int64_t start_mono_us;
@@ -174,8 +174,8 @@ static int ps_look(ps_state *s, bool *present, uint64_t *hashes, bool *readable,
 	int r = ms_pagemap_lookup(fd, s->addrs, s->n, s->rd.page_size, entries);
 	close(fd);
 	if (r < 0) {
-		*why = g_strdup_printf("cannot read the pagemap of process %d: %s",
-				       (int)s->pid, g_strerror(-r));
+		*why = g_strdup_printf("cannot read the pagemap of process %d: %s", (int)s->pid,
+				       g_strerror(-r));
 		return r;
 	}
 	for (size_t i = 0; i < s->n; i++) {
@@ -226,7 +226,7 @@ static int ps_population(ps_state *s, GArray *vmas, GArray **out, char **why)
 	} else {
 		for (guint i = 0; i < vmas->len; i++) {
 			const ms_vma *v = &g_array_index(vmas, ms_vma, i);
-			ms_range r = { v->start, v->end };
+			ms_range r = {v->start, v->end};
 			g_array_append_val(runs, r);
 		}
 	}

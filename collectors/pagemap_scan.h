@@ -7,9 +7,9 @@
 #include <linux/ioctl.h>
 #include <stdint.h>
 
-#define MS_PAGE_IS_PRESENT (1ULL << 3)
-#define MS_PAGE_IS_SWAPPED (1ULL << 4)
-#define MS_PAGE_IS_PFNZERO (1ULL << 5)
+#define MS_PAGE_IS_PRESENT    (1ULL << 3)
+#define MS_PAGE_IS_SWAPPED    (1ULL << 4)
+#define MS_PAGE_IS_PFNZERO    (1ULL << 5)
 #define MS_PAGE_IS_SOFT_DIRTY (1ULL << 7)
 
 struct ms_page_region {
@@ -24,7 +24,7 @@ struct ms_pm_scan_arg {
 	uint64_t start;
 	uint64_t end;
 	uint64_t walk_end; /* out: where the walk stopped */
-	uint64_t vec;      /* struct ms_page_region[] */
+	uint64_t vec;	   /* struct ms_page_region[] */
 	uint64_t vec_len;
 	uint64_t max_pages;
 	uint64_t category_inverted;

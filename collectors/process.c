@@ -33,7 +33,7 @@ const ms_collector_ops *ms_collector_find(const char *mode)
 bool ms_proc_alive(const ms_proc_id *id)
 {
 	if (id->pidfd >= 0) {
-		struct pollfd p = { .fd = id->pidfd, .events = POLLIN };
+		struct pollfd p = {.fd = id->pidfd, .events = POLLIN};
 		int r;
 
 		do
@@ -79,8 +79,8 @@ int ms_check_memory_access(pid_t pid, char **why)
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		int e = errno == ENOENT ? ESRCH : errno;
-		*why = g_strdup_printf("cannot read the memory of process %d: %s",
-				       (int)pid, g_strerror(e));
+		*why = g_strdup_printf("cannot read the memory of process %d: %s", (int)pid,
+				       g_strerror(e));
 		return -e;
 	}
 	close(fd);
@@ -101,8 +101,8 @@ int ms_open_pagemap(pid_t pid, char **why)
 	return fd;
 }
 
-int ms_pagemap_lookup(int fd, const uint64_t *addrs, size_t count,
-		      uint32_t page_size, uint64_t *entries)
+int ms_pagemap_lookup(int fd, const uint64_t *addrs, size_t count, uint32_t page_size,
+		      uint64_t *entries)
 {
 	uint64_t chunk[512];
 	uint64_t first = 0;
@@ -112,7 +112,8 @@ int ms_pagemap_lookup(int fd, const uint64_t *addrs, size_t count,
 		uint64_t idx = addrs[i] / page_size;
 
 		if (have == 0 || idx < first || idx >= first + have) {
-			ssize_t r = pread(fd, chunk, sizeof(chunk), (off_t)(idx * sizeof(uint64_t)));
+			ssize_t r =
+				pread(fd, chunk, sizeof(chunk), (off_t)(idx * sizeof(uint64_t)));
 			if (r < 0)
 				return errno == ENOENT ? -ESRCH : -errno;
 			first = idx;
@@ -128,8 +129,8 @@ int ms_pagemap_lookup(int fd, const uint64_t *addrs, size_t count,
 	return 0;
 }
 
-int ms_hash_pages(ms_page_reader *rd, const uint64_t *addrs, size_t count,
-		  uint64_t *hashes, bool *readable)
+int ms_hash_pages(ms_page_reader *rd, const uint64_t *addrs, size_t count, uint64_t *hashes,
+		  bool *readable)
 {
 	const size_t ps = rd->page_size;
 	size_t i = 0;
@@ -190,7 +191,7 @@ static void range_append(GArray *ranges, uint64_t start, uint64_t end)
 			return;
 		}
 	}
-	ms_range r = { start, end };
+	ms_range r = {start, end};
 	g_array_append_val(ranges, r);
 }
 

@@ -26,8 +26,8 @@ int ms_open_pagemap(pid_t pid, char **why);
 
 /* The pagemap entries of page-aligned addresses sorted ascending.
  * 0 or -errno. */
-int ms_pagemap_lookup(int fd, const uint64_t *addrs, size_t count,
-		      uint32_t page_size, uint64_t *entries);
+int ms_pagemap_lookup(int fd, const uint64_t *addrs, size_t count, uint32_t page_size,
+		      uint64_t *entries);
 
 /* A run of pages [start, end), page aligned. */
 typedef struct {
@@ -57,5 +57,5 @@ void ms_page_reader_clear(ms_page_reader *rd);
 /* Hashes the pages at addrs (resident ones only: reading faults pages in).
  * readable[i] is false for a page that could not be read (unmapped since).
  * 0, -ESRCH, or -errno. */
-int ms_hash_pages(ms_page_reader *rd, const uint64_t *addrs, size_t count,
-		  uint64_t *hashes, bool *readable);
+int ms_hash_pages(ms_page_reader *rd, const uint64_t *addrs, size_t count, uint64_t *hashes,
+		  bool *readable);

@@ -92,7 +92,7 @@ int ms_parse_stat(const char *text, ms_proc_stat *out)
 
 	const char *p = close + 1;
 	/* field 3 is the state; we need fields 9 (flags) and 22 (starttime) */
-	unsigned long long fields[23] = { 0 };
+	unsigned long long fields[23] = {0};
 	int field = 3;
 
 	while (*p == ' ')
@@ -174,7 +174,7 @@ GArray *ms_parse_fields(const char *text)
 		const char *nl = strchr(line, '\n');
 		const char *eol = nl ? nl : line + strlen(line);
 		const char *colon = memchr(line, ':', (size_t)(eol - line));
-		ms_field f = { 0 };
+		ms_field f = {0};
 
 		if (colon && colon > line && (size_t)(colon - line) < sizeof(f.name)) {
 			const char *v = colon + 1;

@@ -3,8 +3,7 @@
 
 #include "memstat/sample.h"
 
-void ms_proportion_interval(uint64_t d, uint64_t n, uint64_t N, double z,
-			    double *lo, double *hi)
+void ms_proportion_interval(uint64_t d, uint64_t n, uint64_t N, double z, double *lo, double *hi)
 {
 	if (n == 0) {
 		*lo = 0.0;

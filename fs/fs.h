@@ -9,9 +9,9 @@
 #include "memstat/registry.h"
 
 typedef struct {
-	ms_registry *reg;           /* set once the daemon has forked */
-	GPtrArray *meminfo_names;   /* file names under meminfo/, fixed at start */
-	GPtrArray *memory_names;    /* names a memory/ dir may hold, fixed at start */
+	ms_registry *reg;	  /* set once the daemon has forked */
+	GPtrArray *meminfo_names; /* file names under meminfo/, fixed at start */
+	GPtrArray *memory_names;  /* names a memory/ dir may hold, fixed at start */
 	time_t started;
 
 	/* Reads of <name>/rate parked until the target's first figure: one

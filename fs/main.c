@@ -36,20 +36,21 @@ typedef struct {
 
 enum { KEY_HELP, KEY_VERSION };
 
-#define OPT(t, m) { t, offsetof(options, m), 1 }
-static const struct fuse_opt option_spec[] = {
-	OPT("period=%u", period),
-	OPT("sample_pages=%u", sample_pages),
-	OPT("history=%u", history),
-	OPT("max_targets=%u", max_targets),
-	OPT("workers=%u", workers),
-	OPT("mode=%s", mode),
-	FUSE_OPT_KEY("-h", KEY_HELP),
-	FUSE_OPT_KEY("--help", KEY_HELP),
-	FUSE_OPT_KEY("-V", KEY_VERSION),
-	FUSE_OPT_KEY("--version", KEY_VERSION),
-	FUSE_OPT_END
-};
+#define OPT(t, m)                                                                                  \
+	{                                                                                          \
+		t, offsetof(options, m), 1                                                         \
+	}
+static const struct fuse_opt option_spec[] = {OPT("period=%u", period),
+					      OPT("sample_pages=%u", sample_pages),
+					      OPT("history=%u", history),
+					      OPT("max_targets=%u", max_targets),
+					      OPT("workers=%u", workers),
+					      OPT("mode=%s", mode),
+					      FUSE_OPT_KEY("-h", KEY_HELP),
+					      FUSE_OPT_KEY("--help", KEY_HELP),
+					      FUSE_OPT_KEY("-V", KEY_VERSION),
+					      FUSE_OPT_KEY("--version", KEY_VERSION),
+					      FUSE_OPT_END};
 
 static int option_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
 {
@@ -107,8 +108,8 @@ static void log_handler(const gchar *domain, GLogLevelFlags level, const gchar *
 		return;
 	}
 	int prio = (level & (G_LOG_LEVEL_ERROR | G_LOG_LEVEL_CRITICAL)) ? LOG_ERR
-		   : (level & G_LOG_LEVEL_WARNING)			  ? LOG_WARNING
-									  : LOG_INFO;
+		   : (level & G_LOG_LEVEL_WARNING)			? LOG_WARNING
+									: LOG_INFO;
 	syslog(prio, "%s", msg);
 }
 
@@ -153,9 +154,12 @@ static int check_options(const options *o)
 int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
-	struct fuse_cmdline_opts cmd = { 0 };
+	struct fuse_cmdline_opts cmd = {0};
 	options o = {
-		.period = 1, .sample_pages = 512, .history = 60, .max_targets = 4096,
+		.period = 1,
+		.sample_pages = 512,
+		.history = 60,
+		.max_targets = 4096,
 		.workers = (unsigned)MIN(MAX(sysconf(_SC_NPROCESSORS_ONLN), 1), 8),
 		.positional = g_ptr_array_new_with_free_func(g_free),
 	};
@@ -180,7 +184,8 @@ int main(int argc, char *argv[])
 		goto out_args;
 	}
 	if (o.positional->len < 1 || o.positional->len > 2) {
-		fprintf(stderr, "usage: %s [options] [SOURCE] MOUNTPOINT (--help for more)\n", argv[0]);
+		fprintf(stderr, "usage: %s [options] [SOURCE] MOUNTPOINT (--help for more)\n",
+			argv[0]);
 		goto out_args;
 	}
 	if (check_options(&o) < 0)
@@ -208,7 +213,7 @@ int main(int argc, char *argv[])
 		goto out_unmount;
 
 	ms_registry_config rc = {
-		.defaults = { .period_s = o.period, .sample_pages = o.sample_pages },
+		.defaults = {.period_s = o.period, .sample_pages = o.sample_pages},
 		.history = o.history,
 		.max_targets = o.max_targets,
 		.workers = o.workers,
@@ -217,8 +222,8 @@ int main(int argc, char *argv[])
 	};
 	g_strlcpy(rc.defaults.mode, o.mode, sizeof(rc.defaults.mode));
 	fs.reg = ms_registry_new(&rc);
-	g_message("mounted on %s (period=%u sample_pages=%u history=%u)", cmd.mountpoint,
-		  o.period, o.sample_pages, o.history);
+	g_message("mounted on %s (period=%u sample_pages=%u history=%u)", cmd.mountpoint, o.period,
+		  o.sample_pages, o.history);
 
 	if (cmd.singlethread) {
 		ret = fuse_session_loop(se);

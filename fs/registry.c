@@ -41,7 +41,7 @@ struct ms_target {
 	uint32_t id;
 	char name[32];
 	pid_t pid;
-	ms_proc_id proc;      /* pid, pidfd, start time */
+	ms_proc_id proc; /* pid, pidfd, start time */
 	uid_t owner;
 	uint32_t history;
 
@@ -50,15 +50,15 @@ struct ms_target {
 	ms_state state;
 	char why[256];
 	ms_settings settings;
-	ms_sample **ring;     /* history slots: sample seq is in ring[seq % history] */
-	uint64_t first_seq;   /* 0 while there is none */
+	ms_sample **ring;   /* history slots: sample seq is in ring[seq % history] */
+	uint64_t first_seq; /* 0 while there is none */
 	uint64_t last_seq;
 	bool removed;
 
 	/* Guarded by the registry's lock. */
-	int64_t due_us;       /* mono_us() when the next step is due */
+	int64_t due_us;	      /* mono_us() when the next step is due */
 	GSequenceIter *sched; /* where it waits in the schedule, or NULL */
-	bool busy;            /* a worker runs its step */
+	bool busy;	      /* a worker runs its step */
 
 	/* The worker's while busy; then the last reference's. */
 	const ms_collector_ops *ops;
@@ -69,14 +69,14 @@ struct ms_registry {
 	ms_registry_config cfg; /* immutable */
 
 	pthread_mutex_t lock;
-	pthread_cond_t cond;   /* the schedule changed, or stopping (CLOCK_MONOTONIC) */
-	GHashTable *by_name;   /* name -> target (holds a reference) */
-	GHashTable *by_id;     /* id -> the same target (no reference) */
-	GSequence *schedule;   /* targets waiting, earliest due first */
+	pthread_cond_t cond; /* the schedule changed, or stopping (CLOCK_MONOTONIC) */
+	GHashTable *by_name; /* name -> target (holds a reference) */
+	GHashTable *by_id;   /* id -> the same target (no reference) */
+	GSequence *schedule; /* targets waiting, earliest due first */
 	uint32_t next_id;
 	bool stopping;
 
-	pthread_t *workers;    /* cfg.workers of them */
+	pthread_t *workers; /* cfg.workers of them */
 };
 
 static int64_t mono_us(void)
@@ -89,10 +89,14 @@ static int64_t mono_us(void)
 const char *ms_state_name(ms_state s)
 {
 	switch (s) {
-	case MS_STATE_MEASURING: return "measuring";
-	case MS_STATE_MEASURED: return "measured";
-	case MS_STATE_EXITED: return "exited";
-	case MS_STATE_ERROR: return "error";
+	case MS_STATE_MEASURING:
+		return "measuring";
+	case MS_STATE_MEASURED:
+		return "measured";
+	case MS_STATE_EXITED:
+		return "exited";
+	case MS_STATE_ERROR:
+		return "error";
 	}
 	return "error";
 }
@@ -124,11 +128,26 @@ void ms_target_unref(ms_target *t)
 		target_free(t);
 }
 
-uint32_t ms_target_id(const ms_target *t) { return t->id; }
-const char *ms_target_name(const ms_target *t) { return t->name; }
-pid_t ms_target_pid(const ms_target *t) { return t->pid; }
-uid_t ms_target_owner(const ms_target *t) { return t->owner; }
-bool ms_target_alive(const ms_target *t) { return ms_proc_alive(&t->proc); }
+uint32_t ms_target_id(const ms_target *t)
+{
+	return t->id;
+}
+const char *ms_target_name(const ms_target *t)
+{
+	return t->name;
+}
+pid_t ms_target_pid(const ms_target *t)
+{
+	return t->pid;
+}
+uid_t ms_target_owner(const ms_target *t)
+{
+	return t->owner;
+}
+bool ms_target_alive(const ms_target *t)
+{
+	return ms_proc_alive(&t->proc);
+}
 
 void ms_target_get_view(ms_target *t, ms_target_view *out)
 {
@@ -199,8 +218,8 @@ static int caller_may_read(pid_t pid, const ms_caller *c, uid_t *owner, char **w
 		goto denied;
 	return 0;
 denied:
-	*why = g_strdup_printf("uid %u may not read the memory of process %d",
-			       (unsigned)c->uid, (int)pid);
+	*why = g_strdup_printf("uid %u may not read the memory of process %d", (unsigned)c->uid,
+			       (int)pid);
 	return -EACCES;
 }
 
@@ -331,8 +350,8 @@ static void *worker_main(void *data)
 		}
 		ms_target *t = g_sequence_get(it);
 		if (t->due_us > mono_us()) {
-			struct timespec until = { .tv_sec = t->due_us / 1000000,
-						  .tv_nsec = (t->due_us % 1000000) * 1000 };
+			struct timespec until = {.tv_sec = t->due_us / 1000000,
+						 .tv_nsec = (t->due_us % 1000000) * 1000};
 			pthread_cond_timedwait(&reg->cond, &reg->lock, &until);
 			continue;
 		}
@@ -418,16 +437,15 @@ static uint32_t next_free_id(ms_registry *reg)
 	}
 }
 
-static int apply_to_existing(ms_target *t, const ms_proc_stat *st,
-			     const ms_track_request *req, const ms_caller *caller,
-			     char **why)
+static int apply_to_existing(ms_target *t, const ms_proc_stat *st, const ms_track_request *req,
+			     const ms_caller *caller, char **why)
 {
 	int r = 0;
 
 	pthread_mutex_lock(&t->lock);
 	if (t->proc.starttime != st->starttime || t->state == MS_STATE_EXITED) {
-		*why = g_strdup_printf("%s is tracked as a process that has exited; untrack it first",
-				       t->name);
+		*why = g_strdup_printf(
+			"%s is tracked as a process that has exited; untrack it first", t->name);
 		r = -EEXIST;
 	} else if (!caller_owns(t, caller)) {
 		*why = g_strdup_printf("uid %u may not change %s", (unsigned)caller->uid, t->name);
@@ -439,14 +457,14 @@ static int apply_to_existing(ms_target *t, const ms_proc_stat *st,
 	return r;
 }
 
-static ms_target *target_new(const ms_registry *reg, const ms_track_request *req,
-			     int pidfd, uid_t owner, unsigned long long starttime)
+static ms_target *target_new(const ms_registry *reg, const ms_track_request *req, int pidfd,
+			     uid_t owner, unsigned long long starttime)
 {
 	ms_target *t = g_new0(ms_target, 1);
 
 	ms_ref_init(&t->ref);
 	t->pid = req->pid;
-	t->proc = (ms_proc_id){ .pid = req->pid, .pidfd = pidfd, .starttime = starttime };
+	t->proc = (ms_proc_id){.pid = req->pid, .pidfd = pidfd, .starttime = starttime};
 	t->owner = owner;
 	t->history = reg->cfg.history;
 	snprintf(t->name, sizeof(t->name), "%d", (int)req->pid);
@@ -458,8 +476,8 @@ static ms_target *target_new(const ms_registry *reg, const ms_track_request *req
 	return t;
 }
 
-int ms_registry_track(ms_registry *reg, const ms_track_request *req,
-		      const ms_caller *caller, char **why)
+int ms_registry_track(ms_registry *reg, const ms_track_request *req, const ms_caller *caller,
+		      char **why)
 {
 	ms_proc_stat st, st2;
 	uid_t owner = 0;
@@ -470,7 +488,8 @@ int ms_registry_track(ms_registry *reg, const ms_track_request *req,
 		return *why = g_strdup_printf("no process %d", (int)req->pid), -ESRCH;
 	if (st.flags & MS_PF_KTHREAD)
 		return *why = g_strdup_printf("%d is a kernel thread: it has no memory of its own",
-					      (int)req->pid), -EINVAL;
+					      (int)req->pid),
+		       -EINVAL;
 	r = caller_may_read(req->pid, caller, &owner, why);
 	if (r < 0)
 		return r;
@@ -489,7 +508,8 @@ int ms_registry_track(ms_registry *reg, const ms_track_request *req,
 	pthread_mutex_unlock(&reg->lock);
 	if (full)
 		return *why = g_strdup_printf("already tracking max_targets=%u targets",
-					      reg->cfg.max_targets), -ENOSPC;
+					      reg->cfg.max_targets),
+		       -ENOSPC;
 
 	/* Pin the process, then make sure the pid still names the process
 	 * that was checked.  Without pidfd_open (before Linux 5.3, or under
@@ -520,7 +540,8 @@ int ms_registry_track(ms_registry *reg, const ms_track_request *req,
 		/* Tracked by a concurrent write meanwhile. */
 		r = apply_to_existing(old, &st, req, caller, why);
 	} else if (g_hash_table_size(reg->by_name) >= reg->cfg.max_targets) {
-		*why = g_strdup_printf("already tracking max_targets=%u targets", reg->cfg.max_targets);
+		*why = g_strdup_printf("already tracking max_targets=%u targets",
+				       reg->cfg.max_targets);
 		r = -ENOSPC;
 	} else if (reg->stopping) {
 		*why = g_strdup("shutting down");
@@ -535,8 +556,7 @@ int ms_registry_track(ms_registry *reg, const ms_track_request *req,
 	return r;
 }
 
-int ms_registry_untrack(ms_registry *reg, const char *name, const ms_caller *caller,
-			char **why)
+int ms_registry_untrack(ms_registry *reg, const char *name, const ms_caller *caller, char **why)
 {
 	pthread_mutex_lock(&reg->lock);
 	ms_target *t = g_hash_table_lookup(reg->by_name, name);
@@ -547,7 +567,8 @@ int ms_registry_untrack(ms_registry *reg, const char *name, const ms_caller *cal
 	if (!caller_owns(t, caller)) {
 		pthread_mutex_unlock(&reg->lock);
 		return *why = g_strdup_printf("uid %u may not untrack %s", (unsigned)caller->uid,
-					      name), -EACCES;
+					      name),
+		       -EACCES;
 	}
 	uint32_t id = t->id;
 	if (t->sched) {
@@ -613,7 +634,8 @@ int ms_target_set(ms_registry *reg, ms_target *t, const ms_settings_change *chan
 	(void)reg;
 	if (!caller_owns(t, caller))
 		return *why = g_strdup_printf("uid %u may not change %s", (unsigned)caller->uid,
-					      t->name), -EACCES;
+					      t->name),
+		       -EACCES;
 	if (change->has_mode) {
 		int r = mode_supported(change->v.mode, why);
 		if (r < 0)

@@ -30,9 +30,9 @@ ms_sample *ms_sample_new(uint64_t seq, const ms_measurement *m)
 				  "rate_ci95_low %.2f\n"
 				  "rate_ci95_high %.2f\n"
 				  "exact %d\n",
-				  seq, m->start_ms, m->period_ms, m->mode, m->method,
-				  m->page_size, m->pages_total, m->pages_population,
-				  m->pages_sampled, m->pages_dirty, m->pages_new, m->pages_unmapped, m->memory_mib,
+				  seq, m->start_ms, m->period_ms, m->mode, m->method, m->page_size,
+				  m->pages_total, m->pages_population, m->pages_sampled,
+				  m->pages_dirty, m->pages_new, m->pages_unmapped, m->memory_mib,
 				  m->rate, m->rate_lo, m->rate_hi, m->exact ? 1 : 0);
 	s->text_len = strlen(s->text);
 	return s;

@@ -14,8 +14,7 @@ static bool is_space(char c)
 }
 
 /* An unsigned decimal in [min, max], the whole of [p, end). */
-static bool parse_uint(const char *p, const char *end, uint64_t min, uint64_t max,
-		       uint64_t *out)
+static bool parse_uint(const char *p, const char *end, uint64_t min, uint64_t max, uint64_t *out)
 {
 	uint64_t v = 0;
 
@@ -52,7 +51,8 @@ static int parse_kv(const char *key, size_t klen, const char *v, const char *ven
 		if (c->has_sample_pages)
 			return *why = "sample_pages given twice", -EINVAL;
 		if (!parse_uint(v, vend, MS_SAMPLE_PAGES_MIN, MS_SAMPLE_PAGES_MAX, &n))
-			return *why = "sample_pages must be from 128 to 16384 (pages per GiB)", -EINVAL;
+			return *why = "sample_pages must be from 128 to 16384 (pages per GiB)",
+			       -EINVAL;
 		c->has_sample_pages = true;
 		c->v.sample_pages = (uint32_t)n;
 		return 0;
@@ -124,8 +124,8 @@ int ms_parse_track(const char *buf, size_t len, ms_track_request *out, const cha
 	return 0;
 }
 
-int ms_parse_setting(const char *key, const char *buf, size_t len,
-		     ms_settings_change *change, const char **why)
+int ms_parse_setting(const char *key, const char *buf, size_t len, ms_settings_change *change,
+		     const char **why)
 {
 	int r = bounded(&buf, &len, why);
 

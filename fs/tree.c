@@ -44,8 +44,8 @@ enum kind {
 
 typedef struct {
 	enum kind kind;
-	uint32_t id;   /* target */
-	uint32_t idx;  /* field index or sample seq */
+	uint32_t id;  /* target */
+	uint32_t idx; /* field index or sample seq */
 } node;
 
 static fuse_ino_t ino_of(enum kind k, uint32_t id, uint32_t idx)
@@ -58,8 +58,8 @@ static fuse_ino_t ino_of(enum kind k, uint32_t id, uint32_t idx)
 static node node_of(fuse_ino_t ino)
 {
 	if (ino == FUSE_ROOT_ID)
-		return (node){ K_ROOT, 0, 0 };
-	return (node){ (enum kind)(ino >> 56), (uint32_t)(ino >> 32) & 0xffffff, (uint32_t)ino };
+		return (node){K_ROOT, 0, 0};
+	return (node){(enum kind)(ino >> 56), (uint32_t)(ino >> 32) & 0xffffff, (uint32_t)ino};
 }
 
 /* Fixed entries of the root and of a target directory. */
@@ -70,19 +70,19 @@ typedef struct {
 } entry;
 
 static const entry root_entries[] = {
-	{ "track", K_TRACK, S_IFREG | 0644 },
-	{ "untrack", K_UNTRACK, S_IFREG | 0200 },
-	{ "meminfo", K_MEMINFO_DIR, S_IFDIR | 0555 },
+	{"track", K_TRACK, S_IFREG | 0644},
+	{"untrack", K_UNTRACK, S_IFREG | 0200},
+	{"meminfo", K_MEMINFO_DIR, S_IFDIR | 0555},
 };
 
 static const entry target_entries[] = {
-	{ "status", K_STATUS, S_IFREG | 0444 },
-	{ "rate", K_RATE, S_IFREG | 0444 },
-	{ "period", K_PERIOD, S_IFREG | 0644 },
-	{ "sample_pages", K_SAMPLE_PAGES, S_IFREG | 0644 },
-	{ "mode", K_MODE, S_IFREG | 0644 },
-	{ "memory", K_MEMORY_DIR, S_IFDIR | 0555 },
-	{ "samples", K_SAMPLES_DIR, S_IFDIR | 0555 },
+	{"status", K_STATUS, S_IFREG | 0444},
+	{"rate", K_RATE, S_IFREG | 0444},
+	{"period", K_PERIOD, S_IFREG | 0644},
+	{"sample_pages", K_SAMPLE_PAGES, S_IFREG | 0644},
+	{"mode", K_MODE, S_IFREG | 0644},
+	{"memory", K_MEMORY_DIR, S_IFDIR | 0555},
+	{"samples", K_SAMPLES_DIR, S_IFDIR | 0555},
 };
 
 static mode_t mode_of(enum kind k)
@@ -112,7 +112,7 @@ static ms_fs *fs_of(fuse_req_t req)
 static ms_caller caller_of(fuse_req_t req)
 {
 	const struct fuse_ctx *c = fuse_req_ctx(req);
-	return (ms_caller){ .uid = c->uid, .gid = c->gid, .pid = c->pid };
+	return (ms_caller){.uid = c->uid, .gid = c->gid, .pid = c->pid};
 }
 
 /* Logs why a request failed and answers it with err (negative errno). */
@@ -202,7 +202,7 @@ static int stat_node(ms_fs *fs, node n, struct stat *st)
 
 static void reply_entry(fuse_req_t req, node n)
 {
-	struct fuse_entry_param e = { 0 };
+	struct fuse_entry_param e = {0};
 	int r = stat_node(fs_of(req), n, &e.attr);
 
 	if (r < 0) {
@@ -250,34 +250,48 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	switch (p.kind) {
 	case K_ROOT: {
 		for (size_t i = 0; i < G_N_ELEMENTS(root_entries); i++)
-			if (strcmp(name, root_entries[i].name) == 0)
-				{ reply_entry(req, (node){ root_entries[i].kind, 0, 0 }); return; }
+			if (strcmp(name, root_entries[i].name) == 0) {
+				reply_entry(req, (node){root_entries[i].kind, 0, 0});
+				return;
+			}
 		g_autoptr(ms_target) t = fs->reg ? ms_registry_lookup(fs->reg, name) : NULL;
-		if (t)
-			{ reply_entry(req, (node){ K_TARGET_DIR, ms_target_id(t), 0 }); return; }
+		if (t) {
+			reply_entry(req, (node){K_TARGET_DIR, ms_target_id(t), 0});
+			return;
+		}
 		break;
 	}
 	case K_MEMINFO_DIR:
-		if (index_of(fs->meminfo_names, name, &idx))
-			{ reply_entry(req, (node){ K_MEMINFO, 0, idx }); return; }
+		if (index_of(fs->meminfo_names, name, &idx)) {
+			reply_entry(req, (node){K_MEMINFO, 0, idx});
+			return;
+		}
 		break;
 	case K_TARGET_DIR:
 		for (size_t i = 0; i < G_N_ELEMENTS(target_entries); i++)
-			if (strcmp(name, target_entries[i].name) == 0)
-				{ reply_entry(req, (node){ target_entries[i].kind, p.id, 0 }); return; }
+			if (strcmp(name, target_entries[i].name) == 0) {
+				reply_entry(req, (node){target_entries[i].kind, p.id, 0});
+				return;
+			}
 		break;
 	case K_MEMORY_DIR:
 		if (index_of(fs->memory_names, name, &idx)) {
 			g_autoptr(ms_target) t = target_of(fs, p);
-			if (t && memory_field_exists(t, name))
-				{ reply_entry(req, (node){ K_MEMORY, p.id, idx }); return; }
+			if (t && memory_field_exists(t, name)) {
+				reply_entry(req, (node){K_MEMORY, p.id, idx});
+				return;
+			}
 		}
 		break;
 	case K_SAMPLES_DIR:
-		if (strcmp(name, "latest") == 0)
-			{ reply_entry(req, (node){ K_LATEST, p.id, 0 }); return; }
-		if (parse_seq(name, &idx))
-			{ reply_entry(req, (node){ K_SAMPLE, p.id, idx }); return; }
+		if (strcmp(name, "latest") == 0) {
+			reply_entry(req, (node){K_LATEST, p.id, 0});
+			return;
+		}
+		if (parse_seq(name, &idx)) {
+			reply_entry(req, (node){K_SAMPLE, p.id, idx});
+			return;
+		}
 		break;
 	default:
 		fuse_reply_err(req, ENOTDIR);
@@ -380,7 +394,7 @@ typedef struct {
 
 static void dir_add(fuse_req_t req, dirbuf *d, const char *name, fuse_ino_t ino, mode_t mode)
 {
-	struct stat st = { .st_ino = ino, .st_mode = mode };
+	struct stat st = {.st_ino = ino, .st_mode = mode};
 	size_t need = fuse_add_direntry(req, NULL, 0, name, NULL, 0);
 
 	if (d->len + need > d->cap) {
@@ -530,8 +544,10 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return;
 	}
 	int r = ms_registry_untrack(fs->reg, name, &c, &why);
-	if (r < 0)
-		{ fail(req, r, "rmdir", why); return; }
+	if (r < 0) {
+		fail(req, r, "rmdir", why);
+		return;
+	}
 	g_message("untracked %s (rmdir by uid %u)", name, (unsigned)c.uid);
 	fuse_reply_err(req, 0);
 }
@@ -544,7 +560,7 @@ typedef struct {
 	node n;
 	int flags;
 	pthread_mutex_t lock; /* guards content and len */
-	char *content;        /* NULL until the first read */
+	char *content;	      /* NULL until the first read */
 	size_t len;
 } handle;
 
@@ -707,7 +723,8 @@ static int render(ms_fs *fs, node n, char **out)
 			return -ENOENT;
 		if ((r = target_status_text(t, &status)) < 0)
 			return r;
-		r = ms_status_memory_value(status, g_ptr_array_index(fs->memory_names, n.idx), &text);
+		r = ms_status_memory_value(status, g_ptr_array_index(fs->memory_names, n.idx),
+					   &text);
 		if (r < 0)
 			return r;
 		break;
@@ -772,7 +789,7 @@ static void park_rate_read(fuse_req_t req, ms_fs *fs, handle *h, size_t size)
 	int r = render(fs, h->n, &text);
 	if (r == -EAGAIN && !fuse_req_interrupted(req)) {
 		parked *p = g_new(parked, 1);
-		*p = (parked){ req, h, size };
+		*p = (parked){req, h, size};
 		g_hash_table_insert(fs->pending, req, p);
 		pthread_mutex_unlock(&fs->pending_lock);
 		return;
@@ -894,7 +911,9 @@ static int write_untrack(ms_fs *fs, const ms_caller *c, const char *buf, size_t 
 
 static int write_setting(ms_fs *fs, const ms_caller *c, node n, const char *buf, size_t size)
 {
-	const char *key = n.kind == K_PERIOD ? "period" : n.kind == K_SAMPLE_PAGES ? "sample_pages" : "mode";
+	const char *key = n.kind == K_PERIOD	     ? "period"
+			  : n.kind == K_SAMPLE_PAGES ? "sample_pages"
+						     : "mode";
 	ms_settings_change change;
 	const char *perr = NULL;
 	g_autofree char *why = NULL;

@@ -64,8 +64,10 @@ void mount_start(mount_t *m, const char *opts)
 		 * the daemon under a tool. */
 		char *argv[32];
 		int argc = 0;
-		char *wrapper = getenv("MEMSTATFS_WRAPPER") ? strdup(getenv("MEMSTATFS_WRAPPER")) : NULL;
-		for (char *w = wrapper ? strtok(wrapper, " ") : NULL; w && argc < 24; w = strtok(NULL, " "))
+		char *wrapper =
+			getenv("MEMSTATFS_WRAPPER") ? strdup(getenv("MEMSTATFS_WRAPPER")) : NULL;
+		for (char *w = wrapper ? strtok(wrapper, " ") : NULL; w && argc < 24;
+		     w = strtok(NULL, " "))
 			argv[argc++] = w;
 		argv[argc++] = (char *)bin;
 		argv[argc++] = "-f";
@@ -108,7 +110,8 @@ int mount_stop(mount_t *m)
 	if (is_mounted(m->mnt)) {
 		/* Only after a failure: leave no mount behind. */
 		char cmd[1024];
-		snprintf(cmd, sizeof(cmd), "fusermount3 -uz '%s' 2>/dev/null || umount -l '%s'", m->mnt, m->mnt);
+		snprintf(cmd, sizeof(cmd), "fusermount3 -uz '%s' 2>/dev/null || umount -l '%s'",
+			 m->mnt, m->mnt);
 		if (system(cmd) != 0)
 			fprintf(stderr, "could not unmount %s\n", m->mnt);
 	}
@@ -146,7 +149,8 @@ char *mpath(const mount_t *m, const char *fmt, ...)
 	return full;
 }
 
-pid_t dirtier_start(unsigned region_mib, unsigned touch_mib, unsigned pages_per_sec, const char *how)
+pid_t dirtier_start(unsigned region_mib, unsigned touch_mib, unsigned pages_per_sec,
+		    const char *how)
 {
 	const char *bin = env_or_die("DIRTIER");
 	int pfd[2];
@@ -165,7 +169,7 @@ pid_t dirtier_start(unsigned region_mib, unsigned touch_mib, unsigned pages_per_
 		_exit(127);
 	}
 	close(pfd[1]);
-	char buf[16] = { 0 };
+	char buf[16] = {0};
 	ssize_t n = read(pfd[0], buf, sizeof(buf) - 1);
 	close(pfd[0]);
 	cr_assert(n > 0 && strncmp(buf, "ready", 5) == 0, "dirtier did not start");

@@ -9,9 +9,9 @@
 #include <sys/types.h>
 
 typedef struct {
-	char dir[256];   /* temporary directory */
-	char mnt[300];   /* mountpoint inside it */
-	char log[300];   /* the daemon's stderr */
+	char dir[256]; /* temporary directory */
+	char mnt[300]; /* mountpoint inside it */
+	char log[300]; /* the daemon's stderr */
 	pid_t daemon;
 } mount_t;
 
@@ -31,7 +31,8 @@ bool is_mounted(const char *path);
 
 /* Starts tests/helpers/dirtier and waits for "ready".  how: NULL (private
  * memory), "shared" (a memfd) or "grow" (writes to fresh pages). */
-pid_t dirtier_start(unsigned region_mib, unsigned touch_mib, unsigned pages_per_sec, const char *how);
+pid_t dirtier_start(unsigned region_mib, unsigned touch_mib, unsigned pages_per_sec,
+		    const char *how);
 /* Starts a process that sleeps (no memory activity), optionally as uid. */
 pid_t sleeper_start(uid_t uid);
 void proc_kill(pid_t pid);

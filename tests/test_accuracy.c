@@ -20,7 +20,10 @@
 
 static mount_t M;
 static pid_t helper;
-static void up(void) { mount_start(&M, NULL); }
+static void up(void)
+{
+	mount_start(&M, NULL);
+}
 static void down(void)
 {
 	proc_kill(helper);
@@ -32,7 +35,7 @@ TestSuite(accuracy, .init = up, .fini = down, .timeout = 90);
 typedef struct {
 	double d, expect, var;
 	double fresh, fresh_truth; /* pages counted exactly (pages_new) */
-	bool scanned;              /* the kernel's PAGEMAP_SCAN was used */
+	bool scanned;		   /* the kernel's PAGEMAP_SCAN was used */
 	double rate_sum, truth_sum;
 	int samples;
 	int inside_ci;
@@ -42,7 +45,7 @@ typedef struct {
  * of k pages per second. */
 static tally collect(pid_t pid, unsigned k, long first, int count)
 {
-	tally t = { 0 };
+	tally t = {0};
 	for (long seq = first; seq < first + count; seq++) {
 		char *p = mpath(&M, "%d/samples/%ld", (int)pid, seq);
 		for (double end = now_s() + 30; now_s() < end && access(p, F_OK) != 0;)
@@ -50,11 +53,14 @@ static tally collect(pid_t pid, unsigned k, long first, int count)
 		char *text = read_file(p);
 		cr_assert(text, "sample %ld never came", seq);
 		double N, n, d, ms, rate, lo, hi, mib;
-		cr_assert(sample_get(text, "pages_population", &N) && sample_get(text, "pages_sampled", &n) &&
-			  sample_get(text, "pages_dirty", &d) && sample_get(text, "period_ms", &ms) &&
-			  sample_get(text, "rate", &rate) && sample_get(text, "rate_ci95_low", &lo) &&
-			  sample_get(text, "rate_ci95_high", &hi) && sample_get(text, "memory_mib", &mib));
-		double D = k * ms / 1000.0;        /* pages dirtied in this window */
+		cr_assert(sample_get(text, "pages_population", &N) &&
+			  sample_get(text, "pages_sampled", &n) &&
+			  sample_get(text, "pages_dirty", &d) &&
+			  sample_get(text, "period_ms", &ms) && sample_get(text, "rate", &rate) &&
+			  sample_get(text, "rate_ci95_low", &lo) &&
+			  sample_get(text, "rate_ci95_high", &hi) &&
+			  sample_get(text, "memory_mib", &mib));
+		double D = k * ms / 1000.0; /* pages dirtied in this window */
 		double fresh;
 		cr_assert(sample_get(text, "pages_new", &fresh));
 		t.fresh += fresh;
@@ -70,8 +76,9 @@ static tally collect(pid_t pid, unsigned k, long first, int count)
 		t.truth_sum += truth;
 		t.inside_ci += lo <= truth && truth <= hi;
 		t.samples++;
-		cr_log_info("sample %ld: n=%.0f N=%.0f d=%.0f rate=%.2f [%.2f, %.2f] truth %.2f MiB/s",
-			    seq, n, N, d, rate, lo, hi, truth);
+		cr_log_info(
+			"sample %ld: n=%.0f N=%.0f d=%.0f rate=%.2f [%.2f, %.2f] truth %.2f MiB/s",
+			seq, n, N, d, rate, lo, hi, truth);
 		free(text);
 		free(p);
 	}
@@ -84,10 +91,13 @@ static void check(const tally *t, double n_per_page_noise)
 	/* The helper's stack and libc: a handful of pages per window. */
 	double noise = n_per_page_noise;
 	double tol = 4.5 * sd + 0.01 * t->expect;
-	cr_log_info("dirty samples %.0f, expected %.1f (+ up to %.1f noise), sd %.1f, mean rate %.2f, truth %.2f",
-		    t->d, t->expect, noise, sd, t->rate_sum / t->samples, t->truth_sum / t->samples);
+	cr_log_info("dirty samples %.0f, expected %.1f (+ up to %.1f noise), sd %.1f, mean rate "
+		    "%.2f, truth %.2f",
+		    t->d, t->expect, noise, sd, t->rate_sum / t->samples,
+		    t->truth_sum / t->samples);
 	cr_expect(t->d >= t->expect - tol && t->d <= t->expect + noise + tol,
-		  "found %.0f dirty samples, truth says %.1f +- %.1f (sd %.1f)", t->d, t->expect, tol, sd);
+		  "found %.0f dirty samples, truth says %.1f +- %.1f (sd %.1f)", t->d, t->expect,
+		  tol, sd);
 }
 
 static void run(unsigned region_mib, unsigned k, bool shared)

@@ -13,8 +13,14 @@
 #include "harness.h"
 
 static mount_t M;
-static void up(void) { mount_start(&M, NULL); }
-static void down(void) { mount_stop(&M); }
+static void up(void)
+{
+	mount_start(&M, NULL);
+}
+static void down(void)
+{
+	mount_stop(&M);
+}
 TestSuite(meminfo, .init = up, .fini = down, .timeout = 30);
 
 /* The file name rule, written out independently of the daemon's code. */
@@ -79,8 +85,8 @@ Test(meminfo, every_field_has_a_file_and_the_names_follow_the_rule)
 
 Test(meminfo, steady_values_equal_the_kernels)
 {
-	const char *fields[] = { "MemTotal", "SwapTotal", "CommitLimit", "HugePages_Total",
-				 "Hugepagesize", "VmallocTotal" };
+	const char *fields[] = {"MemTotal",	   "SwapTotal",	   "CommitLimit",
+				"HugePages_Total", "Hugepagesize", "VmallocTotal"};
 	for (size_t i = 0; i < sizeof(fields) / sizeof(*fields); i++) {
 		char name[64];
 		file_name(fields[i], name);
@@ -94,7 +100,7 @@ Test(meminfo, steady_values_equal_the_kernels)
 Test(meminfo, moving_values_are_read_fresh)
 {
 	/* Bracket our read between two of the kernel's. */
-	const char *fields[] = { "Committed_AS", "MemAvailable", "MemFree", "Active(anon)" };
+	const char *fields[] = {"Committed_AS", "MemAvailable", "MemFree", "Active(anon)"};
 	for (size_t i = 0; i < sizeof(fields) / sizeof(*fields); i++) {
 		char name[64];
 		file_name(fields[i], name);
@@ -119,7 +125,7 @@ Test(meminfo, moving_values_are_read_fresh)
 
 Test(meminfo, overcommit_files_equal_proc_sys_vm)
 {
-	const char *names[] = { "overcommit_memory", "overcommit_ratio", "overcommit_kbytes" };
+	const char *names[] = {"overcommit_memory", "overcommit_ratio", "overcommit_kbytes"};
 	for (int i = 0; i < 3; i++) {
 		char path[64];
 		snprintf(path, sizeof(path), "/proc/sys/vm/%s", names[i]);

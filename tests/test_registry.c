@@ -17,27 +17,26 @@
 
 static int failures;
 
-
 static void report(const char *file, int line, const char *what, long long a, long long b)
 {
 	fprintf(stderr, "%s:%d: failed: %s (%lld, %lld)\n", file, line, what, a, b);
 	__atomic_fetch_add(&failures, 1, __ATOMIC_RELAXED);
 }
 
-#define check(cond, ...)                                                       \
-	do {                                                                   \
-		if (!(cond))                                                   \
-			report(__FILE__, __LINE__, #cond, 0, 0);               \
+#define check(cond, ...)                                                                           \
+	do {                                                                                       \
+		if (!(cond))                                                                       \
+			report(__FILE__, __LINE__, #cond, 0, 0);                                   \
 	} while (0)
-#define check_cmp(a, op, b)                                                    \
-	do {                                                                   \
-		long long a_ = (long long)(a), b_ = (long long)(b);            \
-		if (!(a_ op b_))                                               \
-			report(__FILE__, __LINE__, #a " " #op " " #b, a_, b_); \
+#define check_cmp(a, op, b)                                                                        \
+	do {                                                                                       \
+		long long a_ = (long long)(a), b_ = (long long)(b);                                \
+		if (!(a_ op b_))                                                                   \
+			report(__FILE__, __LINE__, #a " " #op " " #b, a_, b_);                     \
 	} while (0)
-#define check_eq(a, b) check_cmp(a, ==, b)
+#define check_eq(a, b)	check_cmp(a, ==, b)
 #define check_geq(a, b) check_cmp(a, >=, b)
-#define check_gt(a, b) check_cmp(a, >, b)
+#define check_gt(a, b)	check_cmp(a, >, b)
 
 static int settled_calls;
 
@@ -51,8 +50,10 @@ static void on_settled(uint32_t id, void *data)
 static ms_registry *new_registry(uint32_t max_targets)
 {
 	ms_registry_config c = {
-		.defaults = { .period_s = 1, .sample_pages = 512, .mode = "page-sampling" },
-		.history = 4, .max_targets = max_targets, .workers = 2,
+		.defaults = {.period_s = 1, .sample_pages = 512, .mode = "page-sampling"},
+		.history = 4,
+		.max_targets = max_targets,
+		.workers = 2,
 		.on_settled = on_settled,
 	};
 	return ms_registry_new(&c);
@@ -78,7 +79,7 @@ static int track(ms_registry *reg, pid_t pid, const char *settings)
 	ms_track_request req;
 	const char *perr;
 	char *why = NULL;
-	ms_caller root = { 0 };
+	ms_caller root = {0};
 
 	snprintf(line, sizeof(line), "%d %s", (int)pid, settings ? settings : "");
 	int r = ms_parse_track(line, strlen(line), &req, &perr);
@@ -107,7 +108,8 @@ static void *reader(void *data)
 			if (s) {
 				/* A published sample is whole: its text says its seq. */
 				char want[32];
-				snprintf(want, sizeof(want), "seq %llu\n", (unsigned long long)s->seq);
+				snprintf(want, sizeof(want), "seq %llu\n",
+					 (unsigned long long)s->seq);
 				check(strncmp(s->text, want, strlen(want)) == 0);
 				check(s->seq >= v.first_seq || v.first_seq == 0);
 				ms_sample_unref(s);
@@ -122,7 +124,7 @@ static void *reader(void *data)
 static void churn_with_concurrent_readers(void)
 {
 	ms_registry *reg = new_registry(64);
-	readers_arg a = { .reg = reg };
+	readers_arg a = {.reg = reg};
 	pthread_t th[4];
 	pid_t kids[6];
 
@@ -137,7 +139,7 @@ static void churn_with_concurrent_readers(void)
 		for (int i = 0; i < 6; i++) {
 			char name[16];
 			char *why = NULL;
-			ms_caller root = { 0 };
+			ms_caller root = {0};
 			snprintf(name, sizeof(name), "%d", (int)kids[i]);
 			if (i < 3) {
 				kill(kids[i], SIGKILL);

@@ -68,7 +68,8 @@ static int put(const char *rel, const char *text)
 static int track(pid_t pid, const char *settings)
 {
 	char line[128];
-	snprintf(line, sizeof(line), "%d%s%s\n", (int)pid, settings ? " " : "", settings ? settings : "");
+	snprintf(line, sizeof(line), "%d%s%s\n", (int)pid, settings ? " " : "",
+		 settings ? settings : "");
 	return put("track", line);
 }
 
@@ -83,7 +84,8 @@ Test(tree, root_lists_control_files)
 
 	cr_assert(d);
 	while ((e = readdir(d)))
-		seen |= (strcmp(e->d_name, "track") == 0) | (strcmp(e->d_name, "untrack") == 0) << 1 |
+		seen |= (strcmp(e->d_name, "track") == 0) |
+			(strcmp(e->d_name, "untrack") == 0) << 1 |
 			(strcmp(e->d_name, "meminfo") == 0) << 2;
 	closedir(d);
 	free(p);
@@ -106,16 +108,17 @@ Test(tree, track_rejects_malformed_lines_with_einval)
 	pid_t pid = keep(sleeper_start(0));
 	char line[64];
 	const char *bad[] = {
-		"\n", "   \n", "abc\n", "-1\n", "0\n", "+5\n", "12abc\n",
-		"99999999999999999999\n", "4194305\n",
+		"\n",	     "   \n", "abc\n",	 "-1\n",
+		"0\n",	     "+5\n",  "12abc\n", "99999999999999999999\n",
+		"4194305\n",
 	};
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++)
 		cr_expect_eq(put("track", bad[i]), EINVAL, "track <%s>", bad[i]);
 	const char *bad_settings[] = {
-		"period=0", "period=61", "period=1.5", "period=", "sample_pages=127",
-		"sample_pages=16385", "mode=bogus", "mode=", "colour=red", "period=2 period=3",
-		"nokey", "123",
+		"period=0",	    "period=61",	  "period=1.5", "period=",
+		"sample_pages=127", "sample_pages=16385", "mode=bogus", "mode=",
+		"colour=red",	    "period=2 period=3",  "nokey",	"123",
 	};
 	for (size_t i = 0; i < sizeof(bad_settings) / sizeof(*bad_settings); i++) {
 		snprintf(line, sizeof(line), "%d %s\n", (int)pid, bad_settings[i]);
@@ -140,10 +143,12 @@ Test(tree, track_accepts_white_space_and_settings)
 	pid_t pid = keep(sleeper_start(0));
 	char line[128];
 
-	snprintf(line, sizeof(line), "  %d\tperiod=3 sample_pages=1024 mode=page-sampling \n", (int)pid);
+	snprintf(line, sizeof(line), "  %d\tperiod=3 sample_pages=1024 mode=page-sampling \n",
+		 (int)pid);
 	cr_assert_eq(put("track", line), 0);
 	char *list = slurp("track");
-	snprintf(line, sizeof(line), "%d period=3 sample_pages=1024 mode=page-sampling\n", (int)pid);
+	snprintf(line, sizeof(line), "%d period=3 sample_pages=1024 mode=page-sampling\n",
+		 (int)pid);
 	cr_expect_str_eq(list, line);
 	/* The listing is itself a valid write: writing it back changes nothing. */
 	cr_expect_eq(put("track", list), 0);
@@ -343,7 +348,7 @@ static void *read_thread(void *arg)
 Test(tree, rate_blocks_until_the_first_figure)
 {
 	pid_t pid = keep(dirtier_start(16, 16, 256, NULL));
-	reader r = { .path = mpath(&M, "%d/rate", (int)pid) };
+	reader r = {.path = mpath(&M, "%d/rate", (int)pid)};
 	pthread_t th;
 
 	cr_assert_eq(track(pid, "period=3"), 0);
@@ -386,7 +391,7 @@ Test(tree, blocked_rate_read_is_interruptible)
 	cr_assert(pipe(pfd) == 0);
 	pid_t child = fork();
 	if (child == 0) {
-		struct sigaction sa = { .sa_handler = on_usr1 }; /* no SA_RESTART */
+		struct sigaction sa = {.sa_handler = on_usr1}; /* no SA_RESTART */
 		sigaction(SIGUSR1, &sa, NULL);
 		int fd = open(path, O_RDONLY);
 		char buf[32];
@@ -417,7 +422,7 @@ Test(tree, blocked_rate_read_is_interruptible)
 Test(tree, rate_read_fails_esrch_when_the_process_exits_first)
 {
 	pid_t pid = keep(dirtier_start(16, 16, 256, NULL));
-	reader r = { .path = mpath(&M, "%d/rate", (int)pid) };
+	reader r = {.path = mpath(&M, "%d/rate", (int)pid)};
 	pthread_t th;
 
 	cr_assert_eq(track(pid, "period=3"), 0);
@@ -518,7 +523,8 @@ Test(tree, memory_files_match_proc_status)
 	while ((e = readdir(d)))
 		if (e->d_name[0] != '.') {
 			n++;
-			cr_expect(strncmp(e->d_name, "vm", 2) == 0 || strncmp(e->d_name, "rss", 3) == 0,
+			cr_expect(strncmp(e->d_name, "vm", 2) == 0 ||
+					  strncmp(e->d_name, "rss", 3) == 0,
 				  "%s", e->d_name);
 		}
 	closedir(d);
@@ -576,14 +582,14 @@ Test(tree, samples_directory_keeps_history_with_latest)
 
 	char *text = slurp("%d/samples/%ld", (int)pid, hi);
 	cr_assert(text);
-	const char *keys[] = { "seq", "start_ms", "period_ms", "mode", "pages_total",
-			       "pages_sampled", "pages_dirty", "memory_mib", "rate",
-			       "rate_ci95_low", "rate_ci95_high" };
+	const char *keys[] = {"seq",	     "start_ms",      "period_ms",     "mode",
+			      "pages_total", "pages_sampled", "pages_dirty",   "memory_mib",
+			      "rate",	     "rate_ci95_low", "rate_ci95_high"};
 	for (size_t i = 0; i < sizeof(keys) / sizeof(*keys); i++) {
 		char k[40];
 		snprintf(k, sizeof(k), "\n%s ", keys[i]);
-		cr_expect(strstr(text, k) || strncmp(text, k + 1, strlen(k) - 1) == 0, "no %s in\n%s",
-			  keys[i], text);
+		cr_expect(strstr(text, k) || strncmp(text, k + 1, strlen(k) - 1) == 0,
+			  "no %s in\n%s", keys[i], text);
 	}
 	double seq, lo_r, rate, hi_r, start;
 	cr_expect(sample_get(text, "seq", &seq) && seq == (double)hi);

@@ -27,9 +27,20 @@ Test(settings, track_lines)
 	cr_expect(r.change.has_period && r.change.v.period_s == 60);
 	cr_expect(r.change.has_sample_pages && r.change.v.sample_pages == 128);
 	cr_expect(r.change.has_mode && strcmp(r.change.v.mode, "page-sampling") == 0);
-	const char *bad[] = { "", " ", "x", "-4", "0", "4194305", "1 2", "1 period", "1 =3",
-			      "1 period=1x", "1 period=99999999999999999999", "1 mode=",
-			      "1 sample_pages=16385", "1 period=1 period=1" };
+	const char *bad[] = {"",
+			     " ",
+			     "x",
+			     "-4",
+			     "0",
+			     "4194305",
+			     "1 2",
+			     "1 period",
+			     "1 =3",
+			     "1 period=1x",
+			     "1 period=99999999999999999999",
+			     "1 mode=",
+			     "1 sample_pages=16385",
+			     "1 period=1 period=1"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++)
 		cr_expect_eq(track(bad[i], &r), -EINVAL, "<%s>", bad[i]);
 	/* Embedded NUL and over-long writes. */
@@ -66,13 +77,17 @@ Test(procfs, maps_lines)
 	cr_expect_eq(ms_parse_maps_line("1000-2000 rw-s 0 00:01 5 /memfd:x (deleted)", &v), 1);
 	cr_expect(v.shared);
 	cr_expect_eq(ms_parse_maps_line("1000-2000 r-xp 0 00:01 5 /bin/x", &v), 0);
-	cr_expect_eq(ms_parse_maps_line("ffffffffff600000-ffffffffff601000 --xp 0 0:0 0 [vsyscall]", &v), 0);
+	cr_expect_eq(
+		ms_parse_maps_line("ffffffffff600000-ffffffffff601000 --xp 0 0:0 0 [vsyscall]", &v),
+		0);
 	cr_expect_eq(ms_parse_maps_line("2000-1000 rw-p 0 0:0 0", &v), -EINVAL);
 	cr_expect_eq(ms_parse_maps_line("zz-1000 rw-p", &v), -EINVAL);
 	cr_expect_eq(ms_parse_maps_line("1000-2000 rw", &v), -EINVAL);
 	cr_expect_eq(ms_parse_maps_line("10000000000000000-2 rw-p 0", &v), -EINVAL);
 	int err = 0;
-	GArray *a = ms_parse_maps("1000-3000 rw-p 0 0:0 0\n5000-6000 r--p 0 0:0 0\n7000-8000 rw-s 0 0:0 0 [x]\n", &err);
+	GArray *a = ms_parse_maps(
+		"1000-3000 rw-p 0 0:0 0\n5000-6000 r--p 0 0:0 0\n7000-8000 rw-s 0 0:0 0 [x]\n",
+		&err);
 	cr_assert(a);
 	cr_expect_eq(a->len, 2);
 	g_array_unref(a);
@@ -81,7 +96,8 @@ Test(procfs, maps_lines)
 Test(procfs, stat_with_awkward_comm)
 {
 	ms_proc_stat st;
-	const char *s = "77 (a) b (c)) S 1 77 77 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 123456 1000 50";
+	const char *s =
+		"77 (a) b (c)) S 1 77 77 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 123456 1000 50";
 	cr_assert_eq(ms_parse_stat(s, &st), 0);
 	cr_expect_eq(st.pid, 77);
 	cr_expect_eq(st.state, 'S');
@@ -94,9 +110,11 @@ Test(procfs, stat_with_awkward_comm)
 Test(procfs, field_names)
 {
 	char out[64];
-	const char *pairs[][2] = { { "Committed_AS", "committed_as" }, { "Active(anon)", "active_anon" },
-				   { "Inactive(file)", "inactive_file" }, { "HugePages_Total", "hugepages_total" },
-				   { "VmRSS", "vmrss" } };
+	const char *pairs[][2] = {{"Committed_AS", "committed_as"},
+				  {"Active(anon)", "active_anon"},
+				  {"Inactive(file)", "inactive_file"},
+				  {"HugePages_Total", "hugepages_total"},
+				  {"VmRSS", "vmrss"}};
 	for (size_t i = 0; i < 5; i++) {
 		cr_assert(ms_field_file_name(pairs[i][0], out, sizeof(out)));
 		cr_expect_str_eq(out, pairs[i][1]);
@@ -114,7 +132,7 @@ static const char meminfo_text[] = "MemTotal:       24000000 kB\n"
 
 Test(meminfo, values_from_text)
 {
-	const char *oc[3] = { "0\n", "50\n", "0\n" };
+	const char *oc[3] = {"0\n", "50\n", "0\n"};
 	char *t = NULL;
 	cr_assert_eq(ms_meminfo_value_from("used", meminfo_text, oc, &t), 0);
 	cr_expect_str_eq(t, "2000000\n");
@@ -132,7 +150,9 @@ Test(meminfo, values_from_text)
 	cr_expect_str_eq(t, "50\n");
 	g_free(t);
 	cr_expect_eq(ms_meminfo_value_from("nonesuch", meminfo_text, oc, &t), -ENOENT);
-	cr_expect_eq(ms_meminfo_value_from("commit_percent", "CommitLimit: 0 kB\nCommitted_AS: 5 kB\n", oc, &t), -EIO);
+	cr_expect_eq(ms_meminfo_value_from("commit_percent",
+					   "CommitLimit: 0 kB\nCommitted_AS: 5 kB\n", oc, &t),
+		     -EIO);
 }
 
 Test(stats, wilson_interval_known_values)
@@ -152,9 +172,12 @@ Test(stats, wilson_interval_known_values)
 Test(stats, measurement_scales_like_qemu)
 {
 	/* QEMU: rate = dirty * total_MiB * 1000 / (samples * period_ms) */
-	ms_measurement m = { .period_ms = 1000, .page_size = 4096, .pages_total = 262144,
-			     .pages_population = 262144,
-			     .pages_sampled = 512, .pages_dirty = 64 };
+	ms_measurement m = {.period_ms = 1000,
+			    .page_size = 4096,
+			    .pages_total = 262144,
+			    .pages_population = 262144,
+			    .pages_sampled = 512,
+			    .pages_dirty = 64};
 	ms_measurement_finish(&m);
 	cr_expect(fabs(m.memory_mib - 1024) < 1e-9);
 	cr_expect(fabs(m.rate - 64.0 * 1024 * 1000 / (512 * 1000)) < 1e-9, "rate %f", m.rate);
@@ -179,7 +202,7 @@ Test(stats, interval_covers_95_percent)
 {
 	GRand *r = g_rand_new_with_seed(12345);
 	const uint32_t N = 20000, n = 1250;
-	const uint32_t Ds[] = { 200, 1000, 5000 };
+	const uint32_t Ds[] = {200, 1000, 5000};
 	uint32_t *perm = g_new(uint32_t, N);
 
 	for (size_t k = 0; k < 3; k++) {

@@ -15,7 +15,7 @@
 /* A process, told apart from any later one that gets its pid. */
 typedef struct {
 	pid_t pid;
-	int pidfd;                    /* -1 where pidfd_open is missing */
+	int pidfd;		      /* -1 where pidfd_open is missing */
 	unsigned long long starttime; /* field 22 of /proc/PID/stat */
 } ms_proc_id;
 
@@ -44,8 +44,7 @@ typedef struct {
 	/* Closes the open window, if any, into *out (returns 1; 0 when there
 	 * was none) and opens the next one with params.  Returns -ESRCH when
 	 * the process is gone, another -errno with *why on failure. */
-	int (*step)(void *state, const ms_params *params, ms_measurement *out,
-		    char **why);
+	int (*step)(void *state, const ms_params *params, ms_measurement *out, char **why);
 
 	void (*close)(void *state);
 } ms_collector_ops;

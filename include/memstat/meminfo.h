@@ -15,8 +15,8 @@ int ms_meminfo_value(const char *name, char **text);
 /* The same from given file contents (for tests and fuzzing): meminfo is
  * /proc/meminfo's text; overcommit[3] the texts of
  * /proc/sys/vm/overcommit_{memory,ratio,kbytes}. */
-int ms_meminfo_value_from(const char *name, const char *meminfo,
-			  const char *const overcommit[3], char **text);
+int ms_meminfo_value_from(const char *name, const char *meminfo, const char *const overcommit[3],
+			  char **text);
 
 /* The memory/ file names of a process: its /proc/PID/status fields that
  * start with Vm or Rss, in the kernel's order. */

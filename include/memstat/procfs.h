@@ -14,8 +14,8 @@
 /* One writable mapping of a process, from /proc/PID/maps. */
 typedef struct {
 	uint64_t start; /* first byte */
-	uint64_t end;   /* one past the last byte */
-	bool shared;    /* 's' in the permissions: MAP_SHARED */
+	uint64_t end;	/* one past the last byte */
+	bool shared;	/* 's' in the permissions: MAP_SHARED */
 } ms_vma;
 
 /* Parses one line of /proc/PID/maps.  Returns 1 and fills *vma when the
@@ -29,8 +29,8 @@ GArray *ms_parse_maps(const char *text, int *err);
 /* Fields of /proc/PID/stat that identify and classify a process. */
 typedef struct {
 	pid_t pid;
-	char state;             /* field 3 */
-	unsigned long flags;    /* field 9: PF_* */
+	char state;		      /* field 3 */
+	unsigned long flags;	      /* field 9: PF_* */
 	unsigned long long starttime; /* field 22, clock ticks after boot */
 } ms_proc_stat;
 
@@ -42,8 +42,8 @@ int ms_proc_stat_read(pid_t pid, ms_proc_stat *out);
 
 /* A "Name:  value [kB]" line of /proc/meminfo or /proc/PID/status. */
 typedef struct {
-	char name[48];   /* as the kernel spells it, e.g. "Active(anon)" */
-	char value[32];  /* the number exactly as printed, without unit */
+	char name[48];	/* as the kernel spells it, e.g. "Active(anon)" */
+	char value[32]; /* the number exactly as printed, without unit */
 } ms_field;
 
 /* Parses every "Name: number" line (GArray of ms_field).  Lines whose value

@@ -21,7 +21,7 @@ typedef enum {
 	MS_STATE_MEASURING, /* no figure yet */
 	MS_STATE_MEASURED,  /* at least one sample */
 	MS_STATE_EXITED,    /* the process is gone (or its pid reused) */
-	MS_STATE_ERROR,     /* measuring failed; why says so */
+	MS_STATE_ERROR,	    /* measuring failed; why says so */
 } ms_state;
 
 const char *ms_state_name(ms_state s);
@@ -30,7 +30,7 @@ typedef struct {
 	ms_settings defaults; /* for targets tracked without settings */
 	uint32_t history;     /* samples kept per target */
 	uint32_t max_targets;
-	uint32_t workers;     /* measurement threads */
+	uint32_t workers; /* measurement threads */
 	/* Called, from a registry thread and with no registry lock held, when
 	 * a target leaves MS_STATE_MEASURING or is untracked, so that readers
 	 * waiting for its first figure can be answered. */
@@ -51,10 +51,9 @@ void ms_registry_free(ms_registry *reg);
 
 /* Tracks a process, or applies the settings to it if it is tracked.
  * 0 or a negative errno, with *why (free it) saying why. */
-int ms_registry_track(ms_registry *reg, const ms_track_request *req,
-		      const ms_caller *caller, char **why);
-int ms_registry_untrack(ms_registry *reg, const char *name,
-			const ms_caller *caller, char **why);
+int ms_registry_track(ms_registry *reg, const ms_track_request *req, const ms_caller *caller,
+		      char **why);
+int ms_registry_untrack(ms_registry *reg, const char *name, const ms_caller *caller, char **why);
 
 /* Lookups return a reference (ms_target_unref) or NULL. */
 ms_target *ms_registry_lookup(ms_registry *reg, const char *name);
@@ -77,11 +76,11 @@ bool ms_target_alive(const ms_target *t);
 /* A consistent copy of a target's changing state. */
 typedef struct {
 	ms_state state;
-	char why[256];       /* for MS_STATE_ERROR, else "" */
+	char why[256]; /* for MS_STATE_ERROR, else "" */
 	ms_settings settings;
-	uint64_t first_seq;  /* oldest sample kept; 0 when none */
-	uint64_t last_seq;   /* newest sample; 0 when none */
-	bool removed;        /* untracked */
+	uint64_t first_seq; /* oldest sample kept; 0 when none */
+	uint64_t last_seq;  /* newest sample; 0 when none */
+	bool removed;	    /* untracked */
 } ms_target_view;
 
 void ms_target_get_view(ms_target *t, ms_target_view *out);
@@ -91,6 +90,5 @@ ms_sample *ms_target_get_sample(ms_target *t, uint64_t seq);
 
 /* Changes settings from a settings file.  0, -EINVAL, -EOPNOTSUPP or
  * -EACCES, with *why. */
-int ms_target_set(ms_registry *reg, ms_target *t,
-		  const ms_settings_change *change, const ms_caller *caller,
-		  char **why);
+int ms_target_set(ms_registry *reg, ms_target *t, const ms_settings_change *change,
+		  const ms_caller *caller, char **why);

@@ -13,30 +13,30 @@
 #include "ref.h"
 
 typedef struct {
-	int64_t start_ms;        /* Unix time, ms, when the window opened */
-	uint32_t period_ms;      /* measured length of the window */
-	const char *mode;        /* "page-sampling", ... (static string) */
-	const char *method;      /* kernel interfaces used (static string) */
-	uint64_t pages_total;      /* writable pages of the process */
+	int64_t start_ms;	   /* Unix time, ms, when the window opened */
+	uint32_t period_ms;	   /* measured length of the window */
+	const char *mode;	   /* "page-sampling", ... (static string) */
+	const char *method;	   /* kernel interfaces used (static string) */
+	uint64_t pages_total;	   /* writable pages of the process */
 	uint64_t pages_population; /* pages the sample was drawn from */
-	uint64_t pages_sampled;    /* pages looked at */
-	uint64_t pages_dirty;      /* of those, dirtied in the window */
-	uint64_t pages_new;        /* outside the population, became resident:
+	uint64_t pages_sampled;	   /* pages looked at */
+	uint64_t pages_dirty;	   /* of those, dirtied in the window */
+	uint64_t pages_new;	   /* outside the population, became resident:
 				    * counted exactly, not sampled */
 	uint64_t pages_unmapped;   /* sampled pages that went away meanwhile */
 	uint32_t page_size;
-	double memory_mib;       /* pages_total * page_size / 2^20 */
-	double rate;             /* MiB/s */
+	double memory_mib;	 /* pages_total * page_size / 2^20 */
+	double rate;		 /* MiB/s */
 	double rate_lo, rate_hi; /* 95% confidence interval, MiB/s */
-	bool exact;              /* every page was looked at: no interval */
+	bool exact;		 /* every page was looked at: no interval */
 } ms_measurement;
 
 typedef struct {
 	ms_ref ref;
-	uint64_t seq;            /* never reused within a target */
+	uint64_t seq; /* never reused within a target */
 	ms_measurement m;
-	char rate_text[32];      /* "12.50\n" */
-	char *text;              /* the sample file, rendered once */
+	char rate_text[32]; /* "12.50\n" */
+	char *text;	    /* the sample file, rendered once */
 	size_t text_len;
 } ms_sample;
 
@@ -49,8 +49,7 @@ void ms_measurement_finish(ms_measurement *m);
 /* Wilson score interval for a proportion d/n drawn without replacement from
  * a population of N, at z standard errors.  Writes the bounds of the
  * proportion. */
-void ms_proportion_interval(uint64_t d, uint64_t n, uint64_t N, double z,
-			    double *lo, double *hi);
+void ms_proportion_interval(uint64_t d, uint64_t n, uint64_t N, double z, double *lo, double *hi);
 
 /* Makes a published sample: copies m, renders its texts once. */
 ms_sample *ms_sample_new(uint64_t seq, const ms_measurement *m);

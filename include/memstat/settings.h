@@ -13,12 +13,12 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define MS_PERIOD_MIN 1
-#define MS_PERIOD_MAX 60
+#define MS_PERIOD_MIN	    1
+#define MS_PERIOD_MAX	    60
 #define MS_SAMPLE_PAGES_MIN 128
 #define MS_SAMPLE_PAGES_MAX 16384
-#define MS_MODE_MAX 32
-#define MS_WRITE_MAX 4096 /* longest control-file write taken */
+#define MS_MODE_MAX	    32
+#define MS_WRITE_MAX	    4096 /* longest control-file write taken */
 
 typedef struct {
 	uint32_t period_s;     /* MS_PERIOD_MIN..MS_PERIOD_MAX */
@@ -40,18 +40,16 @@ typedef struct {
 
 /* Parses a `track` write of len bytes (not NUL-terminated).  0 or -EINVAL;
  * *why says what was wrong (static string). */
-int ms_parse_track(const char *buf, size_t len, ms_track_request *out,
-		   const char **why);
+int ms_parse_track(const char *buf, size_t len, ms_track_request *out, const char **why);
 
 /* Parses the whole value written to one settings file ("period",
  * "sample_pages" or "mode") into change.  0 or -EINVAL. */
-int ms_parse_setting(const char *key, const char *buf, size_t len,
-		     ms_settings_change *change, const char **why);
+int ms_parse_setting(const char *key, const char *buf, size_t len, ms_settings_change *change,
+		     const char **why);
 
 /* Parses the target name written to `untrack`: copies it without
  * surrounding white space.  0 or -EINVAL. */
-int ms_parse_name(const char *buf, size_t len, char *out, size_t outlen,
-		  const char **why);
+int ms_parse_name(const char *buf, size_t len, char *out, size_t outlen, const char **why);
 
 /* Applies the fields of change that are set onto s. */
 void ms_settings_apply(ms_settings *s, const ms_settings_change *change);
