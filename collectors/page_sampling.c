@@ -138,17 +138,22 @@ static uint64_t *pick_indices(GRand *r, uint64_t total, size_t n)
  * huge reservations; their figures get a wider interval. */
 #define MS_MAX_SAMPLES (1u << 20)
 
+/* At least this many pages per window (or all of them): QEMU's rule alone
+ * gives a 4 MiB process two samples, which says little. */
+#define MS_MIN_SAMPLES 256u
+
 static size_t sample_count(uint64_t pages_total, uint32_t page_size, uint32_t per_gib)
 {
 	if (pages_total == 0)
 		return 0;
-	/* QEMU: bytes * sample_pages >> 30, per RAM block; rounded up here so
-	 * that a small process still gets looked at. */
-	long double want = (long double)pages_total * page_size * per_gib / (1024.0L * 1024 * 1024);
+	/* QEMU: bytes * sample_pages >> 30, per RAM block; rounded up here. */
+	long double want =
+		(long double)pages_total * page_size * per_gib / (1024.0L * 1024 * 1024);
 	uint64_t n = (uint64_t)want;
 	if ((long double)n < want)
 		n++;
-	return (size_t)MIN(MIN(MAX(n, 1), pages_total), MS_MAX_SAMPLES);
+	n = MAX(n, MS_MIN_SAMPLES);
+	return (size_t)MIN(MIN(n, pages_total), MS_MAX_SAMPLES);
 }
 
 static int64_t now_us(clockid_t clk)
