@@ -39,7 +39,7 @@ typedef struct {
 	uint64_t pages_total;	   /* writable */
 	uint64_t pages_population; /* in population */
 	int64_t start_wall_ms;
-	int64_t start_mono_us;
+	int64_t start_mid_us; /* middle of the first look */
 	bool open;
 } ps_state;
 
@@ -210,43 +210,7 @@ static int ps_look(ps_state *s, bool *present, uint64_t *hashes, bool *readable,
  * PAGEMAP_SCAN can tell, else the writable mappings whole. */
 static int ps_population(ps_state *s, GArray *vmas, GArray **out, char **why)
 {
-	g_autoptr(GArray) runs = g_array_new(FALSE, FALSE, sizeof(ms_range));
-
-	if (s->scanned) {
-		int fd = ms_open_pagemap(s->pid, why);
-		if (fd < 0)
-			return fd;
-		for (guint i = 0; i < vmas->len; i++) {
-			const ms_vma *v = &g_array_index(vmas, ms_vma, i);
-			int r = ms_pagemap_scan_present(fd, v->start, v->end, runs);
-			if (r < 0) {
-				close(fd);
-				if (r != -ESRCH)
-					*why = g_strdup_printf("PAGEMAP_SCAN of process %d: %s",
-							       (int)s->pid, g_strerror(-r));
-				return r;
-			}
-		}
-		close(fd);
-	} else {
-		for (guint i = 0; i < vmas->len; i++) {
-			const ms_vma *v = &g_array_index(vmas, ms_vma, i);
-			ms_range r = {v->start, v->end};
-			g_array_append_val(runs, r);
-		}
-	}
-	*out = g_steal_pointer(&runs);
-	return 0;
-}
-
-static uint64_t pages_in(const GArray *runs, uint32_t page_size)
-{
-	uint64_t pages = 0;
-	for (guint i = 0; i < runs->len; i++) {
-		const ms_range *r = &g_array_index(runs, ms_range, i);
-		pages += (r->end - r->start) / page_size;
-	}
-	return pages;
+	return ms_resident_runs(s->pid, vmas, s->scanned ? MS_RUNS_SCAN : MS_RUNS_WHOLE, out, why);
 }
 
 static int ps_open_window(ps_state *s, const ms_params *p, char **why)
@@ -264,10 +228,9 @@ static int ps_open_window(ps_state *s, const ms_params *p, char **why)
 	}
 	s->scanned = ms_pagemap_scan_supported();
 	s->start_wall_ms = now_us(CLOCK_REALTIME) / 1000;
-	s->start_mono_us = now_us(CLOCK_MONOTONIC);
 	if ((r = ps_population(s, vmas, &s->population, why)) < 0)
 		return r;
-	s->pages_population = pages_in(s->population, ps);
+	s->pages_population = ms_runs_pages(s->population, ps);
 	s->n = sample_count(s->pages_population, ps, p->sample_pages);
 	s->addrs = s->n ? pick_indices(s->rand, s->pages_population, s->n) : NULL;
 
@@ -290,7 +253,10 @@ static int ps_open_window(ps_state *s, const ms_params *p, char **why)
 	s->present = g_new(bool, MAX(s->n, 1));
 	s->readable = g_new(bool, MAX(s->n, 1));
 	s->open = true;
-	return ps_look(s, s->present, s->hashes, s->readable, why);
+	int64_t t0 = now_us(CLOCK_MONOTONIC);
+	r = ps_look(s, s->present, s->hashes, s->readable, why);
+	s->start_mid_us = (t0 + now_us(CLOCK_MONOTONIC)) / 2;
+	return r;
 }
 
 /* Pages resident now that were outside the window's population. */
@@ -316,15 +282,20 @@ static int ps_close_window(ps_state *s, ms_measurement *out, char **why)
 	g_autofree uint64_t *hashes = g_new(uint64_t, MAX(s->n, 1));
 	g_autofree bool *present = g_new(bool, MAX(s->n, 1));
 	g_autofree bool *readable = g_new(bool, MAX(s->n, 1));
-	int64_t mono = now_us(CLOCK_MONOTONIC);
 	uint64_t fresh = 0;
 	int r = ps_new_resident(s, &fresh, why);
-
-	if (r < 0 || (r = ps_look(s, present, hashes, readable, why)) < 0)
+	if (r < 0)
+		return r;
+	int64_t t0 = now_us(CLOCK_MONOTONIC);
+	r = ps_look(s, present, hashes, readable, why);
+	int64_t mid = (t0 + now_us(CLOCK_MONOTONIC)) / 2;
+	if (r < 0)
 		return r;
 	memset(out, 0, sizeof(*out));
 	out->start_ms = s->start_wall_ms;
-	out->period_ms = (uint32_t)MAX((mono - s->start_mono_us + 500) / 1000, 1);
+	/* From the middle of one look to the middle of the other: each drawn
+	 * page's own window, on average. */
+	out->period_ms = (uint32_t)MAX((mid - s->start_mid_us + 500) / 1000, 1);
 	out->mode = ms_page_sampling.mode;
 	out->method = s->scanned ? "pagemap_scan+process_vm_readv" : "pagemap+process_vm_readv";
 	out->page_size = s->rd.page_size;

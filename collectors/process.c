@@ -20,6 +20,7 @@
 
 static const ms_collector_ops *const collectors[] = {
 	&ms_page_sampling,
+	&ms_full_scan,
 };
 
 const ms_collector_ops *ms_collector_find(const char *mode)
@@ -276,4 +277,105 @@ uint64_t ms_ranges_pages_not_in(const GArray *b, const GArray *a, uint32_t page_
 		}
 	}
 	return pages;
+}
+
+/* Resident runs of [start, end) from pagemap entries, read in chunks. */
+static int pagemap_present(int fd, uint64_t start, uint64_t end, uint32_t ps, GArray *ranges)
+{
+	uint64_t entries[4096];
+
+	for (uint64_t a = start; a < end;) {
+		size_t want = (size_t)MIN((end - a) / ps, (uint64_t)G_N_ELEMENTS(entries));
+		ssize_t r = pread(fd, entries, want * sizeof(uint64_t), (off_t)(a / ps * sizeof(uint64_t)));
+		if (r < 0)
+			return errno == ENOENT ? -ESRCH : -errno;
+		size_t got = (size_t)r / sizeof(uint64_t);
+		if (got == 0)
+			break;
+		for (size_t i = 0; i < got; i++)
+			if (entries[i] & MS_PM_PRESENT)
+				range_append(ranges, a + i * ps, a + (i + 1) * ps);
+		a += got * ps;
+	}
+	return 0;
+}
+
+int ms_resident_runs(pid_t pid, GArray *vmas, ms_runs_how how, GArray **out, char **why)
+{
+	g_autoptr(GArray) runs = g_array_new(FALSE, FALSE, sizeof(ms_range));
+	uint32_t ps = (uint32_t)sysconf(_SC_PAGESIZE);
+	int fd = -1, r = 0;
+
+	if (how != MS_RUNS_WHOLE && (fd = ms_open_pagemap(pid, why)) < 0)
+		return fd;
+	for (guint i = 0; i < vmas->len && r == 0; i++) {
+		const ms_vma *v = &g_array_index(vmas, ms_vma, i);
+		if (how == MS_RUNS_SCAN) {
+			r = ms_pagemap_scan_present(fd, v->start, v->end, runs);
+		} else if (how == MS_RUNS_PAGEMAP) {
+			r = pagemap_present(fd, v->start, v->end, ps, runs);
+		} else {
+			ms_range whole = {v->start, v->end};
+			g_array_append_val(runs, whole);
+		}
+	}
+	if (fd >= 0)
+		close(fd);
+	if (r < 0) {
+		if (r != -ESRCH)
+			*why = g_strdup_printf("cannot read the pagemap of process %d: %s", (int)pid,
+					       g_strerror(-r));
+		return r;
+	}
+	*out = g_steal_pointer(&runs);
+	return 0;
+}
+
+uint64_t ms_runs_pages(const GArray *runs, uint32_t page_size)
+{
+	uint64_t pages = 0;
+	for (guint i = 0; i < runs->len; i++) {
+		const ms_range *r = &g_array_index(runs, ms_range, i);
+		pages += (r->end - r->start) / page_size;
+	}
+	return pages;
+}
+
+int ms_hash_runs(ms_page_reader *rd, const GArray *runs, uint64_t *hashes, bool *readable)
+{
+	const size_t ps = rd->page_size;
+	size_t k = 0; /* index of the next page */
+
+	for (guint i = 0; i < runs->len; i++) {
+		const ms_range *run = &g_array_index(runs, ms_range, i);
+		uint64_t a = run->start;
+		while (a < run->end) {
+			size_t pages = (size_t)MIN((run->end - a) / ps, (uint64_t)MS_READ_BATCH);
+			struct iovec local = {rd->buf, pages * ps};
+			struct iovec remote = {(void *)(uintptr_t)a, pages * ps};
+			ssize_t r = process_vm_readv(rd->pid, &local, 1, &remote, 1, 0);
+			if (r < 0) {
+				if (errno == ESRCH)
+					return -ESRCH;
+				if (errno != EFAULT)
+					return -errno;
+				r = 0;
+			}
+			size_t full = (size_t)r / ps;
+			for (size_t j = 0; j < full; j++) {
+				hashes[k + j] = XXH3_64bits(rd->buf + j * ps, ps);
+				readable[k + j] = true;
+			}
+			k += full;
+			a += full * ps;
+			if (full < pages) {
+				/* Unmapped since the runs were found: skip it. */
+				hashes[k] = 0;
+				readable[k] = false;
+				k++;
+				a += ps;
+			}
+		}
+	}
+	return 0;
 }

@@ -42,14 +42,34 @@ bool ms_pagemap_scan_supported(void);
  * shared zero page do not count.  0 or -errno. */
 int ms_pagemap_scan_present(int fd, uint64_t start, uint64_t end, GArray *ranges);
 
-/* Pages in b that are in no run of a; both sorted and disjoint. */
-uint64_t ms_ranges_pages_not_in(const GArray *b, const GArray *a, uint32_t page_size);
-
 typedef struct {
 	pid_t pid;
 	uint32_t page_size;
 	uint8_t *buf; /* MS_READ_BATCH pages */
 } ms_page_reader;
+
+/* How ms_resident_runs finds resident pages. */
+typedef enum {
+	MS_RUNS_SCAN,      /* PAGEMAP_SCAN: resident pages, zero page excluded */
+	MS_RUNS_PAGEMAP,   /* reading pagemap entries: resident pages */
+	MS_RUNS_WHOLE,     /* no look: the mappings whole */
+} ms_runs_how;
+
+/* The runs of vmas (GArray of ms_vma) to look at, per how (MS_RUNS_SCAN
+ * needs ms_pagemap_scan_supported()).  0, -ESRCH or -errno with *why. */
+int ms_resident_runs(pid_t pid, GArray *vmas, ms_runs_how how, GArray **out, char **why);
+
+/* Pages in runs. */
+uint64_t ms_runs_pages(const GArray *runs, uint32_t page_size);
+
+/* Hashes every page of runs, in order, into hashes (readable[i] false for a
+ * page that could not be read).  Reads whole runs at a time.  0, -ESRCH or
+ * -errno. */
+int ms_hash_runs(ms_page_reader *rd, const GArray *runs, uint64_t *hashes, bool *readable);
+
+/* Pages in b that are in no run of a; both sorted and disjoint. */
+uint64_t ms_ranges_pages_not_in(const GArray *b, const GArray *a, uint32_t page_size);
+
 
 void ms_page_reader_init(ms_page_reader *rd, pid_t pid);
 void ms_page_reader_clear(ms_page_reader *rd);

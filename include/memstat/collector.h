@@ -50,6 +50,7 @@ typedef struct {
 } ms_collector_ops;
 
 extern const ms_collector_ops ms_page_sampling;
+extern const ms_collector_ops ms_full_scan;
 
 /* The collector for a mode name, or NULL. */
 const ms_collector_ops *ms_collector_find(const char *mode);

@@ -5,9 +5,10 @@
  * Maps REGION_MIB of anonymous memory (private, or a MAP_SHARED memfd with
  * "shared"), makes the first TOUCH_MIB resident, prints "ready" and then,
  * every millisecond, writes a new counter value into the next pages of the
- * touched part, cycling through it, so that at any moment the pages written
- * during the last second are exactly PAGES_PER_SEC distinct pages (as long as
- * that is no more than the touched pages).  The rest of the region is never
+ * touched part, cycling through it in a fixed random order, so that at any
+ * moment the pages written during the last second are exactly PAGES_PER_SEC
+ * distinct pages (as long as that is no more than the touched pages), spread
+ * over the region rather than in a front that a scan could chase.  The rest of the region is never
  * touched: it stays non-resident.  With "grow" the writes go instead to
  * pages never touched before, after the first TOUCH_MIB, so the process
  * grows by PAGES_PER_SEC resident pages a second (until the region is full).
@@ -62,6 +63,18 @@ int main(int argc, char **argv)
 
 	size_t pages = touch / ps;
 	uint64_t counter = 1, written = 0, next = 0;
+	/* The order: a Fisher-Yates shuffle with a fixed seed. */
+	uint32_t *order = malloc((pages ? pages : 1) * sizeof(*order));
+	uint64_t seed = 88172645463325252ull;
+	for (size_t i = 0; i < pages; i++)
+		order[i] = (uint32_t)i;
+	for (size_t i = pages; i > 1; i--) {
+		seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
+		size_t j = seed % i;
+		uint32_t t = order[i - 1];
+		order[i - 1] = order[j];
+		order[j] = t;
+	}
 	size_t fresh = pages, region_pages = region / ps;
 	uint64_t start = now_ns();
 	struct timespec tick;
@@ -74,7 +87,7 @@ int main(int argc, char **argv)
 		for (; written < due && grow && fresh < region_pages; written++)
 			*(volatile uint64_t *)(mem + fresh++ * ps + 64) = counter++;
 		for (; written < due && !grow && pages; written++) {
-			*(volatile uint64_t *)(mem + next * ps + 64) = counter++;
+			*(volatile uint64_t *)(mem + (size_t)order[next] * ps + 64) = counter++;
 			next = (next + 1) % pages;
 		}
 		tick.tv_nsec += 1000000; /* 1 ms steps */
