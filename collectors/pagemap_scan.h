@@ -12,6 +12,8 @@
 #define MS_PAGE_IS_PFNZERO    (1ULL << 5)
 #define MS_PAGE_IS_SOFT_DIRTY (1ULL << 7)
 
+#define MS_PM_SCAN_MAX_REGIONS 512
+
 struct ms_page_region {
 	uint64_t start;
 	uint64_t end; /* exclusive */

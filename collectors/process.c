@@ -21,6 +21,7 @@
 static const ms_collector_ops *const collectors[] = {
 	&ms_page_sampling,
 	&ms_full_scan,
+	&ms_soft_dirty,
 };
 
 const ms_collector_ops *ms_collector_find(const char *mode)

@@ -8,11 +8,10 @@
 #include <sys/types.h>
 
 #include "memstat/collector.h"
+#include "memstat/pagemap.h"
 
 #define MS_READ_BATCH 256 /* pages per process_vm_readv */
 
-#define MS_PM_PRESENT (1ULL << 63)
-#define MS_PM_SWAPPED (1ULL << 62)
 
 /* The writable mappings of pid (GArray of ms_vma).  0, -ESRCH, or -errno
  * with *why. */

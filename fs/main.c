@@ -128,6 +128,19 @@ static void clear_stale_mount(const char *mountpoint)
 			  g_strerror(errno));
 }
 
+/* Says at start-up which modes this kernel supports, and why not. */
+static void log_kernel_support(void)
+{
+	static const ms_collector_ops *const modes[] = {&ms_page_sampling, &ms_full_scan,
+							&ms_soft_dirty};
+	for (size_t i = 0; i < G_N_ELEMENTS(modes); i++) {
+		char *why = NULL;
+		if (modes[i]->supported(&why) < 0)
+			g_message("mode %s is not available: %s", modes[i]->mode, why);
+		g_free(why);
+	}
+}
+
 static int check_options(const options *o)
 {
 	if (o->period < MS_PERIOD_MIN || o->period > MS_PERIOD_MAX)
@@ -224,6 +237,7 @@ int main(int argc, char *argv[])
 	fs.reg = ms_registry_new(&rc);
 	g_message("mounted on %s (period=%u sample_pages=%u history=%u)", cmd.mountpoint, o.period,
 		  o.sample_pages, o.history);
+	log_kernel_support();
 
 	if (cmd.singlethread) {
 		ret = fuse_session_loop(se);

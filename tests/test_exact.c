@@ -3,6 +3,8 @@
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -172,4 +174,53 @@ Test(exact, process_exiting_mid_scan_ends_exited)
 	cr_expect(t && atol(t) > 0);
 	free(t);
 	free(p);
+}
+
+/* Our own look at whether this kernel tracks soft-dirty, independent of the
+ * daemon's: clear our bits, write a page, read its pagemap entry. */
+static bool kernel_has_soft_dirty(void)
+{
+	static char page[8192] __attribute__((aligned(4096)));
+	uint64_t entry = 0;
+	int fd = open("/proc/self/clear_refs", O_WRONLY);
+	cr_assert(fd >= 0);
+	page[0] = 1;
+	cr_assert(write(fd, "4", 1) == 1);
+	close(fd);
+	page[0] = 2;
+	fd = open("/proc/self/pagemap", O_RDONLY);
+	cr_assert(pread(fd, &entry, 8, (off_t)((uintptr_t)page / 4096 * 8)) == 8);
+	close(fd);
+	return entry & (1ULL << 55);
+}
+
+Test(exact, soft_dirty_is_offered_only_where_the_kernel_tracks_it)
+{
+	bool has = kernel_has_soft_dirty();
+	helper = dirtier_start(64, 64, 2048, NULL);
+	char line[64];
+	snprintf(line, sizeof(line), "%d mode=soft-dirty\n", (int)helper);
+	char *p = mpath(&M, "track");
+	int e = write_file(p, line);
+	free(p);
+	if (!has) {
+		cr_log_warn("this kernel does not track soft-dirty: the mode must be refused");
+		cr_expect_eq(e, EOPNOTSUPP, "track mode=soft-dirty: %s", strerror(e));
+		char *log = read_file(M.log);
+		cr_expect(log && strstr(log, "soft-dirty") && strstr(log, "CONFIG_MEM_SOFT_DIRTY"),
+			  "the log says why: %s", log);
+		free(log);
+		/* Nor can a tracked target switch to it. */
+		track(helper, "");
+		char *mode = mpath(&M, "%d/mode", (int)helper);
+		cr_expect_eq(write_file(mode, "soft-dirty\n"), EOPNOTSUPP);
+		char *m = read_file(mode);
+		cr_expect_str_eq(m, "page-sampling\n");
+		free(m);
+		free(mode);
+		return;
+	}
+	cr_assert_eq(e, 0, "track mode=soft-dirty: %s", strerror(e));
+	totals t = collect(helper, 2048, 2, 3);
+	expect_close(t.dirty, t.truth, 3);
 }

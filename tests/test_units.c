@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "memstat/meminfo.h"
+#include "memstat/pagemap.h"
 #include "memstat/procfs.h"
 #include "memstat/sample.h"
 #include "memstat/settings.h"
@@ -228,4 +229,19 @@ Test(stats, interval_covers_95_percent)
 	}
 	g_free(perm);
 	g_rand_free(r);
+}
+
+/* Soft-dirty counting on pagemap entries the test builds: bit 55 counts
+ * only on resident or swapped pages (a new mapping reads soft-dirty whole). */
+Test(pagemap, soft_dirty_counting)
+{
+	const uint64_t P = MS_PM_PRESENT, S = MS_PM_SWAPPED, D = MS_PM_SOFT_DIRTY;
+	uint64_t e[] = {P | D | 1234, P | 99, S | D, D, 0, P | D, S, P | S | D};
+	cr_expect_eq(ms_pagemap_soft_dirty_pages(e, 8), 4);
+	cr_expect_eq(ms_pagemap_soft_dirty_pages(e, 0), 0);
+	uint64_t all[1000];
+	for (int i = 0; i < 1000; i++)
+		all[i] = (i % 3 == 0 ? D : 0) | (i % 2 ? P : 0);
+	/* i divisible by 3 and odd: 167 of them */
+	cr_expect_eq(ms_pagemap_soft_dirty_pages(all, 1000), 167);
 }

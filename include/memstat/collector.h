@@ -51,6 +51,7 @@ typedef struct {
 
 extern const ms_collector_ops ms_page_sampling;
 extern const ms_collector_ops ms_full_scan;
+extern const ms_collector_ops ms_soft_dirty;
 
 /* The collector for a mode name, or NULL. */
 const ms_collector_ops *ms_collector_find(const char *mode);
