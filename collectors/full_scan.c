@@ -26,7 +26,7 @@ typedef struct {
 	/* The open window. */
 	bool open;
 	GArray *resident; /* ms_range */
-	uint64_t pages;   /* in resident */
+	uint64_t pages;	  /* in resident */
 	uint64_t *hashes; /* one per page of resident, in order */
 	bool *readable;
 	uint64_t pages_total;
@@ -216,6 +216,11 @@ static int fs_step(void *state, const ms_params *p, ms_measurement *out, char **
 	int r = fs_open_window(s, why);
 	if (r < 0) {
 		fs_free_window(s);
+		/* Keep a finished window; the next step opens anew. */
+		if (produced == 1 && r != -ESRCH) {
+			g_clear_pointer(why, g_free);
+			return produced;
+		}
 		return r;
 	}
 	if (!ms_proc_alive(s->id))

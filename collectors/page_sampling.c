@@ -147,8 +147,7 @@ static size_t sample_count(uint64_t pages_total, uint32_t page_size, uint32_t pe
 	if (pages_total == 0)
 		return 0;
 	/* QEMU: bytes * sample_pages >> 30, per RAM block; rounded up here. */
-	long double want =
-		(long double)pages_total * page_size * per_gib / (1024.0L * 1024 * 1024);
+	long double want = (long double)pages_total * page_size * per_gib / (1024.0L * 1024 * 1024);
 	uint64_t n = (uint64_t)want;
 	if ((long double)n < want)
 		n++;
@@ -186,7 +185,8 @@ static int ps_look(ps_state *s, bool *present, uint64_t *hashes, bool *readable,
 	for (size_t i = 0; i < s->n; i++) {
 		present[i] = (entries[i] & MS_PM_PRESENT) != 0;
 		hashes[i] = 0;
-		readable[i] = true;
+		/* Neither resident nor swapped: not mapped (any more). */
+		readable[i] = (entries[i] & (MS_PM_PRESENT | MS_PM_SWAPPED)) != 0;
 		if (present[i]) {
 			resident[k] = s->addrs[i];
 			where[k++] = i;
@@ -333,6 +333,11 @@ static int ps_step(void *state, const ms_params *p, ms_measurement *out, char **
 	int r = ps_open_window(s, p, why);
 	if (r < 0) {
 		ps_free_window(s);
+		/* Keep a finished window; the next step opens anew. */
+		if (produced == 1 && r != -ESRCH) {
+			g_clear_pointer(why, g_free);
+			return produced;
+		}
 		return r;
 	}
 	/* What was read belonged to our process only if it is still alive. */

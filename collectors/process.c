@@ -287,7 +287,8 @@ static int pagemap_present(int fd, uint64_t start, uint64_t end, uint32_t ps, GA
 
 	for (uint64_t a = start; a < end;) {
 		size_t want = (size_t)MIN((end - a) / ps, (uint64_t)G_N_ELEMENTS(entries));
-		ssize_t r = pread(fd, entries, want * sizeof(uint64_t), (off_t)(a / ps * sizeof(uint64_t)));
+		ssize_t r = pread(fd, entries, want * sizeof(uint64_t),
+				  (off_t)(a / ps * sizeof(uint64_t)));
 		if (r < 0)
 			return errno == ENOENT ? -ESRCH : -errno;
 		size_t got = (size_t)r / sizeof(uint64_t);
@@ -324,8 +325,8 @@ int ms_resident_runs(pid_t pid, GArray *vmas, ms_runs_how how, GArray **out, cha
 		close(fd);
 	if (r < 0) {
 		if (r != -ESRCH)
-			*why = g_strdup_printf("cannot read the pagemap of process %d: %s", (int)pid,
-					       g_strerror(-r));
+			*why = g_strdup_printf("cannot read the pagemap of process %d: %s",
+					       (int)pid, g_strerror(-r));
 		return r;
 	}
 	*out = g_steal_pointer(&runs);

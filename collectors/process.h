@@ -12,7 +12,6 @@
 
 #define MS_READ_BATCH 256 /* pages per process_vm_readv */
 
-
 /* The writable mappings of pid (GArray of ms_vma).  0, -ESRCH, or -errno
  * with *why. */
 int ms_proc_writable_vmas(pid_t pid, GArray **out, char **why);
@@ -49,9 +48,9 @@ typedef struct {
 
 /* How ms_resident_runs finds resident pages. */
 typedef enum {
-	MS_RUNS_SCAN,      /* PAGEMAP_SCAN: resident pages, zero page excluded */
-	MS_RUNS_PAGEMAP,   /* reading pagemap entries: resident pages */
-	MS_RUNS_WHOLE,     /* no look: the mappings whole */
+	MS_RUNS_SCAN,	 /* PAGEMAP_SCAN: resident pages, zero page excluded */
+	MS_RUNS_PAGEMAP, /* reading pagemap entries: resident pages */
+	MS_RUNS_WHOLE,	 /* no look: the mappings whole */
 } ms_runs_how;
 
 /* The runs of vmas (GArray of ms_vma) to look at, per how (MS_RUNS_SCAN
@@ -68,7 +67,6 @@ int ms_hash_runs(ms_page_reader *rd, const GArray *runs, uint64_t *hashes, bool 
 
 /* Pages in b that are in no run of a; both sorted and disjoint. */
 uint64_t ms_ranges_pages_not_in(const GArray *b, const GArray *a, uint32_t page_size);
-
 
 void ms_page_reader_init(ms_page_reader *rd, pid_t pid);
 void ms_page_reader_clear(ms_page_reader *rd);

@@ -52,8 +52,8 @@ static char sd_why[200];
 static void probe(void)
 {
 	long ps = sysconf(_SC_PAGESIZE);
-	volatile char *page = mmap(NULL, (size_t)ps, PROT_READ | PROT_WRITE,
-				   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	volatile char *page =
+		mmap(NULL, (size_t)ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	uint64_t entry = 0;
 	int fd = -1;
 
@@ -76,7 +76,8 @@ static void probe(void)
 	sd_ok = (entry & MS_PM_SOFT_DIRTY) != 0;
 	if (!sd_ok)
 		snprintf(sd_why, sizeof(sd_why),
-			 "this kernel does not track soft-dirty pages (CONFIG_MEM_SOFT_DIRTY is off: "
+			 "this kernel does not track soft-dirty pages (CONFIG_MEM_SOFT_DIRTY is "
+			 "off: "
 			 "after clear_refs=4 and a write, pagemap bit 55 stays clear)");
 out:
 	if (fd >= 0)
@@ -202,7 +203,8 @@ static int sd_count(sd_state *s, ms_measurement *out, char **why)
 	out->start_ms = s->start_wall_ms;
 	out->period_ms = (uint32_t)MAX((mono - s->start_mono_us + 500) / 1000, 1);
 	out->mode = "soft-dirty";
-	out->method = ms_pagemap_scan_supported() ? "clear_refs+pagemap_scan" : "clear_refs+pagemap";
+	out->method =
+		ms_pagemap_scan_supported() ? "clear_refs+pagemap_scan" : "clear_refs+pagemap";
 	out->page_size = s->page_size;
 	/* Every page was looked at: a census of what was written. */
 	out->pages_population = out->pages_dirty;

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <syslog.h>
 #include <unistd.h>
@@ -128,6 +129,18 @@ static void clear_stale_mount(const char *mountpoint)
 			  g_strerror(errno));
 }
 
+/* Each target holds a pidfd: take all the descriptors we are allowed. */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+			g_warning("cannot raise the open-file limit: %s", g_strerror(errno));
+	}
+}
+
 /* Says at start-up which modes this kernel supports, and why not. */
 static void log_kernel_support(void)
 {
@@ -181,7 +194,6 @@ int main(int argc, char *argv[])
 	ms_fs fs;
 	int ret = 1;
 
-	o.mode = strdup("page-sampling");
 	g_log_set_default_handler(log_handler, NULL);
 	foreground = true;
 	if (fuse_opt_parse(&args, &o, option_spec, option_proc) == -1)
@@ -201,6 +213,8 @@ int main(int argc, char *argv[])
 			argv[0]);
 		goto out_args;
 	}
+	if (!o.mode)
+		o.mode = strdup("page-sampling");
 	if (check_options(&o) < 0)
 		goto out_args;
 	/* Shows as "memstatfs on MOUNTPOINT type fuse.memstatfs". */
@@ -211,6 +225,7 @@ int main(int argc, char *argv[])
 		goto out_args;
 	foreground = cmd.foreground;
 
+	raise_fd_limit();
 	ms_fs_init(&fs);
 	se = fuse_session_new(&args, &ms_fs_ops, sizeof(ms_fs_ops), &fs);
 	if (!se)

@@ -43,6 +43,7 @@ struct ms_target {
 	pid_t pid;
 	ms_proc_id proc; /* pid, pidfd, start time */
 	uid_t owner;
+	ms_caller tracker; /* who tracked it: must still be allowed to read it */
 	uint32_t history;
 
 	/* Guarded by lock. */
@@ -200,8 +201,10 @@ static int caller_may_read(pid_t pid, const ms_caller *c, uid_t *owner, char **w
 
 	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
 	int r = ms_read_file(path, &status, NULL);
-	if (r < 0)
+	if (r == -ENOENT || r == -ESRCH)
 		return *why = g_strdup_printf("no process %d", (int)pid), -ESRCH;
+	if (r < 0)
+		return *why = g_strdup_printf("cannot read %s: %s", path, g_strerror(-r)), r;
 	if (ms_parse_status_ids(status, "Uid", uids) < 0 ||
 	    ms_parse_status_ids(status, "Gid", gids) < 0)
 		return *why = g_strdup_printf("cannot parse %s", path), -EINVAL;
@@ -272,6 +275,14 @@ static int run_step(ms_target *t, ms_measurement *m, char **why)
 
 	if (!ms_proc_alive(&t->proc))
 		return -ESRCH;
+	if (t->tracker.uid != 0) {
+		/* The process may have exec'd a setuid program since: never
+		 * measure what the user who asked could not read. */
+		uid_t owner;
+		int r = caller_may_read(t->pid, &t->tracker, &owner, why);
+		if (r < 0)
+			return r;
+	}
 	if (!t->ops || strcmp(t->ops->mode, mode) != 0) {
 		/* A new mode starts with a window of its own. */
 		const ms_collector_ops *ops = ms_collector_find(mode);
@@ -457,8 +468,9 @@ static int apply_to_existing(ms_target *t, const ms_proc_stat *st, const ms_trac
 	return r;
 }
 
-static ms_target *target_new(const ms_registry *reg, const ms_track_request *req, int pidfd,
-			     uid_t owner, unsigned long long starttime)
+static ms_target *target_new(const ms_registry *reg, const ms_track_request *req,
+			     const ms_caller *caller, int pidfd, uid_t owner,
+			     unsigned long long starttime)
 {
 	ms_target *t = g_new0(ms_target, 1);
 
@@ -466,6 +478,7 @@ static ms_target *target_new(const ms_registry *reg, const ms_track_request *req
 	t->pid = req->pid;
 	t->proc = (ms_proc_id){.pid = req->pid, .pidfd = pidfd, .starttime = starttime};
 	t->owner = owner;
+	t->tracker = *caller;
 	t->history = reg->cfg.history;
 	snprintf(t->name, sizeof(t->name), "%d", (int)req->pid);
 	pthread_mutex_init(&t->lock, NULL);
@@ -484,6 +497,10 @@ int ms_registry_track(ms_registry *reg, const ms_track_request *req, const ms_ca
 	char name[32];
 
 	int r = ms_proc_stat_read(req->pid, &st);
+	if (r < 0 && r != -ESRCH)
+		return *why = g_strdup_printf("cannot read /proc/%d/stat: %s", (int)req->pid,
+					      g_strerror(-r)),
+		       r;
 	if (r < 0 || st.state == 'Z' || st.state == 'X')
 		return *why = g_strdup_printf("no process %d", (int)req->pid), -ESRCH;
 	if (st.flags & MS_PF_KTHREAD)
@@ -515,15 +532,19 @@ int ms_registry_track(ms_registry *reg, const ms_track_request *req, const ms_ca
 	 * that was checked.  Without pidfd_open (before Linux 5.3, or under
 	 * valgrind) the start time alone tells processes apart. */
 	int pidfd = pidfd_open(req->pid, 0);
-	if (pidfd < 0 && errno != ENOSYS)
+	if (pidfd < 0 && errno == ESRCH)
 		return *why = g_strdup_printf("no process %d", (int)req->pid), -ESRCH;
+	if (pidfd < 0 && errno != ENOSYS)
+		return *why = g_strdup_printf("pidfd_open(%d): %s", (int)req->pid,
+					      g_strerror(errno)),
+		       -errno;
 	if (ms_proc_stat_read(req->pid, &st2) < 0 || st2.starttime != st.starttime) {
 		if (pidfd >= 0)
 			close(pidfd);
 		return *why = g_strdup_printf("no process %d", (int)req->pid), -ESRCH;
 	}
 
-	g_autoptr(ms_target) t = target_new(reg, req, pidfd, owner, st.starttime);
+	g_autoptr(ms_target) t = target_new(reg, req, caller, pidfd, owner, st.starttime);
 	const ms_collector_ops *ops = ms_collector_find(t->settings.mode);
 	if (!ops)
 		return *why = g_strdup_printf("unknown mode %s", t->settings.mode), -EINVAL;

@@ -10,7 +10,7 @@
 
 static bool is_space(char c)
 {
-	return c == ' ' || c == '\t' || c == '\n';
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
 }
 
 /* An unsigned decimal in [min, max], the whole of [p, end). */

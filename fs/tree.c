@@ -508,17 +508,25 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_buf(req, NULL, 0);
 		return;
 	}
-	/* Whole entries only, as many as fit. */
-	size_t end = (size_t)off;
+	/* Whole entries only, as many as fit, from the first entry that
+	 * starts at or after off (an offset inside an entry, from a stray
+	 * lseek, moves on to the next one). */
+	size_t start = 0, end = 0;
+	bool started = off == 0;
 	for (guint i = 0; i < d->ends->len; i++) {
 		size_t e = g_array_index(d->ends, size_t, i);
-		if (e <= (size_t)off)
+		if (!started) {
+			if (e >= (size_t)off) {
+				started = true;
+				start = end = e;
+			}
 			continue;
-		if (e - (size_t)off > size)
+		}
+		if (e - start > size)
 			break;
 		end = e;
 	}
-	fuse_reply_buf(req, d->buf + off, end - (size_t)off);
+	fuse_reply_buf(req, d->buf + start, end - start);
 }
 
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -750,8 +758,8 @@ typedef struct {
 	size_t size;
 } parked;
 
-/* Answers a read at offset 0: renders, keeps it in the handle, replies. */
-static int answer(fuse_req_t req, ms_fs *fs, handle *h, size_t size)
+/* Renders the file afresh, keeps it in the handle, replies from off. */
+static int answer(fuse_req_t req, ms_fs *fs, handle *h, size_t size, off_t off)
 {
 	char *text = NULL;
 	int r = render(fs, h->n, &text);
@@ -759,7 +767,7 @@ static int answer(fuse_req_t req, ms_fs *fs, handle *h, size_t size)
 	if (r < 0)
 		return r;
 	handle_set(h, text);
-	reply_slice(req, h, size, 0);
+	reply_slice(req, h, size, off);
 	return 0;
 }
 
@@ -824,7 +832,7 @@ void ms_fs_target_settled(uint32_t target_id, void *data)
 	pthread_mutex_unlock(&fs->pending_lock);
 	for (guint i = 0; i < ready->len; i++) {
 		parked *p = g_ptr_array_index(ready, i);
-		int r = answer(p->req, fs, p->h, p->size);
+		int r = answer(p->req, fs, p->h, p->size, 0);
 		if (r < 0)
 			fuse_reply_err(p->req, r == -EAGAIN ? EIO : -r);
 	}
@@ -857,9 +865,15 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		reply_slice(req, h, size, off);
 		return;
 	}
-	int r = answer(req, fs, h, size);
+	int r = answer(req, fs, h, size, off);
+	if (r == -EAGAIN && off > 0) {
+		fuse_reply_buf(req, NULL, 0);
+		return;
+	}
 	if (r == -EAGAIN) {
-		if (h->flags & O_NONBLOCK)
+		/* The flags of this read: O_NONBLOCK may have been set with
+		 * fcntl since the open. */
+		if (fi->flags & O_NONBLOCK)
 			fuse_reply_err(req, EAGAIN);
 		else
 			park_rate_read(req, fs, h, size);
@@ -993,6 +1007,27 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	op_deny(req, parent, name, mode);
 }
 
+static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+	(void)link;
+	op_deny(req, parent, name, 0);
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent, const char *name)
+{
+	(void)ino;
+	op_deny(req, parent, name, 0);
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+		      const char *newname, unsigned int flags)
+{
+	(void)newparent;
+	(void)newname;
+	(void)flags;
+	op_deny(req, parent, name, 0);
+}
+
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
 	(void)userdata;
@@ -1018,6 +1053,9 @@ const struct fuse_lowlevel_ops ms_fs_ops = {
 	.readdir = op_readdir,
 	.releasedir = op_releasedir,
 	.create = op_create,
+	.symlink = op_symlink,
+	.link = op_link,
+	.rename = op_rename,
 };
 
 void ms_fs_init(ms_fs *fs)

@@ -650,3 +650,43 @@ Test(tree, threads_stay_bounded_with_many_targets)
 	/* main + scheduler + workers (<= 8) + libfuse's (<= 10 by default) */
 	cr_expect_leq(threads, 20, "%d threads for %d targets", threads, N);
 }
+
+Test(tree, nonblocking_set_after_open_and_reads_at_offsets)
+{
+	pid_t pid = keep(sleeper_start(0));
+	cr_assert_eq(track(pid, "period=30"), 0);
+	char *p = mpath(&M, "%d/rate", (int)pid);
+	int fd = open(p, O_RDONLY);
+	cr_assert(fd >= 0);
+	/* O_NONBLOCK set after the open counts too. */
+	cr_assert(fcntl(fd, F_SETFL, O_NONBLOCK) == 0);
+	char buf[32];
+	cr_expect(read(fd, buf, sizeof(buf)) < 0 && errno == EAGAIN);
+	close(fd);
+	free(p);
+
+	/* A first read at an offset reads from that offset. */
+	p = mpath(&M, "%d/period", (int)pid);
+	fd = open(p, O_RDONLY);
+	cr_assert(fd >= 0);
+	memset(buf, 0, sizeof(buf));
+	cr_expect_eq(pread(fd, buf, sizeof(buf), 1), 2, "\"30\\n\" from offset 1 is 2 bytes");
+	cr_expect(memcmp(buf, "0\n", 2) == 0);
+	cr_expect_eq(pread(fd, buf, sizeof(buf), 3), 0);
+	close(fd);
+	free(p);
+}
+
+Test(tree, the_tree_cannot_be_rearranged)
+{
+	char *a = mpath(&M, "track"), *b = mpath(&M, "renamed"), *c = mpath(&M, "newdir");
+	cr_expect(rename(a, b) < 0 && errno == EPERM);
+	cr_expect(symlink("track", b) < 0 && errno == EPERM);
+	cr_expect(link(a, b) < 0 && errno == EPERM);
+	cr_expect(mkdir(c, 0755) < 0 && errno == EPERM);
+	cr_expect(unlink(a) < 0 && errno == EPERM);
+	cr_expect(open(b, O_CREAT | O_WRONLY, 0644) < 0 && errno == EPERM);
+	free(a);
+	free(b);
+	free(c);
+}

@@ -24,6 +24,8 @@ Test(settings, track_lines)
 	cr_assert_eq(track("4242\n", &r), 0);
 	cr_expect_eq(r.pid, 4242);
 	cr_expect_not(r.change.has_period || r.change.has_mode || r.change.has_sample_pages);
+	cr_assert_eq(track("4242\r\n", &r), 0);
+	cr_expect_eq(r.pid, 4242);
 	cr_assert_eq(track(" 7 period=60 sample_pages=128 mode=page-sampling\n", &r), 0);
 	cr_expect(r.change.has_period && r.change.v.period_s == 60);
 	cr_expect(r.change.has_sample_pages && r.change.v.sample_pages == 128);

@@ -5,8 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MS_PM_PRESENT (1ULL << 63)
-#define MS_PM_SWAPPED (1ULL << 62)
+#define MS_PM_PRESENT	 (1ULL << 63)
+#define MS_PM_SWAPPED	 (1ULL << 62)
 #define MS_PM_SOFT_DIRTY (1ULL << 55)
 
 /* Pages written since soft-dirty was last cleared: entries with bit 55 that

@@ -105,9 +105,10 @@ int main(int argc, char **argv)
 			pass[k].wall += clock_s(CLOCK_MONOTONIC);
 		}
 		/* Steps 2 and 3 each close a window and open one: two passes. */
-		double cpu = (pass[1].cpu + pass[2].cpu) / 4, wall = (pass[1].wall + pass[2].wall) / 4;
-		printf("%-6s | %-12.3f %-13.2f | %-12.3f %-12.3f %-12.2f | %.2fx (%" G_GUINT64_FORMAT
-		       " pages, %" G_GUINT64_FORMAT " dirty)\n",
+		double cpu = (pass[1].cpu + pass[2].cpu) / 4,
+		       wall = (pass[1].wall + pass[2].wall) / 4;
+		printf("%-6s | %-12.3f %-13.2f | %-12.3f %-12.3f %-12.2f | %.2fx "
+		       "(%" G_GUINT64_FORMAT " pages, %" G_GUINT64_FORMAT " dirty)\n",
 		       sizes[i], in.cpu, gib / in.cpu, cpu, wall, gib / cpu, cpu / in.cpu,
 		       m.pages_population, m.pages_dirty);
 		fflush(stdout);
