@@ -55,8 +55,9 @@ static void *fs_open(const ms_proc_id *id, int *err, char **why)
 	return s;
 }
 
-static void fs_free_window(fs_state *s)
+static void fs_free_window(void *state)
 {
+	fs_state *s = state;
 	g_clear_pointer(&s->resident, g_array_unref);
 	g_clear_pointer(&s->hashes, g_free);
 	g_clear_pointer(&s->readable, g_free);
@@ -71,13 +72,6 @@ static void fs_close(void *state)
 	fs_free_window(s);
 	ms_page_reader_clear(&s->rd);
 	g_free(s);
-}
-
-static int64_t now_us(clockid_t clk)
-{
-	struct timespec ts;
-	clock_gettime(clk, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 /* The resident runs of the writable mappings now, and their page count. */
@@ -98,7 +92,7 @@ static int fs_resident(fs_state *s, GArray **runs, uint64_t *pages_total, char *
 
 static int fs_open_window(fs_state *s, char **why)
 {
-	s->start_wall_ms = now_us(CLOCK_REALTIME) / 1000;
+	s->start_wall_ms = ms_now_us(CLOCK_REALTIME) / 1000;
 	int r = fs_resident(s, &s->resident, &s->pages_total, why);
 	if (r < 0)
 		return r;
@@ -106,9 +100,9 @@ static int fs_open_window(fs_state *s, char **why)
 	s->hashes = g_new(uint64_t, MAX(s->pages, 1));
 	s->readable = g_new(bool, MAX(s->pages, 1));
 	s->open = true;
-	int64_t t0 = now_us(CLOCK_MONOTONIC);
+	int64_t t0 = ms_now_us(CLOCK_MONOTONIC);
 	r = ms_hash_runs(&s->rd, s->resident, s->hashes, s->readable);
-	s->start_mid_us = (t0 + now_us(CLOCK_MONOTONIC)) / 2;
+	s->start_mid_us = (t0 + ms_now_us(CLOCK_MONOTONIC)) / 2;
 	if (r < 0 && r != -ESRCH)
 		*why = g_strdup_printf("cannot read the memory of process %d: %s", (int)s->pid,
 				       g_strerror(-r));
@@ -141,8 +135,9 @@ static void intersect(const GArray *a, const GArray *b, uint32_t ps, GArray *bot
 	}
 }
 
-static int fs_close_window(fs_state *s, ms_measurement *out, char **why)
+static int fs_close_window(void *state, ms_measurement *out, char **why)
 {
+	fs_state *s = state;
 	const uint32_t ps = s->rd.page_size;
 	g_autoptr(GArray) now = NULL;
 	g_autoptr(GArray) both = g_array_new(FALSE, FALSE, sizeof(ms_range));
@@ -156,9 +151,9 @@ static int fs_close_window(fs_state *s, ms_measurement *out, char **why)
 	uint64_t kept = ms_runs_pages(both, ps);
 	g_autofree uint64_t *hashes = g_new(uint64_t, MAX(kept, 1));
 	g_autofree bool *readable = g_new(bool, MAX(kept, 1));
-	int64_t t0 = now_us(CLOCK_MONOTONIC);
+	int64_t t0 = ms_now_us(CLOCK_MONOTONIC);
 	r = ms_hash_runs(&s->rd, both, hashes, readable);
-	int64_t mid = (t0 + now_us(CLOCK_MONOTONIC)) / 2;
+	int64_t mid = (t0 + ms_now_us(CLOCK_MONOTONIC)) / 2;
 	if (r < 0) {
 		if (r != -ESRCH)
 			*why = g_strdup_printf("cannot read the memory of process %d: %s",
@@ -201,31 +196,27 @@ static int fs_close_window(fs_state *s, ms_measurement *out, char **why)
 	return 1;
 }
 
+static bool fs_is_open(void *state)
+{
+	return ((fs_state *)state)->open;
+}
+
+static int fs_open_window_cb(void *state, const ms_params *p, char **why)
+{
+	(void)p;
+	return fs_open_window(state, why);
+}
+
+static const ms_window_ops fs_windows = {
+	.is_open = fs_is_open,
+	.close_window = fs_close_window,
+	.open_window = fs_open_window_cb,
+	.free_window = fs_free_window,
+};
+
 static int fs_step(void *state, const ms_params *p, ms_measurement *out, char **why)
 {
-	fs_state *s = state;
-	int produced = 0;
-
-	(void)p;
-	if (s->open) {
-		produced = fs_close_window(s, out, why);
-		fs_free_window(s);
-		if (produced < 0)
-			return produced;
-	}
-	int r = fs_open_window(s, why);
-	if (r < 0) {
-		fs_free_window(s);
-		/* Keep a finished window; the next step opens anew. */
-		if (produced == 1 && r != -ESRCH) {
-			g_clear_pointer(why, g_free);
-			return produced;
-		}
-		return r;
-	}
-	if (!ms_proc_alive(s->id))
-		return -ESRCH;
-	return produced;
+	return ms_window_step(state, &fs_windows, ((fs_state *)state)->id, p, out, why);
 }
 
 const ms_collector_ops ms_full_scan = {

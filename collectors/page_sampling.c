@@ -72,8 +72,9 @@ static void *ps_open(const ms_proc_id *id, int *err, char **why)
 	return s;
 }
 
-static void ps_free_window(ps_state *s)
+static void ps_free_window(void *state)
 {
+	ps_state *s = state;
 	g_clear_pointer(&s->population, g_array_unref);
 	g_clear_pointer(&s->addrs, g_free);
 	g_clear_pointer(&s->hashes, g_free);
@@ -155,13 +156,6 @@ static size_t sample_count(uint64_t pages_total, uint32_t page_size, uint32_t pe
 	return (size_t)MIN(MIN(n, pages_total), MS_MAX_SAMPLES);
 }
 
-static int64_t now_us(clockid_t clk)
-{
-	struct timespec ts;
-	clock_gettime(clk, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /* Residency and content of the window's pages, into present/hashes/readable. */
 static int ps_look(ps_state *s, bool *present, uint64_t *hashes, bool *readable, char **why)
 {
@@ -213,8 +207,9 @@ static int ps_population(ps_state *s, GArray *vmas, GArray **out, char **why)
 	return ms_resident_runs(s->pid, vmas, s->scanned ? MS_RUNS_SCAN : MS_RUNS_WHOLE, out, why);
 }
 
-static int ps_open_window(ps_state *s, const ms_params *p, char **why)
+static int ps_open_window(void *state, const ms_params *p, char **why)
 {
+	ps_state *s = state;
 	g_autoptr(GArray) vmas = NULL;
 	const uint32_t ps = s->rd.page_size;
 	int r = ms_proc_writable_vmas(s->pid, &vmas, why);
@@ -227,7 +222,7 @@ static int ps_open_window(ps_state *s, const ms_params *p, char **why)
 		s->pages_total += (v->end - v->start) / ps;
 	}
 	s->scanned = ms_pagemap_scan_supported();
-	s->start_wall_ms = now_us(CLOCK_REALTIME) / 1000;
+	s->start_wall_ms = ms_now_us(CLOCK_REALTIME) / 1000;
 	if ((r = ps_population(s, vmas, &s->population, why)) < 0)
 		return r;
 	s->pages_population = ms_runs_pages(s->population, ps);
@@ -253,9 +248,9 @@ static int ps_open_window(ps_state *s, const ms_params *p, char **why)
 	s->present = g_new(bool, MAX(s->n, 1));
 	s->readable = g_new(bool, MAX(s->n, 1));
 	s->open = true;
-	int64_t t0 = now_us(CLOCK_MONOTONIC);
+	int64_t t0 = ms_now_us(CLOCK_MONOTONIC);
 	r = ps_look(s, s->present, s->hashes, s->readable, why);
-	s->start_mid_us = (t0 + now_us(CLOCK_MONOTONIC)) / 2;
+	s->start_mid_us = (t0 + ms_now_us(CLOCK_MONOTONIC)) / 2;
 	return r;
 }
 
@@ -277,8 +272,9 @@ static int ps_new_resident(ps_state *s, uint64_t *pages, char **why)
 	return 0;
 }
 
-static int ps_close_window(ps_state *s, ms_measurement *out, char **why)
+static int ps_close_window(void *state, ms_measurement *out, char **why)
 {
+	ps_state *s = state;
 	g_autofree uint64_t *hashes = g_new(uint64_t, MAX(s->n, 1));
 	g_autofree bool *present = g_new(bool, MAX(s->n, 1));
 	g_autofree bool *readable = g_new(bool, MAX(s->n, 1));
@@ -286,9 +282,9 @@ static int ps_close_window(ps_state *s, ms_measurement *out, char **why)
 	int r = ps_new_resident(s, &fresh, why);
 	if (r < 0)
 		return r;
-	int64_t t0 = now_us(CLOCK_MONOTONIC);
+	int64_t t0 = ms_now_us(CLOCK_MONOTONIC);
 	r = ps_look(s, present, hashes, readable, why);
-	int64_t mid = (t0 + now_us(CLOCK_MONOTONIC)) / 2;
+	int64_t mid = (t0 + ms_now_us(CLOCK_MONOTONIC)) / 2;
 	if (r < 0)
 		return r;
 	memset(out, 0, sizeof(*out));
@@ -319,31 +315,21 @@ static int ps_close_window(ps_state *s, ms_measurement *out, char **why)
 	return 1;
 }
 
+static bool ps_is_open(void *state)
+{
+	return ((ps_state *)state)->open;
+}
+
+static const ms_window_ops ps_windows = {
+	.is_open = ps_is_open,
+	.close_window = ps_close_window,
+	.open_window = ps_open_window,
+	.free_window = ps_free_window,
+};
+
 static int ps_step(void *state, const ms_params *p, ms_measurement *out, char **why)
 {
-	ps_state *s = state;
-	int produced = 0;
-
-	if (s->open) {
-		produced = ps_close_window(s, out, why);
-		ps_free_window(s);
-		if (produced < 0)
-			return produced;
-	}
-	int r = ps_open_window(s, p, why);
-	if (r < 0) {
-		ps_free_window(s);
-		/* Keep a finished window; the next step opens anew. */
-		if (produced == 1 && r != -ESRCH) {
-			g_clear_pointer(why, g_free);
-			return produced;
-		}
-		return r;
-	}
-	/* What was read belonged to our process only if it is still alive. */
-	if (!ms_proc_alive(s->id))
-		return -ESRCH;
-	return produced;
+	return ms_window_step(state, &ps_windows, ((ps_state *)state)->id, p, out, why);
 }
 
 const ms_collector_ops ms_page_sampling = {

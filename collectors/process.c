@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <sys/ioctl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -236,6 +237,9 @@ static bool scan_supported;
 
 static void probe_scan(void)
 {
+	/* The tests use this to run the path of kernels before 6.7. */
+	if (getenv("MEMSTATFS_NO_PAGEMAP_SCAN"))
+		return;
 	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 	GArray *r = g_array_new(FALSE, FALSE, sizeof(ms_range));
 	static char probe[4096];
@@ -380,4 +384,36 @@ int ms_hash_runs(ms_page_reader *rd, const GArray *runs, uint64_t *hashes, bool 
 		}
 	}
 	return 0;
+}
+
+int64_t ms_now_us(clockid_t clk)
+{
+	struct timespec ts;
+	clock_gettime(clk, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int ms_window_step(void *state, const ms_window_ops *w, const ms_proc_id *id, const ms_params *p,
+		   ms_measurement *out, char **why)
+{
+	int produced = 0;
+
+	if (w->is_open(state)) {
+		produced = w->close_window(state, out, why);
+		w->free_window(state);
+		if (produced < 0)
+			return produced;
+	}
+	int r = w->open_window(state, p, why);
+	if (r < 0) {
+		w->free_window(state);
+		if (produced == 1 && r != -ESRCH) {
+			g_clear_pointer(why, g_free);
+			return produced;
+		}
+		return r;
+	}
+	if (!ms_proc_alive(id))
+		return -ESRCH;
+	return produced;
 }

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "memstat/collector.h"
 #include "memstat/pagemap.h"
@@ -76,3 +77,25 @@ void ms_page_reader_clear(ms_page_reader *rd);
  * 0, -ESRCH, or -errno. */
 int ms_hash_pages(ms_page_reader *rd, const uint64_t *addrs, size_t count, uint64_t *hashes,
 		  bool *readable);
+
+/* clock_gettime in microseconds. */
+int64_t ms_now_us(clockid_t clk);
+
+/* A collector that measures in windows, one after the other. */
+typedef struct {
+	bool (*is_open)(void *state);
+	/* Closes the open window into *out: 1, or a negative errno. */
+	int (*close_window)(void *state, ms_measurement *out, char **why);
+	/* Opens the next window: 0, or a negative errno. */
+	int (*open_window)(void *state, const ms_params *p, char **why);
+	/* Drops the window's data (after a close, or a failed open). */
+	void (*free_window)(void *state);
+} ms_window_ops;
+
+/* The step of such a collector (ms_collector_ops.step): closes the open
+ * window into *out, opens the next, and checks the process is still alive
+ * afterwards, so that what was read was its memory.  When only opening the
+ * next window fails (not -ESRCH), the finished one is kept and the next step
+ * opens anew. */
+int ms_window_step(void *state, const ms_window_ops *w, const ms_proc_id *id, const ms_params *p,
+		   ms_measurement *out, char **why);

@@ -170,18 +170,11 @@ static int count_range(int fd, uint64_t start, uint64_t end, uint32_t ps, uint64
 	return 0;
 }
 
-static int64_t now_us(clockid_t clk)
-{
-	struct timespec ts;
-	clock_gettime(clk, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 static int sd_count(sd_state *s, ms_measurement *out, char **why)
 {
 	g_autoptr(GArray) vmas = NULL;
 	int r = ms_proc_writable_vmas(s->pid, &vmas, why);
-	int64_t mono = now_us(CLOCK_MONOTONIC);
+	int64_t mono = ms_now_us(CLOCK_MONOTONIC);
 
 	if (r < 0)
 		return r;
@@ -214,16 +207,24 @@ static int sd_count(sd_state *s, ms_measurement *out, char **why)
 	return 1;
 }
 
-static int sd_step(void *state, const ms_params *p, ms_measurement *out, char **why)
+static bool sd_is_open(void *state)
+{
+	return ((sd_state *)state)->open;
+}
+
+static int sd_close_window(void *state, ms_measurement *out, char **why)
+{
+	return sd_count(state, out, why);
+}
+
+/* A window opens by clearing the bits. */
+static int sd_open_window(void *state, const ms_params *p, char **why)
 {
 	sd_state *s = state;
-	int produced = 0;
 
 	(void)p;
-	if (s->open && (produced = sd_count(s, out, why)) < 0)
-		return produced;
-	s->start_wall_ms = now_us(CLOCK_REALTIME) / 1000;
-	s->start_mono_us = now_us(CLOCK_MONOTONIC);
+	s->start_wall_ms = ms_now_us(CLOCK_REALTIME) / 1000;
+	s->start_mono_us = ms_now_us(CLOCK_MONOTONIC);
 	int r = write_clear_refs(s->pid);
 	if (r < 0) {
 		if (r != -ESRCH)
@@ -232,9 +233,24 @@ static int sd_step(void *state, const ms_params *p, ms_measurement *out, char **
 		return r;
 	}
 	s->open = true;
-	if (!ms_proc_alive(s->id))
-		return -ESRCH;
-	return produced;
+	return 0;
+}
+
+static void sd_free_window(void *state)
+{
+	((sd_state *)state)->open = false;
+}
+
+static const ms_window_ops sd_windows = {
+	.is_open = sd_is_open,
+	.close_window = sd_close_window,
+	.open_window = sd_open_window,
+	.free_window = sd_free_window,
+};
+
+static int sd_step(void *state, const ms_params *p, ms_measurement *out, char **why)
+{
+	return ms_window_step(state, &sd_windows, ((sd_state *)state)->id, p, out, why);
 }
 
 const ms_collector_ops ms_soft_dirty = {

@@ -177,3 +177,13 @@ Test(accuracy, growing_process_counts_new_pages)
 	double rate = t.rate_sum / t.samples;
 	cr_expect(fabs(rate - 10.0) < 0.3, "mean rate %.2f MiB/s for 10", rate);
 }
+
+/* Kernels before 6.7: drawn from all writable memory, residency from
+ * pagemap entries. */
+Test(accuracy, page_sampling_without_pagemap_scan)
+{
+	setenv("MEMSTATFS_NO_PAGEMAP_SCAN", "1", 1);
+	mount_start(&M, NULL);
+	unsetenv("MEMSTATFS_NO_PAGEMAP_SCAN");
+	run(1024, 16384, false);
+}

@@ -227,3 +227,17 @@ Test(exact, soft_dirty_is_offered_only_where_the_kernel_tracks_it)
 	totals t = collect(helper, 2048, 2, 3);
 	expect_close(t.dirty, t.truth, 3);
 }
+
+/* Kernels before 6.7 have no PAGEMAP_SCAN: resident pages come from reading
+ * pagemap entries instead.  The daemon takes that path when told to. */
+Test(exact, full_scan_without_pagemap_scan)
+{
+	setenv("MEMSTATFS_NO_PAGEMAP_SCAN", "1", 1);
+	mount_start(&M, NULL);
+	unsetenv("MEMSTATFS_NO_PAGEMAP_SCAN");
+	helper = dirtier_start(256, 256, 16384, NULL);
+	track(helper, "mode=full-scan");
+	totals t = collect(helper, 16384, 2, 3);
+	cr_expect_not(t.scanned, "the pagemap path was used");
+	expect_close(t.dirty + t.fresh, t.truth, 3);
+}
