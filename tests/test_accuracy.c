@@ -132,8 +132,8 @@ Test(accuracy, shared_memfd_region)
 
 Test(accuracy, non_resident_memory_stays_non_resident)
 {
-	/* 1 GiB mapped, 32 MiB of it resident. */
-	helper = dirtier_start(1024, 32, 256, NULL);
+	/* 64 GiB reserved, 32 MiB of it resident. */
+	helper = dirtier_start(64 << 10, 32, 256, NULL);
 	long before = proc_status_kb(helper, "VmRSS");
 	char line[64];
 	snprintf(line, sizeof(line), "%d sample_pages=16384\n", (int)helper);

@@ -121,8 +121,8 @@ Test(exact, full_scan_counts_a_growing_region)
 
 Test(exact, full_scan_never_faults_pages_in)
 {
-	/* 1 GiB mapped, 32 MiB resident. */
-	helper = dirtier_start(1024, 32, 256, NULL);
+	/* 64 GiB reserved, 32 MiB resident. */
+	helper = dirtier_start(64 << 10, 32, 256, NULL);
 	long before = proc_status_kb(helper, "VmRSS");
 	track(helper, "mode=full-scan");
 	totals t = collect(helper, 256, 1, 3);

@@ -52,8 +52,10 @@ int main(int argc, char **argv)
 			return perror("memfd"), 1;
 		mem = mmap(NULL, region, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	} else {
-		mem = mmap(NULL, region, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
-			   0);
+		/* NORESERVE: a region far larger than memory is a reservation,
+		 * as JVMs, Go and sanitizers make. */
+		mem = mmap(NULL, region, PROT_READ | PROT_WRITE,
+			   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	}
 	if (mem == MAP_FAILED)
 		return perror("mmap"), 1;
