@@ -62,8 +62,8 @@ int ms_resident_runs(pid_t pid, GArray *vmas, ms_runs_how how, GArray **out, cha
 uint64_t ms_runs_pages(const GArray *runs, uint32_t page_size);
 
 /* Hashes every page of runs, in order, into hashes (readable[i] false for a
- * page that could not be read).  Reads whole runs at a time.  0, -ESRCH or
- * -errno. */
+ * page that could not be read).  Reads up to MS_READ_BATCH pages per
+ * process_vm_readv, one iovec per run.  0, -ESRCH or -errno. */
 int ms_hash_runs(ms_page_reader *rd, const GArray *runs, uint64_t *hashes, bool *readable);
 
 /* Pages in b that are in no run of a; both sorted and disjoint. */

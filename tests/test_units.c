@@ -4,12 +4,15 @@
 #include <errno.h>
 #include <math.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "memstat/meminfo.h"
 #include "memstat/pagemap.h"
 #include "memstat/procfs.h"
 #include "memstat/sample.h"
 #include "memstat/settings.h"
+#include "../collectors/process.h"
 
 static int track(const char *s, ms_track_request *r)
 {
@@ -246,4 +249,41 @@ Test(pagemap, soft_dirty_counting)
 		all[i] = (i % 3 == 0 ? D : 0) | (i % 2 ? P : 0);
 	/* i divisible by 3 and odd: 167 of them */
 	cr_expect_eq(ms_pagemap_soft_dirty_pages(all, 1000), 167);
+}
+
+/* Hashing runs of our own memory, with a hole where a page was unmapped:
+ * the hole reads as unreadable and the pages around it are still hashed,
+ * in one call or across calls. */
+Test(process, hash_runs_skips_an_unmapped_page)
+{
+	long ps = sysconf(_SC_PAGESIZE);
+	char *m = mmap(NULL, 4 * (size_t)ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+		       -1, 0);
+	cr_assert(m != MAP_FAILED);
+	for (int i = 0; i < 4; i++)
+		memset(m + i * ps, 'a' + i, (size_t)ps);
+	munmap(m + ps, (size_t)ps); /* page 1 goes away */
+
+	ms_page_reader rd;
+	ms_page_reader_init(&rd, getpid());
+	GArray *runs = g_array_new(FALSE, FALSE, sizeof(ms_range));
+	ms_range whole = {(uintptr_t)m, (uintptr_t)m + 4 * (uint64_t)ps};
+	g_array_append_val(runs, whole);
+	uint64_t h[4];
+	bool ok[4];
+	cr_assert_eq(ms_hash_runs(&rd, runs, h, ok), 0);
+	cr_expect(ok[0] && !ok[1] && ok[2] && ok[3]);
+	cr_expect(h[0] != h[2] && h[2] != h[3]);
+
+	/* The same pages one by one give the same hashes. */
+	uint64_t addrs[3] = {(uintptr_t)m, (uintptr_t)m + 2 * (uint64_t)ps,
+			     (uintptr_t)m + 3 * (uint64_t)ps};
+	uint64_t h1[3];
+	bool ok1[3];
+	cr_assert_eq(ms_hash_pages(&rd, addrs, 3, h1, ok1), 0);
+	cr_expect(ok1[0] && ok1[1] && ok1[2]);
+	cr_expect(h1[0] == h[0] && h1[1] == h[2] && h1[2] == h[3]);
+	g_array_unref(runs);
+	ms_page_reader_clear(&rd);
+	munmap(m, 4 * (size_t)ps);
 }
