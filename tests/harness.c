@@ -149,6 +149,30 @@ char *mpath(const mount_t *m, const char *fmt, ...)
 	return full;
 }
 
+int track_pid(const mount_t *m, pid_t pid, const char *settings)
+{
+	char line[128];
+	snprintf(line, sizeof(line), "%d%s%s\n", (int)pid, settings ? " " : "",
+		 settings ? settings : "");
+	char *p = mpath(m, "track");
+	int e = write_file(p, line);
+	free(p);
+	return e;
+}
+
+char *sample_wait(const mount_t *m, pid_t pid, long seq, double seconds)
+{
+	char *p = mpath(m, "%d/samples/%ld", (int)pid, seq);
+	char *text = NULL;
+	for (double end = now_s() + seconds; !text && now_s() < end;) {
+		text = read_file(p);
+		if (!text)
+			usleep(50000);
+	}
+	free(p);
+	return text;
+}
+
 pid_t dirtier_start(unsigned region_mib, unsigned touch_mib, unsigned pages_per_sec,
 		    const char *how)
 {

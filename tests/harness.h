@@ -26,6 +26,12 @@ int mount_stop(mount_t *m);
 /* Path of a file in the tree: fmt is relative to the mountpoint. */
 char *mpath(const mount_t *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Writes "PID [settings]\n" to track; returns 0 or the errno. */
+int track_pid(const mount_t *m, pid_t pid, const char *settings);
+/* Waits up to seconds for sample seq of pid; its text (caller frees), or
+ * NULL when it never came. */
+char *sample_wait(const mount_t *m, pid_t pid, long seq, double seconds);
+
 /* Whether path is a mountpoint other than its parent. */
 bool is_mounted(const char *path);
 

@@ -47,10 +47,7 @@ static tally collect(pid_t pid, unsigned k, long first, int count)
 {
 	tally t = {0};
 	for (long seq = first; seq < first + count; seq++) {
-		char *p = mpath(&M, "%d/samples/%ld", (int)pid, seq);
-		for (double end = now_s() + 30; now_s() < end && access(p, F_OK) != 0;)
-			usleep(50000);
-		char *text = read_file(p);
+		char *text = sample_wait(&M, pid, seq, 30);
 		cr_assert(text, "sample %ld never came", seq);
 		double N, n, d, ms, rate, lo, hi, mib;
 		cr_assert(sample_get(text, "pages_population", &N) &&
@@ -80,7 +77,6 @@ static tally collect(pid_t pid, unsigned k, long first, int count)
 			"sample %ld: n=%.0f N=%.0f d=%.0f rate=%.2f [%.2f, %.2f] truth %.2f MiB/s",
 			seq, n, N, d, rate, lo, hi, truth);
 		free(text);
-		free(p);
 	}
 	return t;
 }
@@ -103,11 +99,7 @@ static void check(const tally *t, double n_per_page_noise)
 static void run(unsigned region_mib, unsigned k, bool shared)
 {
 	helper = dirtier_start(region_mib, region_mib, k, shared ? "shared" : NULL);
-	char line[64];
-	snprintf(line, sizeof(line), "%d sample_pages=16384\n", (int)helper);
-	char *p = mpath(&M, "track");
-	cr_assert_eq(write_file(p, line), 0);
-	free(p);
+	cr_assert_eq(track_pid(&M, helper, "sample_pages=16384"), 0);
 	/* Skip sample 1: it may have started while tracking was set up. */
 	tally t = collect(helper, k, 2, 5);
 	/* Noise: up to 8 pages of its own per window, seen with probability n/N. */
@@ -135,11 +127,7 @@ Test(accuracy, non_resident_memory_stays_non_resident)
 	/* 64 GiB reserved, 32 MiB of it resident. */
 	helper = dirtier_start(64 << 10, 32, 256, NULL);
 	long before = proc_status_kb(helper, "VmRSS");
-	char line[64];
-	snprintf(line, sizeof(line), "%d sample_pages=16384\n", (int)helper);
-	char *p = mpath(&M, "track");
-	cr_assert_eq(write_file(p, line), 0);
-	free(p);
+	cr_assert_eq(track_pid(&M, helper, "sample_pages=16384"), 0);
 	tally t = collect(helper, 256, 1, 3);
 	long after = proc_status_kb(helper, "VmRSS");
 	/* Nothing new became resident either. */
@@ -156,11 +144,7 @@ Test(accuracy, growing_process_counts_new_pages)
 	/* 2560 fresh pages a second (10 MiB/s) into untouched memory. */
 	const unsigned k = 2560;
 	helper = dirtier_start(1024, 16, k, "grow");
-	char line[64];
-	snprintf(line, sizeof(line), "%d sample_pages=16384\n", (int)helper);
-	char *p = mpath(&M, "track");
-	cr_assert_eq(write_file(p, line), 0);
-	free(p);
+	cr_assert_eq(track_pid(&M, helper, "sample_pages=16384"), 0);
 	tally t = collect(helper, k, 2, 4);
 	if (!t.scanned) {
 		/* Without PAGEMAP_SCAN the fresh pages are found by sampling

@@ -31,12 +31,8 @@ TestSuite(exact, .init = up, .fini = down, .timeout = 90);
 
 static void track(pid_t pid, const char *settings)
 {
-	char line[96];
-	snprintf(line, sizeof(line), "%d %s\n", (int)pid, settings);
-	char *p = mpath(&M, "track");
-	int e = write_file(p, line);
-	free(p);
-	cr_assert_eq(e, 0, "track %s: %s", line, strerror(e));
+	int e = track_pid(&M, pid, settings);
+	cr_assert_eq(e, 0, "track %d %s: %s", (int)pid, settings, strerror(e));
 }
 
 typedef struct {
@@ -49,10 +45,7 @@ static totals collect(pid_t pid, unsigned k, long first, int count)
 {
 	totals t = {0};
 	for (long seq = first; seq < first + count; seq++) {
-		char *p = mpath(&M, "%d/samples/%ld", (int)pid, seq);
-		for (double end = now_s() + 30; now_s() < end && access(p, F_OK) != 0;)
-			usleep(50000);
-		char *text = read_file(p);
+		char *text = sample_wait(&M, pid, seq, 30);
 		cr_assert(text, "sample %ld never came", seq);
 		double d, fresh, ms, exact;
 		cr_assert(sample_get(text, "pages_dirty", &d) &&
@@ -68,7 +61,6 @@ static totals collect(pid_t pid, unsigned k, long first, int count)
 		cr_log_info("sample %ld: dirty %.0f new %.0f in %.0f ms, truth %.0f", seq, d, fresh,
 			    ms, k * ms / 1000.0);
 		free(text);
-		free(p);
 	}
 	return t;
 }
@@ -135,10 +127,7 @@ Test(exact, mode_switch_takes_effect_at_the_next_period)
 {
 	helper = dirtier_start(64, 64, 2048, NULL);
 	track(helper, "");
-	char *p = mpath(&M, "%d/samples/2", (int)helper);
-	for (double end = now_s() + 10; now_s() < end && access(p, F_OK) != 0;)
-		usleep(50000);
-	free(p);
+	free(sample_wait(&M, helper, 2, 10));
 	char *mode = mpath(&M, "%d/mode", (int)helper);
 	cr_assert_eq(write_file(mode, "full-scan\n"), 0);
 	char *latest = mpath(&M, "%d/samples/latest", (int)helper);
@@ -199,11 +188,7 @@ Test(exact, soft_dirty_is_offered_only_where_the_kernel_tracks_it)
 {
 	bool has = kernel_has_soft_dirty();
 	helper = dirtier_start(64, 64, 2048, NULL);
-	char line[64];
-	snprintf(line, sizeof(line), "%d mode=soft-dirty\n", (int)helper);
-	char *p = mpath(&M, "track");
-	int e = write_file(p, line);
-	free(p);
+	int e = track_pid(&M, helper, "mode=soft-dirty");
 	if (!has) {
 		/* Printed whatever the verbosity: the live test did not run. */
 		fprintf(stderr, "exact: this kernel does not track soft-dirty; checking that the "

@@ -67,10 +67,7 @@ static int put(const char *rel, const char *text)
 
 static int track(pid_t pid, const char *settings)
 {
-	char line[128];
-	snprintf(line, sizeof(line), "%d%s%s\n", (int)pid, settings ? " " : "",
-		 settings ? settings : "");
-	return put("track", line);
+	return track_pid(&M, pid, settings);
 }
 
 TestSuite(tree, .init = up, .fini = down, .timeout = 60);
@@ -541,14 +538,12 @@ Test(tree, samples_directory_keeps_history_with_latest)
 	char *dir = mpath(&M, "%d/samples", (int)pid);
 
 	cr_assert_eq(track(pid, NULL), 0);
-	char *p = mpath(&M, "%d/samples/5", (int)pid);
-	for (double end = now_s() + 20; now_s() < end && access(p, F_OK) != 0;)
-		usleep(50000);
-	cr_assert(access(p, F_OK) == 0, "no 5th sample");
-	free(p);
+	char *fifth = sample_wait(&M, pid, 5, 20);
+	cr_assert(fifth, "no 5th sample");
+	free(fifth);
 
 	char target[32];
-	p = mpath(&M, "%d/samples/latest", (int)pid);
+	char *p = mpath(&M, "%d/samples/latest", (int)pid);
 	ssize_t n = readlink(p, target, sizeof(target) - 1);
 	cr_assert(n > 0);
 	target[n] = '\0';
