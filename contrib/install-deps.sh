@@ -4,9 +4,9 @@
 # missing.  Run as root on Debian 12.
 set -euo pipefail
 
-pkgs=(meson ninja-build pkg-config gcc libc6-dev libfuse3-dev fuse3 libglib2.0-dev libxxhash-dev)
+pkgs=(meson ninja-build pkg-config gcc libc6-dev libfuse3-dev fuse3 libglib2.0-dev libjson-glib-dev libxxhash-dev)
 if [[ ${1:-} == --test ]]; then
-	pkgs+=(libcriterion-dev procps util-linux valgrind)
+	pkgs+=(libcriterion-dev procps util-linux valgrind qemu-system-x86 gcc-multilib)
 fi
 
 missing=()

@@ -9,6 +9,7 @@
 #include "memstat/registry.h"
 
 typedef struct {
+	struct fuse_session *se;  /* set before the session runs */
 	ms_registry *reg;	  /* set once the daemon has forked */
 	GPtrArray *meminfo_names; /* file names under meminfo/, fixed at start */
 	GPtrArray *memory_names;  /* names a memory/ dir may hold, fixed at start */
@@ -27,6 +28,8 @@ typedef struct {
 } ms_fs;
 
 extern const struct fuse_lowlevel_ops ms_fs_ops;
+/* The root's own entries: names no target may take. */
+extern const char *const ms_fs_reserved_names[];
 
 void ms_fs_init(ms_fs *fs);
 /* Registry callback: answers the reads parked on a target. */

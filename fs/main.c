@@ -228,6 +228,7 @@ int main(int argc, char *argv[])
 	raise_fd_limit();
 	ms_fs_init(&fs);
 	se = fuse_session_new(&args, &ms_fs_ops, sizeof(ms_fs_ops), &fs);
+	fs.se = se;
 	if (!se)
 		goto out_fs;
 	if (fuse_set_signal_handlers(se) != 0)
@@ -247,6 +248,7 @@ int main(int argc, char *argv[])
 		.workers = o.workers,
 		.on_settled = ms_fs_target_settled,
 		.on_settled_data = &fs,
+		.reserved_names = ms_fs_reserved_names,
 	};
 	g_strlcpy(rc.defaults.mode, o.mode, sizeof(rc.defaults.mode));
 	fs.reg = ms_registry_new(&rc);

@@ -15,8 +15,10 @@
  *                 each target's scheduling fields (due_us, sched, busy).
  *   target->lock  guards the target's state, why, settings, removed and
  *                 its sample ring.  Never held while calling a collector.
- * A target's collector state (ops, coll) belongs to the worker running its
- * job: busy, set under reg->lock, makes that one worker at a time.
+ * A target's collector state (ops, coll, and a VM's QMP connection's
+ * changing part) belongs to the worker running its job: busy, set under
+ * reg->lock, makes that one worker at a time.  What ms_vm_open learnt of a
+ * VM (KVM, dirty ring) is immutable and read by any thread.
  */
 #define _GNU_SOURCE
 #include "memstat/registry.h"
@@ -28,20 +30,27 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/pidfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "access.h"
 #include "memstat/collector.h"
 #include "memstat/procfs.h"
+#include "memstat/vm.h"
+
+/* How soon to ask again when another QMP client is measuring a VM. */
+#define BUSY_RETRY_US (1 * G_USEC_PER_SEC)
 
 struct ms_target {
 	ms_ref ref;
 
 	/* Immutable after creation. */
 	uint32_t id;
-	char name[32];
+	char name[MS_NAME_MAX];
 	pid_t pid;
-	ms_proc_id proc; /* pid, pidfd, start time */
+	ms_proc_id proc;	    /* pid, pidfd, start time (a VM: QEMU's; pid 0 unknown) */
+	char socket[MS_SOCKET_MAX]; /* a VM's QMP socket, "" for a process */
 	uid_t owner;
 	ms_caller tracker; /* who tracked it: must still be allowed to read it */
 	uint32_t history;
@@ -64,6 +73,7 @@ struct ms_target {
 	/* The worker's while busy; then the last reference's. */
 	const ms_collector_ops *ops;
 	void *coll;
+	ms_vm *vm; /* a VM's QMP connection, for the target's life */
 };
 
 struct ms_registry {
@@ -114,6 +124,7 @@ static void target_free(ms_target *t)
 {
 	if (t->ops)
 		t->ops->close(t->coll);
+	ms_vm_free(t->vm);
 	for (uint32_t i = 0; i < t->history; i++)
 		ms_sample_unref(t->ring[i]);
 	g_free(t->ring);
@@ -137,6 +148,10 @@ const char *ms_target_name(const ms_target *t)
 {
 	return t->name;
 }
+const char *ms_target_socket(const ms_target *t)
+{
+	return t->vm ? t->socket : NULL;
+}
 pid_t ms_target_pid(const ms_target *t)
 {
 	return t->pid;
@@ -147,7 +162,7 @@ uid_t ms_target_owner(const ms_target *t)
 }
 bool ms_target_alive(const ms_target *t)
 {
-	return ms_proc_alive(&t->proc);
+	return t->proc.pid > 0 && ms_proc_alive(&t->proc);
 }
 
 void ms_target_get_view(ms_target *t, ms_target_view *out)
@@ -226,17 +241,24 @@ denied:
 	return -EACCES;
 }
 
+/* The owner (the process's uid, or the VM socket's), the uid that tracked
+ * it, and root. */
 static bool caller_owns(const ms_target *t, const ms_caller *c)
 {
-	return c->uid == 0 || c->uid == t->owner;
+	return c->uid == 0 || c->uid == t->owner || c->uid == t->tracker.uid;
 }
 
-static int mode_supported(const char *mode, char **why)
+/* Whether mode can measure a process (vm NULL) or that VM. */
+static int mode_supported(const ms_vm *vm, const char *mode, char **why)
 {
+	if (vm)
+		return ms_vm_mode_supported(vm, mode, why);
 	const ms_collector_ops *ops = ms_collector_find(mode);
-
 	if (!ops)
-		return *why = g_strdup_printf("unknown mode %s", mode), -EINVAL;
+		return *why = g_strdup_printf("mode %s is not one a process is measured in "
+					      "(page-sampling, full-scan, soft-dirty)",
+					      mode),
+		       -EINVAL;
 	return ops->supported(why);
 }
 
@@ -273,8 +295,10 @@ static int run_step(ms_target *t, ms_measurement *m, char **why)
 	memcpy(mode, t->settings.mode, sizeof(mode));
 	pthread_mutex_unlock(&t->lock);
 
-	if (!ms_proc_alive(&t->proc))
+	if (t->proc.pid > 0 && !ms_proc_alive(&t->proc))
 		return -ESRCH;
+	if (t->vm)
+		return ms_vm_step(t->vm, &p, mode, m, why);
 	if (t->tracker.uid != 0) {
 		/* The process may have exec'd a setuid program since: never
 		 * measure what the user who asked could not read. */
@@ -303,8 +327,9 @@ static void run_job(ms_registry *reg, ms_target *t)
 {
 	int64_t started = mono_us();
 	g_autofree char *why = NULL;
-	ms_measurement m;
+	ms_measurement m = {0};
 	bool settled = false, done = false;
+	int64_t retry_us = 0;
 
 	int r = run_step(t, &m, &why);
 
@@ -316,7 +341,13 @@ static void run_job(ms_registry *reg, ms_target *t)
 		t->why[0] = '\0';
 	} else if (r == -ESRCH) {
 		t->state = MS_STATE_EXITED;
+		if (why)
+			g_strlcpy(t->why, why, sizeof(t->why));
 		done = true;
+	} else if (r == -EBUSY) {
+		/* Passing (another QMP client measures): shown, not an error. */
+		g_strlcpy(t->why, why ? why : "busy", sizeof(t->why));
+		retry_us = BUSY_RETRY_US;
 	} else if (r < 0) {
 		/* Kept scheduled: a later step may succeed. */
 		t->state = MS_STATE_ERROR;
@@ -326,6 +357,7 @@ static void run_job(ms_registry *reg, ms_target *t)
 	settled = before == MS_STATE_MEASURING && t->state != MS_STATE_MEASURING;
 	uint32_t period_s = t->settings.period_s;
 	pthread_mutex_unlock(&t->lock);
+	g_free(m.vcpu);
 
 	pthread_mutex_lock(&reg->lock);
 	t->busy = false;
@@ -339,7 +371,9 @@ static void run_job(ms_registry *reg, ms_target *t)
 			t->coll = NULL;
 		}
 	} else {
-		schedule_at(reg, t, started + (int64_t)period_s * G_USEC_PER_SEC);
+		schedule_at(reg, t,
+			    retry_us ? mono_us() + retry_us
+				     : started + (int64_t)period_s * G_USEC_PER_SEC);
 	}
 	pthread_mutex_unlock(&reg->lock);
 
@@ -448,15 +482,18 @@ static uint32_t next_free_id(ms_registry *reg)
 	}
 }
 
+/* st: the process as it is now (NULL for a VM). */
 static int apply_to_existing(ms_target *t, const ms_proc_stat *st, const ms_track_request *req,
 			     const ms_caller *caller, char **why)
 {
 	int r = 0;
 
+	if (req->change.has_mode && (r = mode_supported(t->vm, req->change.v.mode, why)) < 0)
+		return r;
 	pthread_mutex_lock(&t->lock);
-	if (t->proc.starttime != st->starttime || t->state == MS_STATE_EXITED) {
-		*why = g_strdup_printf(
-			"%s is tracked as a process that has exited; untrack it first", t->name);
+	if ((st && t->proc.starttime != st->starttime) || t->state == MS_STATE_EXITED) {
+		*why = g_strdup_printf("%s is tracked as a %s that has exited; untrack it first",
+				       t->name, t->vm ? "VM" : "process");
 		r = -EEXIST;
 	} else if (!caller_owns(t, caller)) {
 		*why = g_strdup_printf("uid %u may not change %s", (unsigned)caller->uid, t->name);
@@ -468,19 +505,19 @@ static int apply_to_existing(ms_target *t, const ms_proc_stat *st, const ms_trac
 	return r;
 }
 
-static ms_target *target_new(const ms_registry *reg, const ms_track_request *req,
-			     const ms_caller *caller, int pidfd, uid_t owner,
-			     unsigned long long starttime)
+static ms_target *target_new(const ms_registry *reg, const char *name, const ms_track_request *req,
+			     const ms_caller *caller, ms_proc_id proc, uid_t owner)
 {
 	ms_target *t = g_new0(ms_target, 1);
 
 	ms_ref_init(&t->ref);
-	t->pid = req->pid;
-	t->proc = (ms_proc_id){.pid = req->pid, .pidfd = pidfd, .starttime = starttime};
+	t->pid = proc.pid;
+	t->proc = proc;
 	t->owner = owner;
 	t->tracker = *caller;
 	t->history = reg->cfg.history;
-	snprintf(t->name, sizeof(t->name), "%d", (int)req->pid);
+	g_strlcpy(t->name, name, sizeof(t->name));
+	g_strlcpy(t->socket, req->socket, sizeof(t->socket));
 	pthread_mutex_init(&t->lock, NULL);
 	t->state = MS_STATE_MEASURING;
 	t->settings = reg->cfg.defaults;
@@ -489,6 +526,9 @@ static ms_target *target_new(const ms_registry *reg, const ms_track_request *req
 	return t;
 }
 
+static int track_vm(ms_registry *reg, const ms_track_request *req, const ms_caller *caller,
+		    char **why);
+
 int ms_registry_track(ms_registry *reg, const ms_track_request *req, const ms_caller *caller,
 		      char **why)
 {
@@ -496,6 +536,8 @@ int ms_registry_track(ms_registry *reg, const ms_track_request *req, const ms_ca
 	uid_t owner = 0;
 	char name[32];
 
+	if (req->socket[0])
+		return track_vm(reg, req, caller, why);
 	int r = ms_proc_stat_read(req->pid, &st);
 	if (r < 0 && r != -ESRCH)
 		return *why = g_strdup_printf("cannot read /proc/%d/stat: %s", (int)req->pid,
@@ -510,7 +552,7 @@ int ms_registry_track(ms_registry *reg, const ms_track_request *req, const ms_ca
 	r = caller_may_read(req->pid, caller, &owner, why);
 	if (r < 0)
 		return r;
-	if (req->change.has_mode && (r = mode_supported(req->change.v.mode, why)) < 0)
+	if (req->change.has_mode && (r = mode_supported(NULL, req->change.v.mode, why)) < 0)
 		return r;
 
 	snprintf(name, sizeof(name), "%d", (int)req->pid);
@@ -544,7 +586,8 @@ int ms_registry_track(ms_registry *reg, const ms_track_request *req, const ms_ca
 		return *why = g_strdup_printf("no process %d", (int)req->pid), -ESRCH;
 	}
 
-	g_autoptr(ms_target) t = target_new(reg, req, caller, pidfd, owner, st.starttime);
+	ms_proc_id proc = {.pid = req->pid, .pidfd = pidfd, .starttime = st.starttime};
+	g_autoptr(ms_target) t = target_new(reg, name, req, caller, proc, owner);
 	const ms_collector_ops *ops = ms_collector_find(t->settings.mode);
 	if (!ops)
 		return *why = g_strdup_printf("unknown mode %s", t->settings.mode), -EINVAL;
@@ -573,6 +616,162 @@ int ms_registry_track(ms_registry *reg, const ms_track_request *req, const ms_ca
 		g_hash_table_insert(reg->by_id, GUINT_TO_POINTER(t->id), t);
 		schedule_at(reg, t, mono_us());
 	}
+	pthread_mutex_unlock(&reg->lock);
+	return r;
+}
+
+/* ---- VMs ---- */
+
+/* A VM's name when the track line gives none: its own (query-name), else
+ * the socket's file name without a .qmp, .sock or .socket suffix. */
+static char *vm_default_name(const ms_vm *vm, const char *socket)
+{
+	static const char *const suffixes[] = {".qmp", ".sock", ".socket"};
+	g_autofree char *base = NULL;
+
+	if (ms_vm_name(vm))
+		return g_strdup(ms_vm_name(vm));
+	base = g_path_get_basename(socket);
+	for (size_t i = 0; i < G_N_ELEMENTS(suffixes); i++) {
+		size_t len = strlen(base), slen = strlen(suffixes[i]);
+		if (len > slen && g_str_has_suffix(base, suffixes[i])) {
+			base[len - slen] = '\0';
+			break;
+		}
+	}
+	return g_steal_pointer(&base);
+}
+
+/* Under reg->lock: whether name is taken, by a target or the tree. */
+static bool name_taken(ms_registry *reg, const char *name)
+{
+	for (const char *const *r = reg->cfg.reserved_names; r && *r; r++)
+		if (strcmp(*r, name) == 0)
+			return true;
+	return g_hash_table_contains(reg->by_name, name);
+}
+
+/* Under reg->lock: the target measuring the VM at that socket, or NULL. */
+static ms_target *find_socket(ms_registry *reg, const char *socket)
+{
+	GHashTableIter it;
+	gpointer v;
+
+	g_hash_table_iter_init(&it, reg->by_name);
+	while (g_hash_table_iter_next(&it, NULL, &v))
+		if (strcmp(((ms_target *)v)->socket, socket) == 0)
+			return v;
+	return NULL;
+}
+
+/* QEMU's process, from the socket's peer: pid 0 when it is in a pid
+ * namespace the daemon cannot see. */
+static ms_proc_id qemu_process(int fd)
+{
+	struct ucred cred = {0};
+	socklen_t len = sizeof(cred);
+	ms_proc_stat st;
+	ms_proc_id id = {.pid = 0, .pidfd = -1};
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || cred.pid <= 0)
+		return id;
+	id.pidfd = pidfd_open(cred.pid, 0);
+	if (ms_proc_stat_read(cred.pid, &st) < 0) {
+		if (id.pidfd >= 0)
+			close(id.pidfd);
+		return (ms_proc_id){.pid = 0, .pidfd = -1};
+	}
+	id.pid = cred.pid;
+	id.starttime = st.starttime;
+	return id;
+}
+
+/* Under reg->lock: a track line naming a VM already tracked applies its
+ * settings, unless it asks for another name. */
+static int retrack_vm(ms_target *old, const ms_track_request *req, const ms_caller *caller,
+		      char **why)
+{
+	if (req->name[0] && strcmp(req->name, old->name) != 0)
+		return *why = g_strdup_printf("%s is already tracked as %s", req->socket,
+					      old->name),
+		       -EEXIST;
+	return apply_to_existing(old, NULL, req, caller, why);
+}
+
+/* Under reg->lock: makes t findable and schedules its first step, or says
+ * why not. */
+static int insert_vm(ms_registry *reg, ms_target *t, const ms_track_request *req,
+		     const ms_caller *caller, char **why)
+{
+	ms_target *old = find_socket(reg, req->socket);
+
+	if (old)
+		return retrack_vm(old, req, caller, why);
+	if (name_taken(reg, t->name))
+		return *why = g_strdup_printf("the name %s is taken; choose another with name=",
+					      t->name),
+		       -EEXIST;
+	if (g_hash_table_size(reg->by_name) >= reg->cfg.max_targets)
+		return *why = g_strdup_printf("already tracking max_targets=%u targets",
+					      reg->cfg.max_targets),
+		       -ENOSPC;
+	if (reg->stopping)
+		return *why = g_strdup("shutting down"), -ESHUTDOWN;
+	t->id = next_free_id(reg);
+	g_hash_table_insert(reg->by_name, t->name, ms_target_ref(t));
+	g_hash_table_insert(reg->by_id, GUINT_TO_POINTER(t->id), t);
+	schedule_at(reg, t, mono_us());
+	return 0;
+}
+
+static int track_vm(ms_registry *reg, const ms_track_request *req, const ms_caller *caller,
+		    char **why)
+{
+	struct stat st;
+	ms_vm *vm = NULL;
+	const char *perr = NULL;
+	int r;
+
+	pthread_mutex_lock(&reg->lock);
+	ms_target *old = find_socket(reg, req->socket);
+	if (old)
+		r = retrack_vm(old, req, caller, why);
+	pthread_mutex_unlock(&reg->lock);
+	if (old)
+		return r;
+
+	/* The daemon connects only where the caller could connect itself. */
+	int fd = ms_connect_as(req->socket, caller, why);
+	if (fd < 0)
+		return fd;
+	ms_proc_id proc = qemu_process(fd);
+	uid_t owner = stat(req->socket, &st) == 0 ? st.st_uid : caller->uid;
+	if ((r = ms_vm_open(fd, &vm, why)) < 0) {
+		if (proc.pidfd >= 0)
+			close(proc.pidfd);
+		return r;
+	}
+	g_autofree char *name =
+		req->name[0] ? g_strdup(req->name) : vm_default_name(vm, req->socket);
+	g_autoptr(ms_target) t = target_new(reg, name, req, caller, proc, owner);
+	t->vm = vm;
+	if (!req->change.has_mode)
+		g_strlcpy(t->settings.mode, ms_vm_default_mode(vm), sizeof(t->settings.mode));
+	if (ms_check_name(name, &perr) < 0)
+		return *why = g_strdup_printf("the VM's name \"%s\" cannot name a directory "
+					      "(%s); choose one with name=",
+					      name, perr),
+		       -EINVAL;
+	if (strspn(name, "0123456789") == strlen(name))
+		return *why = g_strdup_printf("all-digit names are pids': %s; choose another "
+					      "with name=",
+					      name),
+		       -EEXIST;
+	if ((r = ms_vm_mode_supported(vm, t->settings.mode, why)) < 0)
+		return r;
+
+	pthread_mutex_lock(&reg->lock);
+	r = insert_vm(reg, t, req, caller, why);
 	pthread_mutex_unlock(&reg->lock);
 	return r;
 }
@@ -658,7 +857,7 @@ int ms_target_set(ms_registry *reg, ms_target *t, const ms_settings_change *chan
 					      t->name),
 		       -EACCES;
 	if (change->has_mode) {
-		int r = mode_supported(change->v.mode, why);
+		int r = mode_supported(t->vm, change->v.mode, why);
 		if (r < 0)
 			return r;
 	}

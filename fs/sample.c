@@ -12,6 +12,7 @@ ms_sample *ms_sample_new(uint64_t seq, const ms_measurement *m)
 	ms_ref_init(&s->ref);
 	s->seq = seq;
 	s->m = *m;
+	s->m.vcpu = m->vcpus ? g_memdup2(m->vcpu, m->vcpus * sizeof(*m->vcpu)) : NULL;
 	snprintf(s->rate_text, sizeof(s->rate_text), "%.2f\n", m->rate);
 	s->text = g_strdup_printf("seq %" PRIu64 "\n"
 				  "start_ms %" PRId64 "\n"
@@ -34,6 +35,15 @@ ms_sample *ms_sample_new(uint64_t seq, const ms_measurement *m)
 				  m->pages_total, m->pages_population, m->pages_sampled,
 				  m->pages_dirty, m->pages_new, m->pages_unmapped, m->memory_mib,
 				  m->rate, m->rate_lo, m->rate_hi, m->exact ? 1 : 0);
+	if (m->vcpus) {
+		GString *t = g_string_new(s->text);
+		g_free(s->text);
+		g_string_append_printf(t, "vcpus %" PRIu32 "\n", m->vcpus);
+		for (uint32_t i = 0; i < m->vcpus; i++)
+			g_string_append_printf(t, "vcpu%" PRIu32 "_rate %.2f\n", m->vcpu[i].id,
+					       m->vcpu[i].rate);
+		s->text = g_string_free(t, FALSE);
+	}
 	s->text_len = strlen(s->text);
 	return s;
 }
@@ -48,6 +58,7 @@ void ms_sample_unref(ms_sample *s)
 {
 	if (s && ms_ref_put(&s->ref)) {
 		g_free(s->text);
+		g_free(s->m.vcpu);
 		g_free(s);
 	}
 }

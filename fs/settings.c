@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "memstat/collector.h"
+#include "memstat/vm.h"
 
 static bool is_space(char c)
 {
@@ -65,7 +66,7 @@ static int parse_kv(const char *key, size_t klen, const char *v, const char *ven
 			return *why = "unknown mode", -EINVAL;
 		memcpy(c->v.mode, v, len);
 		c->v.mode[len] = '\0';
-		if (!ms_collector_find(c->v.mode))
+		if (!ms_collector_find(c->v.mode) && !ms_vm_mode_known(c->v.mode))
 			return *why = "unknown mode", -EINVAL;
 		c->has_mode = true;
 		return 0;
@@ -105,9 +106,15 @@ int ms_parse_track(const char *buf, size_t len, ms_track_request *out, const cha
 	const char *w = p;
 	while (p < end && !is_space(*p))
 		p++;
-	if (!parse_uint(w, p, 1, 4194304 /* PID_MAX_LIMIT */, &pid))
-		return *why = "not a pid", -EINVAL;
-	out->pid = (pid_t)pid;
+	if (*w == '/') {
+		if ((size_t)(p - w) >= sizeof(out->socket))
+			return *why = "socket path too long", -ENAMETOOLONG;
+		memcpy(out->socket, w, (size_t)(p - w));
+	} else if (parse_uint(w, p, 1, 4194304 /* PID_MAX_LIMIT */, &pid)) {
+		out->pid = (pid_t)pid;
+	} else {
+		return *why = "not a pid or an absolute socket path", -EINVAL;
+	}
 	while (p < end) {
 		while (p < end && is_space(*p))
 			p++;
@@ -116,7 +123,21 @@ int ms_parse_track(const char *buf, size_t len, ms_track_request *out, const cha
 			p++;
 		const char *eq = memchr(w, '=', (size_t)(p - w));
 		if (!eq)
-			return *why = "expected key=value after the pid", -EINVAL;
+			return *why = "expected key=value after the target", -EINVAL;
+		if (eq - w == 4 && memcmp(w, "name", 4) == 0) {
+			size_t nlen = (size_t)(p - eq - 1);
+			if (!out->socket[0])
+				return *why = "name= is for VMs: a process is named by its pid",
+				       -EINVAL;
+			if (out->name[0])
+				return *why = "name given twice", -EINVAL;
+			if (nlen >= sizeof(out->name))
+				return *why = "name too long", -EINVAL;
+			memcpy(out->name, eq + 1, nlen);
+			if ((r = ms_check_name(out->name, why)) < 0)
+				return r;
+			continue;
+		}
 		r = parse_kv(w, (size_t)(eq - w), eq + 1, p, &out->change, why);
 		if (r < 0)
 			return r;
@@ -151,6 +172,24 @@ int ms_parse_name(const char *buf, size_t len, char *out, size_t outlen, const c
 			return *why = "one name per write", -EINVAL;
 	memcpy(out, buf, len);
 	out[len] = '\0';
+	return 0;
+}
+
+int ms_check_name(const char *name, const char **why)
+{
+	size_t len = strlen(name);
+
+	if (len == 0)
+		return *why = "empty name", -EINVAL;
+	if (len >= MS_NAME_MAX)
+		return *why = "name too long", -EINVAL;
+	if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+		return *why = "name may not be . or ..", -EINVAL;
+	for (const unsigned char *c = (const unsigned char *)name; *c; c++) {
+		if (*c == '/' || *c <= ' ' || *c == 0x7f)
+			return *why = "name may not hold '/', white space or control characters",
+			       -EINVAL;
+	}
 	return 0;
 }
 

@@ -2,7 +2,8 @@
  *
  * Inode numbers encode what a node is, so the tree keeps no per-inode state:
  *   bits 56..63 node kind, 32..55 target id, 0..31 index (a meminfo or
- *   memory field, or a sample's sequence number).  The root is FUSE_ROOT_ID.
+ *   memory field, a sample's sequence number, or a vCPU's id).  The root is
+ *   FUSE_ROOT_ID.
  * Every file is direct_io: its content is rendered into a per-open buffer
  * when it is read at offset 0, and later offsets are served from that
  * buffer, so a reader never sees two versions mixed.
@@ -40,6 +41,11 @@ enum kind {
 	K_SAMPLES_DIR,
 	K_SAMPLE,
 	K_LATEST,
+	K_QEMU_PID,
+	K_SOCKET,
+	K_VCPU_DIR,
+	K_VCPU,
+	K_VCPU_RATE,
 };
 
 typedef struct {
@@ -62,28 +68,57 @@ static node node_of(fuse_ino_t ino)
 	return (node){(enum kind)(ino >> 56), (uint32_t)(ino >> 32) & 0xffffff, (uint32_t)ino};
 }
 
+/* Which targets an entry of a target directory is for. */
+#define FOR_PROCESS 1u
+#define FOR_VM	    2u
+
 /* Fixed entries of the root and of a target directory. */
 typedef struct {
 	const char *name;
 	enum kind kind;
 	mode_t mode;
+	unsigned targets; /* FOR_PROCESS | FOR_VM */
 } entry;
 
 static const entry root_entries[] = {
-	{"track", K_TRACK, S_IFREG | 0644},
-	{"untrack", K_UNTRACK, S_IFREG | 0200},
-	{"meminfo", K_MEMINFO_DIR, S_IFDIR | 0555},
+	{"track", K_TRACK, S_IFREG | 0644, 0},
+	{"untrack", K_UNTRACK, S_IFREG | 0200, 0},
+	{"meminfo", K_MEMINFO_DIR, S_IFDIR | 0555, 0},
 };
 
+/* Names a VM may not take. */
+const char *const ms_fs_reserved_names[] = {"track", "untrack", "meminfo", NULL};
+
 static const entry target_entries[] = {
-	{"status", K_STATUS, S_IFREG | 0444},
-	{"rate", K_RATE, S_IFREG | 0444},
-	{"period", K_PERIOD, S_IFREG | 0644},
-	{"sample_pages", K_SAMPLE_PAGES, S_IFREG | 0644},
-	{"mode", K_MODE, S_IFREG | 0644},
-	{"memory", K_MEMORY_DIR, S_IFDIR | 0555},
-	{"samples", K_SAMPLES_DIR, S_IFDIR | 0555},
+	{"status", K_STATUS, S_IFREG | 0444, FOR_PROCESS | FOR_VM},
+	{"rate", K_RATE, S_IFREG | 0444, FOR_PROCESS | FOR_VM},
+	{"period", K_PERIOD, S_IFREG | 0644, FOR_PROCESS | FOR_VM},
+	{"sample_pages", K_SAMPLE_PAGES, S_IFREG | 0644, FOR_PROCESS | FOR_VM},
+	{"mode", K_MODE, S_IFREG | 0644, FOR_PROCESS | FOR_VM},
+	{"memory", K_MEMORY_DIR, S_IFDIR | 0555, FOR_PROCESS},
+	{"samples", K_SAMPLES_DIR, S_IFDIR | 0555, FOR_PROCESS | FOR_VM},
+	{"qemu_pid", K_QEMU_PID, S_IFREG | 0444, FOR_VM},
+	{"socket", K_SOCKET, S_IFREG | 0444, FOR_VM},
+	{"vcpu", K_VCPU_DIR, S_IFDIR | 0555, FOR_VM},
 };
+
+static unsigned target_kind(const ms_target *t)
+{
+	return ms_target_socket(t) ? FOR_VM : FOR_PROCESS;
+}
+
+/* Whether a node of kind k can be found under target t. */
+static bool kind_fits(enum kind k, const ms_target *t)
+{
+	for (size_t i = 0; i < G_N_ELEMENTS(target_entries); i++)
+		if (target_entries[i].kind == k)
+			return (target_entries[i].targets & target_kind(t)) != 0;
+	if (k == K_MEMORY)
+		return target_kind(t) == FOR_PROCESS;
+	if (k == K_VCPU || k == K_VCPU_RATE)
+		return target_kind(t) == FOR_VM;
+	return true;
+}
 
 static mode_t mode_of(enum kind k)
 {
@@ -96,6 +131,7 @@ static mode_t mode_of(enum kind k)
 	switch (k) {
 	case K_ROOT:
 	case K_TARGET_DIR:
+	case K_VCPU:
 		return S_IFDIR | 0555;
 	case K_LATEST:
 		return S_IFLNK | 0777;
@@ -112,7 +148,12 @@ static ms_fs *fs_of(fuse_req_t req)
 static ms_caller caller_of(fuse_req_t req)
 {
 	const struct fuse_ctx *c = fuse_req_ctx(req);
-	return (ms_caller){.uid = c->uid, .gid = c->gid, .pid = c->pid};
+	ms_caller caller = {.uid = c->uid, .gid = c->gid, .pid = c->pid};
+	/* Its supplementary groups, for acting with its rights (a VM's
+	 * socket); none when they cannot be read. */
+	int n = fuse_req_getgroups(req, MS_CALLER_GROUPS_MAX, caller.groups);
+	caller.ngroups = n > 0 && n <= MS_CALLER_GROUPS_MAX ? n : 0;
+	return caller;
 }
 
 /* Logs why a request failed and answers it with err (negative errno). */
@@ -136,6 +177,8 @@ static int target_status_text(ms_target *t, char **text)
 {
 	char path[64];
 
+	if (ms_target_pid(t) <= 0)
+		return -ESRCH;
 	snprintf(path, sizeof(path), "/proc/%d/status", (int)ms_target_pid(t));
 	int r = ms_read_file(path, text, NULL);
 	if (r == -ENOENT || (r == 0 && !ms_target_alive(t))) {
@@ -153,6 +196,15 @@ static bool memory_field_exists(ms_target *t, const char *name)
 
 	return target_status_text(t, &status) == 0 &&
 	       ms_status_memory_value(status, name, &value) == 0;
+}
+
+/* The latest figure of vCPU id in s, or NULL. */
+static const ms_vcpu_rate *vcpu_of(const ms_sample *s, uint32_t id)
+{
+	for (uint32_t i = 0; s && i < s->m.vcpus; i++)
+		if (s->m.vcpu[i].id == id)
+			return &s->m.vcpu[i];
+	return NULL;
 }
 
 /* 0 when the node exists now, else -ENOENT; fills st. */
@@ -179,8 +231,13 @@ static int stat_node(ms_fs *fs, node n, struct stat *st)
 		break;
 	}
 	t = target_of(fs, n);
-	if (!t)
+	if (!t || !kind_fits(n.kind, t))
 		return -ENOENT;
+	if (n.kind == K_VCPU || n.kind == K_VCPU_RATE) {
+		g_autoptr(ms_sample) s = ms_target_get_sample(t, 0);
+		if (!vcpu_of(s, n.idx))
+			return -ENOENT;
+	}
 	if (n.kind == K_TARGET_DIR || n.kind == K_SAMPLES_DIR || n.kind == K_MEMORY_DIR ||
 	    n.kind == K_PERIOD || n.kind == K_SAMPLE_PAGES || n.kind == K_MODE) {
 		st->st_uid = ms_target_owner(t);
@@ -273,6 +330,18 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 				reply_entry(req, (node){target_entries[i].kind, p.id, 0});
 				return;
 			}
+		break;
+	case K_VCPU_DIR:
+		if (strcmp(name, "0") == 0 || parse_seq(name, &idx)) {
+			reply_entry(req, (node){K_VCPU, p.id, strcmp(name, "0") == 0 ? 0 : idx});
+			return;
+		}
+		break;
+	case K_VCPU:
+		if (strcmp(name, "rate") == 0) {
+			reply_entry(req, (node){K_VCPU_RATE, p.id, p.idx});
+			return;
+		}
 		break;
 	case K_MEMORY_DIR:
 		if (index_of(fs->memory_names, name, &idx)) {
@@ -443,10 +512,27 @@ static int list_dir(fuse_req_t req, node n, dirbuf *d)
 			dir_add(req, d, g_ptr_array_index(fs->meminfo_names, i),
 				ino_of(K_MEMINFO, 0, i), S_IFREG);
 		return 0;
-	case K_TARGET_DIR:
-		for (size_t i = 0; i < G_N_ELEMENTS(target_entries); i++)
-			dir_add(req, d, target_entries[i].name,
-				ino_of(target_entries[i].kind, n.id, 0), target_entries[i].mode);
+	case K_TARGET_DIR: {
+		g_autoptr(ms_target) t = target_of(fs, n);
+		for (size_t i = 0; t && i < G_N_ELEMENTS(target_entries); i++)
+			if (target_entries[i].targets & target_kind(t))
+				dir_add(req, d, target_entries[i].name,
+					ino_of(target_entries[i].kind, n.id, 0),
+					target_entries[i].mode);
+		return 0;
+	}
+	case K_VCPU_DIR: {
+		g_autoptr(ms_target) t = target_of(fs, n);
+		g_autoptr(ms_sample) s = t ? ms_target_get_sample(t, 0) : NULL;
+		for (uint32_t i = 0; s && i < s->m.vcpus; i++) {
+			char name[16];
+			snprintf(name, sizeof(name), "%" PRIu32, s->m.vcpu[i].id);
+			dir_add(req, d, name, ino_of(K_VCPU, n.id, s->m.vcpu[i].id), S_IFDIR);
+		}
+		return 0;
+	}
+	case K_VCPU:
+		dir_add(req, d, "rate", ino_of(K_VCPU_RATE, n.id, n.idx), S_IFREG);
 		return 0;
 	case K_MEMORY_DIR: {
 		g_autoptr(ms_target) t = target_of(fs, n);
@@ -661,9 +747,14 @@ static char *render_track(ms_fs *fs)
 		ms_target *t = g_ptr_array_index(all, i);
 		ms_target_view v;
 		ms_target_get_view(t, &v);
-		g_string_append_printf(s, "%s period=%u sample_pages=%u mode=%s\n",
-				       ms_target_name(t), v.settings.period_s,
-				       v.settings.sample_pages, v.settings.mode);
+		if (ms_target_socket(t))
+			g_string_append_printf(s, "%s name=%s", ms_target_socket(t),
+					       ms_target_name(t));
+		else
+			g_string_append(s, ms_target_name(t));
+		g_string_append_printf(s, " period=%u sample_pages=%u mode=%s\n",
+				       v.settings.period_s, v.settings.sample_pages,
+				       v.settings.mode);
 	}
 	return g_string_free(s, FALSE);
 }
@@ -693,15 +784,31 @@ static int render(ms_fs *fs, node n, char **out)
 		break;
 	}
 	t = target_of(fs, n);
-	if (!t)
+	if (!t || !kind_fits(n.kind, t))
 		return -ENOENT;
 	ms_target_get_view(t, &v);
 	switch (n.kind) {
 	case K_STATUS:
-		text = v.state == MS_STATE_ERROR
-			       ? g_strdup_printf("%s\n%s\n", ms_state_name(v.state), v.why)
-			       : g_strdup_printf("%s\n", ms_state_name(v.state));
+		/* The state, then why (an error, or a passing condition). */
+		text = v.why[0] ? g_strdup_printf("%s\n%s\n", ms_state_name(v.state), v.why)
+				: g_strdup_printf("%s\n", ms_state_name(v.state));
 		break;
+	case K_QEMU_PID:
+		text = g_strdup_printf("%d\n", (int)ms_target_pid(t));
+		break;
+	case K_SOCKET:
+		text = g_strdup_printf("%s\n", ms_target_socket(t));
+		break;
+	case K_VCPU_RATE: {
+		if (v.state == MS_STATE_EXITED)
+			return -ESRCH;
+		g_autoptr(ms_sample) s = ms_target_get_sample(t, 0);
+		const ms_vcpu_rate *c = vcpu_of(s, n.idx);
+		if (!c)
+			return -ENOENT;
+		text = g_strdup_printf("%.2f\n", c->rate);
+		break;
+	}
 	case K_RATE: {
 		/* A live figure: once the process is gone there is none (its
 		 * last one stays in samples/). */
@@ -894,12 +1001,17 @@ static int write_track(ms_fs *fs, const ms_caller *c, const char *buf, size_t si
 		g_message("track: %s (%s)", perr, g_strerror(-r));
 		return r;
 	}
+	char what[MS_SOCKET_MAX];
+	if (tr.socket[0])
+		g_strlcpy(what, tr.socket, sizeof(what));
+	else
+		snprintf(what, sizeof(what), "%d", (int)tr.pid);
 	r = ms_registry_track(fs->reg, &tr, c, &why);
 	if (r < 0) {
-		g_message("track %d: %s (%s)", (int)tr.pid, why ? why : "", g_strerror(-r));
+		g_message("track %s: %s (%s)", what, why ? why : "", g_strerror(-r));
 		return r;
 	}
-	g_message("track %d: done (uid %u)", (int)tr.pid, (unsigned)c->uid);
+	g_message("track %s: done (uid %u)", what, (unsigned)c->uid);
 	return 0;
 }
 
@@ -920,6 +1032,10 @@ static int write_untrack(ms_fs *fs, const ms_caller *c, const char *buf, size_t 
 		return r;
 	}
 	g_message("untracked %s (uid %u)", name, (unsigned)c->uid);
+	/* The kernel may have the name cached for entry_timeout: drop it now.
+	 * (The writer holds no lock on the root, so this cannot deadlock.) */
+	if (fs->se)
+		fuse_lowlevel_notify_inval_entry(fs->se, FUSE_ROOT_ID, name, strlen(name));
 	return 0;
 }
 

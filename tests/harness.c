@@ -5,6 +5,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -162,7 +163,14 @@ int track_pid(const mount_t *m, pid_t pid, const char *settings)
 
 char *sample_wait(const mount_t *m, pid_t pid, long seq, double seconds)
 {
-	char *p = mpath(m, "%d/samples/%ld", (int)pid, seq);
+	char name[16];
+	snprintf(name, sizeof(name), "%d", (int)pid);
+	return sample_wait_name(m, name, seq, seconds);
+}
+
+char *sample_wait_name(const mount_t *m, const char *name, long seq, double seconds)
+{
+	char *p = mpath(m, "%s/samples/%ld", name, seq);
 	char *text = NULL;
 	for (double end = now_s() + seconds; !text && now_s() < end;) {
 		text = read_file(p);
@@ -304,4 +312,25 @@ long proc_status_kb(pid_t pid, const char *field)
 			v = strtol(l + flen + 1, NULL, 10);
 	free(t);
 	return v;
+}
+
+int write_file_as(uid_t uid, const char *path, const char *text)
+{
+	int pfd[2];
+	cr_assert(pipe(pfd) == 0);
+	pid_t pid = fork();
+	if (pid == 0) {
+		int e = 126;
+		if (setgroups(0, NULL) == 0 && setgid(uid) == 0 && setuid(uid) == 0)
+			e = write_file(path, text);
+		if (write(pfd[1], &e, sizeof(e)) != sizeof(e))
+			_exit(1);
+		_exit(0);
+	}
+	int e = -1;
+	close(pfd[1]);
+	cr_assert(read(pfd[0], &e, sizeof(e)) == sizeof(e));
+	close(pfd[0]);
+	waitpid(pid, NULL, 0);
+	return e;
 }

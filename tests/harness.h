@@ -31,6 +31,8 @@ int track_pid(const mount_t *m, pid_t pid, const char *settings);
 /* Waits up to seconds for sample seq of pid; its text (caller frees), or
  * NULL when it never came. */
 char *sample_wait(const mount_t *m, pid_t pid, long seq, double seconds);
+/* The same for a target by name (a VM). */
+char *sample_wait_name(const mount_t *m, const char *name, long seq, double seconds);
 
 /* Whether path is a mountpoint other than its parent. */
 bool is_mounted(const char *path);
@@ -45,6 +47,8 @@ void proc_kill(pid_t pid);
 
 /* Writes text in one write(2); returns 0 or the errno. */
 int write_file(const char *path, const char *text);
+/* The same, from a child that has become uid (and gid uid, no groups). */
+int write_file_as(uid_t uid, const char *path, const char *text);
 /* Reads a whole file (NUL-terminated, caller frees); NULL with errno set. */
 char *read_file(const char *path);
 /* The value of "key value" line in a sample file's text. */

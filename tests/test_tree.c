@@ -241,29 +241,6 @@ Test(tree, track_beyond_max_targets_is_enospc)
 	cr_expect_eq(track(c, NULL), 0);
 }
 
-/* Runs fn in a child that has become uid 65534; returns the errno the write
- * got (0 on success). */
-static int write_as_nobody(const char *path, const char *text)
-{
-	int pfd[2];
-	cr_assert(pipe(pfd) == 0);
-	pid_t pid = fork();
-	if (pid == 0) {
-		int e = 126;
-		if (setgroups(0, NULL) == 0 && setgid(65534) == 0 && setuid(65534) == 0)
-			e = write_file(path, text);
-		if (write(pfd[1], &e, sizeof(e)) != sizeof(e))
-			_exit(1);
-		_exit(0);
-	}
-	int e = -1;
-	close(pfd[1]);
-	cr_assert(read(pfd[0], &e, sizeof(e)) == sizeof(e));
-	close(pfd[0]);
-	waitpid(pid, NULL, 0);
-	return e;
-}
-
 Test(tree, track_needs_the_callers_own_access)
 {
 	mount_start(&M, "allow_other");
@@ -273,13 +250,13 @@ Test(tree, track_needs_the_callers_own_access)
 
 	/* uid 65534 may not measure root's process... */
 	snprintf(line, sizeof(line), "%d\n", (int)roots);
-	cr_expect_eq(write_as_nobody(p, line), EACCES);
+	cr_expect_eq(write_file_as(65534, p, line), EACCES);
 	char *log = read_file(M.log);
 	cr_expect(log && strstr(log, "may not read the memory"), "log: %s", log);
 	free(log);
 	/* ...but may measure its own. */
 	snprintf(line, sizeof(line), "%d\n", (int)nobodys);
-	cr_expect_eq(write_as_nobody(p, line), 0);
+	cr_expect_eq(write_file_as(65534, p, line), 0);
 	free(p);
 	/* The directory belongs to the target's owner; others may not change
 	 * it. */
@@ -291,10 +268,10 @@ Test(tree, track_needs_the_callers_own_access)
 	snprintf(line, sizeof(line), "%d\n", (int)roots);
 	cr_assert_eq(track(roots, NULL), 0);
 	p = mpath(&M, "%d/period", (int)roots);
-	cr_expect_eq(write_as_nobody(p, "5\n"), EACCES);
+	cr_expect_eq(write_file_as(65534, p, "5\n"), EACCES);
 	free(p);
 	p = mpath(&M, "untrack");
-	cr_expect_eq(write_as_nobody(p, line), EACCES);
+	cr_expect_eq(write_file_as(65534, p, line), EACCES);
 	free(p);
 }
 

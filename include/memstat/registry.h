@@ -36,21 +36,28 @@ typedef struct {
 	 * waiting for its first figure can be answered. */
 	void (*on_settled)(uint32_t target_id, void *data);
 	void *on_settled_data;
+	/* Names a VM may not take (the tree's own entries), NULL-terminated. */
+	const char *const *reserved_names;
 } ms_registry_config;
+
+#define MS_CALLER_GROUPS_MAX 64
 
 /* Who asks: taken from the FUSE request, never from written text. */
 typedef struct {
 	uid_t uid;
 	gid_t gid;
 	pid_t pid;
+	int ngroups; /* supplementary groups in groups[], 0 when unknown */
+	gid_t groups[MS_CALLER_GROUPS_MAX];
 } ms_caller;
 
 ms_registry *ms_registry_new(const ms_registry_config *cfg);
 /* Stops the scheduler, joins the workers, drops every target. */
 void ms_registry_free(ms_registry *reg);
 
-/* Tracks a process, or applies the settings to it if it is tracked.
- * 0 or a negative errno, with *why (free it) saying why. */
+/* Tracks a process, or a VM by its QMP socket (connecting with the caller's
+ * rights), or applies the settings to it if it is tracked.  0 or a negative
+ * errno, with *why (free it) saying why. */
 int ms_registry_track(ms_registry *reg, const ms_track_request *req, const ms_caller *caller,
 		      char **why);
 int ms_registry_untrack(ms_registry *reg, const char *name, const ms_caller *caller, char **why);
@@ -68,6 +75,10 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(ms_target, ms_target_unref)
 /* Immutable for the target's life. */
 uint32_t ms_target_id(const ms_target *t);
 const char *ms_target_name(const ms_target *t);
+/* A VM's QMP socket path, or NULL for a process. */
+const char *ms_target_socket(const ms_target *t);
+/* The process; for a VM, QEMU's process (0 when it is not visible from the
+ * daemon's pid namespace). */
 pid_t ms_target_pid(const ms_target *t);
 uid_t ms_target_owner(const ms_target *t);
 /* Whether the target's process is still alive (its pid not reused). */
@@ -76,7 +87,8 @@ bool ms_target_alive(const ms_target *t);
 /* A consistent copy of a target's changing state. */
 typedef struct {
 	ms_state state;
-	char why[256]; /* for MS_STATE_ERROR, else "" */
+	char why[256]; /* why it is in MS_STATE_ERROR, or a passing condition
+			* (another QMP client measuring); else "" */
 	ms_settings settings;
 	uint64_t first_seq; /* oldest sample kept; 0 when none */
 	uint64_t last_seq;  /* newest sample; 0 when none */

@@ -12,6 +12,12 @@
 
 #include "ref.h"
 
+/* One vCPU's figure (QEMU's dirty-ring mode). */
+typedef struct {
+	uint32_t id;
+	double rate; /* MiB/s */
+} ms_vcpu_rate;
+
 typedef struct {
 	int64_t start_ms;	   /* Unix time, ms, when the window opened */
 	uint32_t period_ms;	   /* measured length of the window */
@@ -29,6 +35,8 @@ typedef struct {
 	double rate;		 /* MiB/s */
 	double rate_lo, rate_hi; /* 95% confidence interval, MiB/s */
 	bool exact;		 /* every page was looked at: no interval */
+	uint32_t vcpus;		 /* entries in vcpu (VMs in dirty-ring mode) */
+	ms_vcpu_rate *vcpu;	 /* owned by the measurement: g_free it */
 } ms_measurement;
 
 typedef struct {
@@ -51,7 +59,8 @@ void ms_measurement_finish(ms_measurement *m);
  * proportion. */
 void ms_proportion_interval(uint64_t d, uint64_t n, uint64_t N, double z, double *lo, double *hi);
 
-/* Makes a published sample: copies m, renders its texts once. */
+/* Makes a published sample: copies m (and its vcpu array), renders its
+ * texts once. */
 ms_sample *ms_sample_new(uint64_t seq, const ms_measurement *m);
 ms_sample *ms_sample_ref(ms_sample *s);
 void ms_sample_unref(ms_sample *s);

@@ -19,6 +19,8 @@
 #define MS_SAMPLE_PAGES_MAX 16384
 #define MS_MODE_MAX	    32
 #define MS_WRITE_MAX	    4096 /* longest control-file write taken */
+#define MS_NAME_MAX	    64	 /* a target's name, with its NUL */
+#define MS_SOCKET_MAX	    108	 /* a socket path, with its NUL (sun_path) */
 
 typedef struct {
 	uint32_t period_s;     /* MS_PERIOD_MIN..MS_PERIOD_MAX */
@@ -34,12 +36,16 @@ typedef struct {
 } ms_settings_change;
 
 typedef struct {
-	pid_t pid;
+	pid_t pid;		    /* a process, or 0 for a VM */
+	char socket[MS_SOCKET_MAX]; /* a VM's QMP socket (absolute path), or "" */
+	char name[MS_NAME_MAX];	    /* name= (VMs only), or "" */
 	ms_settings_change change;
 } ms_track_request;
 
-/* Parses a `track` write of len bytes (not NUL-terminated).  0 or -EINVAL;
- * *why says what was wrong (static string). */
+/* Parses a `track` write of len bytes (not NUL-terminated):
+ *   PID [period=S] [sample_pages=N] [mode=M]
+ *   /PATH/TO/QMP.SOCKET [name=NAME] [period=S] [sample_pages=N] [mode=M]
+ * 0, -EINVAL or -ENAMETOOLONG; *why says what was wrong (static string). */
 int ms_parse_track(const char *buf, size_t len, ms_track_request *out, const char **why);
 
 /* Parses the whole value written to one settings file ("period",
@@ -50,6 +56,12 @@ int ms_parse_setting(const char *key, const char *buf, size_t len, ms_settings_c
 /* Parses the target name written to `untrack`: copies it without
  * surrounding white space.  0 or -EINVAL. */
 int ms_parse_name(const char *buf, size_t len, char *out, size_t outlen, const char **why);
+
+/* Whether name can name a VM's directory: 1 to MS_NAME_MAX - 1 printable
+ * characters without '/' or white space, not "." or "..".  (All-digit
+ * names are pids': the registry refuses them for VMs.)  0 or -EINVAL with
+ * *why (static string). */
+int ms_check_name(const char *name, const char **why);
 
 /* Applies the fields of change that are set onto s. */
 void ms_settings_apply(ms_settings *s, const ms_settings_change *change);

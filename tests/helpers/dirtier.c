@@ -1,10 +1,11 @@
 /* dirtier: a test process that dirties exactly K distinct pages per second.
  *
- *   dirtier REGION_MIB TOUCH_MIB PAGES_PER_SEC [shared|grow]
+ *   dirtier REGION_MIB TOUCH_MIB PAGES_PER_SEC [shared|grow|file=PATH]
  *
  * Maps REGION_MIB of anonymous memory (private, or a MAP_SHARED memfd with
- * "shared"), makes the first TOUCH_MIB resident, prints "ready" and then,
- * every millisecond, writes a new counter value into the next pages of the
+ * "shared", or the first REGION_MIB of the file PATH shared, such as a VM's
+ * memory-backend-file, so that the VM's RAM changes under it), makes the first TOUCH_MIB resident,
+ * prints "ready" and then, every millisecond, writes a new counter value into the next pages of the
  * touched part, cycling through it in a fixed random order, so that at any
  * moment the pages written during the last second are exactly PAGES_PER_SEC
  * distinct pages (as long as that is no more than the touched pages), spread
@@ -15,6 +16,7 @@
  * Runs until killed.
  */
 #define _GNU_SOURCE
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,12 +43,18 @@ int main(int argc, char **argv)
 	uint64_t rate = strtoull(argv[3], NULL, 10);
 	int shared = argc > 4 && strcmp(argv[4], "shared") == 0;
 	int grow = argc > 4 && strcmp(argv[4], "grow") == 0;
+	const char *file = argc > 4 && strncmp(argv[4], "file=", 5) == 0 ? argv[4] + 5 : NULL;
 	size_t ps = (size_t)sysconf(_SC_PAGESIZE);
 	char *mem;
 
 	if (touch > region)
 		return 2;
-	if (shared) {
+	if (file) {
+		int fd = open(file, O_RDWR);
+		if (fd < 0)
+			return perror(file), 1;
+		mem = mmap(NULL, region, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	} else if (shared) {
 		int fd = memfd_create("dirtier", 0);
 		if (fd < 0 || ftruncate(fd, (off_t)region) < 0)
 			return perror("memfd"), 1;

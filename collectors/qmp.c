@@ -1,0 +1,196 @@
+/* qmp.c: a QMP client: greeting, qmp_capabilities, then commands tagged with
+ * ids.  QEMU ends every message with a newline and never puts one inside a
+ * message, so the stream is read line by line. */
+#define _GNU_SOURCE
+#include "memstat/qmp.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+struct ms_qmp {
+	int fd;
+	GString *in;	  /* received, not yet parsed */
+	uint64_t next_id; /* ids of commands sent: "ms-N" */
+};
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+JsonObject *ms_qmp_parse_message(const char *line, size_t len)
+{
+	g_autoptr(JsonParser) p = json_parser_new_immutable();
+
+	if (len == 0 || memchr(line, '\0', len))
+		return NULL;
+	if (!json_parser_load_from_data(p, line, (gssize)len, NULL))
+		return NULL;
+	JsonNode *root = json_parser_get_root(p);
+	if (!root || !JSON_NODE_HOLDS_OBJECT(root))
+		return NULL;
+	return json_object_ref(json_node_get_object(root));
+}
+
+/* The next message, waiting until deadline (mono_ms).  0 with *out, or
+ * -ETIMEDOUT, -ECONNRESET, -EPROTO. */
+static int read_message(ms_qmp *q, int64_t deadline, JsonObject **out)
+{
+	for (;;) {
+		char *nl = memchr(q->in->str, '\n', q->in->len);
+		if (nl) {
+			size_t len = (size_t)(nl - q->in->str);
+			JsonObject *o = ms_qmp_parse_message(q->in->str, len);
+			g_string_erase(q->in, 0, (gssize)len + 1);
+			if (!o)
+				return -EPROTO;
+			*out = o;
+			return 0;
+		}
+		if (q->in->len >= MS_QMP_LINE_MAX)
+			return -EPROTO;
+		int64_t left = deadline - mono_ms();
+		if (left <= 0)
+			return -ETIMEDOUT;
+		struct pollfd pfd = {.fd = q->fd, .events = POLLIN};
+		int r = poll(&pfd, 1, (int)MIN(left, INT32_MAX));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		if (r == 0)
+			return -ETIMEDOUT;
+		char buf[16384];
+		ssize_t n = read(q->fd, buf, sizeof(buf));
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n <= 0)
+			return -ECONNRESET;
+		g_string_append_len(q->in, buf, n);
+	}
+}
+
+static int send_all(int fd, const char *p, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return errno == EPIPE ? -ECONNRESET : -errno;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static const char *describe(int err)
+{
+	switch (err) {
+	case -ETIMEDOUT:
+		return "QEMU did not answer in time";
+	case -ECONNRESET:
+		return "QEMU closed the QMP connection";
+	case -EPROTO:
+		return "not a QMP message";
+	default:
+		return g_strerror(-err);
+	}
+}
+
+int ms_qmp_execute(ms_qmp *q, const char *command, JsonObject *args, int timeout_ms, JsonNode **ret,
+		   char **why)
+{
+	g_autofree char *id = g_strdup_printf("ms-%" G_GUINT64_FORMAT, ++q->next_id);
+	g_autoptr(JsonBuilder) b = json_builder_new();
+	int64_t deadline = mono_ms() + timeout_ms;
+
+	json_builder_begin_object(b);
+	json_builder_set_member_name(b, "execute");
+	json_builder_add_string_value(b, command);
+	if (args) {
+		json_builder_set_member_name(b, "arguments");
+		JsonNode *a = json_node_new(JSON_NODE_OBJECT);
+		json_node_set_object(a, args);
+		json_builder_add_value(b, a);
+	}
+	json_builder_set_member_name(b, "id");
+	json_builder_add_string_value(b, id);
+	json_builder_end_object(b);
+	g_autoptr(JsonNode) msg = json_builder_get_root(b);
+	g_autofree char *text = json_to_string(msg, FALSE);
+	g_autofree char *line = g_strconcat(text, "\n", NULL);
+
+	int r = send_all(q->fd, line, strlen(line));
+	if (r < 0)
+		return *why = g_strdup_printf("%s: %s", command, describe(r)), r;
+	for (;;) {
+		g_autoptr(JsonObject) o = NULL;
+		r = read_message(q, deadline, &o);
+		if (r < 0)
+			return *why = g_strdup_printf("%s: %s", command, describe(r)), r;
+		/* Events, and replies to commands that timed out before. */
+		const char *rid =
+			json_object_has_member(o, "id") &&
+					JSON_NODE_HOLDS_VALUE(json_object_get_member(o, "id"))
+				? json_object_get_string_member_with_default(o, "id", "")
+				: "";
+		if (strcmp(rid, id) != 0)
+			continue;
+		if (json_object_has_member(o, "return")) {
+			*ret = json_node_copy(json_object_get_member(o, "return"));
+			return 0;
+		}
+		JsonNode *err = json_object_get_member(o, "error");
+		if (err && JSON_NODE_HOLDS_OBJECT(err)) {
+			JsonObject *e = json_node_get_object(err);
+			const char *desc = json_object_get_string_member_with_default(
+				e, "desc", "(no description)");
+			return *why = g_strdup(desc), -EREMOTEIO;
+		}
+		return *why = g_strdup_printf("%s: a reply with neither return nor error", command),
+		       -EPROTO;
+	}
+}
+
+int ms_qmp_open(int fd, int timeout_ms, ms_qmp **out, char **why)
+{
+	ms_qmp *q = g_new0(ms_qmp, 1);
+	g_autoptr(JsonObject) greeting = NULL;
+	g_autoptr(JsonNode) ret = NULL;
+
+	q->fd = fd;
+	q->in = g_string_new(NULL);
+	int r = read_message(q, mono_ms() + timeout_ms, &greeting);
+	if (r == 0 && !json_object_has_member(greeting, "QMP"))
+		r = -EPROTO;
+	if (r < 0) {
+		*why = g_strdup_printf("no QMP greeting: %s", describe(r));
+		ms_qmp_close(q);
+		/* Whatever answered, it is not QEMU's monitor. */
+		return r == -ETIMEDOUT || r == -ECONNRESET ? -EPROTO : r;
+	}
+	r = ms_qmp_execute(q, "qmp_capabilities", NULL, timeout_ms, &ret, why);
+	if (r < 0) {
+		ms_qmp_close(q);
+		return r == -EREMOTEIO ? -EPROTO : r;
+	}
+	*out = q;
+	return 0;
+}
+
+void ms_qmp_close(ms_qmp *q)
+{
+	if (!q)
+		return;
+	close(q->fd);
+	g_string_free(q->in, TRUE);
+	g_free(q);
+}

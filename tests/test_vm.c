@@ -1,0 +1,637 @@
+/* test_vm.c: VM targets, against a real QEMU (Debian's qemu-system-x86).
+ *
+ * Ground truth comes from the test, never from QEMU:
+ * - under TCG, the guest's RAM is a shared memory-backend-file and the
+ *   dirtier helper writes K distinct pages a second into that file;
+ * - under KVM (whose dirty log sees only the guest's own writes), the guest
+ *   is tests/helpers/guest.c, which writes exactly as many distinct pages as
+ *   the test tells it through a mailbox in that same file, paced by the
+ *   test's clock.
+ * The KVM tests find out whether KVM works by starting QEMU with it, and are
+ * skipped, saying why, where it does not.
+ */
+#define _GNU_SOURCE
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define RAM_MIB	     256
+#define MAILBOX	     0x400000u
+#define GUEST_MAGIC  0x6d656d73u
+#define REGION_START (8u << 20)
+#define REGION_PAGES ((200u << 20) / 4096)
+
+static mount_t M;
+
+typedef struct {
+	pid_t pid;
+	char dir[64];
+	char sock[128];
+	char ram[128];
+	char log[128];
+	volatile uint32_t *mem; /* the guest's RAM, shared */
+} vm_t;
+
+static vm_t *vms[8];
+static int nvms;
+static pid_t helpers[8];
+static int nhelpers;
+
+static void vm_stop(vm_t *v)
+{
+	if (v->pid > 0) {
+		kill(v->pid, SIGKILL);
+		waitpid(v->pid, NULL, 0);
+		v->pid = 0;
+	}
+	if (v->mem) {
+		munmap((void *)v->mem, (size_t)RAM_MIB << 20);
+		v->mem = NULL;
+	}
+	unlink(v->sock);
+	unlink(v->ram);
+	unlink(v->log);
+	rmdir(v->dir);
+}
+
+static void setup(void)
+{
+	mount_start(&M, "allow_other");
+}
+
+static void teardown(void)
+{
+	for (int i = 0; i < nvms; i++)
+		vm_stop(vms[i]);
+	for (int i = 0; i < nhelpers; i++)
+		proc_kill(helpers[i]);
+	nvms = nhelpers = 0;
+	mount_stop(&M);
+}
+
+TestSuite(vm, .init = setup, .fini = teardown, .timeout = 240);
+
+static bool connectable(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	strcpy(sa.sun_path, path);
+	bool ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+	close(fd);
+	return ok;
+}
+
+/* Starts QEMU with 256 MiB of RAM in a shared file and a QMP socket.
+ * accel: "tcg", "kvm", "kvm,dirty-ring-size=65536".  With guest, boots
+ * tests/helpers/guest; without, stays paused (-S).  NULL and *why (QEMU's
+ * log) when it does not come up. */
+static vm_t *vm_start(const char *accel, bool guest, const char *name, char **why)
+{
+	vm_t *v = calloc(1, sizeof(*v));
+	vms[nvms++] = v;
+	snprintf(v->dir, sizeof(v->dir), "/tmp/memstat-vm-XXXXXX");
+	cr_assert(mkdtemp(v->dir));
+	cr_assert(chmod(v->dir, 0755) == 0);
+	snprintf(v->sock, sizeof(v->sock), "%s/%s.qmp", v->dir, name ? name : "vm");
+	snprintf(v->ram, sizeof(v->ram), "%s/ram", v->dir);
+	snprintf(v->log, sizeof(v->log), "%s/qemu.log", v->dir);
+	int fd = open(v->ram, O_RDWR | O_CREAT, 0600);
+	cr_assert(fd >= 0 && ftruncate(fd, (off_t)RAM_MIB << 20) == 0);
+	v->mem = mmap(NULL, (size_t)RAM_MIB << 20, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	cr_assert(v->mem != MAP_FAILED);
+
+	char backend[256], qmp[200], mem[16], namearg[64];
+	snprintf(backend, sizeof(backend),
+		 "memory-backend-file,id=ram,size=%uM,mem-path=%s,share=on,prealloc=on", RAM_MIB,
+		 v->ram);
+	snprintf(qmp, sizeof(qmp), "unix:%s,server=on,wait=off", v->sock);
+	snprintf(mem, sizeof(mem), "%uM", RAM_MIB);
+	snprintf(namearg, sizeof(namearg), "%s", name ? name : "");
+	const char *guest_elf = getenv("GUEST");
+	cr_assert(!guest || (guest_elf && *guest_elf), "GUEST is not set: no guest was built");
+	const char *argv[32] = {"qemu-system-x86_64",
+				"-display",
+				"none",
+				"-nodefaults",
+				"-m",
+				mem,
+				"-accel",
+				accel,
+				"-object",
+				backend,
+				"-machine",
+				"pc,memory-backend=ram",
+				"-qmp",
+				qmp};
+	int argc = 14;
+	if (guest) {
+		argv[argc++] = "-kernel";
+		argv[argc++] = guest_elf;
+	} else {
+		argv[argc++] = "-S";
+	}
+	if (name) {
+		argv[argc++] = "-name";
+		argv[argc++] = namearg;
+	}
+	argv[argc] = NULL;
+	v->pid = fork();
+	cr_assert(v->pid >= 0);
+	if (v->pid == 0) {
+		int lfd = open(v->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		dup2(lfd, 1);
+		dup2(lfd, 2);
+		execvp(argv[0], (char **)argv);
+		_exit(127);
+	}
+	for (double end = now_s() + 30; now_s() < end; usleep(20000)) {
+		if (connectable(v->sock))
+			return v;
+		if (waitpid(v->pid, NULL, WNOHANG) == v->pid) {
+			v->pid = 0;
+			break;
+		}
+	}
+	*why = read_file(v->log);
+	return NULL;
+}
+
+/* ---- the guest, paced through its mailbox ---- */
+
+enum { MB_MAGIC, MB_START, MB_PAGES, MB_TARGET, MB_DONE };
+
+typedef struct {
+	vm_t *vm;
+	unsigned pages_per_sec;
+	atomic_bool stop;
+	pthread_t thread;
+} pacer;
+
+static void *pace(void *data)
+{
+	pacer *p = data;
+	volatile uint32_t *mb = p->vm->mem + MAILBOX / 4;
+	double start = now_s();
+	uint32_t base = mb[MB_TARGET];
+
+	while (!atomic_load(&p->stop)) {
+		mb[MB_TARGET] = base + (uint32_t)((now_s() - start) * p->pages_per_sec);
+		usleep(1000);
+	}
+	return NULL;
+}
+
+/* Waits for the guest to run, then has it write pages_per_sec distinct
+ * pages a second until pacer_stop. */
+static void pacer_start(pacer *p, vm_t *v, unsigned pages_per_sec)
+{
+	volatile uint32_t *mb = v->mem + MAILBOX / 4;
+	for (double end = now_s() + 60; mb[MB_MAGIC] != GUEST_MAGIC && now_s() < end;)
+		usleep(20000);
+	cr_assert_eq(mb[MB_MAGIC], GUEST_MAGIC, "the guest did not start");
+	mb[MB_START] = REGION_START;
+	mb[MB_PAGES] = REGION_PAGES;
+	p->vm = v;
+	p->pages_per_sec = pages_per_sec;
+	atomic_store(&p->stop, false);
+	cr_assert(pthread_create(&p->thread, NULL, pace, p) == 0);
+}
+
+static void pacer_stop(pacer *p)
+{
+	atomic_store(&p->stop, true);
+	pthread_join(p->thread, NULL);
+}
+
+/* How far the guest is behind what it was told (pages). */
+static uint32_t guest_lag(const vm_t *v)
+{
+	volatile uint32_t *mb = v->mem + MAILBOX / 4;
+	return mb[MB_TARGET] - mb[MB_DONE];
+}
+
+/* ---- helpers ---- */
+
+static int track_line(const char *line)
+{
+	char *p = mpath(&M, "track");
+	int r = write_file(p, line);
+	free(p);
+	return r;
+}
+
+static char *target_file(const char *name, const char *file)
+{
+	char *p = mpath(&M, "%s/%s", name, file);
+	char *text = read_file(p);
+	free(p);
+	return text;
+}
+
+static bool exists(const char *rel)
+{
+	struct stat st;
+	char *p = mpath(&M, "%s", rel);
+	bool r = stat(p, &st) == 0;
+	free(p);
+	return r;
+}
+
+static double sample_value(const char *name, long seq, const char *key)
+{
+	char *text = sample_wait_name(&M, name, seq, 30);
+	double v = NAN;
+	cr_assert(text, "no sample %ld of %s", seq, name);
+	cr_assert(sample_get(text, key, &v), "no %s in %s", key, text);
+	free(text);
+	return v;
+}
+
+/* Mean rate of samples first..first+n-1 of name, and whether each held
+ * truth within its interval widened by slack (MiB/s). */
+static double mean_rate(const char *name, long first, int n, double truth, double slack,
+			int *inside)
+{
+	double sum = 0;
+	*inside = 0;
+	for (long s = first; s < first + n; s++) {
+		double r = sample_value(name, s, "rate");
+		double lo = sample_value(name, s, "rate_ci95_low");
+		double hi = sample_value(name, s, "rate_ci95_high");
+		fprintf(stderr, "  %s sample %ld: %.2f [%.2f, %.2f] MiB/s, truth %.2f\n", name, s,
+			r, lo, hi, truth);
+		sum += r;
+		*inside += truth >= lo - slack && truth <= hi + slack;
+	}
+	return sum / n;
+}
+
+/* ---- tests ---- */
+
+Test(vm, page_sampling_matches_the_truth_and_the_process_view)
+{
+	char *why = NULL;
+	vm_t *v = vm_start("tcg", false, "web1", &why);
+	cr_assert(v, "QEMU did not start: %s", why);
+	/* 12800 distinct pages/s of 65536: 50 MiB/s. */
+	char how[200];
+	snprintf(how, sizeof(how), "file=%s", v->ram);
+	helpers[nhelpers++] = dirtier_start(RAM_MIB, RAM_MIB, 12800, how);
+	double truth = 12800 * 4096.0 / (1 << 20);
+
+	char line[256];
+	snprintf(line, sizeof(line), "%s sample_pages=16384\n", v->sock);
+	cr_assert_eq(track_line(line), 0);
+	char *mode = target_file("web1", "mode");
+	cr_expect_str_eq(mode, "page-sampling\n", "without KVM the default is page-sampling");
+	free(mode);
+	char *qpid = target_file("web1", "qemu_pid");
+	cr_expect_eq(atoi(qpid), (int)v->pid);
+	free(qpid);
+	/* The same guest by QEMU's pid, measured by memstatfs itself. */
+	cr_assert_eq(track_pid(&M, v->pid, "sample_pages=16384"), 0);
+	char pidname[16];
+	snprintf(pidname, sizeof(pidname), "%d", (int)v->pid);
+
+	/* Sample 1 may have begun before the dirtier was steady. */
+	int in_vm, in_proc;
+	double vm_rate = mean_rate("web1", 2, 5, truth, 1.0, &in_vm);
+	double proc_rate = mean_rate(pidname, 2, 5, truth, 1.0, &in_proc);
+	fprintf(stderr, "VM page-sampling, truth %.1f MiB/s: QEMU via QMP %.2f, by pid %.2f\n",
+		truth, vm_rate, proc_rate);
+	/* QEMU reports whole MiB/s (truncated): up to 1 low.  4096 samples of
+	 * 65536 pages: one window's standard error is about 1.6 MiB/s. */
+	cr_expect(fabs(vm_rate - truth) < 3.5, "QEMU's figure %.2f vs truth %.2f", vm_rate, truth);
+	cr_expect(fabs(proc_rate - truth) < 3.5, "by pid %.2f vs truth %.2f", proc_rate, truth);
+	cr_expect_geq(in_vm, 4, "truth inside QEMU's interval in %d of 5", in_vm);
+	cr_expect_geq(in_proc, 4, "truth inside the process interval in %d of 5", in_proc);
+}
+
+Test(vm, killing_qemu_ends_in_exited)
+{
+	char *why = NULL;
+	vm_t *v = vm_start("tcg", false, NULL, &why);
+	cr_assert(v, "QEMU did not start: %s", why);
+	char line[200];
+	snprintf(line, sizeof(line), "%s period=2\n", v->sock);
+	cr_assert_eq(track_line(line), 0);
+	/* No query-name: the socket's name without .qmp. */
+	cr_assert(exists("vm/rate"));
+	free(sample_wait_name(&M, "vm", 1, 30));
+	kill(v->pid, SIGKILL);
+	waitpid(v->pid, NULL, 0);
+	v->pid = 0;
+	char *p = mpath(&M, "vm/status");
+	cr_expect(wait_content(p, "exited", 10), "status after QEMU was killed: %s", read_file(p));
+	free(p);
+	p = mpath(&M, "vm/rate");
+	cr_expect_null(read_file(p));
+	cr_expect_eq(errno, ESRCH);
+	free(p);
+	/* The daemon still answers, and the name is freed by untrack. */
+	p = mpath(&M, "untrack");
+	cr_expect_eq(write_file(p, "vm\n"), 0);
+	free(p);
+	cr_expect(!exists("vm"));
+}
+
+/* A UNIX socket server that greets with something other than QMP. */
+static pid_t not_qmp_server(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	strcpy(sa.sun_path, path);
+	cr_assert(bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+	cr_assert(listen(fd, 8) == 0);
+	pid_t pid = fork();
+	if (pid == 0) {
+		for (;;) {
+			int c = accept(fd, NULL, NULL);
+			if (c >= 0 && write(c, "SSH-2.0-OpenSSH_9.2\r\n", 21) < 0)
+				_exit(1);
+			close(c);
+		}
+	}
+	close(fd);
+	return pid;
+}
+
+static int count_targets(void)
+{
+	char *p = mpath(&M, "track");
+	char *text = read_file(p);
+	int n = 0;
+	for (char *c = text; c && *c; c++)
+		n += *c == '\n';
+	free(text);
+	free(p);
+	return n;
+}
+
+Test(vm, bad_sockets_fail_the_write_and_leave_nothing)
+{
+	char dir[] = "/tmp/memstat-bad-XXXXXX", path[128];
+	cr_assert(mkdtemp(dir));
+
+	/* Not there. */
+	snprintf(path, sizeof(path), "%s/none.qmp\n", dir);
+	cr_expect_eq(track_line(path), ENOENT);
+	/* A regular file. */
+	snprintf(path, sizeof(path), "%s/file.qmp", dir);
+	close(open(path, O_CREAT | O_WRONLY, 0600));
+	cr_expect_eq(track_line(path), ENOTSOCK);
+	unlink(path);
+	/* A socket nobody listens on (QEMU gone, its socket left behind). */
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/dead.qmp", dir);
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	cr_assert(bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+	close(fd);
+	cr_expect_eq(track_line(sa.sun_path), ECONNREFUSED);
+	unlink(sa.sun_path);
+	/* Something that does not speak QMP. */
+	snprintf(path, sizeof(path), "%s/ssh.qmp", dir);
+	helpers[nhelpers++] = not_qmp_server(path);
+	cr_expect_eq(track_line(path), EPROTO);
+	unlink(path);
+	/* Relative paths, and paths longer than a socket address holds. */
+	cr_expect_eq(track_line("run/web1.qmp\n"), EINVAL);
+	char longpath[200];
+	memset(longpath, 'a', sizeof(longpath) - 1);
+	longpath[0] = '/';
+	longpath[sizeof(longpath) - 1] = '\0';
+	cr_expect_eq(track_line(longpath), ENAMETOOLONG);
+	cr_expect_eq(count_targets(), 0, "a failed write left a target behind");
+	char *log = read_file(M.log);
+	cr_expect(log && strstr(log, "is not a socket") && strstr(log, "no QMP greeting"),
+		  "log: %s", log);
+	free(log);
+	rmdir(dir);
+}
+
+Test(vm, names_and_modes)
+{
+	char *why = NULL;
+	vm_t *a = vm_start("tcg", false, "web1", &why);
+	cr_assert(a, "QEMU did not start: %s", why);
+	vm_t *b = vm_start("tcg", false, "web1", &why);
+	cr_assert(b, "QEMU did not start: %s", why);
+	vm_t *c = vm_start("tcg", false, NULL, &why);
+	cr_assert(c, "QEMU did not start: %s", why);
+	char line[256];
+
+	snprintf(line, sizeof(line), "%s\n", a->sock);
+	cr_assert_eq(track_line(line), 0);
+	/* The same name again, all digits, or a name of the tree's own. */
+	snprintf(line, sizeof(line), "%s\n", b->sock);
+	cr_expect_eq(track_line(line), EEXIST);
+	snprintf(line, sizeof(line), "%s name=1234\n", b->sock);
+	cr_expect_eq(track_line(line), EEXIST);
+	snprintf(line, sizeof(line), "%s name=meminfo\n", b->sock);
+	cr_expect_eq(track_line(line), EEXIST);
+	snprintf(line, sizeof(line), "%s name=a/b\n", b->sock);
+	cr_expect_eq(track_line(line), EINVAL);
+	/* Without KVM, KVM's modes are refused before QEMU is asked. */
+	snprintf(line, sizeof(line), "%s name=web2 mode=dirty-bitmap\n", b->sock);
+	cr_expect_eq(track_line(line), EOPNOTSUPP);
+	snprintf(line, sizeof(line), "%s name=web2 mode=full-scan\n", b->sock);
+	cr_expect_eq(track_line(line), EINVAL);
+	snprintf(line, sizeof(line), "%s name=web2\n", b->sock);
+	cr_expect_eq(track_line(line), 0);
+	cr_expect(exists("web2/rate"));
+	/* Tracking the same socket again applies settings; another name
+	 * for it is refused. */
+	snprintf(line, sizeof(line), "%s period=3\n", b->sock);
+	cr_expect_eq(track_line(line), 0);
+	char *period = target_file("web2", "period");
+	cr_expect_str_eq(period, "3\n");
+	free(period);
+	snprintf(line, sizeof(line), "%s name=web3\n", b->sock);
+	cr_expect_eq(track_line(line), EEXIST);
+	/* No name from QEMU: the socket's file name. */
+	snprintf(line, sizeof(line), "%s\n", c->sock);
+	cr_expect_eq(track_line(line), 0);
+	cr_expect(exists("vm/status"));
+	/* Mode files take a VM's modes only. */
+	char *p = mpath(&M, "web1/mode");
+	cr_expect_eq(write_file(p, "dirty-ring\n"), EOPNOTSUPP);
+	cr_expect_eq(write_file(p, "soft-dirty\n"), EINVAL);
+	cr_expect_eq(write_file(p, "page-sampling\n"), 0);
+	free(p);
+	cr_expect(!exists("web1/memory"), "a VM has no memory/ directory");
+	/* track lists lines that are valid writes. */
+	char *tp = mpath(&M, "track");
+	char *list = read_file(tp);
+	char expect[256];
+	snprintf(expect, sizeof(expect),
+		 "%s name=web2 period=3 sample_pages=512 mode=page-sampling\n", b->sock);
+	cr_expect(list && strstr(list, expect), "track: %s", list);
+	cr_expect_eq(write_file(tp, expect), 0);
+	free(list);
+	free(tp);
+}
+
+Test(vm, only_callers_who_could_connect_may_track)
+{
+	char *why = NULL;
+	vm_t *v = vm_start("tcg", false, "web1", &why);
+	cr_assert(v, "QEMU did not start: %s", why);
+	char line[200], *p = mpath(&M, "track");
+	snprintf(line, sizeof(line), "%s\n", v->sock);
+
+	/* QEMU made the socket root's, mode 0755 less umask: no write for
+	 * others, so no connect. */
+	cr_assert(chmod(v->sock, 0600) == 0);
+	cr_expect_eq(write_file_as(65534, p, line), EACCES);
+	char *log = read_file(M.log);
+	cr_expect(log && strstr(log, "as uid 65534"), "log: %s", log);
+	free(log);
+	/* Writable socket in a directory others may not search: still no. */
+	cr_assert(chmod(v->sock, 0666) == 0);
+	cr_assert(chmod(v->dir, 0700) == 0);
+	cr_expect_eq(write_file_as(65534, p, line), EACCES);
+	cr_expect_eq(count_targets(), 0);
+	/* Both open to others: uid 65534 could connect, so it may track. */
+	cr_assert(chmod(v->dir, 0755) == 0);
+	cr_expect_eq(write_file_as(65534, p, line), 0);
+	free(p);
+	/* Who tracked it may change it; the directory is the socket owner's. */
+	p = mpath(&M, "web1/period");
+	cr_expect_eq(write_file_as(65534, p, "2\n"), 0);
+	free(p);
+	p = mpath(&M, "untrack");
+	cr_expect_eq(write_file_as(65533, p, "web1\n"), EACCES);
+	cr_expect_eq(write_file_as(65534, p, "web1\n"), 0);
+	free(p);
+}
+
+/* Sends one QMP command on a fresh connection and closes it. */
+static void qmp_once(const char *sock, const char *command)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	char buf[4096];
+	strcpy(sa.sun_path, sock);
+	cr_assert(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+	cr_assert(read(fd, buf, sizeof(buf)) > 0); /* greeting */
+	const char *caps = "{\"execute\":\"qmp_capabilities\"}\n";
+	cr_assert(write(fd, caps, strlen(caps)) == (ssize_t)strlen(caps));
+	cr_assert(read(fd, buf, sizeof(buf)) > 0);
+	cr_assert(write(fd, command, strlen(command)) == (ssize_t)strlen(command));
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	cr_assert(n > 0);
+	buf[n] = '\0';
+	cr_assert(strstr(buf, "\"return\""), "QEMU said: %s", buf);
+	close(fd);
+}
+
+Test(vm, another_client_measuring_is_shown_and_waited_out)
+{
+	char *why = NULL;
+	vm_t *v = vm_start("tcg", false, "web1", &why);
+	cr_assert(v, "QEMU did not start: %s", why);
+	/* Someone else (libvirt, say) measures for 4 s. */
+	qmp_once(v->sock, "{\"execute\":\"calc-dirty-rate\",\"arguments\":{\"calc-time\":4}}\n");
+	char line[200];
+	snprintf(line, sizeof(line), "%s\n", v->sock);
+	cr_assert_eq(track_line(line), 0);
+	char *p = mpath(&M, "web1/status");
+	bool shown = false;
+	for (double end = now_s() + 3; !shown && now_s() < end; usleep(100000)) {
+		char *s = read_file(p);
+		shown = s && strncmp(s, "measuring\n", 10) == 0 && strstr(s, "another QMP client");
+		free(s);
+	}
+	cr_expect(shown, "status never said another client was measuring");
+	free(p);
+	/* Not fatal: figures come once the other measurement is over. */
+	char *s = sample_wait_name(&M, "web1", 1, 15);
+	cr_expect(s, "no figure after the other client's measurement ended");
+	free(s);
+}
+
+/* Starts a KVM guest, or skips the test saying why KVM does not work. */
+static vm_t *kvm_vm_or_skip(const char *accel, const char *name)
+{
+	char *why = NULL;
+	const char *guest = getenv("GUEST");
+	if (!guest || !*guest) {
+		fprintf(stderr, "skipped: no guest was built (gcc -m32 needs gcc-multilib)\n");
+		cr_skip_test("no guest was built (gcc -m32 needs gcc-multilib)");
+	}
+	vm_t *v = vm_start(accel, true, name, &why);
+	if (!v) {
+		fprintf(stderr, "skipped: QEMU -accel %s does not start here: %s\n", accel, why);
+		cr_skip_test("QEMU -accel %s does not start here: %s", accel, why);
+	}
+	return v;
+}
+
+/* Tracks name's socket, checks the default mode, measures a guest writing
+ * pages_per_sec pages/s, and returns the mean of samples 2..5. */
+static double kvm_rate(vm_t *v, const char *name, const char *want_mode, unsigned pages_per_sec)
+{
+	pacer pc;
+	pacer_start(&pc, v, pages_per_sec);
+	char line[200];
+	snprintf(line, sizeof(line), "%s\n", v->sock);
+	cr_assert_eq(track_line(line), 0);
+	char *mode = target_file(name, "mode");
+	cr_expect(mode && strncmp(mode, want_mode, strlen(want_mode)) == 0, "mode %s", mode);
+	free(mode);
+	double truth = pages_per_sec * 4096.0 / (1 << 20);
+	int inside;
+	double r = mean_rate(name, 2, 4, truth, 0, &inside);
+	uint32_t lag = guest_lag(v);
+	pacer_stop(&pc);
+	fprintf(stderr, "%s, truth %.1f MiB/s: %.2f (guest behind by %u pages)\n", want_mode, truth,
+		r, lag);
+	cr_expect_lt(lag, pages_per_sec / 10, "the guest did not keep up: truth unknown");
+	return r;
+}
+
+Test(vm, dirty_bitmap_under_kvm)
+{
+	vm_t *v = kvm_vm_or_skip("kvm", "kvm1");
+	/* 2560 distinct pages/s: 10 MiB/s. */
+	double r = kvm_rate(v, "kvm1", "dirty-bitmap", 2560);
+	/* KVM's log is exact; QEMU truncates to whole MiB/s. */
+	cr_expect(r > 10 - 1.5 && r < 10 + 1, "dirty-bitmap %.2f vs truth 10", r);
+	char *text = sample_wait_name(&M, "kvm1", 2, 5);
+	double exact = 0;
+	cr_expect(text && sample_get(text, "exact", &exact) && exact == 1);
+	free(text);
+}
+
+Test(vm, dirty_ring_under_kvm_with_vcpu_rates)
+{
+	vm_t *v = kvm_vm_or_skip("kvm,dirty-ring-size=65536", "ring1");
+	/* 5120 distinct pages/s: 20 MiB/s. */
+	double r = kvm_rate(v, "ring1", "dirty-ring", 5120);
+	/* The ring counts write events: the mailbox and the stack are
+	 * written again and again, so it reads a little high. */
+	cr_expect(r > 20 - 1.5 && r < 20 * 1.15 + 2, "dirty-ring %.2f vs truth 20", r);
+	char *vr = target_file("ring1", "vcpu/0/rate");
+	cr_expect(vr && fabs(atof(vr) - r) < 20 * 0.2 + 2, "vcpu/0/rate %s vs %.2f", vr, r);
+	free(vr);
+	char *p = mpath(&M, "ring1/mode");
+	cr_expect_eq(write_file(p, "dirty-bitmap\n"), EOPNOTSUPP,
+		     "QEMU refuses dirty-bitmap while the ring is on");
+	free(p);
+}
