@@ -4,8 +4,9 @@
 #   1. plain (build/)
 #   2. AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/)
 #   3. ThreadSanitizer (build-tsan/): the threaded registry test, and the tree
-#      tests against the TSan daemon (Criterion cannot itself run under TSan)
-#   4. the tree tests against the daemon under valgrind's memcheck
+#      and VM tests against the TSan daemon (Criterion cannot itself run
+#      under TSan)
+#   4. the tree and VM tests against the daemon under valgrind's memcheck
 # A sanitizer report or valgrind error in the daemon's log fails the test.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -43,9 +44,14 @@ run_meson() { # dir: its tests, and their Criterion summaries into the log
 }
 
 # Criterion binaries of the plain build against another daemon.
-tree_against() { # daemon, [wrapper]
-	MEMSTATFS=$1 MEMSTATFS_WRAPPER=${2:-} DIRTIER=build/tests/dirtier \
-		build/tests/test_tree --jobs 1
+against() { # daemon, wrapper ("" for none), test...
+	local daemon=$1 wrapper=$2 t r=0
+	shift 2
+	for t in "$@"; do
+		MEMSTATFS=$daemon MEMSTATFS_WRAPPER=$wrapper DIRTIER=build/tests/dirtier \
+			GUEST=$(ls build/tests/guest.elf 2>/dev/null) build/tests/test_$t --jobs 1 || r=1
+	done
+	return $r
 }
 
 setup build --buildtype=debugoptimized || exit 1
@@ -63,11 +69,11 @@ export TSAN_OPTIONS=halt_on_error=0:second_deadlock_stack=1
 # see it; plain malloc keeps its reports about our code.
 export G_SLICE=always-malloc
 phase "tsan registry" run_meson build-tsan
-phase "tsan daemon" tree_against build-tsan/memstatfs
+phase "tsan daemon" against build-tsan/memstatfs "" tree vm
 unset TSAN_OPTIONS G_SLICE
 
-phase "valgrind daemon" tree_against build/memstatfs \
-	"valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite"
+phase "valgrind daemon" against build/memstatfs \
+	"valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite" tree vm
 
 # One closing line over every Criterion run and the registry tests.
 read -r passed failed < <(awk '
