@@ -27,8 +27,12 @@ typedef struct {
 static int become(const ms_caller *c, saved_creds *s)
 {
 	s->switched = false;
-	if (c->uid == 0 || geteuid() != 0)
-		return 0; /* root acts as itself; a non-root daemon has only its own rights */
+	if (c->uid == 0 && geteuid() == 0)
+		return 0; /* root acts as itself */
+	if (geteuid() != 0)
+		/* A daemon that is not root cannot take another's rights: it
+		 * acts only for its own uid. */
+		return c->uid == geteuid() ? 0 : -EACCES;
 	s->ngroups = (int)syscall(SYS_getgroups, MS_CALLER_GROUPS_MAX, s->groups);
 	if (s->ngroups < 0)
 		return -errno;

@@ -341,8 +341,7 @@ static void run_job(ms_registry *reg, ms_target *t)
 		t->why[0] = '\0';
 	} else if (r == -ESRCH) {
 		t->state = MS_STATE_EXITED;
-		if (why)
-			g_strlcpy(t->why, why, sizeof(t->why));
+		g_strlcpy(t->why, why ? why : "", sizeof(t->why));
 		done = true;
 	} else if (r == -EBUSY) {
 		/* Passing (another QMP client measures): shown, not an error. */
