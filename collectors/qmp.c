@@ -128,6 +128,7 @@ int ms_qmp_execute(ms_qmp *q, const char *command, JsonObject *args, int timeout
 	g_autofree char *text = json_to_string(msg, FALSE);
 	g_autofree char *line = g_strconcat(text, "\n", NULL);
 
+	g_debug("qmp -> %s", text);
 	int r = send_all(q->fd, line, strlen(line));
 	if (r < 0)
 		return *why = g_strdup_printf("%s: %s", command, describe(r)), r;
@@ -142,8 +143,15 @@ int ms_qmp_execute(ms_qmp *q, const char *command, JsonObject *args, int timeout
 					JSON_NODE_HOLDS_VALUE(json_object_get_member(o, "id"))
 				? json_object_get_string_member_with_default(o, "id", "")
 				: "";
-		if (strcmp(rid, id) != 0)
+		if (strcmp(rid, id) != 0) {
+			g_debug("qmp skipped a message that is not the reply to %s", id);
 			continue;
+		}
+		if (g_log_get_debug_enabled()) {
+			g_autoptr(JsonNode) n = json_node_init_object(json_node_alloc(), o);
+			g_autofree char *reply = json_to_string(n, FALSE);
+			g_debug("qmp <- %s", reply);
+		}
 		if (json_object_has_member(o, "return")) {
 			*ret = json_node_copy(json_object_get_member(o, "return"));
 			return 0;

@@ -9,7 +9,11 @@
 #define _GNU_SOURCE
 #include "access.h"
 
+#include "memstat/procfs.h"
+
+#include <dirent.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -89,4 +93,63 @@ int ms_connect_as(const char *path, const ms_caller *c, char **why)
 	}
 	restore(&saved);
 	return r;
+}
+
+/* The inode of /proc/PID/ns/pid (0 when it cannot be read). */
+static ino_t pid_ns_of(pid_t pid)
+{
+	char path[64];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "/proc/%d/ns/pid", (int)pid);
+	return stat(path, &st) == 0 ? st.st_ino : 0;
+}
+
+/* The last field of the NSpid line of /proc/PID/status: the pid in the
+ * process's own namespace (-1 when it cannot be read). */
+static long own_ns_pid(pid_t pid)
+{
+	char path[64];
+	g_autofree char *status = NULL;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	if (ms_read_file(path, &status, NULL) < 0)
+		return -1;
+	const char *line = strstr(status, "\nNSpid:");
+	if (!line)
+		return -1;
+	line += strlen("\nNSpid:");
+	long last = -1;
+	for (char *end;; line = end) {
+		long v = strtol(line, &end, 10);
+		if (end == line)
+			break;
+		last = v;
+	}
+	return last;
+}
+
+int ms_pid_from_caller(pid_t pid, const ms_caller *c, pid_t *out, char **why)
+{
+	ino_t mine = pid_ns_of(getpid()), theirs = c->pid > 0 ? pid_ns_of(c->pid) : 0;
+
+	*out = pid;
+	if (!mine || !theirs || mine == theirs)
+		return 0;
+	/* The caller lives in another pid namespace: find the process of
+	 * that namespace whose pid there is pid. */
+	g_autoptr(GDir) proc = g_dir_open("/proc", 0, NULL);
+	const char *name;
+	while (proc && (name = g_dir_read_name(proc))) {
+		char *end;
+		long p = strtol(name, &end, 10);
+		if (*end || p <= 0)
+			continue;
+		if (pid_ns_of((pid_t)p) == theirs && own_ns_pid((pid_t)p) == pid) {
+			*out = (pid_t)p;
+			return 0;
+		}
+	}
+	return *why = g_strdup_printf("no process %d in the pid namespace of the writer", (int)pid),
+	       -ESRCH;
 }

@@ -9,3 +9,10 @@
  * *why: -ENOENT, -EACCES, -ENOTSOCK (not a socket), -ECONNREFUSED (nobody
  * listens), -ENAMETOOLONG. */
 int ms_connect_as(const char *path, const ms_caller *c, char **why);
+
+/* The pid, in the daemon's pid namespace, of the process that the caller
+ * names pid in its own pid namespace (as cgroup.procs reads a pid).  The
+ * same pid when both are in one namespace, or when the caller's namespace
+ * cannot be told; -ESRCH with *why when no process of the caller's
+ * namespace has that pid. */
+int ms_pid_from_caller(pid_t pid, const ms_caller *c, pid_t *out, char **why);

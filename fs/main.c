@@ -97,12 +97,13 @@ static void usage(const char *prog)
 }
 
 static bool foreground;
+static bool debug; /* -d, or MEMSTATFS_DEBUG in the environment */
 
 static void log_handler(const gchar *domain, GLogLevelFlags level, const gchar *msg, gpointer data)
 {
 	(void)domain;
 	(void)data;
-	if ((level & G_LOG_LEVEL_DEBUG) && !g_getenv("MEMSTATFS_DEBUG"))
+	if ((level & G_LOG_LEVEL_DEBUG) && !debug)
 		return;
 	if (foreground) {
 		fprintf(stderr, "memstatfs: %s\n", msg);
@@ -224,6 +225,8 @@ int main(int argc, char *argv[])
 	if (fuse_parse_cmdline(&args, &cmd) != 0)
 		goto out_args;
 	foreground = cmd.foreground;
+	debug = cmd.debug || g_getenv("MEMSTATFS_DEBUG");
+	g_log_set_debug_enabled(debug);
 
 	raise_fd_limit();
 	ms_fs_init(&fs);

@@ -336,6 +336,7 @@ static void run_job(ms_registry *reg, ms_target *t)
 	pthread_mutex_lock(&t->lock);
 	ms_state before = t->state;
 	if (r == 1) {
+		g_debug("%s: %s %.2f MiB/s over %u ms", t->name, m.mode, m.rate, m.period_ms);
 		publish(t, &m);
 		t->state = MS_STATE_MEASURED;
 		t->why[0] = '\0';
@@ -537,7 +538,14 @@ int ms_registry_track(ms_registry *reg, const ms_track_request *req, const ms_ca
 
 	if (req->socket[0])
 		return track_vm(reg, req, caller, why);
-	int r = ms_proc_stat_read(req->pid, &st);
+	/* A pid is the writer's, as in cgroup.procs: from here on, the
+	 * daemon's. */
+	ms_track_request own = *req;
+	int r = ms_pid_from_caller(req->pid, caller, &own.pid, why);
+	if (r < 0)
+		return r;
+	req = &own;
+	r = ms_proc_stat_read(req->pid, &st);
 	if (r < 0 && r != -ESRCH)
 		return *why = g_strdup_printf("cannot read /proc/%d/stat: %s", (int)req->pid,
 					      g_strerror(-r)),

@@ -22,6 +22,7 @@
 #include "fs.h"
 #include "memstat/collector.h"
 #include "memstat/meminfo.h"
+#include "memstat/metrics.h"
 #include "memstat/procfs.h"
 
 enum kind {
@@ -46,6 +47,7 @@ enum kind {
 	K_VCPU_DIR,
 	K_VCPU,
 	K_VCPU_RATE,
+	K_METRICS,
 };
 
 typedef struct {
@@ -84,10 +86,11 @@ static const entry root_entries[] = {
 	{"track", K_TRACK, S_IFREG | 0644, 0},
 	{"untrack", K_UNTRACK, S_IFREG | 0200, 0},
 	{"meminfo", K_MEMINFO_DIR, S_IFDIR | 0555, 0},
+	{"metrics", K_METRICS, S_IFREG | 0444, 0},
 };
 
 /* Names a VM may not take. */
-const char *const ms_fs_reserved_names[] = {"track", "untrack", "meminfo", NULL};
+const char *const ms_fs_reserved_names[] = {"track", "untrack", "meminfo", "metrics", NULL};
 
 static const entry target_entries[] = {
 	{"status", K_STATUS, S_IFREG | 0444, FOR_PROCESS | FOR_VM},
@@ -224,6 +227,7 @@ static int stat_node(ms_fs *fs, node n, struct stat *st)
 	case K_TRACK:
 	case K_UNTRACK:
 	case K_MEMINFO_DIR:
+	case K_METRICS:
 		return 0;
 	case K_MEMINFO:
 		return n.idx < fs->meminfo_names->len ? 0 : -ENOENT;
@@ -771,6 +775,9 @@ static int render(ms_fs *fs, node n, char **out)
 	switch (n.kind) {
 	case K_TRACK:
 		*out = render_track(fs);
+		return 0;
+	case K_METRICS:
+		*out = ms_metrics_render(fs->reg);
 		return 0;
 	case K_MEMINFO:
 		if (n.idx >= fs->meminfo_names->len)

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "memstat/meminfo.h"
+#include "memstat/metrics.h"
 #include "memstat/pagemap.h"
 #include "memstat/procfs.h"
 #include "memstat/sample.h"
@@ -286,4 +287,26 @@ Test(process, hash_runs_skips_an_unmapped_page)
 	g_array_unref(runs);
 	ms_page_reader_clear(&rd);
 	munmap(m, 4 * (size_t)ps);
+}
+
+Test(metrics, host_figures_in_base_units)
+{
+	const char *meminfo = "MemTotal:       16000 kB\nMemFree:  1000 kB\n"
+			      "MemAvailable:   12000 kB\nShmem: 10 kB\nSwapTotal: 0 kB\n"
+			      "SwapFree: 0 kB\nCommitLimit:    8000 kB\nCommitted_AS:   2000 kB\n";
+	const char *const oc[3] = {"2\n", "50\n", "0\n"};
+	char *text = ms_metrics_render_from(NULL, meminfo, oc);
+
+	cr_expect(strstr(text, "# TYPE memstat_committed_bytes gauge\n"
+			       "memstat_committed_bytes 2048000\n"),
+		  "%s", text);
+	cr_expect(strstr(text, "memstat_commit_limit_bytes 8192000\n"));
+	cr_expect(strstr(text, "memstat_memory_used_bytes 4096000\n"));
+	cr_expect(strstr(text, "memstat_overcommit_memory 2\n"));
+	cr_expect(strstr(text, "memstat_overcommit_ratio 0.5\n"));
+	cr_expect(strstr(text, "memstat_targets 0\n"));
+	/* Every family has HELP then TYPE, once. */
+	cr_expect_eq(g_strv_length(g_strsplit(text, "# HELP ", -1)),
+		     g_strv_length(g_strsplit(text, "# TYPE ", -1)));
+	g_free(text);
 }
