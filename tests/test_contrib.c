@@ -309,3 +309,22 @@ Test(contrib, plot_draws_a_png)
 	cr_expect(out && strstr(out, "not a tracked target"), "%s", out);
 	free(out);
 }
+
+Test(contrib, systemd_unit_verifies)
+{
+	char *out = NULL;
+	if (run(NULL, "command -v systemd-analyze >/dev/null") != 0) {
+		fprintf(stderr, "skipped: no systemd-analyze here\n");
+		cr_skip_test("no systemd-analyze here");
+	}
+	make_scratch();
+	/* The unit as meson installs it, pointing at the daemon under test. */
+	int r = run(&out,
+		    "sed 's|@SBINDIR@/memstatfs|%s|' %s/contrib/systemd/memstatfs.service "
+		    "> %s/memstatfs.service && systemd-analyze verify --man=no "
+		    "%s/memstatfs.service 2>&1",
+		    getenv("MEMSTATFS"), srcdir(), scratch, scratch);
+	cr_expect_eq(r, 0, "systemd-analyze: %s", out);
+	cr_expect_str_eq(out, "", "systemd-analyze: %s", out);
+	free(out);
+}
