@@ -13,6 +13,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
@@ -91,6 +92,19 @@ int ms_connect_as(const char *path, const ms_caller *c, char **why)
 	} else {
 		r = fd;
 	}
+	restore(&saved);
+	return r;
+}
+
+int ms_may_connect_as(const char *path, const ms_caller *c)
+{
+	saved_creds saved;
+	int r = become(c, &saved);
+
+	if (r < 0)
+		return r;
+	/* AT_EACCESS: with the filesystem ids just taken, not the real ids. */
+	r = faccessat(AT_FDCWD, path, W_OK, AT_EACCESS) == 0 ? 0 : -errno;
 	restore(&saved);
 	return r;
 }

@@ -10,6 +10,10 @@
  * listens), -ENAMETOOLONG. */
 int ms_connect_as(const char *path, const ms_caller *c, char **why);
 
+/* 0 when the caller could connect to the socket at path on its own (search
+ * on every directory, write on the socket), else -errno. */
+int ms_may_connect_as(const char *path, const ms_caller *c);
+
 /* The pid, in the daemon's pid namespace, of the process that the caller
  * names pid in its own pid namespace (as cgroup.procs reads a pid).  The
  * same pid when both are in one namespace, or when the caller's namespace

@@ -18,6 +18,7 @@
 #include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <syslog.h>
 #include <unistd.h>
 
@@ -119,9 +120,11 @@ static void log_handler(const gchar *domain, GLogLevelFlags level, const gchar *
  * ENOTCONN; detach it so that a restart just works. */
 static void clear_stale_mount(const char *mountpoint)
 {
-	struct stat st;
+	struct statfs st;
 
-	if (stat(mountpoint, &st) == 0 || errno != ENOTCONN)
+	/* statfs, not stat: FUSE answers stat from its attribute cache for a
+	 * second after the daemon died; statfs always asks the daemon. */
+	if (statfs(mountpoint, &st) == 0 || errno != ENOTCONN)
 		return;
 	if (umount2(mountpoint, MNT_DETACH) == 0)
 		g_message("%s: replaced a stale mount (its daemon had died)", mountpoint);

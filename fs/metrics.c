@@ -118,7 +118,7 @@ static void host(GString *out, const char *meminfo, const char *const oc[3])
 	}
 }
 
-static GArray *snapshot(ms_registry *reg)
+static GArray *snapshot(ms_registry *reg, const ms_caller *caller)
 {
 	GArray *all = g_array_new(FALSE, TRUE, sizeof(snap));
 	g_array_set_clear_func(all, snap_clear);
@@ -127,6 +127,8 @@ static GArray *snapshot(ms_registry *reg)
 	g_autoptr(GPtrArray) targets = ms_registry_list(reg);
 	for (guint i = 0; i < targets->len; i++) {
 		ms_target *t = g_ptr_array_index(targets, i);
+		if (caller && !ms_target_may_read(t, caller))
+			continue;
 		snap s = {.name = g_strdup(ms_target_name(t)),
 			  .kind = ms_target_socket(t) ? "vm" : "process"};
 		ms_target_get_view(t, &s.view);
@@ -240,10 +242,11 @@ static void targets(GString *out, GArray *all)
 	}
 }
 
-char *ms_metrics_render_from(ms_registry *reg, const char *meminfo, const char *const overcommit[3])
+char *ms_metrics_render_from(ms_registry *reg, const ms_caller *caller, const char *meminfo,
+			     const char *const overcommit[3])
 {
 	GString *out = g_string_new(NULL);
-	g_autoptr(GArray) all = snapshot(reg);
+	g_autoptr(GArray) all = snapshot(reg, caller);
 
 	if (meminfo)
 		host(out, meminfo, overcommit);
@@ -251,7 +254,7 @@ char *ms_metrics_render_from(ms_registry *reg, const char *meminfo, const char *
 	return g_string_free(out, FALSE);
 }
 
-char *ms_metrics_render(ms_registry *reg)
+char *ms_metrics_render(ms_registry *reg, const ms_caller *caller)
 {
 	static const char *const files[3] = {"/proc/sys/vm/overcommit_memory",
 					     "/proc/sys/vm/overcommit_ratio",
@@ -264,7 +267,7 @@ char *ms_metrics_render(ms_registry *reg)
 	for (int i = 0; i < 3; i++)
 		if (ms_read_file(files[i], &oc[i], NULL) < 0)
 			oc[i] = NULL;
-	char *text = ms_metrics_render_from(reg, meminfo, (const char *const *)oc);
+	char *text = ms_metrics_render_from(reg, caller, meminfo, (const char *const *)oc);
 	for (int i = 0; i < 3; i++)
 		g_free(oc[i]);
 	return text;

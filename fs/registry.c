@@ -248,6 +248,19 @@ static bool caller_owns(const ms_target *t, const ms_caller *c)
 	return c->uid == 0 || c->uid == t->owner || c->uid == t->tracker.uid;
 }
 
+bool ms_target_may_read(const ms_target *t, const ms_caller *c)
+{
+	g_autofree char *why = NULL;
+	uid_t owner;
+
+	if (caller_owns(t, c))
+		return true;
+	if (t->vm)
+		return ms_may_connect_as(t->socket, c) == 0;
+	/* The process may be gone: then no one else learns anything new. */
+	return caller_may_read(t->pid, c, &owner, &why) == 0 && ms_target_alive(t);
+}
+
 /* Whether mode can measure a process (vm NULL) or that VM. */
 static int mode_supported(const ms_vm *vm, const char *mode, char **why)
 {

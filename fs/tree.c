@@ -411,6 +411,21 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	op_getattr(req, ino, fi);
 }
 
+/* Files that show what a target's memory does: only for those who may
+ * read the target (ms_target_may_read). */
+static bool is_private(enum kind k)
+{
+	return k == K_RATE || k == K_SAMPLE || k == K_LATEST || k == K_SAMPLES_DIR ||
+	       k == K_VCPU_DIR || k == K_VCPU || k == K_VCPU_RATE;
+}
+
+static bool may_read(ms_fs *fs, node n, fuse_req_t req)
+{
+	g_autoptr(ms_target) t = target_of(fs, n);
+	ms_caller c = caller_of(req);
+	return !t || ms_target_may_read(t, &c);
+}
+
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 {
 	node n = node_of(ino);
@@ -420,6 +435,10 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 
 	if (n.kind != K_LATEST) {
 		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	if (!may_read(fs_of(req), n, req)) {
+		fuse_reply_err(req, EACCES);
 		return;
 	}
 	if (!s) {
@@ -574,6 +593,10 @@ static int list_dir(fuse_req_t req, node n, dirbuf *d)
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	if (is_private(node_of(ino).kind) && !may_read(fs_of(req), node_of(ino), req)) {
+		fuse_reply_err(req, EACCES);
+		return;
+	}
 	dirbuf *d = g_new0(dirbuf, 1);
 	d->base.free = dirbuf_free;
 	d->ends = g_array_new(FALSE, FALSE, sizeof(size_t));
@@ -657,6 +680,7 @@ typedef struct {
 	open_obj base;
 	node n;
 	int flags;
+	ms_caller caller;     /* who opened it */
 	pthread_mutex_t lock; /* guards content and len */
 	char *content;	      /* NULL until the first read */
 	size_t len;
@@ -724,9 +748,14 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, EACCES);
 		return;
 	}
+	if (is_private(n.kind) && !may_read(fs, n, req)) {
+		fuse_reply_err(req, EACCES);
+		return;
+	}
 	handle *h = g_new0(handle, 1);
 	h->n = n;
 	h->flags = fi->flags;
+	h->caller = caller_of(req);
 	pthread_mutex_init(&h->lock, NULL);
 	h->base.free = handle_free;
 	fi->fh = open_add(fs, &h->base);
@@ -765,7 +794,7 @@ static char *render_track(ms_fs *fs)
 
 /* Renders the content of a file; -errno when it cannot be read now.
  * -EAGAIN from `rate` means "no figure yet". */
-static int render(ms_fs *fs, node n, char **out)
+static int render(ms_fs *fs, node n, const ms_caller *c, char **out)
 {
 	g_autoptr(ms_target) t = NULL;
 	ms_target_view v;
@@ -777,7 +806,7 @@ static int render(ms_fs *fs, node n, char **out)
 		*out = render_track(fs);
 		return 0;
 	case K_METRICS:
-		*out = ms_metrics_render(fs->reg);
+		*out = ms_metrics_render(fs->reg, c);
 		return 0;
 	case K_MEMINFO:
 		if (n.idx >= fs->meminfo_names->len)
@@ -810,10 +839,10 @@ static int render(ms_fs *fs, node n, char **out)
 		if (v.state == MS_STATE_EXITED)
 			return -ESRCH;
 		g_autoptr(ms_sample) s = ms_target_get_sample(t, 0);
-		const ms_vcpu_rate *c = vcpu_of(s, n.idx);
-		if (!c)
+		const ms_vcpu_rate *cpu = vcpu_of(s, n.idx);
+		if (!cpu)
 			return -ENOENT;
-		text = g_strdup_printf("%.2f\n", c->rate);
+		text = g_strdup_printf("%.2f\n", cpu->rate);
 		break;
 	}
 	case K_RATE: {
@@ -876,7 +905,7 @@ typedef struct {
 static int answer(fuse_req_t req, ms_fs *fs, handle *h, size_t size, off_t off)
 {
 	char *text = NULL;
-	int r = render(fs, h->n, &text);
+	int r = render(fs, h->n, &h->caller, &text);
 
 	if (r < 0)
 		return r;
@@ -908,7 +937,7 @@ static void park_rate_read(fuse_req_t req, ms_fs *fs, handle *h, size_t size)
 	fuse_req_interrupt_func(req, on_interrupt, fs);
 	pthread_mutex_lock(&fs->pending_lock);
 	char *text = NULL;
-	int r = render(fs, h->n, &text);
+	int r = render(fs, h->n, &h->caller, &text);
 	if (r == -EAGAIN && !fuse_req_interrupted(req)) {
 		parked *p = g_new(parked, 1);
 		*p = (parked){req, h, size};

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -30,35 +31,40 @@ static const char *env_or_die(const char *name)
 	return v;
 }
 
-bool is_mounted(const char *path)
+/* Whether anything is mounted on path, alive or not. */
+static bool has_mount(const char *path)
 {
 	struct stat a, b;
 	char parent[512];
 
 	snprintf(parent, sizeof(parent), "%s/..", path);
-	return stat(path, &a) == 0 && stat(parent, &b) == 0 && a.st_dev != b.st_dev;
+	if (stat(path, &a) < 0)
+		return errno == ENOTCONN;
+	return stat(parent, &b) == 0 && a.st_dev != b.st_dev;
 }
 
-void mount_start(mount_t *m, const char *opts)
+bool is_mounted(const char *path)
+{
+	struct stat a, b;
+	struct statfs f;
+	char parent[512];
+
+	snprintf(parent, sizeof(parent), "%s/..", path);
+	/* A live FUSE mount: statfs reaches the daemon (stat may be answered
+	 * from the attribute cache of a mount whose daemon is dead). */
+	return stat(path, &a) == 0 && stat(parent, &b) == 0 && a.st_dev != b.st_dev &&
+	       statfs(path, &f) == 0 && f.f_type == 0x65735546 /* FUSE_SUPER_MAGIC */;
+}
+
+/* Starts the daemon on m->mnt (logging to m->log) and waits for the mount. */
+static void spawn(mount_t *m, const char *opts)
 {
 	const char *bin = env_or_die("MEMSTATFS");
-
-	/* A test that wants other options mounts again over its suite's. */
-	if (m->daemon > 0)
-		mount_stop(m);
-	memset(m, 0, sizeof(*m));
-	snprintf(m->dir, sizeof(m->dir), "/tmp/memstatfs-test-XXXXXX");
-	cr_assert(mkdtemp(m->dir), "mkdtemp: %s", strerror(errno));
-	/* Other users must reach the mountpoint for the allow_other tests. */
-	cr_assert(chmod(m->dir, 0755) == 0);
-	snprintf(m->mnt, sizeof(m->mnt), "%s/mnt", m->dir);
-	snprintf(m->log, sizeof(m->log), "%s/daemon.log", m->dir);
-	cr_assert(mkdir(m->mnt, 0755) == 0);
 
 	m->daemon = fork();
 	cr_assert(m->daemon >= 0);
 	if (m->daemon == 0) {
-		int fd = open(m->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		int fd = open(m->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
 		dup2(fd, 2);
 		dup2(fd, 1);
 		/* MEMSTATFS_WRAPPER, e.g. "valgrind --error-exitcode=99", runs
@@ -93,6 +99,39 @@ void mount_start(mount_t *m, const char *opts)
 	cr_assert_fail("memstatfs did not mount: %s", log ? log : "(no log)");
 }
 
+void mount_kill_and_restart(mount_t *m, const char *opts)
+{
+	struct statfs st;
+
+	cr_assert(m->daemon > 0);
+	kill(m->daemon, SIGKILL);
+	waitpid(m->daemon, NULL, 0);
+	m->daemon = 0;
+	/* What consumers see meanwhile (statfs, unlike stat, is never
+	 * answered from a cache). */
+	errno = 0;
+	cr_expect(statfs(m->mnt, &st) < 0 && errno == ENOTCONN, "after SIGKILL: %s",
+		  strerror(errno));
+	spawn(m, opts);
+}
+
+void mount_start(mount_t *m, const char *opts)
+{
+	/* A test that wants other options mounts again over its suite's. */
+	if (m->daemon > 0)
+		mount_stop(m);
+	memset(m, 0, sizeof(*m));
+	snprintf(m->dir, sizeof(m->dir), "/tmp/memstatfs-test-XXXXXX");
+	cr_assert(mkdtemp(m->dir), "mkdtemp: %s", strerror(errno));
+	/* Other users must reach the mountpoint for the allow_other tests. */
+	cr_assert(chmod(m->dir, 0755) == 0);
+	snprintf(m->mnt, sizeof(m->mnt), "%s/mnt", m->dir);
+	snprintf(m->log, sizeof(m->log), "%s/daemon.log", m->dir);
+	cr_assert(mkdir(m->mnt, 0755) == 0);
+
+	spawn(m, opts);
+}
+
 int mount_stop(mount_t *m)
 {
 	int status = -1;
@@ -108,8 +147,9 @@ int mount_stop(mount_t *m)
 		}
 		m->daemon = 0;
 	}
-	if (is_mounted(m->mnt)) {
-		/* Only after a failure: leave no mount behind. */
+	for (int i = 0; i < 4 && has_mount(m->mnt); i++) {
+		/* Only after a failure: leave no mount behind (stacked ones
+		 * too). */
 		char cmd[1024];
 		snprintf(cmd, sizeof(cmd), "fusermount3 -uz '%s' 2>/dev/null || umount -l '%s'",
 			 m->mnt, m->mnt);

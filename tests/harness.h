@@ -23,6 +23,9 @@ void mount_start(mount_t *m, const char *opts);
  * make sure the mount is gone, remove the dir.  Returns the wait status
  * (-1 when the daemon had already been reaped). */
 int mount_stop(mount_t *m);
+/* SIGKILLs the daemon, checks the mountpoint then answers ENOTCONN, and
+ * starts a new daemon on the same mountpoint. */
+void mount_kill_and_restart(mount_t *m, const char *opts);
 /* Path of a file in the tree: fmt is relative to the mountpoint. */
 char *mpath(const mount_t *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -295,7 +295,7 @@ Test(metrics, host_figures_in_base_units)
 			      "MemAvailable:   12000 kB\nShmem: 10 kB\nSwapTotal: 0 kB\n"
 			      "SwapFree: 0 kB\nCommitLimit:    8000 kB\nCommitted_AS:   2000 kB\n";
 	const char *const oc[3] = {"2\n", "50\n", "0\n"};
-	char *text = ms_metrics_render_from(NULL, meminfo, oc);
+	char *text = ms_metrics_render_from(NULL, NULL, meminfo, oc);
 
 	cr_expect(strstr(text, "# TYPE memstat_committed_bytes gauge\n"
 			       "memstat_committed_bytes 2048000\n"),

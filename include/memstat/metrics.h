@@ -4,11 +4,12 @@
 
 #include "registry.h"
 
-/* Renders the host's memory figures (read now) and every target's latest
- * sample.  Never NULL: what cannot be read is left out. */
-char *ms_metrics_render(ms_registry *reg);
+/* Renders the host's memory figures (read now) and the latest sample of
+ * every target the caller may read (all with caller NULL).  Never NULL:
+ * what cannot be read is left out. */
+char *ms_metrics_render(ms_registry *reg, const ms_caller *caller);
 
 /* The same from given texts of /proc/meminfo and
  * /proc/sys/vm/overcommit_{memory,ratio,kbytes} (tests). */
-char *ms_metrics_render_from(ms_registry *reg, const char *meminfo,
+char *ms_metrics_render_from(ms_registry *reg, const ms_caller *caller, const char *meminfo,
 			     const char *const overcommit[3]);

@@ -84,6 +84,12 @@ uid_t ms_target_owner(const ms_target *t);
 /* Whether the target's process is still alive (its pid not reused). */
 bool ms_target_alive(const ms_target *t);
 
+/* Whether the caller may read t's figures (rate, samples, metrics): root,
+ * the target's owner, the uid that tracked it, or a caller who could read
+ * the process's memory, or connect to the VM's socket, on its own.  What
+ * /proc shows everyone (status, memory/) is not restricted. */
+bool ms_target_may_read(const ms_target *t, const ms_caller *c);
+
 /* A consistent copy of a target's changing state. */
 typedef struct {
 	ms_state state;
