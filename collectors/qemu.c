@@ -24,7 +24,6 @@
 #define QMP_TIMEOUT_MS 5000
 /* How long after its calc-time QEMU may take to publish a result. */
 #define RESULT_GRACE_MS 5000
-#define POLL_MS		20
 
 typedef struct {
 	bool open;
@@ -35,12 +34,16 @@ typedef struct {
 	int64_t start_mono; /* monotonic ms */
 } window;
 
+typedef enum { RING_OFF, RING_ON, RING_UNKNOWN } ms_ring;
+
 struct ms_vm {
 	ms_qmp *qmp;
 	char *name; /* query-name, or NULL */
 	uint64_t ram_bytes;
-	bool kvm, dirty_ring;
-	window win; /* QEMU's measurement we started and have not read yet */
+	bool kvm;
+	ms_ring ring;	  /* KVM's dirty ring: on, off, or unknown */
+	int64_t deadline; /* monotonic ms by which open must finish, or 0 */
+	window win;	  /* QEMU's measurement we started and have not read yet */
 };
 
 static const char *const vm_modes[] = {"page-sampling", "dirty-bitmap", "dirty-ring"};
@@ -68,7 +71,10 @@ static int vm_errno(int r)
 
 static int execute(ms_vm *vm, const char *cmd, JsonObject *args, JsonNode **ret, char **why)
 {
-	int r = ms_qmp_execute(vm->qmp, cmd, args, QMP_TIMEOUT_MS, ret, why);
+	/* While opening, all commands share one deadline: a peer that answers
+	 * slowly cannot hold the writer for long. */
+	int timeout = vm->deadline ? (int)MAX(vm->deadline - mono_ms(), 1) : QMP_TIMEOUT_MS;
+	int r = ms_qmp_execute(vm->qmp, cmd, args, timeout, ret, why);
 	if (r == 0 && !*ret)
 		r = -EPROTO;
 	return vm_errno(r);
@@ -116,11 +122,11 @@ int ms_vm_mode_supported(const ms_vm *vm, const char *mode, char **why)
 		return *why = g_strdup_printf("mode %s needs KVM, and this VM runs without it",
 					      mode),
 		       -EOPNOTSUPP;
-	if (strcmp(mode, "dirty-ring") == 0 && !vm->dirty_ring)
+	if (strcmp(mode, "dirty-ring") == 0 && vm->ring == RING_OFF)
 		return *why = g_strdup("mode dirty-ring needs KVM's dirty ring "
 				       "(-accel kvm,dirty-ring-size=N)"),
 		       -EOPNOTSUPP;
-	if (strcmp(mode, "dirty-bitmap") == 0 && vm->dirty_ring)
+	if (strcmp(mode, "dirty-bitmap") == 0 && vm->ring == RING_ON)
 		return *why = g_strdup("mode dirty-bitmap is off while KVM's dirty ring is on; "
 				       "use dirty-ring"),
 		       -EOPNOTSUPP;
@@ -130,7 +136,9 @@ int ms_vm_mode_supported(const ms_vm *vm, const char *mode, char **why)
 const char *ms_vm_default_mode(const ms_vm *vm)
 {
 	if (vm->kvm)
-		return vm->dirty_ring ? "dirty-ring" : "dirty-bitmap";
+		return vm->ring == RING_ON    ? "dirty-ring"
+		       : vm->ring == RING_OFF ? "dirty-bitmap"
+					      : "page-sampling"; /* works either way */
 	return "page-sampling";
 }
 
@@ -268,7 +276,11 @@ static int close_window(ms_vm *vm, ms_measurement *out, char **why)
 		const char *mode = string_member(o, "mode");
 		if (!status)
 			return *why = g_strdup("query-dirty-rate: no status"), -EPROTO;
-		if (int_member(o, "start-time", -2) != w->start_time ||
+		/* QEMU sets start-time (whole seconds) when asked, and its
+		 * measuring thread sets it again when it starts: one more is
+		 * still ours.  No other client can start before ours ends. */
+		int64_t st = int_member(o, "start-time", -2);
+		if (st < w->start_time || st > w->start_time + 1 ||
 		    (mode && strcmp(mode, w->mode) != 0)) {
 			g_message("a measurement by another QMP client replaced ours");
 			return 0;
@@ -282,7 +294,8 @@ static int close_window(ms_vm *vm, ms_measurement *out, char **why)
 						      "it should have ended",
 						      status, RESULT_GRACE_MS / 1000),
 			       -ETIMEDOUT;
-		g_usleep(POLL_MS * 1000);
+		/* Not yet: no thread waits for it. */
+		return -EINPROGRESS;
 	}
 }
 
@@ -293,6 +306,8 @@ int ms_vm_step(ms_vm *vm, const ms_params *p, const char *mode, ms_measurement *
 	if (vm->win.open) {
 		bool wanted = strcmp(vm->win.mode, mode) == 0;
 		int r = close_window(vm, out, why);
+		if (r == -EINPROGRESS)
+			return r;
 		vm->win.open = false;
 		if (r < 0)
 			return r;
@@ -324,9 +339,11 @@ static void probe_dirty_ring(ms_vm *vm)
 	g_autofree char *why = NULL;
 	int r = start_window(vm, 1, 512, "dirty-ring", &why);
 
-	vm->dirty_ring = r == 0;
-	if (r < 0 && r != -EOPNOTSUPP)
-		g_message("could not tell whether KVM's dirty ring is on (%s): assuming not", why);
+	vm->ring = r == 0 ? RING_ON : r == -EOPNOTSUPP ? RING_OFF : RING_UNKNOWN;
+	if (vm->ring == RING_UNKNOWN)
+		g_message("could not tell whether KVM's dirty ring is on (%s): page-sampling "
+			  "by default; dirty-bitmap and dirty-ring may be asked for",
+			  why);
 }
 
 int ms_vm_open(int fd, ms_vm **out, char **why)
@@ -336,6 +353,7 @@ int ms_vm_open(int fd, ms_vm **out, char **why)
 	g_autoptr(JsonNode) kvm = NULL;
 	ms_vm *vm = g_new0(ms_vm, 1);
 
+	vm->deadline = mono_ms() + QMP_TIMEOUT_MS;
 	int r = ms_qmp_open(fd, QMP_TIMEOUT_MS, &vm->qmp, why);
 	if (r == 0)
 		r = execute(vm, "query-name", NULL, &name, why);
@@ -345,8 +363,9 @@ int ms_vm_open(int fd, ms_vm **out, char **why)
 		r = execute(vm, "query-kvm", NULL, &kvm, why);
 	if (r < 0) {
 		ms_vm_free(vm);
-		/* A peer that greets like QEMU but fails these is not one. */
-		return r == -EREMOTEIO || r == -ESRCH ? -EPROTO : r;
+		/* A peer that greets like QEMU but does not answer these, or
+		 * not in time, is not one. */
+		return -EPROTO;
 	}
 	const char *n = string_member(object_of(name), "name");
 	vm->name = n && *n ? g_strdup(n) : NULL;
@@ -357,6 +376,7 @@ int ms_vm_open(int fd, ms_vm **out, char **why)
 	vm->kvm = k && json_object_get_boolean_member_with_default(k, "enabled", FALSE);
 	if (vm->kvm)
 		probe_dirty_ring(vm);
+	vm->deadline = 0;
 	*out = vm;
 	return 0;
 }

@@ -5,6 +5,7 @@
 #include "memstat/qmp.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <poll.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -12,8 +13,13 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Deepest nesting of arrays and objects taken: json-glib parses
+ * recursively, and QMP's replies nest a few levels at most. */
+#define MAX_DEPTH 32
+
 struct ms_qmp {
 	int fd;
+	bool broken;	  /* the stream broke QMP's framing: nothing more is read */
 	GString *in;	  /* received, not yet parsed */
 	uint64_t next_id; /* ids of commands sent: "ms-N" */
 };
@@ -25,11 +31,37 @@ static int64_t mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Whether the JSON text nests arrays and objects no deeper than MAX_DEPTH
+ * (brackets inside strings do not count). */
+static bool shallow(const char *p, size_t len)
+{
+	int depth = 0;
+	bool in_string = false;
+
+	for (size_t i = 0; i < len; i++) {
+		char c = p[i];
+		if (in_string) {
+			if (c == '\\')
+				i++;
+			else if (c == '"')
+				in_string = false;
+		} else if (c == '"') {
+			in_string = true;
+		} else if (c == '[' || c == '{') {
+			if (++depth > MAX_DEPTH)
+				return false;
+		} else if (c == ']' || c == '}') {
+			depth--;
+		}
+	}
+	return true;
+}
+
 JsonObject *ms_qmp_parse_message(const char *line, size_t len)
 {
 	g_autoptr(JsonParser) p = json_parser_new_immutable();
 
-	if (len == 0 || memchr(line, '\0', len))
+	if (len == 0 || memchr(line, '\0', len) || !shallow(line, len))
 		return NULL;
 	if (!json_parser_load_from_data(p, line, (gssize)len, NULL))
 		return NULL;
@@ -43,19 +75,27 @@ JsonObject *ms_qmp_parse_message(const char *line, size_t len)
  * -ETIMEDOUT, -ECONNRESET, -EPROTO. */
 static int read_message(ms_qmp *q, int64_t deadline, JsonObject **out)
 {
+	if (q->broken)
+		return -ECONNRESET;
 	for (;;) {
 		char *nl = memchr(q->in->str, '\n', q->in->len);
 		if (nl) {
 			size_t len = (size_t)(nl - q->in->str);
 			JsonObject *o = ms_qmp_parse_message(q->in->str, len);
 			g_string_erase(q->in, 0, (gssize)len + 1);
-			if (!o)
+			if (!o) {
+				/* QEMU never sends that: whatever it is, stop
+				 * listening to it. */
+				q->broken = true;
 				return -EPROTO;
+			}
 			*out = o;
 			return 0;
 		}
-		if (q->in->len >= MS_QMP_LINE_MAX)
+		if (q->in->len >= MS_QMP_LINE_MAX) {
+			q->broken = true;
 			return -EPROTO;
+		}
 		int64_t left = deadline - mono_ms();
 		if (left <= 0)
 			return -ETIMEDOUT;
@@ -129,6 +169,9 @@ int ms_qmp_execute(ms_qmp *q, const char *command, JsonObject *args, int timeout
 	g_autofree char *line = g_strconcat(text, "\n", NULL);
 
 	g_debug("qmp -> %s", text);
+	if (q->broken)
+		return *why = g_strdup_printf("%s: the QMP connection broke earlier", command),
+		       -ECONNRESET;
 	int r = send_all(q->fd, line, strlen(line));
 	if (r < 0)
 		return *why = g_strdup_printf("%s: %s", command, describe(r)), r;
@@ -138,11 +181,11 @@ int ms_qmp_execute(ms_qmp *q, const char *command, JsonObject *args, int timeout
 		if (r < 0)
 			return *why = g_strdup_printf("%s: %s", command, describe(r)), r;
 		/* Events, and replies to commands that timed out before. */
-		const char *rid =
-			json_object_has_member(o, "id") &&
-					JSON_NODE_HOLDS_VALUE(json_object_get_member(o, "id"))
-				? json_object_get_string_member_with_default(o, "id", "")
-				: "";
+		JsonNode *idn = json_object_get_member(o, "id");
+		const char *rid = idn && JSON_NODE_HOLDS_VALUE(idn) &&
+						  json_node_get_value_type(idn) == G_TYPE_STRING
+					  ? json_node_get_string(idn)
+					  : "";
 		if (strcmp(rid, id) != 0) {
 			g_debug("qmp skipped a message that is not the reply to %s", id);
 			continue;
@@ -159,9 +202,12 @@ int ms_qmp_execute(ms_qmp *q, const char *command, JsonObject *args, int timeout
 		JsonNode *err = json_object_get_member(o, "error");
 		if (err && JSON_NODE_HOLDS_OBJECT(err)) {
 			JsonObject *e = json_node_get_object(err);
-			const char *desc = json_object_get_string_member_with_default(
-				e, "desc", "(no description)");
-			return *why = g_strdup(desc), -EREMOTEIO;
+			JsonNode *dn = json_object_get_member(e, "desc");
+			bool is_text = dn && JSON_NODE_HOLDS_VALUE(dn) &&
+				       json_node_get_value_type(dn) == G_TYPE_STRING;
+			return *why = g_strdup(is_text ? json_node_get_string(dn)
+						       : "(no description)"),
+			       -EREMOTEIO;
 		}
 		return *why = g_strdup_printf("%s: a reply with neither return nor error", command),
 		       -EPROTO;

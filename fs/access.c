@@ -20,14 +20,20 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 typedef struct {
 	int ngroups;
 	gid_t groups[MS_CALLER_GROUPS_MAX];
+	uid_t fsuid;
+	gid_t fsgid;
 	bool switched;
 } saved_creds;
+
+/* How long a connect may wait for a listener whose backlog is full. */
+#define CONNECT_TIMEOUT_S 5
 
 static int become(const ms_caller *c, saved_creds *s)
 {
@@ -43,8 +49,9 @@ static int become(const ms_caller *c, saved_creds *s)
 		return -errno;
 	if (syscall(SYS_setgroups, (size_t)c->ngroups, c->groups) < 0)
 		return -errno;
-	syscall(SYS_setfsgid, c->gid);
-	syscall(SYS_setfsuid, c->uid);
+	/* Each returns the previous value. */
+	s->fsgid = (gid_t)syscall(SYS_setfsgid, c->gid);
+	s->fsuid = (uid_t)syscall(SYS_setfsuid, c->uid);
 	s->switched = true;
 	return 0;
 }
@@ -53,13 +60,13 @@ static void restore(const saved_creds *s)
 {
 	if (!s->switched)
 		return;
-	syscall(SYS_setfsuid, 0);
-	syscall(SYS_setfsgid, 0);
+	syscall(SYS_setfsuid, s->fsuid);
+	syscall(SYS_setfsgid, s->fsgid);
 	if (syscall(SYS_setgroups, (size_t)s->ngroups, s->groups) < 0)
 		g_error("cannot restore the daemon's groups: %s", g_strerror(errno));
 }
 
-int ms_connect_as(const char *path, const ms_caller *c, char **why)
+int ms_connect_as(const char *path, const ms_caller *c, uid_t *owner, char **why)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	struct stat st;
@@ -84,13 +91,18 @@ int ms_connect_as(const char *path, const ms_caller *c, char **why)
 	} else if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
 		r = -errno;
 		*why = g_strdup_printf("socket: %s", g_strerror(errno));
-	} else if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		r = errno == EPROTOTYPE ? -ENOTSOCK : -errno;
+	} else if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO,
+			      &(struct timeval){.tv_sec = CONNECT_TIMEOUT_S},
+			      sizeof(struct timeval)) < 0 ||
+		   connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		/* A full backlog makes connect wait for SO_SNDTIMEO. */
+		r = errno == EPROTOTYPE ? -ENOTSOCK : errno == EAGAIN ? -ETIMEDOUT : -errno;
 		*why = g_strdup_printf("connect to %s as uid %u: %s", path, (unsigned)c->uid,
 				       g_strerror(errno));
 		close(fd);
 	} else {
 		r = fd;
+		*owner = st.st_uid;
 	}
 	restore(&saved);
 	return r;

@@ -7,8 +7,9 @@
  * with its uid, gid and groups for every permission check (search on each
  * directory, write on the socket).  Returns the connected fd, or -errno with
  * *why: -ENOENT, -EACCES, -ENOTSOCK (not a socket), -ECONNREFUSED (nobody
- * listens), -ENAMETOOLONG. */
-int ms_connect_as(const char *path, const ms_caller *c, char **why);
+ * listens), -ETIMEDOUT (its backlog stays full), -ENAMETOOLONG.  *owner: the
+ * socket's owner, as the caller saw it. */
+int ms_connect_as(const char *path, const ms_caller *c, uid_t *owner, char **why);
 
 /* 0 when the caller could connect to the socket at path on its own (search
  * on every directory, write on the socket), else -errno. */

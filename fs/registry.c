@@ -39,8 +39,10 @@
 #include "memstat/procfs.h"
 #include "memstat/vm.h"
 
-/* How soon to ask again when another QMP client is measuring a VM. */
+/* How soon to ask again when another QMP client is measuring a VM, and when
+ * QEMU has not finished its measurement yet. */
 #define BUSY_RETRY_US (1 * G_USEC_PER_SEC)
+#define POLL_RETRY_US (50 * 1000)
 
 struct ms_target {
 	ms_ref ref;
@@ -310,8 +312,15 @@ static int run_step(ms_target *t, ms_measurement *m, char **why)
 
 	if (t->proc.pid > 0 && !ms_proc_alive(&t->proc))
 		return -ESRCH;
-	if (t->vm)
+	if (t->vm) {
+		/* The user who tracked it may have lost access to the socket
+		 * since: never go on measuring for them. */
+		if (t->tracker.uid != 0 && ms_may_connect_as(t->socket, &t->tracker) < 0)
+			return *why = g_strdup_printf("uid %u may no longer connect to %s",
+						      (unsigned)t->tracker.uid, t->socket),
+			       -EACCES;
 		return ms_vm_step(t->vm, &p, mode, m, why);
+	}
 	if (t->tracker.uid != 0) {
 		/* The process may have exec'd a setuid program since: never
 		 * measure what the user who asked could not read. */
@@ -357,6 +366,8 @@ static void run_job(ms_registry *reg, ms_target *t)
 		t->state = MS_STATE_EXITED;
 		g_strlcpy(t->why, why ? why : "", sizeof(t->why));
 		done = true;
+	} else if (r == -EINPROGRESS) {
+		retry_us = POLL_RETRY_US;
 	} else if (r == -EBUSY) {
 		/* Passing (another QMP client measures): shown, not an error. */
 		g_strlcpy(t->why, why ? why : "busy", sizeof(t->why));
@@ -695,6 +706,13 @@ static ms_proc_id qemu_process(int fd)
 
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || cred.pid <= 0)
 		return id;
+	/* The peer is whoever listened: libvirt or systemd may have made the
+	 * socket and handed it to QEMU.  Only a QEMU is QEMU's process. */
+	char path[64];
+	g_autofree char *comm = NULL;
+	snprintf(path, sizeof(path), "/proc/%d/comm", (int)cred.pid);
+	if (ms_read_file(path, &comm, NULL) < 0 || !g_str_has_prefix(comm, "qemu"))
+		return id;
 	id.pidfd = pidfd_open(cred.pid, 0);
 	if (ms_proc_stat_read(cred.pid, &st) < 0) {
 		if (id.pidfd >= 0)
@@ -747,7 +765,6 @@ static int insert_vm(ms_registry *reg, ms_target *t, const ms_track_request *req
 static int track_vm(ms_registry *reg, const ms_track_request *req, const ms_caller *caller,
 		    char **why)
 {
-	struct stat st;
 	ms_vm *vm = NULL;
 	const char *perr = NULL;
 	int r;
@@ -761,11 +778,11 @@ static int track_vm(ms_registry *reg, const ms_track_request *req, const ms_call
 		return r;
 
 	/* The daemon connects only where the caller could connect itself. */
-	int fd = ms_connect_as(req->socket, caller, why);
+	uid_t owner = caller->uid;
+	int fd = ms_connect_as(req->socket, caller, &owner, why);
 	if (fd < 0)
 		return fd;
 	ms_proc_id proc = qemu_process(fd);
-	uid_t owner = stat(req->socket, &st) == 0 ? st.st_uid : caller->uid;
 	if ((r = ms_vm_open(fd, &vm, why)) < 0) {
 		if (proc.pidfd >= 0)
 			close(proc.pidfd);

@@ -185,10 +185,11 @@ int ms_check_name(const char *name, const char **why)
 		return *why = "name too long", -EINVAL;
 	if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
 		return *why = "name may not be . or ..", -EINVAL;
+	/* A name lands in file names, shell scripts, Prometheus labels and
+	 * plot titles: letters, digits and a few marks only. */
 	for (const unsigned char *c = (const unsigned char *)name; *c; c++) {
-		if (*c == '/' || *c <= ' ' || *c == 0x7f)
-			return *why = "name may not hold '/', white space or control characters",
-			       -EINVAL;
+		if (!isalnum(*c) && !strchr("._-@+:", *c))
+			return *why = "a name is letters, digits and . _ - @ + : only", -EINVAL;
 	}
 	return 0;
 }

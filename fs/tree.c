@@ -639,7 +639,11 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			break;
 		end = e;
 	}
-	fuse_reply_buf(req, d->buf + start, end - start);
+	/* A copy: once the reply is out, the reader may close the directory
+	 * and another thread free d while this one is still returning from
+	 * the write (ThreadSanitizer sees the buffer read after the call). */
+	g_autofree char *copy = g_memdup2(d->buf + start, end - start);
+	fuse_reply_buf(req, copy, end - start);
 }
 
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

@@ -281,3 +281,54 @@ Test(settings, vm_track_lines)
 	longpath[sizeof(longpath) - 1] = '\0';
 	cr_expect_eq(track(longpath, &r), -ENAMETOOLONG);
 }
+
+/* Replies a hostile peer could send: none may crash the client, and a
+ * stream that breaks QMP's framing is dropped. */
+Test(qmp, hostile_replies)
+{
+	const step script[] = {
+		{"qmp_capabilities", NULL, "{\"return\": {}}"},
+		/* an id that is a number, then the error with a numeric desc */
+		{"query-name", "{\"id\": 5, \"return\": {}}\n",
+		 "{\"error\": {\"class\": \"GenericError\", \"desc\": 1}}"},
+		/* nesting deep enough to overflow a recursive parser */
+		{"query-kvm", NULL, NULL},
+		{NULL, NULL, NULL},
+	};
+	peer p;
+	ms_qmp *q = NULL;
+	char *why = NULL;
+	JsonNode *ret = NULL;
+
+	int fd = peer_start(&p, GREETING, script);
+	cr_assert_eq(ms_qmp_open(fd, 2000, &q, &why), 0, "%s", why);
+	cr_expect_eq(ms_qmp_execute(q, "query-name", NULL, 2000, &ret, &why), -EREMOTEIO);
+	cr_expect_str_eq(why, "(no description)");
+	g_free(why);
+	why = NULL;
+	GString *deep = g_string_new("{\"id\": \"ms-3\", \"return\": ");
+	for (int i = 0; i < 200000; i++)
+		g_string_append_c(deep, '[');
+	g_string_append_c(deep, '\n');
+	cr_assert(write(p.fd, deep->str, deep->len) == (ssize_t)deep->len);
+	g_string_free(deep, TRUE);
+	cr_expect_eq(ms_qmp_execute(q, "query-kvm", NULL, 2000, &ret, &why), -EPROTO);
+	g_free(why);
+	why = NULL;
+	/* Once broken, the connection is as good as closed. */
+	cr_expect_eq(ms_qmp_execute(q, "query-kvm", NULL, 2000, &ret, &why), -ECONNRESET);
+	g_free(why);
+	ms_qmp_close(q);
+	peer_join(&p);
+	/* Deep nesting alone is refused before json-glib sees it. */
+	GString *d2 = g_string_new(NULL);
+	for (int i = 0; i < 100; i++)
+		g_string_append_c(d2, '[');
+	cr_expect_null(ms_qmp_parse_message(d2->str, d2->len));
+	g_string_free(d2, TRUE);
+	const char *quoted = "{\"a\": \"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\"}";
+	JsonObject *o = ms_qmp_parse_message(quoted, strlen(quoted));
+	cr_expect_not_null(o, "brackets inside strings are text");
+	if (o)
+		json_object_unref(o);
+}

@@ -57,8 +57,8 @@ int ms_parse_setting(const char *key, const char *buf, size_t len, ms_settings_c
  * surrounding white space.  0 or -EINVAL. */
 int ms_parse_name(const char *buf, size_t len, char *out, size_t outlen, const char **why);
 
-/* Whether name can name a VM's directory: 1 to MS_NAME_MAX - 1 printable
- * characters without '/' or white space, not "." or "..".  (All-digit
+/* Whether name can name a VM's directory: 1 to MS_NAME_MAX - 1 ASCII
+ * letters, digits and . _ - @ + :, not "." or "..".  (All-digit
  * names are pids': the registry refuses them for VMs.)  0 or -EINVAL with
  * *why (static string). */
 int ms_check_name(const char *name, const char **why);

@@ -33,6 +33,8 @@ int ms_vm_mode_supported(const ms_vm *vm, const char *mode, char **why);
 
 /* Closes the open window (QEMU's measurement started by the previous step)
  * into *out (returns 1; 0 when there was none, or it was lost) and starts
- * the next measurement in mode.  -ESRCH when the VM went away, -EBUSY when
- * another QMP client is measuring (retry later), another -errno with *why. */
+ * the next measurement in mode.  -EINPROGRESS when QEMU has not finished the
+ * open window yet (call again soon: nothing waits meanwhile), -ESRCH when
+ * the VM went away, -EBUSY when another QMP client is measuring (retry
+ * later), another -errno with *why. */
 int ms_vm_step(ms_vm *vm, const ms_params *p, const char *mode, ms_measurement *out, char **why);
