@@ -310,3 +310,35 @@ Test(trust, exec_during_measurement_ends_in_a_clear_state)
 		  rate);
 	free(s);
 }
+
+Test(trust, memory_unmapped_during_passes_ends_in_a_clear_state)
+{
+	mount_start(&M, NULL);
+	/* 256 MiB, half of it unmapped and mapped again every 50 ms. */
+	pid_t pid = keep(dirtier_start(256, 256, 2560, "remap"));
+	cr_assert_eq(track_pid(&M, pid, "mode=full-scan"), 0);
+	for (long seq = 1; seq <= 3; seq++) {
+		char *s = sample_wait(&M, pid, seq, 20);
+		double unmapped = -1;
+		cr_expect(s && sample_get(s, "pages_unmapped", &unmapped), "full-scan sample %ld",
+			  seq);
+		free(s);
+	}
+	char *mode = mpath(&M, "%d/mode", (int)pid);
+	cr_assert_eq(write_file(mode, "page-sampling\n"), 0);
+	free(mode);
+	char *s = sample_wait(&M, pid, 6, 20);
+	cr_expect(s && strstr(s, "mode page-sampling"), "%s", s);
+	free(s);
+	char *p = mpath(&M, "%d/status", (int)pid);
+	char *st = read_file(p);
+	cr_expect(st && strncmp(st, "measured", 8) == 0, "status: %s", st);
+	free(st);
+	free(p);
+	/* Killed in the middle of all that: exited, and the daemon answers. */
+	proc_kill(pid);
+	nhelpers--;
+	p = mpath(&M, "%d/status", (int)pid);
+	cr_expect(wait_content(p, "exited", 5));
+	free(p);
+}

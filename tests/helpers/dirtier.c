@@ -1,6 +1,6 @@
 /* dirtier: a test process that dirties exactly K distinct pages per second.
  *
- *   dirtier REGION_MIB TOUCH_MIB PAGES_PER_SEC [shared|grow|file=PATH]
+ *   dirtier REGION_MIB TOUCH_MIB PAGES_PER_SEC [shared|grow|remap|file=PATH]
  *
  * Maps REGION_MIB of anonymous memory (private, or a MAP_SHARED memfd with
  * "shared", or the first REGION_MIB of the file PATH shared, such as a VM's
@@ -13,7 +13,9 @@
  * touched: it stays non-resident.  With "grow" the writes go instead to
  * pages never touched before, after the first TOUCH_MIB, so the process
  * grows by PAGES_PER_SEC resident pages a second (until the region is full).
- * Runs until killed.
+ * With "remap" it also unmaps the second half of the touched part every
+ * 50 ms and maps it again (fresh zero pages, touched anew): memory that goes
+ * away under a measurement.  Runs until killed.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -43,6 +45,7 @@ int main(int argc, char **argv)
 	uint64_t rate = strtoull(argv[3], NULL, 10);
 	int shared = argc > 4 && strcmp(argv[4], "shared") == 0;
 	int grow = argc > 4 && strcmp(argv[4], "grow") == 0;
+	int remap = argc > 4 && strcmp(argv[4], "remap") == 0;
 	const char *file = argc > 4 && strncmp(argv[4], "file=", 5) == 0 ? argv[4] + 5 : NULL;
 	size_t ps = (size_t)sysconf(_SC_PAGESIZE);
 	char *mem;
@@ -92,7 +95,19 @@ int main(int argc, char **argv)
 	printf("ready\n");
 	fflush(stdout);
 	clock_gettime(CLOCK_MONOTONIC, &tick);
+	uint64_t last_remap = now_ns();
 	for (;;) {
+		if (remap && now_ns() - last_remap > 50000000u) {
+			size_t half = (touch / 2 / ps) * ps;
+			char *second = mem + (touch - half);
+			munmap(second, half);
+			if (mmap(second, half, PROT_READ | PROT_WRITE,
+				 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED)
+				return perror("mmap"), 1;
+			for (size_t off = 0; off < half; off += ps)
+				second[off] = 1;
+			last_remap = now_ns();
+		}
 		uint64_t due = (now_ns() - start) * rate / 1000000000u;
 		for (; written < due && grow && fresh < region_pages; written++)
 			*(volatile uint64_t *)(mem + fresh++ * ps + 64) = counter++;
