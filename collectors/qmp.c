@@ -31,16 +31,26 @@ static int64_t mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Whether the JSON text nests arrays and objects no deeper than MAX_DEPTH
- * (brackets inside strings do not count). */
-static bool shallow(const char *p, size_t len)
+/* Whether the text is one JSON object, alone on its line, nesting arrays
+ * and objects no deeper than MAX_DEPTH (brackets inside strings do not
+ * count).  json-glib 1.6 would parse a second value after the first and
+ * leak the first ("{}{}"), and parses nesting by recursion. */
+static bool one_shallow_object(const char *p, size_t len)
 {
 	int depth = 0;
-	bool in_string = false;
+	bool in_string = false, closed = false;
+	size_t i = 0;
 
-	for (size_t i = 0; i < len; i++) {
+	while (i < len && g_ascii_isspace(p[i]))
+		i++;
+	if (i == len || p[i] != '{')
+		return false;
+	for (; i < len; i++) {
 		char c = p[i];
-		if (in_string) {
+		if (closed) {
+			if (!g_ascii_isspace(c))
+				return false;
+		} else if (in_string) {
 			if (c == '\\')
 				i++;
 			else if (c == '"')
@@ -51,17 +61,17 @@ static bool shallow(const char *p, size_t len)
 			if (++depth > MAX_DEPTH)
 				return false;
 		} else if (c == ']' || c == '}') {
-			depth--;
+			closed = --depth == 0;
 		}
 	}
-	return true;
+	return closed;
 }
 
 JsonObject *ms_qmp_parse_message(const char *line, size_t len)
 {
 	g_autoptr(JsonParser) p = json_parser_new_immutable();
 
-	if (len == 0 || memchr(line, '\0', len) || !shallow(line, len))
+	if (len == 0 || memchr(line, '\0', len) || !one_shallow_object(line, len))
 		return NULL;
 	if (!json_parser_load_from_data(p, line, (gssize)len, NULL))
 		return NULL;

@@ -329,6 +329,14 @@ Test(qmp, hostile_replies)
 	const char *quoted = "{\"a\": \"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\"}";
 	JsonObject *o = ms_qmp_parse_message(quoted, strlen(quoted));
 	cr_expect_not_null(o, "brackets inside strings are text");
+	/* One object per line: json-glib 1.6 leaks the first of two. */
+	cr_expect_null(ms_qmp_parse_message("{}{}", 4));
+	cr_expect_null(ms_qmp_parse_message("{} []", 5));
+	cr_expect_null(ms_qmp_parse_message("[]", 2));
+	JsonObject *o2 = ms_qmp_parse_message(" {\"a\": 1} \r", 11);
+	cr_expect_not_null(o2, "white space around one object");
+	if (o2)
+		json_object_unref(o2);
 	if (o)
 		json_object_unref(o);
 }
