@@ -33,8 +33,9 @@ static int64_t mono_ms(void)
 
 /* Whether the text is one JSON object, alone on its line, nesting arrays
  * and objects no deeper than MAX_DEPTH (brackets inside strings do not
- * count).  json-glib 1.6 would parse a second value after the first and
- * leak the first ("{}{}"), and parses nesting by recursion. */
+ * count, and outside them no '/' or '\'' is taken).  json-glib 1.6 would
+ * parse a second value after the first and leak the first ("{}{}"), and
+ * parses nesting by recursion. */
 static bool one_shallow_object(const char *p, size_t len)
 {
 	int depth = 0;
@@ -57,6 +58,11 @@ static bool one_shallow_object(const char *p, size_t len)
 				in_string = false;
 		} else if (c == '"') {
 			in_string = true;
+		} else if (c == '/' || c == '\'') {
+			/* json-glib also takes comments and single-quoted
+			 * strings, which would hide a second value from this
+			 * scan; QEMU sends neither. */
+			return false;
 		} else if (c == '[' || c == '{') {
 			if (++depth > MAX_DEPTH)
 				return false;

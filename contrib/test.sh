@@ -7,6 +7,8 @@
 #      and VM tests against the TSan daemon (Criterion cannot itself run
 #      under TSan)
 #   4. the tree and VM tests against the daemon under valgrind's memcheck
+#   5. a short run of each libFuzzer harness (build-fuzz/, clang), from the
+#      seed corpus in tests/fuzz/corpus
 # A sanitizer report or valgrind error in the daemon's log fails the test.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -75,10 +77,30 @@ unset TSAN_OPTIONS G_SLICE
 phase "valgrind daemon" against build/memstatfs \
 	"valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite" tree vm
 
-# One closing line over every Criterion run and the registry tests.
+# Fuzzing: clang, libFuzzer, ASan+UBSan; MEMSTATFS_FUZZ_SECONDS each (10).
+run_fuzz() {
+	local out r
+	out=$(mktemp)
+	meson test -C build-fuzz --suite fuzz --print-errorlogs --no-rebuild | tee "$out"
+	r=${PIPESTATUS[0]}
+	awk '/^ *[0-9]+\/[0-9]+ .*fuzz_/ { if ($0 ~ / OK /) p++; else f++ }
+		END { printf "fuzz: %d passed, %d failed\n", p, f }' "$out"
+	rm -f "$out"
+	return "$r"
+}
+if [[ -d build-fuzz ]]; then
+	CC=clang meson setup --reconfigure build-fuzz >/dev/null
+else
+	CC=clang meson setup build-fuzz -Dfuzz=true -Db_sanitize=address,undefined \
+		-Db_lundef=false -Dc_args=-fsanitize=fuzzer-no-link >/dev/null
+fi && ninja -C build-fuzz >/dev/null || exit 1
+phase "fuzz" run_fuzz
+
+# One closing line over every Criterion run, the registry tests and the
+# fuzzers.
 read -r passed failed < <(awk '
 	/Synthesis: Tested:/ { for (i = 1; i <= NF; i++) { if ($i == "Passing:") p += $(i+1); if ($i == "Failing:" || $i == "Crashing:") f += $(i+1) } }
-	/^registry: [0-9]+ passed, [0-9]+ failed$/ { p += $2; f += $4 }
+	/^(registry|fuzz): [0-9]+ passed, [0-9]+ failed$/ { p += $2; f += $4 }
 	END { print p + 0, f + 0 }' "$log")
 if ((${#failed_phases[@]})); then
 	echo "failed phases: ${failed_phases[*]}"

@@ -333,6 +333,9 @@ Test(qmp, hostile_replies)
 	cr_expect_null(ms_qmp_parse_message("{}{}", 4));
 	cr_expect_null(ms_qmp_parse_message("{} []", 5));
 	cr_expect_null(ms_qmp_parse_message("[]", 2));
+	/* json-glib's comments and single quotes could hide a second value. */
+	cr_expect_null(ms_qmp_parse_message("{/{/}{}}", 8));
+	cr_expect_null(ms_qmp_parse_message("{\"x\": '\"'} {\"y\": '\"'}", 22));
 	JsonObject *o2 = ms_qmp_parse_message(" {\"a\": 1} \r", 11);
 	cr_expect_not_null(o2, "white space around one object");
 	if (o2)

@@ -1,0 +1,69 @@
+/* fuzz_meminfo.c: /proc/meminfo and the overcommit settings, as the
+ * meminfo/ files (ms_meminfo_value_from) and the metrics file
+ * (ms_metrics_render_from, without a registry or caller) read them.
+ *
+ * The input is up to four texts separated by NUL bytes: /proc/meminfo, then
+ * /proc/sys/vm/overcommit_memory, overcommit_ratio and overcommit_kbytes
+ * (missing ones are NULL, as when they cannot be read).  Every name asked
+ * for: the file name of each field of the input, the derived names, and one
+ * that does not exist.
+ */
+#include <errno.h>
+#include <glib.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fuzz.h"
+#include "memstat/meminfo.h"
+#include "memstat/metrics.h"
+#include "memstat/procfs.h"
+
+#define MAX_NAMES 64
+
+static void value(const char *name, const char *meminfo, const char *const oc[3])
+{
+	char *text = NULL;
+	int r = ms_meminfo_value_from(name, meminfo, oc, &text);
+
+	FUZZ_CHECK(r == 0 || r == -ENOENT || r == -EIO);
+	if (r < 0) {
+		FUZZ_CHECK(text == NULL);
+		return;
+	}
+	size_t len = strlen(text);
+	FUZZ_CHECK(len >= 2 && text[len - 1] == '\n');
+	FUZZ_CHECK(memchr(text, '\n', len - 1) == NULL);
+	g_free(text);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	char *buf = fuzz_cstr(data, size);
+	const char *meminfo = buf;
+	const char *oc[3] = {NULL, NULL, NULL};
+	const char *p = buf + strlen(buf);
+
+	for (int i = 0; i < 3 && p < buf + size; i++) {
+		oc[i] = p + 1;
+		p = oc[i] + strlen(oc[i]);
+	}
+
+	static const char *const derived[] = {"overcommit_memory", "overcommit_ratio",
+					      "overcommit_kbytes", "used", "commit_percent",
+					      "no_such_field"};
+	for (size_t i = 0; i < G_N_ELEMENTS(derived); i++)
+		value(derived[i], meminfo, oc);
+	GArray *fields = ms_parse_fields(meminfo);
+	for (guint i = 0; i < fields->len && i < MAX_NAMES; i++) {
+		char name[64];
+		if (ms_field_file_name(g_array_index(fields, ms_field, i).name, name, sizeof(name)))
+			value(name, meminfo, oc);
+	}
+	g_array_unref(fields);
+
+	char *metrics = ms_metrics_render_from(NULL, NULL, meminfo, oc);
+	FUZZ_CHECK(metrics != NULL);
+	g_free(metrics);
+	free(buf);
+	return 0;
+}
