@@ -148,12 +148,19 @@ static ms_fs *fs_of(fuse_req_t req)
 	return fuse_req_userdata(req);
 }
 
+/* Who asks: uid, gid, pid from the request. */
 static ms_caller caller_of(fuse_req_t req)
 {
 	const struct fuse_ctx *c = fuse_req_ctx(req);
-	ms_caller caller = {.uid = c->uid, .gid = c->gid, .pid = c->pid};
-	/* Its supplementary groups, for acting with its rights (a VM's
-	 * socket); none when they cannot be read. */
+	return (ms_caller){.uid = c->uid, .gid = c->gid, .pid = c->pid};
+}
+
+/* The same with the supplementary groups, for acting with the caller's
+ * rights on a VM's socket.  (libfuse reads them from /proc: only where they
+ * are needed.)  None when they cannot be read: fewer rights, not more. */
+static ms_caller caller_with_groups(fuse_req_t req)
+{
+	ms_caller caller = caller_of(req);
 	int n = fuse_req_getgroups(req, MS_CALLER_GROUPS_MAX, caller.groups);
 	caller.ngroups = n > 0 && n <= MS_CALLER_GROUPS_MAX ? n : 0;
 	return caller;
@@ -422,8 +429,10 @@ static bool is_private(enum kind k)
 static bool may_read(ms_fs *fs, node n, fuse_req_t req)
 {
 	g_autoptr(ms_target) t = target_of(fs, n);
-	ms_caller c = caller_of(req);
-	return !t || ms_target_may_read(t, &c);
+	if (!t)
+		return true;
+	ms_caller c = ms_target_socket(t) ? caller_with_groups(req) : caller_of(req);
+	return ms_target_may_read(t, &c);
 }
 
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)
@@ -759,7 +768,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	handle *h = g_new0(handle, 1);
 	h->n = n;
 	h->flags = fi->flags;
-	h->caller = caller_of(req);
+	/* metrics checks every target, VMs' sockets among them. */
+	h->caller = n.kind == K_METRICS ? caller_with_groups(req) : caller_of(req);
 	pthread_mutex_init(&h->lock, NULL);
 	h->base.free = handle_free;
 	fi->fh = open_add(fs, &h->base);
@@ -1107,7 +1117,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 {
 	ms_fs *fs = fs_of(req);
 	handle *h = (handle *)(uintptr_t)fi->fh;
-	ms_caller c = caller_of(req);
+	ms_caller c = caller_with_groups(req); /* a track line may name a socket */
 	int r;
 
 	(void)ino;
