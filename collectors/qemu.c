@@ -20,6 +20,7 @@
 
 #include "memstat/qmp.h"
 #include "memstat/settings.h"
+#include "process.h"
 
 #define QMP_TIMEOUT_MS 5000
 /* How long after its calc-time QEMU may take to publish a result. */
@@ -50,16 +51,12 @@ static const char *const vm_modes[] = {"page-sampling", "dirty-bitmap", "dirty-r
 
 static int64_t mono_ms(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return ms_now_us(CLOCK_MONOTONIC) / 1000;
 }
 
 static int64_t wall_ms(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return ms_now_us(CLOCK_REALTIME) / 1000;
 }
 
 /* Maps what the QMP client says to what a collector returns: a closed

@@ -13,6 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "process.h"
+
 /* Deepest nesting of arrays and objects taken: json-glib parses
  * recursively, and QMP's replies nest a few levels at most. */
 #define MAX_DEPTH 32
@@ -24,11 +26,10 @@ struct ms_qmp {
 	uint64_t next_id; /* ids of commands sent: "ms-N" */
 };
 
+/* Monotonic milliseconds, from the collectors' clock. */
 static int64_t mono_ms(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return ms_now_us(CLOCK_MONOTONIC) / 1000;
 }
 
 /* Whether the text is one JSON object, alone on its line, nesting arrays

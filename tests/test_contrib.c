@@ -89,6 +89,18 @@ static void make_scratch(void)
 	cr_assert(chmod(scratch, 0755) == 0);
 }
 
+/* Starts sh -c cmd in the background; its pid. */
+static pid_t spawn_sh(const char *cmd)
+{
+	pid_t pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+		_exit(127);
+	}
+	return pid;
+}
+
 /* Writes a script to run and returns its path. */
 static char *script(const char *name, const char *text)
 {
@@ -125,7 +137,7 @@ Test(contrib, fstab_line_mounts_and_unmounts_through_mount_fuse3)
 		"echo $pid > $s/memstat/track\n"
 		"echo \"period: $(cat $s/memstat/$pid/period)\"\n"
 		"d=$(grep -ls memstatfs /proc/[0-9]*/comm | cut -d/ -f3 | while read p; do\n"
-		"  grep -qsa \"$s/memstat\" /proc/$p/cmdline && echo $p; done)\n"
+		"  if grep -qsa \"$s/memstat\" /proc/$p/cmdline; then echo $p; fi; done)\n"
 		"echo \"daemons: $(echo $d | wc -w)\"\n"
 		"umount $s/memstat\n"
 		"for i in $(seq 100); do kill -0 $d 2>/dev/null || break; sleep 0.1; done\n"
@@ -178,11 +190,7 @@ Test(contrib, sidecar_mount_reaches_another_mount_namespace)
 	char *cmd = g_strdup_printf("unshare --mount --propagation slave --pid --fork %s %s "
 				    ">%s/app.out 2>&1",
 				    app, mnt, scratch);
-	pid_t app_pid = fork();
-	if (app_pid == 0) {
-		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-		_exit(127);
-	}
+	pid_t app_pid = spawn_sh(cmd);
 	g_free(cmd);
 	usleep(300000);
 	/* The sidecar: its own mount namespace where the volume stays
@@ -190,11 +198,7 @@ Test(contrib, sidecar_mount_reaches_another_mount_namespace)
 	cmd = g_strdup_printf("exec unshare --mount --propagation unchanged %s -f %s "
 			      ">%s/daemon.log 2>&1",
 			      daemon, mnt, scratch);
-	pid_t sidecar = fork();
-	if (sidecar == 0) {
-		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-		_exit(127);
-	}
+	pid_t sidecar = spawn_sh(cmd);
 	g_free(cmd);
 	helpers[nhelpers++] = sidecar;
 	int status;

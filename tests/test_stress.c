@@ -365,8 +365,10 @@ Test(stress, readers_churn_and_settings, .timeout = 600)
 
 	cr_expect_eq(atomic_load(&n_torn), 0, "torn: %s", first_problem);
 	cr_expect_eq(atomic_load(&n_bad_parse), 0, "bad: %s", first_problem);
-	cr_expect_gt(atomic_load(&n_tracked), seconds, "the churn did not churn");
-	cr_expect_gt(atomic_load(&n_reads), 1000 * seconds);
+	/* That the load ran, not how fast (speed is for the benchmarks): the
+	 * churn went round every slot, every reader read. */
+	cr_expect_geq(atomic_load(&n_tracked), SLOTS, "the churn did not churn");
+	cr_expect_geq(atomic_load(&n_reads), READERS, "the readers did not read");
 	cr_expect_eq(fds_after, fds_before, "file descriptors grew");
 	/* Memory: the allocator's arenas fill up in the first half and are
 	 * kept; a leak per read, per target or per setting would go on

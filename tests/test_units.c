@@ -306,7 +306,8 @@ Test(metrics, host_figures_in_base_units)
 	cr_expect(strstr(text, "memstat_overcommit_ratio 0.5\n"));
 	cr_expect(strstr(text, "memstat_targets 0\n"));
 	/* Every family has HELP then TYPE, once. */
-	cr_expect_eq(g_strv_length(g_strsplit(text, "# HELP ", -1)),
-		     g_strv_length(g_strsplit(text, "# TYPE ", -1)));
+	g_auto(GStrv) helps = g_strsplit(text, "# HELP ", -1);
+	g_auto(GStrv) types = g_strsplit(text, "# TYPE ", -1);
+	cr_expect_eq(g_strv_length(helps), g_strv_length(types));
 	g_free(text);
 }
