@@ -263,12 +263,13 @@ static double sample_value(const char *name, long seq, const char *key)
 	return v;
 }
 
-/* Mean rate of samples first..first+n-1 of name, and whether each held
- * truth within its interval widened by slack (MiB/s). */
+/* Mean rate of samples first..first+n-1 of name; how many held truth within
+ * their interval widened by slack (MiB/s); and the standard error of the
+ * mean, from each sample's own 95% interval. */
 static double mean_rate(const char *name, long first, int n, double truth, double slack,
-			int *inside)
+			int *inside, double *se)
 {
-	double sum = 0;
+	double sum = 0, var = 0;
 	*inside = 0;
 	for (long s = first; s < first + n; s++) {
 		double r = sample_value(name, s, "rate");
@@ -277,8 +278,11 @@ static double mean_rate(const char *name, long first, int n, double truth, doubl
 		fprintf(stderr, "  %s sample %ld: %.2f [%.2f, %.2f] MiB/s, truth %.2f\n", name, s,
 			r, lo, hi, truth);
 		sum += r;
+		double sd = (hi - lo) / 2 / 1.96;
+		var += sd * sd;
 		*inside += truth >= lo - slack && truth <= hi + slack;
 	}
+	*se = sqrt(var) / n;
 	return sum / n;
 }
 
@@ -311,16 +315,27 @@ Test(vm, page_sampling_matches_the_truth_and_the_process_view)
 
 	/* Sample 1 may have begun before the dirtier was steady. */
 	int in_vm, in_proc;
-	double vm_rate = mean_rate("web1", 2, 5, truth, 1.0, &in_vm);
-	double proc_rate = mean_rate(pidname, 2, 5, truth, 1.0, &in_proc);
-	fprintf(stderr, "VM page-sampling, truth %.1f MiB/s: QEMU via QMP %.2f, by pid %.2f\n",
-		truth, vm_rate, proc_rate);
-	/* QEMU reports whole MiB/s (truncated): up to 1 low.  4096 samples of
-	 * 65536 pages: one window's standard error is about 1.6 MiB/s. */
-	cr_expect(fabs(vm_rate - truth) < 3.5, "QEMU's figure %.2f vs truth %.2f", vm_rate, truth);
-	cr_expect(fabs(proc_rate - truth) < 3.5, "by pid %.2f vs truth %.2f", proc_rate, truth);
-	cr_expect_geq(in_vm, 4, "truth inside QEMU's interval in %d of 5", in_vm);
-	cr_expect_geq(in_proc, 4, "truth inside the process interval in %d of 5", in_proc);
+	double se_vm, se_proc;
+	double vm_rate = mean_rate("web1", 2, 5, truth, 1.0, &in_vm, &se_vm);
+	double proc_rate = mean_rate(pidname, 2, 5, truth, 1.0, &in_proc, &se_proc);
+	fprintf(stderr,
+		"VM page-sampling, truth %.1f MiB/s: QEMU via QMP %.2f (se %.2f, truth inside "
+		"%d/5), "
+		"by pid %.2f (se %.2f, inside %d/5)\n",
+		truth, vm_rate, se_vm, in_vm, proc_rate, se_proc, in_proc);
+	/* The mean of five windows within 4.5 standard errors (a false alarm
+	 * about once in 150,000 runs); QEMU reports whole MiB/s, truncated, so
+	 * its mean may also sit up to 1 low.  4096 samples of 65536 pages: one
+	 * window's standard error is about 1.6 MiB/s, the mean's about 0.7. */
+	cr_expect(vm_rate > truth - 1.0 - 4.5 * se_vm && vm_rate < truth + 4.5 * se_vm,
+		  "QEMU's figure %.2f vs truth %.2f (se %.2f)", vm_rate, truth, se_vm);
+	cr_expect(fabs(proc_rate - truth) < 4.5 * se_proc, "by pid %.2f vs truth %.2f (se %.2f)",
+		  proc_rate, truth, se_proc);
+	/* Each interval is a 95% one: 3 or more of 5 hold the truth unless the
+	 * intervals are too narrow (a false alarm about once in 900 runs; asking
+	 * for 4 of 5 fails by chance alone about once in 43 runs, and did in CI). */
+	cr_expect_geq(in_vm, 3, "truth inside QEMU's interval in %d of 5", in_vm);
+	cr_expect_geq(in_proc, 3, "truth inside the process interval in %d of 5", in_proc);
 }
 
 Test(vm, killing_qemu_ends_in_exited)
@@ -597,7 +612,8 @@ static double kvm_rate(vm_t *v, const char *name, const char *want_mode, unsigne
 	free(mode);
 	double truth = pages_per_sec * 4096.0 / (1 << 20);
 	int inside;
-	double r = mean_rate(name, 2, 4, truth, 0, &inside);
+	double se;
+	double r = mean_rate(name, 2, 4, truth, 0, &inside, &se);
 	uint32_t lag = guest_lag(v);
 	pacer_stop(&pc);
 	fprintf(stderr, "%s, truth %.1f MiB/s: %.2f (guest behind by %u pages)\n", want_mode, truth,
