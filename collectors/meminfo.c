@@ -1,10 +1,14 @@
 /* meminfo.c: /proc/meminfo and the overcommit settings, one value per name. */
 #include "memstat/meminfo.h"
 
+#include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "memstat/procfs.h"
 
@@ -19,11 +23,13 @@ static const char *const overcommit_names[3] = {
 	"overcommit_kbytes",
 };
 
+static int read_meminfo(char **out);
+
 GPtrArray *ms_meminfo_names(void)
 {
 	g_autofree char *text = NULL;
 
-	if (ms_read_file("/proc/meminfo", &text, NULL) < 0)
+	if (read_meminfo(&text) < 0)
 		return NULL;
 	g_autoptr(GArray) fields = ms_parse_fields(text);
 	GPtrArray *names = g_ptr_array_new_with_free_func(g_free);
@@ -39,18 +45,6 @@ GPtrArray *ms_meminfo_names(void)
 	return names;
 }
 
-/* The field whose file name is name, or NULL. */
-static const ms_field *find_by_file_name(GArray *fields, const char *name)
-{
-	for (guint i = 0; i < fields->len; i++) {
-		const ms_field *f = &g_array_index(fields, ms_field, i);
-		char fname[64];
-		if (ms_field_file_name(f->name, fname, sizeof(fname)) && strcmp(fname, name) == 0)
-			return f;
-	}
-	return NULL;
-}
-
 static bool field_u64(GArray *fields, const char *kname, uint64_t *out)
 {
 	const ms_field *f = ms_fields_find(fields, kname);
@@ -62,12 +56,36 @@ static bool field_u64(GArray *fields, const char *kname, uint64_t *out)
 	return *end == '\0';
 }
 
+/* The field of one line of meminfo whose file name is name, parsed by the
+ * same rules as every other (ms_parse_fields), without parsing the rest:
+ * most lines are told apart by their first letter. */
+static bool field_named(const char *meminfo, const char *name, ms_field *out)
+{
+	for (const char *line = meminfo; line && *line;) {
+		const char *nl = strchr(line, '\n');
+		if (tolower((unsigned char)line[0]) == name[0]) {
+			g_autofree char *one =
+				nl ? g_strndup(line, (gsize)(nl - line)) : g_strdup(line);
+			g_autoptr(GArray) f = ms_parse_fields(one);
+			char fname[64];
+			if (f->len == 1 &&
+			    ms_field_file_name(g_array_index(f, ms_field, 0).name, fname,
+					       sizeof(fname)) &&
+			    strcmp(fname, name) == 0) {
+				*out = g_array_index(f, ms_field, 0);
+				return true;
+			}
+		}
+		line = nl ? nl + 1 : NULL;
+	}
+	return false;
+}
+
 int ms_meminfo_value_from(const char *name, const char *meminfo, const char *const overcommit[3],
 			  char **text)
 {
-	g_autoptr(GArray) fields = ms_parse_fields(meminfo);
-	const ms_field *f;
 	uint64_t a, b;
+	ms_field one;
 
 	for (int i = 0; i < 3; i++) {
 		if (strcmp(name, overcommit_names[i]) == 0) {
@@ -79,24 +97,45 @@ int ms_meminfo_value_from(const char *name, const char *meminfo, const char *con
 			return 0;
 		}
 	}
-	if (strcmp(name, "used") == 0) {
-		/* procps 4's free: used = MemTotal - MemAvailable */
-		if (!field_u64(fields, "MemTotal", &a) || !field_u64(fields, "MemAvailable", &b))
+	if (strcmp(name, "used") == 0 || strcmp(name, "commit_percent") == 0) {
+		g_autoptr(GArray) fields = ms_parse_fields(meminfo);
+		bool used = name[0] == 'u';
+		if (!field_u64(fields, used ? "MemTotal" : "Committed_AS", &a) ||
+		    !field_u64(fields, used ? "MemAvailable" : "CommitLimit", &b) ||
+		    (!used && b == 0))
 			return -EIO;
-		*text = g_strdup_printf("%" PRIu64 "\n", a > b ? a - b : 0);
+		/* used as procps 4's free: MemTotal - MemAvailable */
+		*text = used ? g_strdup_printf("%" PRIu64 "\n", a > b ? a - b : 0)
+			     : g_strdup_printf("%.2f\n", (double)a * 100.0 / (double)b);
 		return 0;
 	}
-	if (strcmp(name, "commit_percent") == 0) {
-		if (!field_u64(fields, "Committed_AS", &a) ||
-		    !field_u64(fields, "CommitLimit", &b) || b == 0)
-			return -EIO;
-		*text = g_strdup_printf("%.2f\n", (double)a * 100.0 / (double)b);
-		return 0;
-	}
-	f = find_by_file_name(fields, name);
-	if (!f)
+	if (!field_named(meminfo, name, &one))
 		return -ENOENT;
-	*text = g_strdup_printf("%s\n", f->value);
+	*text = g_strdup_printf("%s\n", one.value);
+	return 0;
+}
+
+/* /proc/meminfo stays open, read again from offset 0 each time: a third
+ * cheaper than opening it every time, and `meminfo/` files are the most
+ * read in the tree.  One descriptor for every thread (the kernel serializes
+ * reads of it), opened once, never closed. */
+static int meminfo_fd = -1;
+static pthread_once_t meminfo_once = PTHREAD_ONCE_INIT;
+
+static void open_meminfo(void)
+{
+	meminfo_fd = open("/proc/meminfo", O_RDONLY | O_CLOEXEC);
+}
+
+static int read_meminfo(char **out)
+{
+	char buf[16384];
+
+	pthread_once(&meminfo_once, open_meminfo);
+	ssize_t n = meminfo_fd < 0 ? -1 : pread(meminfo_fd, buf, sizeof(buf) - 1, 0);
+	if (n < 0 || (size_t)n >= sizeof(buf) - 1) /* an error, or more than fits */
+		return ms_read_file("/proc/meminfo", out, NULL);
+	*out = g_strndup(buf, (gsize)n);
 	return 0;
 }
 
@@ -104,7 +143,7 @@ int ms_meminfo_value(const char *name, char **text)
 {
 	g_autofree char *meminfo = NULL;
 	char *oc[3] = {NULL, NULL, NULL};
-	int r = ms_read_file("/proc/meminfo", &meminfo, NULL);
+	int r = read_meminfo(&meminfo);
 
 	if (r < 0)
 		return r;

@@ -41,6 +41,13 @@ typedef struct {
 	int64_t start_wall_ms;
 	int64_t start_mid_us; /* middle of the first look */
 	bool open;
+
+	/* What the close of the last window found (the writable mappings and,
+	 * with PAGEMAP_SCAN, the resident pages), taken over by the next
+	 * window's open, which comes right after it: one look at the
+	 * mappings and one scan a step, not two.  NULL otherwise. */
+	GArray *next_vmas, *next_population;
+	int64_t next_us; /* when they were found (CLOCK_MONOTONIC) */
 } ps_state;
 
 static int ps_supported(char **why)
@@ -91,6 +98,8 @@ static void ps_close(void *state)
 	if (!s)
 		return;
 	ps_free_window(s);
+	g_clear_pointer(&s->next_vmas, g_array_unref);
+	g_clear_pointer(&s->next_population, g_array_unref);
 	ms_page_reader_clear(&s->rd);
 	g_rand_free(s->rand);
 	g_free(s);
@@ -210,11 +219,18 @@ static int ps_population(ps_state *s, GArray *vmas, GArray **out, char **why)
 static int ps_open_window(void *state, const ms_params *p, char **why)
 {
 	ps_state *s = state;
-	g_autoptr(GArray) vmas = NULL;
+	g_autoptr(GArray) vmas = g_steal_pointer(&s->next_vmas);
+	g_autoptr(GArray) found = g_steal_pointer(&s->next_population);
 	const uint32_t ps = s->rd.page_size;
-	int r = ms_proc_writable_vmas(s->pid, &vmas, why);
+	int r;
 
-	if (r < 0)
+	/* Only straight after a close (not after a failed step retried later). */
+	if (ms_now_us(CLOCK_MONOTONIC) - s->next_us > 50000) {
+		g_clear_pointer(&vmas, g_array_unref);
+		g_clear_pointer(&found, g_array_unref);
+	}
+
+	if (!vmas && (r = ms_proc_writable_vmas(s->pid, &vmas, why)) < 0)
 		return r;
 	s->pages_total = 0;
 	for (guint i = 0; i < vmas->len; i++) {
@@ -223,7 +239,9 @@ static int ps_open_window(void *state, const ms_params *p, char **why)
 	}
 	s->scanned = ms_pagemap_scan_supported();
 	s->start_wall_ms = ms_now_us(CLOCK_REALTIME) / 1000;
-	if ((r = ps_population(s, vmas, &s->population, why)) < 0)
+	if (found && s->scanned)
+		s->population = g_steal_pointer(&found);
+	else if ((r = ps_population(s, vmas, &s->population, why)) < 0)
 		return r;
 	s->pages_population = ms_runs_pages(s->population, ps);
 	s->n = sample_count(s->pages_population, ps, p->sample_pages);
@@ -254,7 +272,8 @@ static int ps_open_window(void *state, const ms_params *p, char **why)
 	return r;
 }
 
-/* Pages resident now that were outside the window's population. */
+/* Pages resident now that were outside the window's population.  What was
+ * found is kept for the next window's open. */
 static int ps_new_resident(ps_state *s, uint64_t *pages, char **why)
 {
 	g_autoptr(GArray) vmas = NULL;
@@ -269,6 +288,11 @@ static int ps_new_resident(ps_state *s, uint64_t *pages, char **why)
 	if ((r = ps_population(s, vmas, &now, why)) < 0)
 		return r;
 	*pages = ms_ranges_pages_not_in(now, s->population, s->rd.page_size);
+	g_clear_pointer(&s->next_vmas, g_array_unref);
+	g_clear_pointer(&s->next_population, g_array_unref);
+	s->next_vmas = g_steal_pointer(&vmas);
+	s->next_population = g_steal_pointer(&now);
+	s->next_us = ms_now_us(CLOCK_MONOTONIC);
 	return 0;
 }
 

@@ -149,12 +149,26 @@ void ms_page_reader_init(ms_page_reader *rd, pid_t pid)
 {
 	rd->pid = pid;
 	rd->page_size = (uint32_t)sysconf(_SC_PAGESIZE);
-	rd->buf = g_malloc((size_t)rd->page_size * MS_READ_BATCH);
 }
 
 void ms_page_reader_clear(ms_page_reader *rd)
 {
-	g_clear_pointer(&rd->buf, g_free);
+	(void)rd;
+}
+
+/* The buffer pages are read into: one per thread, not one per target (a
+ * thousand targets would hold a GiB), freed when the thread ends. */
+static GPrivate read_buffer = G_PRIVATE_INIT(g_free);
+
+static uint8_t *thread_read_buffer(size_t page_size)
+{
+	uint8_t *buf = g_private_get(&read_buffer);
+
+	if (!buf) {
+		buf = g_malloc(page_size * MS_READ_BATCH);
+		g_private_set(&read_buffer, buf);
+	}
+	return buf;
 }
 
 static void range_append(GArray *ranges, uint64_t start, uint64_t end)
@@ -341,6 +355,7 @@ static void cursor_advance(run_cursor *c, size_t pages, size_t ps)
 int ms_hash_runs(ms_page_reader *rd, const GArray *runs, uint64_t *hashes, bool *readable)
 {
 	const size_t ps = rd->page_size;
+	uint8_t *buf = thread_read_buffer(ps);
 	run_cursor c = {runs, 0, runs->len ? g_array_index(runs, ms_range, 0).start : 0};
 	size_t k = 0; /* index of the page at the cursor */
 
@@ -354,7 +369,7 @@ int ms_hash_runs(ms_page_reader *rd, const GArray *runs, uint64_t *hashes, bool 
 			const ms_range *x = &g_array_index(runs, ms_range, next.run);
 			size_t take = (size_t)MIN((x->end - next.at) / ps,
 						  (uint64_t)(MS_READ_BATCH - pages));
-			local[iov] = (struct iovec){rd->buf + pages * ps, take * ps};
+			local[iov] = (struct iovec){buf + pages * ps, take * ps};
 			remote[iov] = (struct iovec){(void *)(uintptr_t)next.at, take * ps};
 			iov++;
 			pages += take;
@@ -370,7 +385,7 @@ int ms_hash_runs(ms_page_reader *rd, const GArray *runs, uint64_t *hashes, bool 
 		}
 		size_t full = (size_t)r / ps;
 		for (size_t j = 0; j < full; j++) {
-			hashes[k + j] = XXH3_64bits(rd->buf + j * ps, ps);
+			hashes[k + j] = XXH3_64bits(buf + j * ps, ps);
 			readable[k + j] = true;
 		}
 		k += full;

@@ -44,7 +44,6 @@ int ms_pagemap_scan_present(int fd, uint64_t start, uint64_t end, GArray *ranges
 typedef struct {
 	pid_t pid;
 	uint32_t page_size;
-	uint8_t *buf; /* MS_READ_BATCH pages */
 } ms_page_reader;
 
 /* How ms_resident_runs finds resident pages. */

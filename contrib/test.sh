@@ -9,6 +9,8 @@
 #   4. the tree and VM tests against the daemon under valgrind's memcheck
 #   5. a short run of each libFuzzer harness (build-fuzz/, clang), from the
 #      seed corpus in tests/fuzz/corpus
+#   6. a short run of the benchmark suite (BENCH_QUICK=1): its figures are
+#      printed, never judged; it fails only when a benchmark cannot run
 # A sanitizer report or valgrind error in the daemon's log fails the test.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -96,11 +98,19 @@ else
 fi && ninja -C build-fuzz >/dev/null || exit 1
 phase "fuzz" run_fuzz
 
-# One closing line over every Criterion run, the registry tests and the
-# fuzzers.
+run_bench() {
+	local r=0
+	BENCH_QUICK=1 meson test -C build --benchmark --no-rebuild --print-errorlogs || r=1
+	echo "bench: $((1 - r)) passed, $r failed"
+	return $r
+}
+phase "bench" run_bench
+
+# One closing line over every Criterion run, the registry tests, the fuzzers
+# and the benchmark run.
 read -r passed failed < <(awk '
 	/Synthesis: Tested:/ { for (i = 1; i <= NF; i++) { if ($i == "Passing:") p += $(i+1); if ($i == "Failing:" || $i == "Crashing:") f += $(i+1) } }
-	/^(registry|fuzz): [0-9]+ passed, [0-9]+ failed$/ { p += $2; f += $4 }
+	/^(registry|fuzz|bench): [0-9]+ passed, [0-9]+ failed$/ { p += $2; f += $4 }
 	END { print p + 0, f + 0 }' "$log")
 if ((${#failed_phases[@]})); then
 	echo "failed phases: ${failed_phases[*]}"

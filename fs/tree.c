@@ -4,9 +4,14 @@
  *   bits 56..63 node kind, 32..55 target id, 0..31 index (a meminfo or
  *   memory field, a sample's sequence number, or a vCPU's id).  The root is
  *   FUSE_ROOT_ID.
- * Every file is direct_io: its content is rendered into a per-open buffer
- * when it is read at offset 0, and later offsets are served from that
- * buffer, so a reader never sees two versions mixed.
+ * Every file but a sample is direct_io: its content is rendered into a
+ * per-open buffer when it is read at offset 0, and later offsets are served
+ * from that buffer, so a reader never sees two versions mixed.  A sample
+ * (samples/<seq>) never changes once published: its size is exact and the
+ * kernel keeps its pages cached.
+ *
+ * Target ids are not reused before 16M others, so a sample's inode number
+ * always means the same content.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -773,7 +778,15 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	pthread_mutex_init(&h->lock, NULL);
 	h->base.free = handle_free;
 	fi->fh = open_add(fs, &h->base);
-	fi->direct_io = 1;
+	/* A sample never changes once published and its size is known: the
+	 * kernel may keep it in the page cache (no read reaches the daemon
+	 * after the first, and cat's end-of-file read is answered by the
+	 * kernel).  Every other file is read afresh, whole, per open. */
+	if (n.kind == K_SAMPLE) {
+		fi->keep_cache = 1;
+	} else {
+		fi->direct_io = 1;
+	}
 	fuse_reply_open(req, fi);
 }
 
@@ -1197,7 +1210,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
 	(void)userdata;
-	/* Nothing is cached in pages: every file is direct_io. */
+	/* Only samples are cached in pages, and they never change. */
 	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
 }
 

@@ -574,6 +574,44 @@ Test(tree, samples_directory_keeps_history_with_latest)
 	free(dir);
 }
 
+/* Samples are cached by the kernel (they never change): the size is the
+ * content's, a second read is the same, and a pid tracked again is a new
+ * target whose sample 1 is its own, not the page cache of the old one. */
+Test(tree, samples_are_cached_and_never_mixed_up)
+{
+	mount_start(&M, NULL);
+	pid_t pid = keep(dirtier_start(16, 16, 256, NULL));
+	char line[32];
+	snprintf(line, sizeof(line), "%d\n", (int)pid);
+
+	cr_assert_eq(track(pid, NULL), 0);
+	char *first = sample_wait(&M, pid, 1, 20);
+	cr_assert(first);
+	char *p = mpath(&M, "%d/samples/1", (int)pid);
+	struct stat st;
+	cr_assert_eq(stat(p, &st), 0);
+	cr_expect_eq((size_t)st.st_size, strlen(first), "size %lld for %zu bytes",
+		     (long long)st.st_size, strlen(first));
+	char *again = read_file(p);
+	cr_expect_str_eq(again, first);
+	free(again);
+
+	cr_assert_eq(put("untrack", line), 0);
+	cr_assert_eq(track(pid, NULL), 0);
+	char *renewed = sample_wait(&M, pid, 1, 20);
+	cr_assert(renewed);
+	double s1, s2;
+	cr_assert(sample_get(first, "start_ms", &s1) && sample_get(renewed, "start_ms", &s2));
+	cr_expect_gt(s2, s1, "the new target's sample 1 is the old one's:\n%s", renewed);
+	/* The same name opened afresh, and with the old size cached or not. */
+	char *direct = read_file(p);
+	cr_expect_str_eq(direct, renewed);
+	free(direct);
+	free(renewed);
+	free(first);
+	free(p);
+}
+
 /* ---- the daemon ---- */
 
 Test(tree, sigterm_unmounts_and_exits_zero)

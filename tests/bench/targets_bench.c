@@ -1,0 +1,190 @@
+/* targets_bench: what tracking many processes costs the host.
+ *
+ *   targets_bench MOUNTPOINT DAEMON_PID COUNT SECONDS [MIB]
+ *
+ * Starts COUNT idle processes holding MIB (default 8) of private memory
+ * each, tracks every one through MOUNTPOINT/track with the daemon's default
+ * settings, lets the daemon settle for one history's worth of periods (10 s),
+ * then watches it for SECONDS: its CPU share (cores), resident memory and
+ * thread count, how many periods' figures each target produced, and how old
+ * the latest figure of each target is when read (worst case and median),
+ * in Markdown.  The processes are killed at the end and the targets
+ * untracked.  Nothing is asserted.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static double now_s(clockid_t c)
+{
+	struct timespec ts;
+	clock_gettime(c, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static char *slurp(const char *path)
+{
+	static char buf[8192];
+	int fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return NULL;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n < 0)
+		return NULL;
+	buf[n] = 0;
+	return buf;
+}
+
+static int put(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY);
+	if (fd < 0)
+		return -errno;
+	ssize_t n = write(fd, text, strlen(text));
+	int e = n < 0 ? -errno : 0;
+	close(fd);
+	return e;
+}
+
+static double cpu_of(int pid)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	char *s = slurp(path), *p = s ? strrchr(s, ')') : NULL;
+	unsigned long ut = 0, st = 0;
+	if (!p ||
+	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+		return -1;
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static long status_field(int pid, const char *key)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	char *s = slurp(path), *p = s ? strstr(s, key) : NULL;
+	return p ? atol(p + strlen(key)) : -1;
+}
+
+/* The latest sample of a target: its seq and when its window ended (Unix ms). */
+static int latest(const char *mnt, int pid, long *seq, double *end_ms)
+{
+	char path[300];
+	snprintf(path, sizeof(path), "%s/%d/samples/latest", mnt, pid);
+	char *s = slurp(path);
+	if (!s)
+		return -1;
+	char *a = strstr(s, "seq "), *b = strstr(s, "start_ms "), *c = strstr(s, "period_ms ");
+	if (!a || !b || !c)
+		return -1;
+	*seq = atol(a + 4);
+	*end_ms = atof(b + 9) + atof(c + 10);
+	return 0;
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 5) {
+		fprintf(stderr, "usage: %s MOUNTPOINT DAEMON_PID COUNT SECONDS [MIB]\n", argv[0]);
+		return 2;
+	}
+	const char *mnt = argv[1];
+	int daemon = atoi(argv[2]), count = atoi(argv[3]);
+	double seconds = atof(argv[4]);
+	size_t mib = argc > 5 ? strtoul(argv[5], NULL, 10) : 8;
+	pid_t *kids = calloc((size_t)count, sizeof(pid_t));
+	long *seq0 = calloc((size_t)count, sizeof(long));
+	double *age = calloc((size_t)count, sizeof(double));
+	char track[300];
+	snprintf(track, sizeof(track), "%s/track", mnt);
+
+	long rss0 = status_field(daemon, "VmRSS:");
+	for (int i = 0; i < count; i++) {
+		int p[2];
+		if (pipe(p) != 0)
+			return perror("pipe"), 1;
+		kids[i] = fork();
+		if (kids[i] == 0) {
+			char *m = mmap(NULL, mib << 20, PROT_READ | PROT_WRITE,
+				       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+			for (size_t o = 0; m != MAP_FAILED && o < mib << 20; o += 4096)
+				m[o] = (char)o;
+			if (write(p[1], "r", 1) != 1)
+				_exit(1);
+			for (;;)
+				pause();
+		}
+		char c;
+		if (read(p[0], &c, 1) != 1)
+			return fprintf(stderr, "child %d failed\n", i), 1;
+		close(p[0]);
+		close(p[1]);
+		char line[32];
+		snprintf(line, sizeof(line), "%d\n", (int)kids[i]);
+		int r = put(track, line);
+		if (r < 0)
+			return fprintf(stderr, "track %d: %s\n", (int)kids[i], strerror(-r)), 1;
+	}
+	sleep(10);
+	double c0 = cpu_of(daemon), t0 = now_s(CLOCK_MONOTONIC);
+	for (int i = 0; i < count; i++) {
+		double end;
+		if (latest(mnt, kids[i], &seq0[i], &end) < 0)
+			seq0[i] = 0;
+	}
+	long threads_max = 0;
+	for (double t = 0; t < seconds; t += 0.5) {
+		struct timespec ts = {0, 500000000};
+		nanosleep(&ts, NULL);
+		long th = status_field(daemon, "Threads:");
+		threads_max = th > threads_max ? th : threads_max;
+	}
+	double wall = now_s(CLOCK_MONOTONIC) - t0, cpu = cpu_of(daemon) - c0;
+	long rss = status_field(daemon, "VmRSS:");
+	long min_new = -1, missing = 0;
+	for (int i = 0; i < count; i++) {
+		long seq;
+		double end;
+		if (latest(mnt, kids[i], &seq, &end) < 0) {
+			missing++;
+			age[i] = 1e9;
+			continue;
+		}
+		age[i] = now_s(CLOCK_REALTIME) * 1000 - end;
+		long got = seq - seq0[i];
+		min_new = min_new < 0 || got < min_new ? got : min_new;
+	}
+	qsort(age, (size_t)count, sizeof(double), cmp_d);
+	printf("| targets | MiB each | seconds watched | daemon CPU, cores | daemon RSS, MiB | "
+	       "threads (max) | fewest new figures per target | latest figure's age, median / "
+	       "worst, s | targets without a figure |\n");
+	printf("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+	printf("| %d | %zu | %.1f | %.3f | %.1f (%.1f before) | %ld | %ld | %.2f / %.2f | %ld |\n",
+	       count, mib, wall, cpu / wall, rss / 1024.0, rss0 / 1024.0, threads_max, min_new,
+	       age[count / 2] / 1000, age[count - 1] / 1000, missing);
+	char untrack[300];
+	snprintf(untrack, sizeof(untrack), "%s/untrack", mnt);
+	for (int i = 0; i < count; i++) {
+		char line[32];
+		kill(kids[i], SIGKILL);
+		waitpid(kids[i], NULL, 0);
+		snprintf(line, sizeof(line), "%d\n", (int)kids[i]);
+		put(untrack, line);
+	}
+	return 0;
+}
