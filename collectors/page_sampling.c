@@ -11,9 +11,21 @@
  * pages that became resident elsewhere during the window are counted
  * exactly from a second scan.  Without it, the pages are drawn from all
  * writable memory and a drawn page that became resident counts as dirty.
+ *
+ * A process that used no CPU time since its pages were looked at cannot have
+ * written its private memory: such a window is closed without reading
+ * anything (method "idle", 0 pages dirty, exact), and the next one keeps the
+ * same pages and hashes, still true.  Its CPU time is the kernel's, to the
+ * nanosecond, for all its threads, live and gone (clock_getcpuclockid), and
+ * none of its threads may be running at the close (a running thread's time
+ * is counted only at ticks and switches).  Not when it has shared writable
+ * memory, which others can write.  What is not
+ * seen then: a device or another process (process_vm_writev, a debugger)
+ * writing into the private memory of a process that is not running.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -48,7 +60,24 @@ typedef struct {
 	 * mappings and one scan a step, not two.  NULL otherwise. */
 	GArray *next_vmas, *next_population;
 	int64_t next_us; /* when they were found (CLOCK_MONOTONIC) */
+
+	/* Idle windows. */
+	clockid_t cpu_clock; /* the process's CPU-time clock */
+	bool has_cpu_clock;
+	bool private_only; /* no shared writable mapping when the window opened */
+	int64_t cpu_ns;	   /* its CPU time before the window's first look, or -1 */
+	bool keep;	   /* the next window keeps this one's pages and hashes */
 } ps_state;
+
+/* The process's CPU time (all threads), in ns, or -1. */
+static int64_t process_cpu_ns(const ps_state *s)
+{
+	struct timespec ts;
+
+	if (!s->has_cpu_clock || clock_gettime(s->cpu_clock, &ts) != 0)
+		return -1;
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
 
 static int ps_supported(char **why)
 {
@@ -75,6 +104,8 @@ static void *ps_open(const ms_proc_id *id, int *err, char **why)
 	s->pid = pid;
 	s->id = id;
 	s->rand = g_rand_new();
+	s->has_cpu_clock = clock_getcpuclockid(pid, &s->cpu_clock) == 0;
+	s->cpu_ns = -1;
 	ms_page_reader_init(&s->rd, pid);
 	return s;
 }
@@ -82,6 +113,8 @@ static void *ps_open(const ms_proc_id *id, int *err, char **why)
 static void ps_free_window(void *state)
 {
 	ps_state *s = state;
+	if (s->keep) /* an idle window: the next one takes it over */
+		return;
 	g_clear_pointer(&s->population, g_array_unref);
 	g_clear_pointer(&s->addrs, g_free);
 	g_clear_pointer(&s->hashes, g_free);
@@ -97,6 +130,7 @@ static void ps_close(void *state)
 
 	if (!s)
 		return;
+	s->keep = false;
 	ps_free_window(s);
 	g_clear_pointer(&s->next_vmas, g_array_unref);
 	g_clear_pointer(&s->next_population, g_array_unref);
@@ -224,6 +258,18 @@ static int ps_open_window(void *state, const ms_params *p, char **why)
 	const uint32_t ps = s->rd.page_size;
 	int r;
 
+	/* After an idle window, unless the settings changed: the same pages,
+	 * whose hashes are still true (the process has not run since). */
+	if (s->keep) {
+		s->keep = false;
+		if (sample_count(s->pages_population, ps, p->sample_pages) == s->n) {
+			s->start_wall_ms = ms_now_us(CLOCK_REALTIME) / 1000;
+			s->start_mid_us = ms_now_us(CLOCK_MONOTONIC);
+			s->open = true;
+			return 0;
+		}
+		ps_free_window(s);
+	}
 	/* Only straight after a close (not after a failed step retried later). */
 	if (ms_now_us(CLOCK_MONOTONIC) - s->next_us > 50000) {
 		g_clear_pointer(&vmas, g_array_unref);
@@ -233,9 +279,11 @@ static int ps_open_window(void *state, const ms_params *p, char **why)
 	if (!vmas && (r = ms_proc_writable_vmas(s->pid, &vmas, why)) < 0)
 		return r;
 	s->pages_total = 0;
+	s->private_only = true;
 	for (guint i = 0; i < vmas->len; i++) {
 		const ms_vma *v = &g_array_index(vmas, ms_vma, i);
 		s->pages_total += (v->end - v->start) / ps;
+		s->private_only &= !v->shared;
 	}
 	s->scanned = ms_pagemap_scan_supported();
 	s->start_wall_ms = ms_now_us(CLOCK_REALTIME) / 1000;
@@ -266,6 +314,9 @@ static int ps_open_window(void *state, const ms_params *p, char **why)
 	s->present = g_new(bool, MAX(s->n, 1));
 	s->readable = g_new(bool, MAX(s->n, 1));
 	s->open = true;
+	/* Before the look: if it has not changed at the close, nothing the
+	 * look saw can have changed either. */
+	s->cpu_ns = process_cpu_ns(s);
 	int64_t t0 = ms_now_us(CLOCK_MONOTONIC);
 	r = ps_look(s, s->present, s->hashes, s->readable, why);
 	s->start_mid_us = (t0 + ms_now_us(CLOCK_MONOTONIC)) / 2;
@@ -296,9 +347,38 @@ static int ps_new_resident(ps_state *s, uint64_t *pages, char **why)
 	return 0;
 }
 
+/* Closes a window in which the process did not run: nothing read. */
+static int ps_close_idle(ps_state *s, ms_measurement *out)
+{
+	int64_t now = ms_now_us(CLOCK_MONOTONIC);
+
+	memset(out, 0, sizeof(*out));
+	out->start_ms = s->start_wall_ms;
+	out->period_ms = (uint32_t)MAX((now - s->start_mid_us + 500) / 1000, 1);
+	out->mode = ms_page_sampling.mode;
+	out->method = "idle";
+	out->page_size = s->rd.page_size;
+	out->pages_total = s->pages_total;
+	out->pages_population = s->pages_population;
+	out->pages_sampled = s->n;
+	ms_measurement_finish(out);
+	/* Not sampled: known. */
+	out->exact = true;
+	out->rate = out->rate_lo = out->rate_hi = 0;
+	s->keep = true;
+	return 1;
+}
+
 static int ps_close_window(void *state, ms_measurement *out, char **why)
 {
 	ps_state *s = state;
+	int64_t cpu = process_cpu_ns(s);
+
+	/* The kernel counts a running thread's time at ticks and switches: a
+	 * thread running now may have run unseen (on a tickless CPU, for a
+	 * second), one that stopped running has been counted. */
+	if (cpu >= 0 && cpu == s->cpu_ns && s->private_only && !ms_proc_any_thread_runnable(s->pid))
+		return ps_close_idle(s, out);
 	g_autofree uint64_t *hashes = g_new(uint64_t, MAX(s->n, 1));
 	g_autofree bool *present = g_new(bool, MAX(s->n, 1));
 	g_autofree bool *readable = g_new(bool, MAX(s->n, 1));

@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include "process.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -143,6 +144,52 @@ int ms_hash_pages(ms_page_reader *rd, const uint64_t *addrs, size_t count, uint6
 		g_array_append_val(runs, r);
 	}
 	return ms_hash_runs(rd, runs, hashes, readable);
+}
+
+/* The state of one thread (or of a single-threaded process) from its stat
+ * file, or 0. */
+static char stat_state(const char *path, long *threads)
+{
+	g_autofree char *text = NULL;
+	ms_proc_stat st;
+
+	if (ms_read_file(path, &text, NULL) < 0 || ms_parse_stat(text, &st) < 0)
+		return 0;
+	if (threads)
+		*threads = st.num_threads;
+	return st.state;
+}
+
+bool ms_proc_any_thread_runnable(pid_t pid)
+{
+	char path[64];
+	long threads = 0;
+
+	/* One thread: the process's own stat says it. */
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	char state = stat_state(path, &threads);
+	if (state == 0 || state == 'R')
+		return true;
+	if (threads == 1)
+		return false;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	DIR *d = opendir(path);
+	struct dirent *e;
+	bool runnable = d == NULL;
+
+	while (!runnable && (e = readdir(d))) {
+		char stat_path[sizeof(path) + sizeof(e->d_name) + 8];
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(stat_path, sizeof(stat_path), "%s/%s/stat", path, e->d_name);
+		/* 0: a thread gone since readdir, which ran; say so. */
+		state = stat_state(stat_path, NULL);
+		runnable = state == 0 || state == 'R';
+	}
+	if (d)
+		closedir(d);
+	return runnable;
 }
 
 void ms_page_reader_init(ms_page_reader *rd, pid_t pid)

@@ -91,7 +91,8 @@ int ms_parse_stat(const char *text, ms_proc_stat *out)
 	out->pid = (pid_t)pid;
 
 	const char *p = close + 1;
-	/* field 3 is the state; we need fields 9 (flags) and 22 (starttime) */
+	/* field 3 is the state; we need fields 9 (flags), 20 (num_threads)
+	 * and 22 (starttime) */
 	unsigned long long fields[23] = {0};
 	int field = 3;
 
@@ -113,6 +114,7 @@ int ms_parse_stat(const char *text, ms_proc_stat *out)
 		p = end;
 	}
 	out->flags = (unsigned long)fields[9];
+	out->num_threads = (long)fields[20];
 	out->starttime = fields[22];
 	return 0;
 }

@@ -406,6 +406,8 @@ static void run_job(ms_registry *reg, ms_target *t)
 	ms_target_unref(t);
 }
 
+#define WAKE_GRID_US 10000
+
 static void *worker_main(void *data)
 {
 	ms_registry *reg = data;
@@ -419,8 +421,13 @@ static void *worker_main(void *data)
 		}
 		ms_target *t = g_sequence_get(it);
 		if (t->due_us > mono_us()) {
-			struct timespec until = {.tv_sec = t->due_us / 1000000,
-						 .tv_nsec = (t->due_us % 1000000) * 1000};
+			/* Workers wake on a 10 ms grid: jobs due within the same
+			 * 10 ms run one after the other at one wake-up (at most
+			 * 10 ms late), not one wake-up each (a thousand targets
+			 * would mean a thousand a second). */
+			int64_t wake = (t->due_us + WAKE_GRID_US - 1) / WAKE_GRID_US * WAKE_GRID_US;
+			struct timespec until = {.tv_sec = wake / 1000000,
+						 .tv_nsec = (wake % 1000000) * 1000};
 			pthread_cond_timedwait(&reg->cond, &reg->lock, &until);
 			continue;
 		}

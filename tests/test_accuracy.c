@@ -11,6 +11,7 @@
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,4 +171,94 @@ Test(accuracy, page_sampling_without_pagemap_scan)
 	mount_start(&M, NULL);
 	unsetenv("MEMSTATFS_NO_PAGEMAP_SCAN");
 	run(1024, 16384, false);
+}
+
+/* ---- a process that does not run ---- */
+
+static long latest_seq(pid_t pid)
+{
+	char target[32];
+	char *p = mpath(&M, "%d/samples/latest", (int)pid);
+	ssize_t n = readlink(p, target, sizeof(target) - 1);
+	free(p);
+	if (n <= 0)
+		return 0;
+	target[n] = '\0';
+	return strtol(target, NULL, 10);
+}
+
+/* Sample seq of the helper, with its method. */
+static char *sample_method(long seq, char *method, size_t len)
+{
+	char *text = sample_wait(&M, helper, seq, 30);
+	cr_assert(text, "sample %ld never came", seq);
+	const char *m = strstr(text, "\nmethod ");
+	cr_assert(m);
+	snprintf(method, len, "%.*s", (int)strcspn(m + 8, "\n"), m + 8);
+	return text;
+}
+
+/* Stopped (SIGSTOP), the helper uses no CPU time: its windows are closed
+ * without reading its memory, with 0 pages dirty.  Running again, it is
+ * measured as before, against the pages and hashes kept meanwhile. */
+Test(accuracy, a_stopped_process_is_idle_then_measured_again)
+{
+	/* 2560 pages/s of 16384: 10 MiB/s. */
+	helper = dirtier_start(64, 64, 2560, NULL);
+	cr_assert_eq(track_pid(&M, helper, "sample_pages=16384"), 0);
+	char method[64];
+	free(sample_method(2, method, sizeof(method)));
+	cr_expect_str_neq(method, "idle", "a running process's window was idle");
+
+	kill(helper, SIGSTOP);
+	usleep(1500 * 1000);
+	long from = latest_seq(helper) + 1; /* opened after the stop */
+	for (long seq = from; seq < from + 2; seq++) {
+		char *text = sample_method(seq, method, sizeof(method));
+		double rate, dirty, sampled, exact;
+		cr_assert(sample_get(text, "rate", &rate) &&
+			  sample_get(text, "pages_dirty", &dirty) &&
+			  sample_get(text, "pages_sampled", &sampled) &&
+			  sample_get(text, "exact", &exact));
+		cr_expect_str_eq(method, "idle", "stopped, sample %ld:\n%s", seq, text);
+		cr_expect(rate == 0 && dirty == 0 && exact == 1, "stopped, sample %ld:\n%s", seq,
+			  text);
+		cr_expect_gt(sampled, 0);
+		free(text);
+	}
+
+	long resumed = latest_seq(helper) + 1; /* open (kept, idle) at the SIGCONT */
+	kill(helper, SIGCONT);
+	/* It catches up on the writes it missed at once: that window, read
+	 * against the pages and hashes kept while it was stopped, sees them. */
+	char *text = sample_method(resumed, method, sizeof(method));
+	if (strcmp(method, "idle") == 0) { /* it closed between readlink and kill */
+		free(text);
+		text = sample_method(++resumed, method, sizeof(method));
+	}
+	double dirty = 0;
+	cr_expect(sample_get(text, "pages_dirty", &dirty) && dirty > 0,
+		  "the first window after SIGCONT saw no writes:\n%s", text);
+	cr_expect_str_neq(method, "idle");
+	free(text);
+	long next = resumed + 1;
+	tally t = collect(helper, 2560, next, 4);
+	free(sample_method(next, method, sizeof(method)));
+	cr_expect_str_neq(method, "idle", "running again, still idle");
+	check(&t, 4 * 8 * (16384.0 / 262144.0) * 4);
+}
+
+/* Shared writable memory can be written by others: never taken as idle. */
+Test(accuracy, a_stopped_process_with_shared_memory_is_still_read)
+{
+	helper = dirtier_start(16, 16, 256, "shared");
+	cr_assert_eq(track_pid(&M, helper, NULL), 0);
+	free(sample_wait(&M, helper, 1, 30));
+	kill(helper, SIGSTOP);
+	usleep(1500 * 1000);
+	long seq = latest_seq(helper) + 1;
+	char method[64];
+	free(sample_method(seq, method, sizeof(method)));
+	cr_expect_str_neq(method, "idle");
+	kill(helper, SIGCONT);
 }

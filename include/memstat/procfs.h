@@ -31,6 +31,7 @@ typedef struct {
 	pid_t pid;
 	char state;		      /* field 3 */
 	unsigned long flags;	      /* field 9: PF_* */
+	long num_threads;	      /* field 20 */
 	unsigned long long starttime; /* field 22, clock ticks after boot */
 } ms_proc_stat;
 

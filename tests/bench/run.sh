@@ -108,6 +108,8 @@ echo "## 4. Many targets at the default period (1 s)"
 echo
 "$build"/tests/targets_bench "$tmp"/ms "$ms" "$targets" "$watch" 4
 echo
+"$build"/tests/targets_bench "$tmp"/ms "$ms" "$targets" "$watch" 4 active | tail -1
+echo
 
 echo "## 5. The measured process's own speed"
 echo

@@ -1,11 +1,12 @@
 /* targets_bench: what tracking many processes costs the host.
  *
- *   targets_bench MOUNTPOINT DAEMON_PID COUNT SECONDS [MIB]
+ *   targets_bench MOUNTPOINT DAEMON_PID COUNT SECONDS [MIB [active]]
  *
- * Starts COUNT idle processes holding MIB (default 8) of private memory
- * each, tracks every one through MOUNTPOINT/track with the daemon's default
- * settings, lets the daemon settle for one history's worth of periods (10 s),
- * then watches it for SECONDS: its CPU share (cores), resident memory and
+ * Starts COUNT processes holding MIB (default 8) of private memory each,
+ * idle (asleep), or with "active" each writing one page every 100 ms (so
+ * that every window must be read: an idle process costs next to nothing), tracks every one through
+ * MOUNTPOINT/track with the daemon's default settings, lets the daemon settle for one history's
+ * worth of periods (10 s), then watches it for SECONDS: its CPU share (cores), resident memory and
  * thread count, how many periods' figures each target produced, and how old
  * the latest figure of each target is when read (worst case and median),
  * in Markdown.  The processes are killed at the end and the targets
@@ -100,13 +101,15 @@ static int cmp_d(const void *a, const void *b)
 int main(int argc, char **argv)
 {
 	if (argc < 5) {
-		fprintf(stderr, "usage: %s MOUNTPOINT DAEMON_PID COUNT SECONDS [MIB]\n", argv[0]);
+		fprintf(stderr, "usage: %s MOUNTPOINT DAEMON_PID COUNT SECONDS [MIB [active]]\n",
+			argv[0]);
 		return 2;
 	}
 	const char *mnt = argv[1];
 	int daemon = atoi(argv[2]), count = atoi(argv[3]);
 	double seconds = atof(argv[4]);
 	size_t mib = argc > 5 ? strtoul(argv[5], NULL, 10) : 8;
+	int active = argc > 6 && strcmp(argv[6], "active") == 0;
 	pid_t *kids = calloc((size_t)count, sizeof(pid_t));
 	long *seq0 = calloc((size_t)count, sizeof(long));
 	double *age = calloc((size_t)count, sizeof(double));
@@ -126,6 +129,10 @@ int main(int argc, char **argv)
 				m[o] = (char)o;
 			if (write(p[1], "r", 1) != 1)
 				_exit(1);
+			for (size_t o = 0; active; o = (o + 4096) % (mib << 20)) {
+				m[o]++;
+				usleep(100000);
+			}
 			for (;;)
 				pause();
 		}
@@ -170,13 +177,16 @@ int main(int argc, char **argv)
 		min_new = min_new < 0 || got < min_new ? got : min_new;
 	}
 	qsort(age, (size_t)count, sizeof(double), cmp_d);
-	printf("| targets | MiB each | seconds watched | daemon CPU, cores | daemon RSS, MiB | "
+	printf("| targets | MiB each, doing | seconds watched | daemon CPU, cores | daemon RSS, "
+	       "MiB | "
 	       "threads (max) | fewest new figures per target | latest figure's age, median / "
 	       "worst, s | targets without a figure |\n");
 	printf("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
-	printf("| %d | %zu | %.1f | %.3f | %.1f (%.1f before) | %ld | %ld | %.2f / %.2f | %ld |\n",
-	       count, mib, wall, cpu / wall, rss / 1024.0, rss0 / 1024.0, threads_max, min_new,
-	       age[count / 2] / 1000, age[count - 1] / 1000, missing);
+	printf("| %d | %zu, %s | %.1f | %.3f | %.1f (%.1f before) | %ld | %ld | %.2f / %.2f | %ld "
+	       "|\n",
+	       count, mib, active ? "each writing a page every 100 ms" : "asleep", wall, cpu / wall,
+	       rss / 1024.0, rss0 / 1024.0, threads_max, min_new, age[count / 2] / 1000,
+	       age[count - 1] / 1000, missing);
 	char untrack[300];
 	snprintf(untrack, sizeof(untrack), "%s/untrack", mnt);
 	for (int i = 0; i < count; i++) {
