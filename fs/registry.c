@@ -293,8 +293,10 @@ static void schedule_at(ms_registry *reg, ms_target *t, int64_t due_us)
 {
 	t->due_us = due_us;
 	t->sched = g_sequence_insert_sorted(reg->schedule, t, by_due, NULL);
-	/* Any worker may be sleeping until a later time. */
-	pthread_cond_broadcast(&reg->cond);
+	/* Workers sleep until the first job is due: only a new first one
+	 * changes that (not every job put back a period later). */
+	if (g_sequence_iter_is_begin(t->sched))
+		pthread_cond_broadcast(&reg->cond);
 }
 
 /* Runs one step of t's collector; returns the step's result, with *m filled
@@ -395,9 +397,13 @@ static void run_job(ms_registry *reg, ms_target *t)
 			t->coll = NULL;
 		}
 	} else {
-		schedule_at(reg, t,
-			    retry_us ? mono_us() + retry_us
-				     : started + (int64_t)period_s * G_USEC_PER_SEC);
+		/* One period after it was due, not after it started: the
+		 * wake-up grid's lateness does not add up (unless it ran a
+		 * whole period late: no catching up). */
+		int64_t period_us = (int64_t)period_s * G_USEC_PER_SEC;
+		int64_t next = t->due_us + period_us > started ? t->due_us + period_us
+							       : started + period_us;
+		schedule_at(reg, t, retry_us ? mono_us() + retry_us : next);
 	}
 	pthread_mutex_unlock(&reg->lock);
 
