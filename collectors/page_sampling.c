@@ -17,11 +17,13 @@
  * anything (method "idle", 0 pages dirty, exact), and the next one keeps the
  * same pages and hashes, still true.  Its CPU time is the kernel's, to the
  * nanosecond, for all its threads, live and gone (clock_getcpuclockid), and
- * none of its threads may be running at the close (a running thread's time
- * is counted only at ticks and switches).  Not when it has shared writable
- * memory, which others can write.  What is not
- * seen then: a device or another process (process_vm_writev, a debugger)
- * writing into the private memory of a process that is not running.
+ * none of its threads may be running or in D at the close (a running
+ * thread's time is counted only at ticks and switches; a thread in D may be
+ * waiting for a vfork child or a device that writes for it).  Not when it
+ * has shared writable memory, which others can write.  What is not seen
+ * then: another process writing into the private memory of one that is
+ * asleep (process_vm_writev, a debugger, a userfaultfd monitor, a process
+ * sharing its memory with CLONE_VM) or a device doing so by itself.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -59,7 +61,8 @@ typedef struct {
 	 * window's open, which comes right after it: one look at the
 	 * mappings and one scan a step, not two.  NULL otherwise. */
 	GArray *next_vmas, *next_population;
-	int64_t next_us; /* when they were found (CLOCK_MONOTONIC) */
+	int64_t next_us;     /* when they were found (CLOCK_MONOTONIC) */
+	int64_t next_cpu_ns; /* the process's CPU time before they were found */
 
 	/* Idle windows. */
 	clockid_t cpu_clock; /* the process's CPU-time clock */
@@ -275,6 +278,10 @@ static int ps_open_window(void *state, const ms_params *p, char **why)
 		g_clear_pointer(&vmas, g_array_unref);
 		g_clear_pointer(&found, g_array_unref);
 	}
+	/* The CPU time before anything this window relies on was seen (the
+	 * mappings, the resident pages, the look): if it has not changed at
+	 * the close, none of that can have changed either. */
+	s->cpu_ns = vmas ? s->next_cpu_ns : process_cpu_ns(s);
 
 	if (!vmas && (r = ms_proc_writable_vmas(s->pid, &vmas, why)) < 0)
 		return r;
@@ -314,9 +321,6 @@ static int ps_open_window(void *state, const ms_params *p, char **why)
 	s->present = g_new(bool, MAX(s->n, 1));
 	s->readable = g_new(bool, MAX(s->n, 1));
 	s->open = true;
-	/* Before the look: if it has not changed at the close, nothing the
-	 * look saw can have changed either. */
-	s->cpu_ns = process_cpu_ns(s);
 	int64_t t0 = ms_now_us(CLOCK_MONOTONIC);
 	r = ps_look(s, s->present, s->hashes, s->readable, why);
 	s->start_mid_us = (t0 + ms_now_us(CLOCK_MONOTONIC)) / 2;
@@ -325,7 +329,7 @@ static int ps_open_window(void *state, const ms_params *p, char **why)
 
 /* Pages resident now that were outside the window's population.  What was
  * found is kept for the next window's open. */
-static int ps_new_resident(ps_state *s, uint64_t *pages, char **why)
+static int ps_new_resident(ps_state *s, int64_t cpu_ns, uint64_t *pages, char **why)
 {
 	g_autoptr(GArray) vmas = NULL;
 	g_autoptr(GArray) now = NULL;
@@ -344,6 +348,7 @@ static int ps_new_resident(ps_state *s, uint64_t *pages, char **why)
 	s->next_vmas = g_steal_pointer(&vmas);
 	s->next_population = g_steal_pointer(&now);
 	s->next_us = ms_now_us(CLOCK_MONOTONIC);
+	s->next_cpu_ns = cpu_ns;
 	return 0;
 }
 
@@ -376,14 +381,19 @@ static int ps_close_window(void *state, ms_measurement *out, char **why)
 
 	/* The kernel counts a running thread's time at ticks and switches: a
 	 * thread running now may have run unseen (on a tickless CPU, for a
-	 * second), one that stopped running has been counted. */
-	if (cpu >= 0 && cpu == s->cpu_ns && s->private_only && !ms_proc_any_thread_runnable(s->pid))
-		return ps_close_idle(s, out);
+	 * second), one that stopped running has been counted.  So: no thread
+	 * running (or in D: a vfork child or a device may be writing for it),
+	 * then, after that look, the CPU time unchanged. */
+	if (cpu >= 0 && cpu == s->cpu_ns && s->private_only && !ms_proc_any_thread_busy(s->pid)) {
+		cpu = process_cpu_ns(s);
+		if (cpu >= 0 && cpu == s->cpu_ns)
+			return ps_close_idle(s, out);
+	}
 	g_autofree uint64_t *hashes = g_new(uint64_t, MAX(s->n, 1));
 	g_autofree bool *present = g_new(bool, MAX(s->n, 1));
 	g_autofree bool *readable = g_new(bool, MAX(s->n, 1));
 	uint64_t fresh = 0;
-	int r = ps_new_resident(s, &fresh, why);
+	int r = ps_new_resident(s, cpu, &fresh, why);
 	if (r < 0)
 		return r;
 	int64_t t0 = ms_now_us(CLOCK_MONOTONIC);

@@ -160,7 +160,7 @@ static char stat_state(const char *path, long *threads)
 	return st.state;
 }
 
-bool ms_proc_any_thread_runnable(pid_t pid)
+bool ms_proc_any_thread_busy(pid_t pid)
 {
 	char path[64];
 	long threads = 0;
@@ -168,7 +168,7 @@ bool ms_proc_any_thread_runnable(pid_t pid)
 	/* One thread: the process's own stat says it. */
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
 	char state = stat_state(path, &threads);
-	if (state == 0 || state == 'R')
+	if (state == 0 || state == 'R' || state == 'D')
 		return true;
 	if (threads == 1)
 		return false;
@@ -176,20 +176,20 @@ bool ms_proc_any_thread_runnable(pid_t pid)
 	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
 	DIR *d = opendir(path);
 	struct dirent *e;
-	bool runnable = d == NULL;
+	bool busy = d == NULL;
 
-	while (!runnable && (e = readdir(d))) {
+	while (!busy && (e = readdir(d))) {
 		char stat_path[sizeof(path) + sizeof(e->d_name) + 8];
 		if (e->d_name[0] == '.')
 			continue;
 		snprintf(stat_path, sizeof(stat_path), "%s/%s/stat", path, e->d_name);
 		/* 0: a thread gone since readdir, which ran; say so. */
 		state = stat_state(stat_path, NULL);
-		runnable = state == 0 || state == 'R';
+		busy = state == 0 || state == 'R' || state == 'D';
 	}
 	if (d)
 		closedir(d);
-	return runnable;
+	return busy;
 }
 
 void ms_page_reader_init(ms_page_reader *rd, pid_t pid)

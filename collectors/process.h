@@ -19,8 +19,10 @@ int ms_proc_writable_vmas(pid_t pid, GArray **out, char **why);
 
 /* Whether a thread of pid is running or waiting to run (state R), whose CPU
  * time the kernel may not have counted yet (it does at each tick and each
- * switch).  true when it cannot tell. */
-bool ms_proc_any_thread_runnable(pid_t pid);
+ * switch), or in uninterruptible sleep (D: waiting for a vfork child, or for
+ * I/O that a device may be writing into its memory).  true when it cannot
+ * tell. */
+bool ms_proc_any_thread_busy(pid_t pid);
 
 /* 0 when this daemon may read pid's memory, else -EACCES/-EPERM/-ESRCH. */
 int ms_check_memory_access(pid_t pid, char **why);

@@ -49,6 +49,7 @@ struct ms_target {
 
 	/* Immutable after creation. */
 	uint32_t id;
+	uint64_t generation; /* never the same twice in a daemon's life */
 	char name[MS_NAME_MAX];
 	pid_t pid;
 	ms_proc_id proc;	    /* pid, pidfd, start time (a VM: QEMU's; pid 0 unknown) */
@@ -87,6 +88,7 @@ struct ms_registry {
 	GHashTable *by_id;   /* id -> the same target (no reference) */
 	GSequence *schedule; /* targets waiting, earliest due first */
 	uint32_t next_id;
+	uint64_t next_generation;
 	bool stopping;
 
 	pthread_t *workers; /* cfg.workers of them */
@@ -161,6 +163,10 @@ pid_t ms_target_pid(const ms_target *t)
 uid_t ms_target_owner(const ms_target *t)
 {
 	return t->owner;
+}
+uint64_t ms_target_generation(const ms_target *t)
+{
+	return t->generation;
 }
 bool ms_target_alive(const ms_target *t)
 {
@@ -507,10 +513,12 @@ void ms_registry_free(ms_registry *reg)
 	g_free(reg);
 }
 
-/* Under reg->lock: a free id.  Ids are 24 bits (they go into inode
- * numbers) and skip those still in use when they wrap. */
-static uint32_t next_free_id(ms_registry *reg)
+/* Under reg->lock: a free id for t, and its generation.  Ids are 24 bits
+ * (they go into inode numbers) and skip those still in use when they wrap;
+ * the generation tells a reused id's targets apart. */
+static uint32_t next_free_id(ms_registry *reg, ms_target *t)
 {
+	t->generation = ++reg->next_generation;
 	for (;;) {
 		uint32_t id = reg->next_id;
 		reg->next_id = (reg->next_id % 0xffffffu) + 1;
@@ -655,7 +663,7 @@ int ms_registry_track(ms_registry *reg, const ms_track_request *req, const ms_ca
 		*why = g_strdup("shutting down");
 		r = -ESHUTDOWN;
 	} else {
-		t->id = next_free_id(reg);
+		t->id = next_free_id(reg, t);
 		g_hash_table_insert(reg->by_name, t->name, ms_target_ref(t));
 		g_hash_table_insert(reg->by_id, GUINT_TO_POINTER(t->id), t);
 		schedule_at(reg, t, mono_us());
@@ -768,7 +776,7 @@ static int insert_vm(ms_registry *reg, ms_target *t, const ms_track_request *req
 		       -ENOSPC;
 	if (reg->stopping)
 		return *why = g_strdup("shutting down"), -ESHUTDOWN;
-	t->id = next_free_id(reg);
+	t->id = next_free_id(reg, t);
 	g_hash_table_insert(reg->by_name, t->name, ms_target_ref(t));
 	g_hash_table_insert(reg->by_id, GUINT_TO_POINTER(t->id), t);
 	schedule_at(reg, t, mono_us());

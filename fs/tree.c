@@ -10,8 +10,9 @@
  * (samples/<seq>) never changes once published: its size is exact and the
  * kernel keeps its pages cached.
  *
- * Target ids are not reused before 16M others, so a sample's inode number
- * always means the same content.
+ * Target ids are not reused before 16M others, and a reused one comes with
+ * another generation (fuse_entry_param), so the kernel never serves a
+ * cached sample of one target for another's.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -283,6 +284,11 @@ static void reply_entry(fuse_req_t req, node n)
 		return;
 	}
 	e.ino = e.attr.st_ino;
+	/* A reused target id makes the same inode numbers: the generation
+	 * makes the kernel drop what it cached (samples' pages) for the old
+	 * target's. */
+	g_autoptr(ms_target) t = n.id ? target_of(fs_of(req), n) : NULL;
+	e.generation = t ? ms_target_generation(t) : 0;
 	e.attr_timeout = 1.0;
 	e.entry_timeout = 1.0;
 	fuse_reply_entry(req, &e);

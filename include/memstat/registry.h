@@ -81,6 +81,9 @@ const char *ms_target_socket(const ms_target *t);
  * daemon's pid namespace). */
 pid_t ms_target_pid(const ms_target *t);
 uid_t ms_target_owner(const ms_target *t);
+/* Different for every target a registry ever had, even when an id is
+ * reused (after 16M others): the FUSE generation of its inodes. */
+uint64_t ms_target_generation(const ms_target *t);
 /* Whether the target's process is still alive (its pid not reused). */
 bool ms_target_alive(const ms_target *t);
 

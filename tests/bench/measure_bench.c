@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/pidfd.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -110,10 +111,14 @@ int main(int argc, char **argv)
 		if (pipe(p) != 0)
 			return 1;
 		pid_t pid = fork();
-		if (pid == 0)
+		if (pid == 0) {
+			prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the bench */
+			close(p[0]);
 			child(size, p[1]);
+		}
+		close(p[1]); /* a child that dies ends the read */
 		cost in = {0};
-		if (read(p[0], &in, sizeof(in)) != sizeof(in)) {
+		if (pid < 0 || read(p[0], &in, sizeof(in)) != sizeof(in)) {
 			fprintf(stderr, "child failed for %s GiB\n", sizes[i]);
 			return 1;
 		}
@@ -134,7 +139,6 @@ int main(int argc, char **argv)
 		waitpid(pid, NULL, 0);
 		close(pidfd);
 		close(p[0]);
-		close(p[1]);
 	}
 	return 0;
 }

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -89,12 +90,18 @@ int main(int argc, char **argv)
 	_Atomic uint64_t *count =
 		mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	pid_t pid = fork();
-	if (pid == 0)
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the bench */
 		writer(mib << 20, count);
+	}
 	char line[64];
 	snprintf(line, sizeof(line), "%d\n", (int)pid);
-	while (atomic_load(count) < (mib << 20) / 4096) /* first pass: faults */
-		usleep(10000);
+	/* The first pass faults the pages in: wait for it, not for ever. */
+	for (double t0 = now_s(); atomic_load(count) < (mib << 20) / 4096; usleep(10000))
+		if (pid < 0 || waitpid(pid, NULL, WNOHANG) != 0 || now_s() - t0 > 120) {
+			fprintf(stderr, "the writer did not start\n");
+			return 1;
+		}
 
 	struct {
 		const char *what, *track, *mode, *sample_pages;

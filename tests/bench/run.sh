@@ -56,9 +56,13 @@ wait_mount "$tmp"/floor "$floor"
 wait_mount "$tmp"/floor_dio "$floor_dio"
 lxcfs=
 if command -v lxcfs >/dev/null; then
-	lxcfs -f "$tmp"/lxcfs >"$tmp"/lxcfs.log 2>&1 &
+	# Its own pid file: Debian's lxcfs.service may hold the default one.
+	lxcfs -f -p "$tmp"/lxcfs.pid "$tmp"/lxcfs >"$tmp"/lxcfs.log 2>&1 &
 	lxcfs=$!; pids+=("$lxcfs")
-	wait_mount "$tmp"/lxcfs "$lxcfs"
+	if ! wait_mount "$tmp"/lxcfs "$lxcfs" 2>/dev/null; then
+		echo "run.sh: LXCFS did not start (skipped): $(tail -1 "$tmp"/lxcfs.log)" >&2
+		lxcfs=
+	fi
 fi
 
 # A target with figures: 64 MiB, 256 pages written a second.

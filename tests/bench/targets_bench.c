@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -123,9 +124,13 @@ int main(int argc, char **argv)
 			return perror("pipe"), 1;
 		kids[i] = fork();
 		if (kids[i] == 0) {
+			prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the bench */
+			close(p[0]);
 			char *m = mmap(NULL, mib << 20, PROT_READ | PROT_WRITE,
 				       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-			for (size_t o = 0; m != MAP_FAILED && o < mib << 20; o += 4096)
+			if (m == MAP_FAILED)
+				_exit(1);
+			for (size_t o = 0; o < mib << 20; o += 4096)
 				m[o] = (char)o;
 			if (write(p[1], "r", 1) != 1)
 				_exit(1);
@@ -136,11 +141,11 @@ int main(int argc, char **argv)
 			for (;;)
 				pause();
 		}
+		close(p[1]); /* a child that dies ends the read */
 		char c;
-		if (read(p[0], &c, 1) != 1)
+		if (kids[i] < 0 || read(p[0], &c, 1) != 1)
 			return fprintf(stderr, "child %d failed\n", i), 1;
 		close(p[0]);
-		close(p[1]);
 		char line[32];
 		snprintf(line, sizeof(line), "%d\n", (int)kids[i]);
 		int r = put(track, line);
