@@ -418,7 +418,7 @@ static void run_job(ms_registry *reg, ms_target *t)
 	ms_target_unref(t);
 }
 
-#define WAKE_GRID_US 10000
+#define WAKE_GRID_US 20000
 
 static void *worker_main(void *data)
 {
@@ -433,9 +433,9 @@ static void *worker_main(void *data)
 		}
 		ms_target *t = g_sequence_get(it);
 		if (t->due_us > mono_us()) {
-			/* Workers wake on a 10 ms grid: jobs due within the same
-			 * 10 ms run one after the other at one wake-up (at most
-			 * 10 ms late), not one wake-up each (a thousand targets
+			/* Workers wake on a 20 ms grid: jobs due within the same
+			 * 20 ms run one after the other at one wake-up (at most
+			 * 20 ms late), not one wake-up each (a thousand targets
 			 * would mean a thousand a second). */
 			int64_t wake = (t->due_us + WAKE_GRID_US - 1) / WAKE_GRID_US * WAKE_GRID_US;
 			struct timespec until = {.tv_sec = wake / 1000000,
