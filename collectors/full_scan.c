@@ -70,7 +70,6 @@ static void fs_close(void *state)
 	if (!s)
 		return;
 	fs_free_window(s);
-	ms_page_reader_clear(&s->rd);
 	g_free(s);
 }
 

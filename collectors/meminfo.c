@@ -23,7 +23,29 @@ static const char *const overcommit_names[3] = {
 	"overcommit_kbytes",
 };
 
-static int read_meminfo(char **out);
+/* /proc/meminfo stays open, read again from offset 0 each time: a third
+ * cheaper than opening it every time, and `meminfo/` files are the most
+ * read in the tree.  One descriptor for every thread (the kernel serializes
+ * reads of it), opened once, never closed. */
+static int meminfo_fd = -1;
+static pthread_once_t meminfo_once = PTHREAD_ONCE_INIT;
+
+static void open_meminfo(void)
+{
+	meminfo_fd = open("/proc/meminfo", O_RDONLY | O_CLOEXEC);
+}
+
+static int read_meminfo(char **out)
+{
+	char buf[16384];
+
+	pthread_once(&meminfo_once, open_meminfo);
+	ssize_t n = meminfo_fd < 0 ? -1 : pread(meminfo_fd, buf, sizeof(buf) - 1, 0);
+	if (n < 0 || (size_t)n >= sizeof(buf) - 1) /* an error, or more than fits */
+		return ms_read_file("/proc/meminfo", out, NULL);
+	*out = g_strndup(buf, (gsize)n);
+	return 0;
+}
 
 GPtrArray *ms_meminfo_names(void)
 {
@@ -81,6 +103,14 @@ static bool field_named(const char *meminfo, const char *name, ms_field *out)
 	return false;
 }
 
+/* The values of the fields named ka and kb (kernel names): 0 or -EIO. */
+static int two_fields(const char *meminfo, const char *ka, const char *kb, uint64_t *a, uint64_t *b)
+{
+	g_autoptr(GArray) fields = ms_parse_fields(meminfo);
+
+	return field_u64(fields, ka, a) && field_u64(fields, kb, b) ? 0 : -EIO;
+}
+
 int ms_meminfo_value_from(const char *name, const char *meminfo, const char *const overcommit[3],
 			  char **text)
 {
@@ -97,45 +127,22 @@ int ms_meminfo_value_from(const char *name, const char *meminfo, const char *con
 			return 0;
 		}
 	}
-	if (strcmp(name, "used") == 0 || strcmp(name, "commit_percent") == 0) {
-		g_autoptr(GArray) fields = ms_parse_fields(meminfo);
-		bool used = name[0] == 'u';
-		if (!field_u64(fields, used ? "MemTotal" : "Committed_AS", &a) ||
-		    !field_u64(fields, used ? "MemAvailable" : "CommitLimit", &b) ||
-		    (!used && b == 0))
+	if (strcmp(name, "used") == 0) {
+		/* procps 4's free: used = MemTotal - MemAvailable */
+		if (two_fields(meminfo, "MemTotal", "MemAvailable", &a, &b) < 0)
 			return -EIO;
-		/* used as procps 4's free: MemTotal - MemAvailable */
-		*text = used ? g_strdup_printf("%" PRIu64 "\n", a > b ? a - b : 0)
-			     : g_strdup_printf("%.2f\n", (double)a * 100.0 / (double)b);
+		*text = g_strdup_printf("%" PRIu64 "\n", a > b ? a - b : 0);
+		return 0;
+	}
+	if (strcmp(name, "commit_percent") == 0) {
+		if (two_fields(meminfo, "Committed_AS", "CommitLimit", &a, &b) < 0 || b == 0)
+			return -EIO;
+		*text = g_strdup_printf("%.2f\n", (double)a * 100.0 / (double)b);
 		return 0;
 	}
 	if (!field_named(meminfo, name, &one))
 		return -ENOENT;
 	*text = g_strdup_printf("%s\n", one.value);
-	return 0;
-}
-
-/* /proc/meminfo stays open, read again from offset 0 each time: a third
- * cheaper than opening it every time, and `meminfo/` files are the most
- * read in the tree.  One descriptor for every thread (the kernel serializes
- * reads of it), opened once, never closed. */
-static int meminfo_fd = -1;
-static pthread_once_t meminfo_once = PTHREAD_ONCE_INIT;
-
-static void open_meminfo(void)
-{
-	meminfo_fd = open("/proc/meminfo", O_RDONLY | O_CLOEXEC);
-}
-
-static int read_meminfo(char **out)
-{
-	char buf[16384];
-
-	pthread_once(&meminfo_once, open_meminfo);
-	ssize_t n = meminfo_fd < 0 ? -1 : pread(meminfo_fd, buf, sizeof(buf) - 1, 0);
-	if (n < 0 || (size_t)n >= sizeof(buf) - 1) /* an error, or more than fits */
-		return ms_read_file("/proc/meminfo", out, NULL);
-	*out = g_strndup(buf, (gsize)n);
 	return 0;
 }
 

@@ -137,7 +137,6 @@ static void ps_close(void *state)
 	ps_free_window(s);
 	g_clear_pointer(&s->next_vmas, g_array_unref);
 	g_clear_pointer(&s->next_population, g_array_unref);
-	ms_page_reader_clear(&s->rd);
 	g_rand_free(s->rand);
 	g_free(s);
 }

@@ -198,11 +198,6 @@ void ms_page_reader_init(ms_page_reader *rd, pid_t pid)
 	rd->page_size = (uint32_t)sysconf(_SC_PAGESIZE);
 }
 
-void ms_page_reader_clear(ms_page_reader *rd)
-{
-	(void)rd;
-}
-
 /* The buffer pages are read into: one per thread, not one per target (a
  * thousand targets would hold a GiB), freed when the thread ends. */
 static GPrivate read_buffer = G_PRIVATE_INIT(g_free);

@@ -76,7 +76,6 @@ int ms_hash_runs(ms_page_reader *rd, const GArray *runs, uint64_t *hashes, bool 
 uint64_t ms_ranges_pages_not_in(const GArray *b, const GArray *a, uint32_t page_size);
 
 void ms_page_reader_init(ms_page_reader *rd, pid_t pid);
-void ms_page_reader_clear(ms_page_reader *rd);
 
 /* Hashes the pages at addrs (resident ones only: reading faults pages in).
  * readable[i] is false for a page that could not be read (unmapped since).

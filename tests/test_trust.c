@@ -68,6 +68,16 @@ static int readlink_as(uid_t uid, const char *path)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+/* The target's status says it is measured. */
+static void expect_measured(pid_t pid)
+{
+	char *p = mpath(&M, "%d/status", (int)pid);
+	char *st = read_file(p);
+	cr_expect(st && strncmp(st, "measured", 8) == 0, "status: %s", st);
+	free(st);
+	free(p);
+}
+
 Test(trust, other_users_see_no_more_than_proc_shows)
 {
 	mount_start(&M, "allow_other");
@@ -299,11 +309,7 @@ Test(trust, exec_during_measurement_ends_in_a_clear_state)
 	double rate = 0;
 	cr_expect(s && sample_get(s, "rate", &rate));
 	free(s);
-	char *p = mpath(&M, "%d/status", (int)pid);
-	char *st = read_file(p);
-	cr_expect(st && strncmp(st, "measured", 8) == 0, "status: %s", st);
-	free(st);
-	free(p);
+	expect_measured(pid);
 	/* 2560 pages/s is 10 MiB/s; full-scan is exact. */
 	s = sample_wait(&M, pid, 6, 10);
 	cr_expect(s && sample_get(s, "rate", &rate) && rate > 9 && rate < 11, "rate after exec %f",
@@ -330,15 +336,11 @@ Test(trust, memory_unmapped_during_passes_ends_in_a_clear_state)
 	char *s = sample_wait(&M, pid, 6, 20);
 	cr_expect(s && strstr(s, "mode page-sampling"), "%s", s);
 	free(s);
-	char *p = mpath(&M, "%d/status", (int)pid);
-	char *st = read_file(p);
-	cr_expect(st && strncmp(st, "measured", 8) == 0, "status: %s", st);
-	free(st);
-	free(p);
+	expect_measured(pid);
 	/* Killed in the middle of all that: exited, and the daemon answers. */
 	proc_kill(pid);
 	nhelpers--;
-	p = mpath(&M, "%d/status", (int)pid);
+	char *p = mpath(&M, "%d/status", (int)pid);
 	cr_expect(wait_content(p, "exited", 5));
 	free(p);
 }

@@ -285,7 +285,6 @@ Test(process, hash_runs_skips_an_unmapped_page)
 	cr_expect(ok1[0] && ok1[1] && ok1[2]);
 	cr_expect(h1[0] == h[0] && h1[1] == h[2] && h1[2] == h[3]);
 	g_array_unref(runs);
-	ms_page_reader_clear(&rd);
 	munmap(m, 4 * (size_t)ps);
 }
 

@@ -26,14 +26,8 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "bench.h"
 #include "memstat/collector.h"
-
-static double clock_s(clockid_t c)
-{
-	struct timespec ts;
-	clock_gettime(c, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 typedef struct {
 	double cpu, wall;

@@ -24,25 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static int put(const char *mnt, const char *file, const char *text)
-{
-	char path[512];
-	snprintf(path, sizeof(path), "%s/%s", mnt, file);
-	int fd = open(path, O_WRONLY);
-	if (fd < 0)
-		return -errno;
-	ssize_t n = write(fd, text, strlen(text));
-	int e = n < 0 ? -errno : 0;
-	close(fd);
-	return e;
-}
+#include "bench.h"
 
 /* The writer: pages written so far, in a shared counter. */
 static void writer(size_t bytes, _Atomic uint64_t *count)
@@ -72,10 +54,10 @@ static void writer(size_t bytes, _Atomic uint64_t *count)
 static double pages_per_s(_Atomic uint64_t *count, double seconds)
 {
 	uint64_t c0 = atomic_load(count);
-	double t0 = now_s();
+	double t0 = clock_s(CLOCK_MONOTONIC);
 	struct timespec ts = {(time_t)seconds, (long)((seconds - (time_t)seconds) * 1e9)};
 	nanosleep(&ts, NULL);
-	return (double)(atomic_load(count) - c0) / (now_s() - t0);
+	return (double)(atomic_load(count) - c0) / (clock_s(CLOCK_MONOTONIC) - t0);
 }
 
 int main(int argc, char **argv)
@@ -97,8 +79,10 @@ int main(int argc, char **argv)
 	char line[64];
 	snprintf(line, sizeof(line), "%d\n", (int)pid);
 	/* The first pass faults the pages in: wait for it, not for ever. */
-	for (double t0 = now_s(); atomic_load(count) < (mib << 20) / 4096; usleep(10000))
-		if (pid < 0 || waitpid(pid, NULL, WNOHANG) != 0 || now_s() - t0 > 120) {
+	for (double t0 = clock_s(CLOCK_MONOTONIC); atomic_load(count) < (mib << 20) / 4096;
+	     usleep(10000))
+		if (pid < 0 || waitpid(pid, NULL, WNOHANG) != 0 ||
+		    clock_s(CLOCK_MONOTONIC) - t0 > 120) {
 			fprintf(stderr, "the writer did not start\n");
 			return 1;
 		}
@@ -119,16 +103,18 @@ int main(int argc, char **argv)
 	snprintf(dir, sizeof(dir), "%d/", (int)pid);
 	for (size_t i = 0; i < sizeof(runs) / sizeof(runs[0]); i++) {
 		int r = 0;
-		char file[64];
-		if (runs[i].track)
-			r = put(mnt, runs[i].track, line);
+		char file[512];
+		if (runs[i].track) {
+			snprintf(file, sizeof(file), "%s/%s", mnt, runs[i].track);
+			r = put(file, line);
+		}
 		if (r == 0 && runs[i].mode) {
-			snprintf(file, sizeof(file), "%smode", dir);
-			r = put(mnt, file, runs[i].mode);
+			snprintf(file, sizeof(file), "%s/%smode", mnt, dir);
+			r = put(file, runs[i].mode);
 		}
 		if (r == 0 && runs[i].sample_pages) {
-			snprintf(file, sizeof(file), "%ssample_pages", dir);
-			r = put(mnt, file, runs[i].sample_pages);
+			snprintf(file, sizeof(file), "%s/%ssample_pages", mnt, dir);
+			r = put(file, runs[i].sample_pages);
 		}
 		if (r < 0) {
 			fprintf(stderr, "%s: %s\n", runs[i].what, strerror(-r));

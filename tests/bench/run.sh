@@ -81,7 +81,7 @@ echo
 echo "- $(nproc) CPUs: $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)$(grep -q hypervisor /proc/cpuinfo && echo ', virtual machine')"
 echo "- $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo) of memory, Linux $(uname -r)"
 echo "- $(. /etc/os-release && echo "$PRETTY_NAME"), libfuse $(pkg-config --modversion fuse3 2>/dev/null || echo '?')$( [ -n "$lxcfs" ] && echo ", LXCFS $(dpkg-query -W -f '${Version}' lxcfs 2>/dev/null || lxcfs --version)")"
-echo "- memstatfs $(git -C "$src" describe --always --dirty 2>/dev/null || echo '?'), $(sed -n "s/^buildtype\s*=\s*//p;" "$build"/meson-info/intro-buildoptions.json 2>/dev/null || true)$(grep -o '"buildtype", "value": "[a-z]*"' "$build"/meson-info/intro-buildoptions.json 2>/dev/null | sed 's/.*"\([a-z]*\)"$/buildtype \1/')"
+echo "- memstatfs $(git -C "$src" describe --always --dirty 2>/dev/null || echo '?'), $(grep -o '"buildtype", "value": "[a-z]*"' "$build"/meson-info/intro-buildoptions.json 2>/dev/null | sed 's/.*"\([a-z]*\)"$/buildtype \1/')"
 [ -n "$quick" ] && echo "- BENCH_QUICK: a short run, figures rougher than BENCHMARKS.md's"
 echo
 

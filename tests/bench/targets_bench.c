@@ -25,49 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static double now_s(clockid_t c)
-{
-	struct timespec ts;
-	clock_gettime(c, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static char *slurp(const char *path)
-{
-	static char buf[8192];
-	int fd = open(path, O_RDONLY);
-	if (fd < 0)
-		return NULL;
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n < 0)
-		return NULL;
-	buf[n] = 0;
-	return buf;
-}
-
-static int put(const char *path, const char *text)
-{
-	int fd = open(path, O_WRONLY);
-	if (fd < 0)
-		return -errno;
-	ssize_t n = write(fd, text, strlen(text));
-	int e = n < 0 ? -errno : 0;
-	close(fd);
-	return e;
-}
-
-static double cpu_of(int pid)
-{
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	char *s = slurp(path), *p = s ? strrchr(s, ')') : NULL;
-	unsigned long ut = 0, st = 0;
-	if (!p ||
-	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
-		return -1;
-	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-}
+#include "bench.h"
 
 static long status_field(int pid, const char *key)
 {
@@ -153,7 +111,7 @@ int main(int argc, char **argv)
 			return fprintf(stderr, "track %d: %s\n", (int)kids[i], strerror(-r)), 1;
 	}
 	sleep(10);
-	double c0 = cpu_of(daemon), t0 = now_s(CLOCK_MONOTONIC);
+	double c0 = cpu_of(daemon), t0 = clock_s(CLOCK_MONOTONIC);
 	for (int i = 0; i < count; i++) {
 		double end;
 		if (latest(mnt, kids[i], &seq0[i], &end) < 0)
@@ -166,7 +124,7 @@ int main(int argc, char **argv)
 		long th = status_field(daemon, "Threads:");
 		threads_max = th > threads_max ? th : threads_max;
 	}
-	double wall = now_s(CLOCK_MONOTONIC) - t0, cpu = cpu_of(daemon) - c0;
+	double wall = clock_s(CLOCK_MONOTONIC) - t0, cpu = cpu_of(daemon) - c0;
 	long rss = status_field(daemon, "VmRSS:");
 	long min_new = -1, missing = 0;
 	for (int i = 0; i < count; i++) {
@@ -177,7 +135,7 @@ int main(int argc, char **argv)
 			age[i] = 1e9;
 			continue;
 		}
-		age[i] = now_s(CLOCK_REALTIME) * 1000 - end;
+		age[i] = clock_s(CLOCK_REALTIME) * 1000 - end;
 		long got = seq - seq0[i];
 		min_new = min_new < 0 || got < min_new ? got : min_new;
 	}
