@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# contrib/test.sh: from a fresh clone on Debian 12, as root: installs what is
-# missing, builds with warnings as errors and runs the whole suite four ways:
+# contrib/test.sh [--without-kvm]: from a fresh clone on Debian 12, as root:
+# installs what is missing, builds with warnings as errors and runs the whole
+# suite:
+#   0. every build type the project's own files make builds warning-free
+#      (release, as quickstart and the Dockerfile build it, without tests)
 #   1. plain (build/)
 #   2. AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/)
 #   3. ThreadSanitizer (build-tsan/): the threaded registry test, and the tree
@@ -11,24 +14,101 @@
 #      seed corpus in tests/fuzz/corpus
 #   6. a short run of the benchmark suite (BENCH_QUICK=1): its figures are
 #      printed, never judged; it fails only when a benchmark cannot run
+#   7. a fresh machine: ./contrib/quickstart.sh in a bare Debian 12 root
+#      (tests/fresh-machine.sh)
+#   8. nothing left behind: no daemon, process or mount of this run remains
 # A sanitizer report or valgrind error in the daemon's log fails the test.
+#
+# --without-kvm runs it all with /dev/kvm hidden (a private mount namespace
+# with /dev made anew without it), as on a machine that has no KVM.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+self=$(readlink -f "$0")
+cd "$(dirname "$self")/.." || exit 1
+
+if [[ ${1:-} == --without-kvm ]]; then
+	shift
+	if [[ -e /dev/kvm && -z ${MEMSTATFS_KVM_HIDDEN:-} ]]; then
+		exec env MEMSTATFS_KVM_HIDDEN=1 unshare --mount --propagation private bash -c '
+			set -e
+			mkdir -p /run/memstatfs-dev
+			mount --bind /dev /run/memstatfs-dev
+			mount -t tmpfs -o mode=0755,nosuid devtmpfs /dev
+			for e in /run/memstatfs-dev/* /run/memstatfs-dev/.[!.]*; do
+				n=/dev/${e##*/}
+				[[ -e $e || -L $e ]] || continue
+				[[ $n == /dev/kvm ]] && continue
+				if [[ -L $e ]]; then cp -a "$e" "$n"
+				elif [[ -d $e ]]; then mkdir "$n"; mount --rbind "$e" "$n"
+				else touch "$n"; mount --bind "$e" "$n"; fi
+			done
+			[[ ! -e /dev/kvm ]]
+			echo "test.sh: /dev/kvm hidden for this run"
+			exec "$0" "$@"' "$self" "$@"
+	fi
+fi
 
 contrib/install-deps.sh --test || exit 1
 
+# Everything this run starts carries MEMSTATFS_TEST_RUN in its environment
+# and makes its files and mounts under its own TMPDIR; what is left of either
+# at the end is swept away, and is a failure (phase 8), also when a test
+# failed, timed out or the run was interrupted.
+run_id=$$.$(date +%s)
+export MEMSTATFS_TEST_RUN=$run_id
+run_tmp=$(mktemp -d /tmp/memstatfs-run.XXXXXX) || exit 1
+chmod 0755 "$run_tmp" # other users reach the mountpoints (allow_other tests)
+export TMPDIR=$run_tmp
+
+run_procs() { # pids of this run's processes other than this shell
+	local e p
+	for e in /proc/[0-9]*/environ; do
+		p=${e#/proc/}
+		p=${p%/environ}
+		[[ $p == "$$" || $p == "$BASHPID" ]] && continue
+		grep -qsz "^MEMSTATFS_TEST_RUN=$run_id\$" "$e" && echo "$p"
+	done
+}
+run_mounts() { # this run's mounts, deepest first
+	awk -v d="$run_tmp/" 'index($2, d) == 1 { print $2 }' /proc/self/mounts | sort -r
+}
+sweep() { # kills and unmounts what is left of this run
+	local pids m
+	pids=$(run_procs)
+	if [[ -n $pids ]]; then
+		kill -TERM $pids 2>/dev/null
+		sleep 2
+		pids=$(run_procs)
+		[[ -n $pids ]] && kill -KILL $pids 2>/dev/null
+	fi
+	for m in $(run_mounts); do
+		fusermount3 -uz "$m" 2>/dev/null || umount -l "$m" 2>/dev/null
+	done
+}
+cleanup() {
+	sweep
+	rm -rf "$run_tmp" "$log"
+}
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+trap cleanup EXIT
+trap 'echo "test.sh: interrupted" >&2; exit 130' INT TERM
 failed_phases=()
 
-setup() { # dir, meson options...
-	local dir=$1
+setup() { # dir, meson options...: configures (anew when half-made) and builds
+	local dir=$1 out r=0
 	shift
+	out=$(mktemp)
+	[[ -d $dir && ! -f $dir/build.ninja ]] && rm -rf "$dir"
 	if [[ -d $dir ]]; then
-		meson setup --reconfigure "$dir" --werror "$@" >/dev/null
+		meson setup --reconfigure "$dir" --werror "$@" >"$out" 2>&1
 	else
-		meson setup "$dir" --werror "$@" >/dev/null
-	fi && ninja -C "$dir" >/dev/null
+		meson setup "$dir" --werror "$@" >"$out" 2>&1
+	fi && ninja -C "$dir" >>"$out" 2>&1 || {
+		r=1
+		echo "test.sh: building $dir failed:" >&2
+		tail -n 40 "$out" >&2
+	}
+	rm -f "$out"
+	return $r
 }
 
 phase() { # name, command...
@@ -58,16 +138,23 @@ against() { # daemon, wrapper ("" for none), test...
 	return $r
 }
 
-setup build --buildtype=debugoptimized || exit 1
+# 0. The builds that quickstart and the Dockerfile make, warning-free.
+release_build() {
+	setup build-release --buildtype=release -Dtests=disabled &&
+		echo "release build: warning-free" && echo "release: 1 passed, 0 failed"
+}
+phase "release build" release_build
+
+setup build --buildtype=debugoptimized -Dtests=enabled || exit 1
 phase "plain" run_meson build
 
-setup build-asan --buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false || exit 1
+setup build-asan --buildtype=debug -Dtests=enabled -Db_sanitize=address,undefined -Db_lundef=false || exit 1
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 phase "asan+ubsan" run_meson build-asan
 unset ASAN_OPTIONS UBSAN_OPTIONS
 
-setup build-tsan --buildtype=debugoptimized -Db_sanitize=thread -Db_lundef=false || exit 1
+setup build-tsan --buildtype=debugoptimized -Dtests=enabled -Db_sanitize=thread -Db_lundef=false || exit 1
 export TSAN_OPTIONS=halt_on_error=0:second_deadlock_stack=1
 # GLib's slice allocator recycles memory between threads where TSan cannot
 # see it; plain malloc keeps its reports about our code.
@@ -90,12 +177,8 @@ run_fuzz() {
 	rm -f "$out"
 	return "$r"
 }
-if [[ -d build-fuzz ]]; then
-	CC=clang meson setup --reconfigure build-fuzz >/dev/null
-else
-	CC=clang meson setup build-fuzz -Dfuzz=true -Db_sanitize=address,undefined \
-		-Db_lundef=false -Dc_args=-fsanitize=fuzzer-no-link >/dev/null
-fi && ninja -C build-fuzz >/dev/null || exit 1
+CC=clang setup build-fuzz -Dfuzz=true -Dtests=disabled -Db_sanitize=address,undefined \
+	-Db_lundef=false -Dc_args=-fsanitize=fuzzer-no-link || exit 1
 phase "fuzz" run_fuzz
 
 run_bench() {
@@ -106,11 +189,39 @@ run_bench() {
 }
 phase "bench" run_bench
 
+# 7. A newcomer's first command on a bare Debian 12 (debootstrap, cached).
+run_fresh() {
+	local r=0
+	tests/fresh-machine.sh || r=1
+	echo "fresh-machine: $((1 - r)) passed, $r failed"
+	return $r
+}
+phase "fresh machine" run_fresh
+
+# 8. Nothing of this run may remain.
+check_leftovers() {
+	local pids mounts
+	pids=$(run_procs)
+	mounts=$(run_mounts)
+	if [[ -z $pids && -z $mounts ]]; then
+		echo "leftovers: none"
+		echo "leftovers: 1 passed, 0 failed"
+		return 0
+	fi
+	echo "leftovers: the run left these behind (now removed):"
+	[[ -n $pids ]] && ps -o pid,ppid,args -p "$(echo $pids | tr ' ' ,)"
+	[[ -n $mounts ]] && printf '  mount %s\n' $mounts
+	sweep
+	echo "leftovers: 0 passed, 1 failed"
+	return 1
+}
+phase "leftovers" check_leftovers
+
 # One closing line over every Criterion run, the registry tests, the fuzzers
 # and the benchmark run.
 read -r passed failed < <(awk '
 	/Synthesis: Tested:/ { for (i = 1; i <= NF; i++) { if ($i == "Passing:") p += $(i+1); if ($i == "Failing:" || $i == "Crashing:") f += $(i+1) } }
-	/^(registry|fuzz|bench): [0-9]+ passed, [0-9]+ failed$/ { p += $2; f += $4 }
+	/^(registry|fuzz|bench|release|fresh-machine|leftovers): [0-9]+ passed, [0-9]+ failed$/ { p += $2; f += $4 }
 	END { print p + 0, f + 0 }' "$log")
 if ((${#failed_phases[@]})); then
 	echo "failed phases: ${failed_phases[*]}"

@@ -354,11 +354,13 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 			}
 		break;
 	case K_VCPU_DIR:
-		if (strcmp(name, "0") == 0 || parse_seq(name, &idx)) {
-			reply_entry(req, (node){K_VCPU, p.id, strcmp(name, "0") == 0 ? 0 : idx});
-			return;
-		}
-		break;
+		/* vCPU ids count from 0; parse_seq takes no leading zero. */
+		if (strcmp(name, "0") == 0)
+			idx = 0;
+		else if (!parse_seq(name, &idx))
+			break;
+		reply_entry(req, (node){K_VCPU, p.id, idx});
+		return;
 	case K_VCPU:
 		if (strcmp(name, "rate") == 0) {
 			reply_entry(req, (node){K_VCPU_RATE, p.id, p.idx});

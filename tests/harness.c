@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <sys/wait.h>
@@ -22,6 +23,18 @@ double now_s(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+const char *tmp_dir(void)
+{
+	const char *t = getenv("TMPDIR");
+	return t && *t == '/' && strlen(t) < 100 ? t : "/tmp";
+}
+
+void die_with_parent(pid_t parent, int sig)
+{
+	if (prctl(PR_SET_PDEATHSIG, sig) != 0 || getppid() != parent)
+		_exit(1);
 }
 
 static const char *env_or_die(const char *name)
@@ -61,9 +74,13 @@ static void spawn(mount_t *m, const char *opts)
 {
 	const char *bin = env_or_die("MEMSTATFS");
 
+	pid_t parent = getpid();
 	m->daemon = fork();
 	cr_assert(m->daemon >= 0);
 	if (m->daemon == 0) {
+		/* A test killed by its timeout runs no .fini: the daemon then
+		 * stops by itself, unmounting. */
+		die_with_parent(parent, SIGTERM);
 		int fd = open(m->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
 		dup2(fd, 2);
 		dup2(fd, 1);
@@ -121,7 +138,7 @@ void mount_start(mount_t *m, const char *opts)
 	if (m->daemon > 0)
 		mount_stop(m);
 	memset(m, 0, sizeof(*m));
-	snprintf(m->dir, sizeof(m->dir), "/tmp/memstatfs-test-XXXXXX");
+	snprintf(m->dir, sizeof(m->dir), "%s/memstatfs-test-XXXXXX", tmp_dir());
 	cr_assert(mkdtemp(m->dir), "mkdtemp: %s", strerror(errno));
 	/* Other users must reach the mountpoint for the allow_other tests. */
 	cr_assert(chmod(m->dir, 0755) == 0);
@@ -232,9 +249,11 @@ pid_t dirtier_start(unsigned region_mib, unsigned touch_mib, unsigned pages_per_
 	snprintf(a[0], sizeof(a[0]), "%u", region_mib);
 	snprintf(a[1], sizeof(a[1]), "%u", touch_mib);
 	snprintf(a[2], sizeof(a[2]), "%u", pages_per_sec);
+	pid_t parent = getpid();
 	pid_t pid = fork();
 	cr_assert(pid >= 0);
 	if (pid == 0) {
+		die_with_parent(parent, SIGKILL);
 		dup2(pfd[1], 1);
 		close(pfd[0]);
 		execl(bin, bin, a[0], a[1], a[2], how, (char *)NULL);
@@ -250,11 +269,13 @@ pid_t dirtier_start(unsigned region_mib, unsigned touch_mib, unsigned pages_per_
 
 pid_t sleeper_start(uid_t uid)
 {
+	pid_t parent = getpid();
 	pid_t pid = fork();
 	cr_assert(pid >= 0);
 	if (pid == 0) {
 		if (uid != 0 && (setgid(uid) != 0 || setuid(uid) != 0))
 			_exit(126);
+		die_with_parent(parent, SIGKILL); /* after setuid, which clears it */
 		execlp("sleep", "sleep", "600", (char *)NULL);
 		_exit(127);
 	}

@@ -26,6 +26,12 @@ int mount_stop(mount_t *m);
 /* SIGKILLs the daemon, checks the mountpoint then answers ENOTCONN, and
  * starts a new daemon on the same mountpoint. */
 void mount_kill_and_restart(mount_t *m, const char *opts);
+/* $TMPDIR when it is an absolute path short enough for the sockets the
+ * tests make in it, else /tmp: contrib/test.sh gives each run its own. */
+const char *tmp_dir(void);
+/* In a child just forked from parent: sig when parent dies (so a test
+ * killed by its timeout leaves no process behind); exits if it already has. */
+void die_with_parent(pid_t parent, int sig);
 /* Path of a file in the tree: fmt is relative to the mountpoint. */
 char *mpath(const mount_t *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

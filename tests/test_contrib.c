@@ -26,7 +26,7 @@
 static mount_t M;
 static pid_t helpers[8];
 static int nhelpers;
-static char scratch[64]; /* a directory of the test's, or "" */
+static char scratch[160]; /* a directory of the test's, or "" */
 
 static void teardown(void)
 {
@@ -36,7 +36,7 @@ static void teardown(void)
 	if (M.daemon > 0)
 		mount_stop(&M);
 	if (scratch[0]) {
-		char cmd[256];
+		char cmd[1024];
 		/* Whatever a failed test left mounted there. */
 		snprintf(cmd, sizeof(cmd),
 			 "for m in $(grep -o ' %s[^ ]*' /proc/self/mounts | sort -r); do "
@@ -84,7 +84,7 @@ static int run(char **out, const char *fmt, ...)
 
 static void make_scratch(void)
 {
-	snprintf(scratch, sizeof(scratch), "/tmp/memstat-contrib-XXXXXX");
+	snprintf(scratch, sizeof(scratch), "%s/memstat-contrib-XXXXXX", tmp_dir());
 	cr_assert(mkdtemp(scratch));
 	cr_assert(chmod(scratch, 0755) == 0);
 }
@@ -92,9 +92,11 @@ static void make_scratch(void)
 /* Starts sh -c cmd in the background; its pid. */
 static pid_t spawn_sh(const char *cmd)
 {
+	pid_t parent = getpid();
 	pid_t pid = fork();
 	cr_assert(pid >= 0);
 	if (pid == 0) {
+		die_with_parent(parent, SIGTERM);
 		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
 		_exit(127);
 	}
@@ -164,14 +166,14 @@ Test(contrib, sidecar_mount_reaches_another_mount_namespace)
 {
 	make_scratch();
 	const char *daemon = getenv("MEMSTATFS");
-	char shared[128];
+	char shared[256];
 	snprintf(shared, sizeof(shared), "%s/shared", scratch);
 	cr_assert(mkdir(shared, 0755) == 0);
 	/* The volume both containers mount: a shared mount here, as an
 	 * emptyDir the node shares. */
 	cr_assert(mount(shared, shared, NULL, MS_BIND, NULL) == 0);
 	cr_assert(mount(NULL, shared, NULL, MS_SHARED, NULL) == 0);
-	char mnt[160];
+	char mnt[300];
 	snprintf(mnt, sizeof(mnt), "%s/memstat", shared);
 	cr_assert(mkdir(mnt, 0755) == 0);
 

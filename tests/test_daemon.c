@@ -12,7 +12,7 @@
 
 static int run(const char *args)
 {
-	char cmd[512];
+	char cmd[1024];
 	snprintf(cmd, sizeof(cmd), "'%s' %s >/dev/null 2>&1", getenv("MEMSTATFS"), args);
 	int st = system(cmd);
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
@@ -38,7 +38,8 @@ Test(daemon, bad_options_exit_nonzero)
 
 Test(daemon, source_before_mountpoint_daemonizes_and_mounts, .timeout = 30)
 {
-	char dir[] = "/tmp/memstatfs-src-XXXXXX", cmd[256];
+	char dir[160], cmd[512];
+	snprintf(dir, sizeof(dir), "%s/memstatfs-src-XXXXXX", tmp_dir());
 	cr_assert(mkdtemp(dir));
 	/* As mount.fuse3 starts it: TYPE SOURCE MOUNTPOINT -o OPTS. */
 	snprintf(cmd, sizeof(cmd), "memstatfs %s -o rw,dev,suid,period=2", dir);

@@ -296,6 +296,22 @@ static long daemon_field(const char *field)
 	return proc_status_kb(M.daemon, field);
 }
 
+/* Whatever the test left (after a failed assertion too): its processes and
+ * the daemon. */
+static void down(void)
+{
+	for (int i = 0; i < SLOTS; i++) {
+		int pid = atomic_exchange(&slot_pid[i], 0);
+		if (pid) {
+			kill(pid, SIGKILL);
+			waitpid(pid, NULL, 0);
+		}
+	}
+	mount_stop(&M);
+}
+
+TestSuite(stress, .fini = down);
+
 Test(stress, readers_churn_and_settings, .timeout = 600)
 {
 	double seconds = getenv("STRESS_SECONDS") ? atof(getenv("STRESS_SECONDS")) : 60;

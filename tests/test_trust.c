@@ -151,8 +151,10 @@ static pid_t sleeper_with_pid(pid_t want)
 			return 0;
 		fprintf(f, "%d", (int)want - 1);
 		fclose(f);
+		pid_t parent = getpid();
 		pid_t pid = fork();
 		if (pid == 0) {
+			die_with_parent(parent, SIGKILL);
 			execlp("sleep", "sleep", "600", (char *)NULL);
 			_exit(127);
 		}
@@ -294,8 +296,10 @@ Test(trust, exec_during_measurement_ends_in_a_clear_state)
 	const char *dirtier = getenv("DIRTIER");
 	cr_assert(dirtier);
 	/* A shell that becomes a 128 MiB dirtier a second and a half in. */
+	pid_t parent = getpid();
 	pid_t pid = fork();
 	if (pid == 0) {
+		die_with_parent(parent, SIGKILL);
 		char cmd[512];
 		snprintf(cmd, sizeof(cmd), "sleep 1.5; exec %s 128 128 2560 >/dev/null", dirtier);
 		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);

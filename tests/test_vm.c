@@ -40,10 +40,10 @@ static mount_t M;
 
 typedef struct {
 	pid_t pid;
-	char dir[64];
-	char sock[128];
-	char ram[128];
-	char log[128];
+	char dir[160];
+	char sock[200];
+	char ram[200];
+	char log[200];
 	volatile uint32_t *mem; /* the guest's RAM, shared */
 } vm_t;
 
@@ -104,7 +104,7 @@ static vm_t *vm_start(const char *accel, bool guest, const char *name, char **wh
 {
 	vm_t *v = calloc(1, sizeof(*v));
 	vms[nvms++] = v;
-	snprintf(v->dir, sizeof(v->dir), "/tmp/memstat-vm-XXXXXX");
+	snprintf(v->dir, sizeof(v->dir), "%s/memstat-vm-XXXXXX", tmp_dir());
 	cr_assert(mkdtemp(v->dir));
 	cr_assert(chmod(v->dir, 0755) == 0);
 	snprintf(v->sock, sizeof(v->sock), "%s/%s.qmp", v->dir, name ? name : "vm");
@@ -116,7 +116,7 @@ static vm_t *vm_start(const char *accel, bool guest, const char *name, char **wh
 	close(fd);
 	cr_assert(v->mem != MAP_FAILED);
 
-	char backend[256], qmp[200], mem[16], namearg[64];
+	char backend[512], qmp[300], mem[16], namearg[64];
 	snprintf(backend, sizeof(backend),
 		 "memory-backend-file,id=ram,size=%uM,mem-path=%s,share=on,prealloc=on", RAM_MIB,
 		 v->ram);
@@ -151,9 +151,11 @@ static vm_t *vm_start(const char *accel, bool guest, const char *name, char **wh
 		argv[argc++] = namearg;
 	}
 	argv[argc] = NULL;
+	pid_t parent = getpid();
 	v->pid = fork();
 	cr_assert(v->pid >= 0);
 	if (v->pid == 0) {
+		die_with_parent(parent, SIGKILL);
 		int lfd = open(v->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 		dup2(lfd, 1);
 		dup2(lfd, 2);
@@ -202,8 +204,13 @@ static void *pace(void *data)
 static void pacer_start(pacer *p, vm_t *v, unsigned pages_per_sec)
 {
 	volatile uint32_t *mb = v->mem + MAILBOX / 4;
-	for (double end = now_s() + 60; mb[MB_MAGIC] != GUEST_MAGIC && now_s() < end;)
+	for (double end = now_s() + 60; mb[MB_MAGIC] != GUEST_MAGIC && now_s() < end;) {
+		if (waitpid(v->pid, NULL, WNOHANG) == v->pid) {
+			v->pid = 0;
+			cr_assert_fail("QEMU exited before the guest started: %s", read_file(v->log));
+		}
 		usleep(20000);
+	}
 	cr_assert_eq(mb[MB_MAGIC], GUEST_MAGIC, "the guest did not start");
 	mb[MB_START] = REGION_START;
 	mb[MB_PAGES] = REGION_PAGES;
@@ -294,12 +301,12 @@ Test(vm, page_sampling_matches_the_truth_and_the_process_view)
 	vm_t *v = vm_start("tcg", false, "web1", &why);
 	cr_assert(v, "QEMU did not start: %s", why);
 	/* 12800 distinct pages/s of 65536: 50 MiB/s. */
-	char how[200];
+	char how[300];
 	snprintf(how, sizeof(how), "file=%s", v->ram);
 	helpers[nhelpers++] = dirtier_start(RAM_MIB, RAM_MIB, 12800, how);
 	double truth = 12800 * 4096.0 / (1 << 20);
 
-	char line[256];
+	char line[300];
 	snprintf(line, sizeof(line), "%s sample_pages=16384\n", v->sock);
 	cr_assert_eq(track_line(line), 0);
 	char *mode = target_file("web1", "mode");
@@ -343,7 +350,7 @@ Test(vm, killing_qemu_ends_in_exited)
 	char *why = NULL;
 	vm_t *v = vm_start("tcg", false, NULL, &why);
 	cr_assert(v, "QEMU did not start: %s", why);
-	char line[200];
+	char line[300];
 	snprintf(line, sizeof(line), "%s period=2\n", v->sock);
 	cr_assert_eq(track_line(line), 0);
 	/* No query-name: the socket's name without .qmp. */
@@ -374,8 +381,10 @@ static pid_t not_qmp_server(const char *path)
 	strcpy(sa.sun_path, path);
 	cr_assert(bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
 	cr_assert(listen(fd, 8) == 0);
+	pid_t parent = getpid();
 	pid_t pid = fork();
 	if (pid == 0) {
+		die_with_parent(parent, SIGKILL);
 		for (;;) {
 			int c = accept(fd, NULL, NULL);
 			if (c >= 0 && write(c, "SSH-2.0-OpenSSH_9.2\r\n", 21) < 0)
@@ -449,7 +458,7 @@ Test(vm, names_and_modes)
 	cr_assert(b, "QEMU did not start: %s", why);
 	vm_t *c = vm_start("tcg", false, NULL, &why);
 	cr_assert(c, "QEMU did not start: %s", why);
-	char line[256];
+	char line[300];
 
 	snprintf(line, sizeof(line), "%s\n", a->sock);
 	cr_assert_eq(track_line(line), 0);
@@ -493,7 +502,7 @@ Test(vm, names_and_modes)
 	/* track lists lines that are valid writes. */
 	char *tp = mpath(&M, "track");
 	char *list = read_file(tp);
-	char expect[256];
+	char expect[300];
 	snprintf(expect, sizeof(expect),
 		 "%s name=web2 period=3 sample_pages=512 mode=page-sampling\n", b->sock);
 	cr_expect(list && strstr(list, expect), "track: %s", list);
@@ -507,7 +516,7 @@ Test(vm, only_callers_who_could_connect_may_track)
 	char *why = NULL;
 	vm_t *v = vm_start("tcg", false, "web1", &why);
 	cr_assert(v, "QEMU did not start: %s", why);
-	char line[200], *p = mpath(&M, "track");
+	char line[300], *p = mpath(&M, "track");
 	snprintf(line, sizeof(line), "%s\n", v->sock);
 
 	/* QEMU made the socket root's, mode 0755 less umask: no write for
@@ -563,7 +572,7 @@ Test(vm, another_client_measuring_is_shown_and_waited_out)
 	cr_assert(v, "QEMU did not start: %s", why);
 	/* Someone else (libvirt, say) measures for 4 s. */
 	qmp_once(v->sock, "{\"execute\":\"calc-dirty-rate\",\"arguments\":{\"calc-time\":4}}\n");
-	char line[200];
+	char line[300];
 	snprintf(line, sizeof(line), "%s\n", v->sock);
 	cr_assert_eq(track_line(line), 0);
 	char *p = mpath(&M, "web1/status");
@@ -581,7 +590,48 @@ Test(vm, another_client_measuring_is_shown_and_waited_out)
 	free(s);
 }
 
-/* Starts a KVM guest, or skips the test saying why KVM does not work. */
+/* Reads one QMP line (up to '\n') into buf; false on EOF, error or timeout. */
+static bool qmp_line(int fd, char *buf, size_t size)
+{
+	size_t n = 0;
+	while (n + 1 < size) {
+		if (read(fd, buf + n, 1) != 1)
+			return false;
+		if (buf[n++] == '\n')
+			break;
+	}
+	buf[n] = '\0';
+	return true;
+}
+
+/* Asks QEMU itself whether KVM is enabled (QMP query-kvm): 1 yes, 0 no,
+ * -1 when QEMU did not answer (it gave up on its accelerator and exited,
+ * typically: the socket exists before the accelerator is set up). */
+static int qmp_kvm_enabled(const vm_t *v)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct timeval tv = {.tv_sec = 10};
+	char line[4096];
+	int r = -1;
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+
+	strcpy(sa.sun_path, v->sock);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 && qmp_line(fd, line, sizeof(line)) &&
+	    strstr(line, "\"QMP\"")) {
+		static const char ask[] = "{\"execute\":\"qmp_capabilities\"}\n"
+					  "{\"execute\":\"query-kvm\",\"id\":\"kvm\"}\n";
+		if (write(fd, ask, sizeof(ask) - 1) == (ssize_t)sizeof(ask) - 1)
+			while (r < 0 && qmp_line(fd, line, sizeof(line)))
+				if (strstr(line, "\"kvm\"") && strstr(line, "\"return\""))
+					r = strstr(line, "\"enabled\": true") != NULL;
+	}
+	close(fd);
+	return r;
+}
+
+/* Starts a KVM guest, or skips the test saying why KVM does not work here,
+ * as QEMU itself says (query-kvm, or its own message when it exits). */
 static vm_t *kvm_vm_or_skip(const char *accel, const char *name)
 {
 	char *why = NULL;
@@ -595,6 +645,20 @@ static vm_t *kvm_vm_or_skip(const char *accel, const char *name)
 		fprintf(stderr, "skipped: QEMU -accel %s does not start here: %s\n", accel, why);
 		cr_skip_test("QEMU -accel %s does not start here: %s", accel, why);
 	}
+	int kvm = qmp_kvm_enabled(v);
+	if (kvm != 1) {
+		if (v->pid > 0) { /* its log then holds its last word */
+			kill(v->pid, SIGKILL);
+			waitpid(v->pid, NULL, 0);
+			v->pid = 0;
+		}
+		why = read_file(v->log);
+		vm_stop(v);
+		fprintf(stderr, "skipped: QEMU -accel %s: %s\n", accel,
+			kvm == 0 ? "query-kvm says KVM is not enabled" : why ? why : "no answer");
+		cr_skip_test("QEMU -accel %s: %s", accel,
+			     kvm == 0 ? "query-kvm says KVM is not enabled" : why ? why : "no answer");
+	}
 	return v;
 }
 
@@ -604,7 +668,7 @@ static double kvm_rate(vm_t *v, const char *name, const char *want_mode, unsigne
 {
 	pacer pc;
 	pacer_start(&pc, v, pages_per_sec);
-	char line[200];
+	char line[300];
 	snprintf(line, sizeof(line), "%s\n", v->sock);
 	cr_assert_eq(track_line(line), 0);
 	char *mode = target_file(name, "mode");
