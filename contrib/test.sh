@@ -16,7 +16,8 @@
 #      printed, never judged; it fails only when a benchmark cannot run
 #   7. a fresh machine: ./contrib/quickstart.sh in a bare Debian 12 root
 #      (tests/fresh-machine.sh)
-#   8. nothing left behind: no daemon, process or mount of this run remains
+#   8. nothing left behind: no daemon, process, mount or container of this
+#      run remains
 # A sanitizer report or valgrind error in the daemon's log fails the test.
 #
 # --without-kvm runs it all with /dev/kvm hidden (a private mount namespace
@@ -68,11 +69,19 @@ run_procs() { # pids of this run's processes other than this shell
 		grep -qsz "^MEMSTATFS_TEST_RUN=$run_id\$" "$e" && echo "$p"
 	done
 }
+run_containers() { # podman containers the run's tests labelled
+	command -v podman >/dev/null || return 0
+	[[ -f /run/memstatfs-podman/containers.conf ]] &&
+		export CONTAINERS_CONF=/run/memstatfs-podman/containers.conf
+	podman ps -aq --filter "label=memstatfs.test-run=$run_id" 2>/dev/null
+}
 run_mounts() { # this run's mounts, deepest first
 	awk -v d="$run_tmp/" 'index($2, d) == 1 { print $2 }' /proc/self/mounts | sort -r
 }
 sweep() { # kills and unmounts what is left of this run
-	local pids m
+	local pids m c
+	c=$(run_containers)
+	[[ -n $c ]] && podman rm -f -t 5 $c >/dev/null 2>&1
 	pids=$(run_procs)
 	if [[ -n $pids ]]; then
 		kill -TERM $pids 2>/dev/null
@@ -200,10 +209,11 @@ phase "fresh machine" run_fresh
 
 # 8. Nothing of this run may remain.
 check_leftovers() {
-	local pids mounts
+	local pids mounts containers
 	pids=$(run_procs)
 	mounts=$(run_mounts)
-	if [[ -z $pids && -z $mounts ]]; then
+	containers=$(run_containers)
+	if [[ -z $pids && -z $mounts && -z $containers ]]; then
 		echo "leftovers: none"
 		echo "leftovers: 1 passed, 0 failed"
 		return 0
@@ -211,6 +221,7 @@ check_leftovers() {
 	echo "leftovers: the run left these behind (now removed):"
 	[[ -n $pids ]] && ps -o pid,ppid,args -p "$(echo $pids | tr ' ' ,)"
 	[[ -n $mounts ]] && printf '  mount %s\n' $mounts
+	[[ -n $containers ]] && printf '  container %s\n' $containers
 	sweep
 	echo "leftovers: 0 passed, 1 failed"
 	return 1

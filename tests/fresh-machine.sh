@@ -3,8 +3,8 @@
 # on a bare Debian 12.  As root; a phase of contrib/test.sh.
 #
 #   1. a minbase Debian 12 root made by Debian's debootstrap from the mirror
-#      this machine's apt uses, cached as a tarball in $MEMSTATFS_ROOT_CACHE
-#      (/var/cache/memstatfs-tests) with the .deb files apt fetches into it;
+#      this machine's apt uses, cached as a tarball (tests/debian-root.sh),
+#      with the .deb files apt fetches into it cached beside it;
 #   2. a copy of it, with this checkout's files copied in (those git tracks,
 #      and new ones it does not ignore: what a clone would hold);
 #   3. in private mount and pid namespaces, a chroot with /proc, /sys, the
@@ -16,9 +16,7 @@
 # Each step prints its seconds.
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
-cache=${MEMSTATFS_ROOT_CACHE:-/var/cache/memstatfs-tests}
-base=$cache/bookworm-minbase.tar
-debs=$cache/apt-archives
+debs=${MEMSTATFS_ROOT_CACHE:-/var/cache/memstatfs-tests}/apt-archives
 
 say() { printf 'fresh-machine: %s\n' "$*"; }
 die() { say "$*" >&2; exit 1; }
@@ -26,40 +24,11 @@ t0=$SECONDS
 step() { say "$1 ($((SECONDS - t0)) s)"; t0=$SECONDS; }
 
 ((EUID == 0)) || die "needs root (debootstrap, chroot, mounts)"
-command -v debootstrap >/dev/null || die "needs debootstrap (contrib/install-deps.sh --test)"
 [[ -c /dev/fuse ]] || die "needs /dev/fuse"
 
-# The Debian mirror this machine's apt uses for bookworm (deb822 or
-# one-line format).
-mirror() {
-	local f
-	for f in /etc/apt/sources.list.d/*.sources; do
-		[[ -f $f ]] || continue
-		awk 'BEGIN { RS = ""; FS = "\n" }
-			/(^|\n)Suites:[^\n]*bookworm( |\n|$)/ && /(^|\n)Components:[^\n]*main/ {
-				for (i = 1; i <= NF; i++) if ($i ~ /^URIs:/) { split($i, u, " "); print u[2]; exit }
-			}' "$f"
-	done
-	cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
-		awk '$1 == "deb" && $3 == "bookworm" && / main/ { print $2 }'
-}
-url=$(mirror | grep -m1 -v security || true)
-[[ -n $url ]] || die "no Debian bookworm mirror in /etc/apt/sources.list*: debootstrap needs one"
-
-mkdir -p "$cache" "$debs"
-if [[ ! -s $base ]]; then
-	say "making the bare Debian 12 root (debootstrap --variant=minbase bookworm), once"
-	made=$(mktemp -d "$cache/root.XXXXXX")
-	if ! debootstrap --variant=minbase bookworm "$made/root" "$url" >"$made/log" 2>&1; then
-		tail -n 20 "$made/log" >&2
-		rm -rf "$made"
-		die "debootstrap failed (log above)"
-	fi
-	tar -C "$made/root" -cf "$made/base.tar" .
-	mv "$made/base.tar" "$base"
-	rm -rf "$made"
-	step "bare root made and cached in $base"
-fi
+mkdir -p "$debs"
+base=$("$src/tests/debian-root.sh") || die "no bare Debian 12 root (above)"
+step "bare root: $base"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/memstatfs-fresh.XXXXXX")
 trap 'rm -rf "$work"' EXIT

@@ -3,6 +3,7 @@
 #include "harness.h"
 
 #include <criterion/criterion.h>
+#include <glib.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -31,6 +32,29 @@ const char *tmp_dir(void)
 	return t && *t == '/' && strlen(t) < 100 ? t : "/tmp";
 }
 
+int sh_out(char **out, const char *fmt, ...)
+{
+	va_list ap;
+	char *cmd;
+	va_start(ap, fmt);
+	cr_assert(vasprintf(&cmd, fmt, ap) >= 0);
+	va_end(ap);
+	FILE *f = popen(cmd, "r");
+	cr_assert(f, "popen %s", cmd);
+	GString *s = g_string_new(NULL);
+	char buf[4096];
+	size_t n;
+	while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+		g_string_append_len(s, buf, n);
+	int status = pclose(f);
+	if (out)
+		*out = g_string_free(s, FALSE);
+	else
+		g_string_free(s, TRUE);
+	free(cmd);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
 void die_with_parent(pid_t parent, int sig)
 {
 	if (prctl(PR_SET_PDEATHSIG, sig) != 0 || getppid() != parent)
@@ -42,6 +66,11 @@ static const char *env_or_die(const char *name)
 	const char *v = getenv(name);
 	cr_assert(v && *v, "%s is not set: run the tests with meson test", name);
 	return v;
+}
+
+const char *src_dir(void)
+{
+	return env_or_die("SRCDIR");
 }
 
 /* Whether anything is mounted on path, alive or not. */

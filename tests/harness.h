@@ -29,6 +29,11 @@ void mount_kill_and_restart(mount_t *m, const char *opts);
 /* $TMPDIR when it is an absolute path short enough for the sockets the
  * tests make in it, else /tmp: contrib/test.sh gives each run its own. */
 const char *tmp_dir(void);
+/* The source tree ($SRCDIR, set by meson). */
+const char *src_dir(void);
+/* Runs sh -c of the formatted command; its exit status (-1 when killed), its
+ * standard output in *out (caller frees) if out is not NULL. */
+int sh_out(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* In a child just forked from parent: sig when parent dies (so a test
  * killed by its timeout leaves no process behind); exits if it already has. */
 void die_with_parent(pid_t parent, int sig);

@@ -50,38 +50,6 @@ static void teardown(void)
 
 TestSuite(contrib, .fini = teardown, .timeout = 120);
 
-static const char *srcdir(void)
-{
-	const char *s = getenv("SRCDIR");
-	cr_assert(s && *s, "SRCDIR is not set");
-	return s;
-}
-
-/* Runs a shell command; returns its exit status, output in *out if given. */
-static int run(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int run(char **out, const char *fmt, ...)
-{
-	va_list ap;
-	char *cmd;
-	va_start(ap, fmt);
-	cr_assert(vasprintf(&cmd, fmt, ap) >= 0);
-	va_end(ap);
-	FILE *f = popen(cmd, "r");
-	cr_assert(f, "popen %s", cmd);
-	GString *s = g_string_new(NULL);
-	char buf[4096];
-	size_t n;
-	while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
-		g_string_append_len(s, buf, n);
-	int status = pclose(f);
-	if (out)
-		*out = g_string_free(s, FALSE);
-	else
-		g_string_free(s, TRUE);
-	free(cmd);
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 static void make_scratch(void)
 {
 	snprintf(scratch, sizeof(scratch), "%s/memstat-contrib-XXXXXX", tmp_dir());
@@ -147,7 +115,7 @@ Test(contrib, fstab_line_mounts_and_unmounts_through_mount_fuse3)
 		"grep -q \" $s/memstat \" /proc/self/mounts && echo 'still mounted' || echo "
 		"unmounted\n");
 	char *out = NULL;
-	int r = run(&out, "unshare --mount --propagation private %s %s %s %d 2>&1", sh, scratch,
+	int r = sh_out(&out, "unshare --mount --propagation private %s %s %s %d 2>&1", sh, scratch,
 		    daemon, (int)p);
 	g_free(sh);
 	cr_expect_eq(r, 0, "fstab.sh: %s", out);
@@ -245,7 +213,7 @@ Test(contrib, metrics_parse_with_promtool)
 	free(sample_wait(&M, p, 2, 30));
 	char *path = mpath(&M, "metrics");
 	char *out = NULL;
-	int r = run(&out, "promtool check metrics < %s 2>&1", path);
+	int r = sh_out(&out, "promtool check metrics < %s 2>&1", path);
 	cr_expect_eq(r, 0, "promtool: %s", out);
 	cr_expect(out && !strstr(out, "error") && !strstr(out, "problem"), "promtool: %s", out);
 	free(out);
@@ -271,13 +239,13 @@ Test(contrib, metrics_parse_with_promtool)
 Test(contrib, man_page_renders_without_warnings)
 {
 	char *out = NULL;
-	int r = run(&out, "MANWIDTH=80 man --warnings -l %s/contrib/memstatfs.8 2>&1 >/dev/null",
-		    srcdir());
+	int r = sh_out(&out, "MANWIDTH=80 man --warnings -l %s/contrib/memstatfs.8 2>&1 >/dev/null",
+		    src_dir());
 	cr_expect_eq(r, 0);
 	cr_expect_str_eq(out, "", "man warned: %s", out);
 	free(out);
 	/* Every option and every file of the tree is in it. */
-	r = run(&out, "MANWIDTH=200 man -l %s/contrib/memstatfs.8 2>/dev/null", srcdir());
+	r = sh_out(&out, "MANWIDTH=200 man -l %s/contrib/memstatfs.8 2>/dev/null", src_dir());
 	const char *words[] = {"period=",  "sample_pages=", "mode=",  "history=", "max_targets=",
 			       "workers=", "allow_other",   "track",  "untrack",  "metrics",
 			       "meminfo/", "status",	    "rate",   "memory/",  "samples/",
@@ -295,8 +263,8 @@ Test(contrib, plot_draws_a_png)
 	cr_assert_eq(track_pid(&M, p, "sample_pages=4096"), 0);
 	free(sample_wait(&M, p, 3, 30));
 	char *out = NULL;
-	int r = run(&out, "MEMSTAT_MOUNT=%s %s/contrib/memstat-plot %d %s/rate.png 2>&1", M.mnt,
-		    srcdir(), (int)p, scratch);
+	int r = sh_out(&out, "MEMSTAT_MOUNT=%s %s/contrib/memstat-plot %d %s/rate.png 2>&1", M.mnt,
+		    src_dir(), (int)p, scratch);
 	cr_assert_eq(r, 0, "memstat-plot: %s", out);
 	free(out);
 	char *png = g_strdup_printf("%s/rate.png", scratch);
@@ -309,8 +277,8 @@ Test(contrib, plot_draws_a_png)
 	close(fd);
 	g_free(png);
 	/* A name that is not tracked is an error, not an empty picture. */
-	r = run(&out, "MEMSTAT_MOUNT=%s %s/contrib/memstat-plot nosuch %s/x.png 2>&1", M.mnt,
-		srcdir(), scratch);
+	r = sh_out(&out, "MEMSTAT_MOUNT=%s %s/contrib/memstat-plot nosuch %s/x.png 2>&1", M.mnt,
+		src_dir(), scratch);
 	cr_expect_neq(r, 0);
 	cr_expect(out && strstr(out, "not a tracked target"), "%s", out);
 	free(out);
@@ -319,17 +287,17 @@ Test(contrib, plot_draws_a_png)
 Test(contrib, systemd_unit_verifies)
 {
 	char *out = NULL;
-	if (run(NULL, "command -v systemd-analyze >/dev/null") != 0) {
+	if (sh_out(NULL, "command -v systemd-analyze >/dev/null") != 0) {
 		fprintf(stderr, "skipped: no systemd-analyze here\n");
 		cr_skip_test("no systemd-analyze here");
 	}
 	make_scratch();
 	/* The unit as meson installs it, pointing at the daemon under test. */
-	int r = run(&out,
+	int r = sh_out(&out,
 		    "sed 's|@SBINDIR@/memstatfs|%s|' %s/contrib/systemd/memstatfs.service "
 		    "> %s/memstatfs.service && systemd-analyze verify --man=no "
 		    "%s/memstatfs.service 2>&1",
-		    getenv("MEMSTATFS"), srcdir(), scratch, scratch);
+		    getenv("MEMSTATFS"), src_dir(), scratch, scratch);
 	cr_expect_eq(r, 0, "systemd-analyze: %s", out);
 	cr_expect_str_eq(out, "", "systemd-analyze: %s", out);
 	free(out);
