@@ -60,12 +60,16 @@ run_tmp=$(mktemp -d /tmp/memstatfs-run.XXXXXX) || exit 1
 chmod 0755 "$run_tmp" # other users reach the mountpoints (allow_other tests)
 export TMPDIR=$run_tmp
 
-run_procs() { # pids of this run's processes other than this shell
-	local e p
+run_procs() { # this run's processes, but this shell and its own children
+	local e p ppid
 	for e in /proc/[0-9]*/environ; do
 		p=${e#/proc/}
 		p=${p%/environ}
 		[[ $p == "$$" || $p == "$BASHPID" ]] && continue
+		# Its children now are this check's own pipeline (tee, a
+		# subshell); what a test left was reparented away from it.
+		ppid=$(awk '{ sub(/.*\) /, ""); print $2 }' "/proc/$p/stat" 2>/dev/null)
+		[[ $ppid == "$$" || $ppid == "$BASHPID" ]] && continue
 		grep -qsz "^MEMSTATFS_TEST_RUN=$run_id\$" "$e" && echo "$p"
 	done
 }
