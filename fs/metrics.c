@@ -62,10 +62,17 @@ static void target_labels(GString *out, const char *metric, const snap *s, const
 	g_string_append_c(out, '}');
 }
 
+/* The shortest text that reads back as v (0.973, not 0.97299999999999998). */
 static void value(GString *out, double v)
 {
 	char buf[G_ASCII_DTOSTR_BUF_SIZE];
-	g_string_append_printf(out, " %s\n", g_ascii_dtostr(buf, sizeof(buf), v));
+	for (const char *const *f = (const char *const[]){"%.15g", "%.16g", "%.17g", NULL}; *f;
+	     f++) {
+		g_ascii_formatd(buf, sizeof(buf), *f, v);
+		if (g_ascii_strtod(buf, NULL) == v)
+			break;
+	}
+	g_string_append_printf(out, " %s\n", buf);
 }
 
 /* One meminfo field, kB, as bytes. */
