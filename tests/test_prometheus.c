@@ -888,3 +888,94 @@ Test(fleet, prometheus_scrapes_node_exporter_textfile_end_to_end)
 		after, (after - before) / 1048576);
 	bracket_clear(&b);
 }
+
+/* Names in dir, sorted, space separated. */
+static char *dir_list(const char *dir)
+{
+	GDir *d = g_dir_open(dir, 0, NULL);
+	cr_assert(d, "%s", dir);
+	g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func(g_free);
+	const char *n;
+	while ((n = g_dir_read_name(d)))
+		g_ptr_array_add(names, g_strdup(n));
+	g_dir_close(d);
+	g_ptr_array_sort(names, (GCompareFunc)g_strcmp0);
+	g_ptr_array_add(names, NULL);
+	return g_strjoinv(" ", (char **)names->pdata);
+}
+
+Test(fleet, textfile_copy_is_whole_and_never_stale)
+{
+	g_autofree char *script =
+		g_build_filename(srcdir(), "contrib", "prometheus", "memstat-textfile", NULL);
+	snprintf(tmp, sizeof(tmp), "/tmp/memstat-fleet-XXXXXX");
+	cr_assert(mkdtemp(tmp));
+	g_autofree char *textdir = g_build_filename(tmp, "textfile", NULL);
+	g_autofree char *log = g_build_filename(tmp, "log", NULL);
+	g_autofree char *prom = g_build_filename(textdir, "memstat.prom", NULL);
+	cr_assert(mkdir(textdir, 0755) == 0);
+	mount_start(&M, NULL);
+	dirtiers[0] = dirtier_start(64, 64, 1024, NULL);
+	cr_assert_eq(track_pid(&M, dirtiers[0], NULL), 0);
+	free(sample_wait(&M, dirtiers[0], 1, 30));
+
+	/* Copies back to back while a reader reads: every read is a whole
+	 * copy (the first and the last family, a final newline), the file
+	 * never goes missing between copies, and it was replaced many times
+	 * while being read. */
+	char *argv[] = {script, "-m", M.mnt, "-d", textdir, "-i", "0.01", NULL};
+	pid_t copier = start(log, argv);
+	for (double end = now_s() + 10; access(prom, F_OK) != 0; usleep(10000))
+		cr_assert(now_s() < end, "no copy in 10 s; the log:\n%s", log_text(log));
+	struct stat last = {0};
+	unsigned reads = 0, seen = 0;
+	for (double end = now_s() + 3; now_s() < end; reads++, usleep(500)) {
+		int fd = open(prom, O_RDONLY);
+		cr_assert(fd >= 0, "memstat.prom missing between copies: %s", strerror(errno));
+		struct stat st;
+		cr_assert(fstat(fd, &st) == 0);
+		GString *t = g_string_new(NULL);
+		char buf[8192];
+		ssize_t n;
+		while ((n = read(fd, buf, sizeof(buf))) > 0)
+			g_string_append_len(t, buf, n);
+		close(fd);
+		cr_assert(g_str_has_prefix(t->str, "# HELP memstat_build_info ") &&
+				  strstr(t->str, "# TYPE memstat_vcpu_dirty_rate_bytes_per_second "
+						 "gauge\n") &&
+				  t->len && t->str[t->len - 1] == '\n',
+			  "a partial copy (%zu bytes):\n%s", t->len, t->str);
+		g_string_free(t, TRUE);
+		/* Inode numbers are reused: a new copy is a new inode or a
+		 * new change time. */
+		if (st.st_ino != last.st_ino || st.st_ctim.tv_sec != last.st_ctim.tv_sec ||
+		    st.st_ctim.tv_nsec != last.st_ctim.tv_nsec)
+			seen++;
+		last = st;
+	}
+	fprintf(stderr, "fleet: %u whole reads of %u copies\n", reads, seen);
+	cr_expect_gt(seen, 20, "only %u copies in 3 s", seen);
+
+	/* Stopped, it leaves no temporary file. */
+	stop_group(copier);
+	ngroups = 0;
+	g_autofree char *left = dir_list(textdir);
+	cr_expect_str_eq(left, "memstat.prom");
+
+	/* Bad arguments. */
+	g_autofree char *bad = g_strdup_printf("'%s' -m '%s' -d '%s' -i 1s 2>/dev/null", script,
+					       M.mnt, textdir);
+	int r = system(bad);
+	cr_expect(WIFEXITED(r) && WEXITSTATUS(r) == 2, "-i 1s: status %#x", r);
+
+	/* memstatfs gone: the old figures go too, and the copy fails. */
+	proc_kill(dirtiers[0]);
+	dirtiers[0] = 0;
+	mount_stop(&M);
+	g_autofree char *once =
+		g_strdup_printf("'%s' -m '%s' -d '%s' 2>/dev/null", script, M.mnt, textdir);
+	r = system(once);
+	cr_expect(WIFEXITED(r) && WEXITSTATUS(r) == 1, "without memstatfs: status %#x", r);
+	g_autofree char *after = dir_list(textdir);
+	cr_expect_str_eq(after, "", "left: %s", after);
+}
