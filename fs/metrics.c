@@ -315,8 +315,8 @@ static void counters(GString *out, GArray *all)
 			if (!s->latest)
 				continue;
 			target_labels(out, c[k].metric, s, NULL);
-			value(out, c[k].bytes ? s->latest->dirty_bytes_total
-					      : s->latest->seconds_total);
+			value(out,
+			      c[k].bytes ? s->latest->dirty_bytes_total : s->latest->seconds_total);
 		}
 	}
 }
@@ -379,8 +379,7 @@ static void targets(GString *out, GArray *all)
 	}
 }
 
-char *ms_metrics_render_texts(ms_registry *reg, const ms_caller *caller,
-			      const ms_metrics_texts *in)
+char *ms_metrics_render_texts(ms_registry *reg, const ms_caller *caller, const ms_metrics_texts *in)
 {
 	GString *out = g_string_new(NULL);
 	g_autoptr(GArray) all = snapshot(reg, caller);
@@ -420,9 +419,8 @@ char *ms_metrics_render(ms_registry *reg, const ms_caller *caller)
 	/* Absent without CONFIG_PSI, EOPNOTSUPP with psi=0. */
 	if (ms_read_file("/proc/pressure/memory", &psi, NULL) < 0)
 		g_clear_pointer(&psi, g_free);
-	ms_metrics_texts in = {.meminfo = meminfo,
-			       .overcommit = {oc[0], oc[1], oc[2]},
-			       .pressure = psi};
+	ms_metrics_texts in = {
+		.meminfo = meminfo, .overcommit = {oc[0], oc[1], oc[2]}, .pressure = psi};
 	char *text = ms_metrics_render_texts(reg, caller, &in);
 	for (int i = 0; i < 3; i++)
 		g_free(oc[i]);

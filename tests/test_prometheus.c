@@ -63,7 +63,8 @@ static char *need(const char *program)
 {
 	char *path = g_find_program_in_path(program);
 	if (!path)
-		cr_skip_test("%s is not installed (Debian: contrib/install-deps.sh --test)", program);
+		cr_skip_test("%s is not installed (Debian: contrib/install-deps.sh --test)",
+			     program);
 	return path;
 }
 
@@ -88,9 +89,8 @@ static const char psi_text[] = "some avg10=1.50 avg60=0.25 avg300=0.00 total=250
 
 static char *render(const char *psi)
 {
-	ms_metrics_texts in = {.meminfo = meminfo_text,
-			       .overcommit = {"2\n", "50\n", "4096\n"},
-			       .pressure = psi};
+	ms_metrics_texts in = {
+		.meminfo = meminfo_text, .overcommit = {"2\n", "50\n", "4096\n"}, .pressure = psi};
 	return ms_metrics_render_texts(NULL, NULL, &in);
 }
 
@@ -188,8 +188,8 @@ static GPtrArray *promql_names(const char *expr)
 		}
 		g_string_append_c(clean, ' ');
 	}
-	GRegex *re = g_regex_new("(?<![A-Za-z0-9_:$])((memstat[_:]|node_)[A-Za-z0-9_:]*)", 0, 0,
-				 NULL);
+	GRegex *re =
+		g_regex_new("(?<![A-Za-z0-9_:$])((memstat[_:]|node_)[A-Za-z0-9_:]*)", 0, 0, NULL);
 	GMatchInfo *mi;
 	g_regex_match(re, clean->str, 0, &mi);
 	while (g_match_info_matches(mi)) {
@@ -215,8 +215,9 @@ static void collect_queries(JsonNode *n, const char *key, GPtrArray *out)
 		for (guint i = 0; i < json_array_get_length(a); i++)
 			collect_queries(json_array_get_element(a, i), NULL, out);
 	} else if (JSON_NODE_HOLDS_VALUE(n) && json_node_get_value_type(n) == G_TYPE_STRING &&
-		   key && (strcmp(key, "expr") == 0 || strcmp(key, "query") == 0 ||
-			   strcmp(key, "definition") == 0)) {
+		   key &&
+		   (strcmp(key, "expr") == 0 || strcmp(key, "query") == 0 ||
+		    strcmp(key, "definition") == 0)) {
 		g_ptr_array_add(out, g_strdup(json_node_get_string(n)));
 	}
 }
@@ -259,7 +260,8 @@ Test(fleet_files, grafana_dashboard_parses_and_queries_existing_metrics)
 Test(fleet_files, promql_names_finds_what_a_query_names)
 {
 	g_autoptr(GPtrArray) m = promql_names(
-		"topk(10, rate(memstat_dirty_bytes_total{instance=~\"memstat_x\"}[$__rate_interval]) "
+		"topk(10, "
+		"rate(memstat_dirty_bytes_total{instance=~\"memstat_x\"}[$__rate_interval]) "
 		"/ on(instance) memstat:ratio) and sum by (state) (node_up)");
 	cr_assert_eq(m->len, 3);
 	cr_expect_str_eq(g_ptr_array_index(m, 0), "memstat_dirty_bytes_total");
@@ -323,8 +325,8 @@ Test(fleet_files, rules_name_existing_metrics)
 				pending++;
 				continue;
 			}
-			cr_expect(g_hash_table_contains(names, name), "rules name %s: no such metric",
-				  name);
+			cr_expect(g_hash_table_contains(names, name),
+				  "rules name %s: no such metric", name);
 		}
 	}
 	cr_expect_eq(pending, 1);
@@ -690,9 +692,9 @@ static void check_target(const subject *s, double range_s)
 	g_autofree char *q_seq = g_strdup_printf("memstat_samples_total%s", sel);
 	g_autofree char *q_bytes = g_strdup_printf("memstat_dirty_bytes_total%s", sel);
 	g_autofree char *q_secs = g_strdup_printf("memstat_measured_seconds_total%s", sel);
-	g_autofree char *q_mean = g_strdup_printf(
-		"rate(memstat_dirty_bytes_total%s[%.0fs]) / rate(memstat_measured_seconds_total%s[%.0fs])",
-		sel, range_s, sel, range_s);
+	g_autofree char *q_mean = g_strdup_printf("rate(memstat_dirty_bytes_total%s[%.0fs]) / "
+						  "rate(memstat_measured_seconds_total%s[%.0fs])",
+						  sel, range_s, sel, range_s);
 	g_autofree char *q_plain =
 		g_strdup_printf("rate(memstat_dirty_bytes_total%s[%.0fs])", sel, range_s);
 	g_autofree char *q_cover =
@@ -784,12 +786,12 @@ Test(fleet, prometheus_scrapes_node_exporter_textfile_end_to_end)
 	int node_port = free_port();
 	prom_port = free_port();
 	cr_assert_neq(node_port, prom_port);
-	g_autofree char *node_listen = g_strdup_printf("--web.listen-address=127.0.0.1:%d",
-						       node_port);
-	g_autofree char *node_dir =
-		g_strdup_printf("--collector.textfile.directory=%s", textdir);
-	char *node_argv[] = {exporter, node_listen, "--collector.disable-defaults",
-			     "--collector.textfile", node_dir, NULL};
+	g_autofree char *node_listen =
+		g_strdup_printf("--web.listen-address=127.0.0.1:%d", node_port);
+	g_autofree char *node_dir = g_strdup_printf("--collector.textfile.directory=%s", textdir);
+	char *node_argv[] = {
+		exporter, node_listen, "--collector.disable-defaults", "--collector.textfile",
+		node_dir, NULL};
 	start(log, node_argv);
 
 	/* The timer's job, every second. */
@@ -963,8 +965,8 @@ Test(fleet, textfile_copy_is_whole_and_never_stale)
 	cr_expect_str_eq(left, "memstat.prom");
 
 	/* Bad arguments. */
-	g_autofree char *bad = g_strdup_printf("'%s' -m '%s' -d '%s' -i 1s 2>/dev/null", script,
-					       M.mnt, textdir);
+	g_autofree char *bad =
+		g_strdup_printf("'%s' -m '%s' -d '%s' -i 1s 2>/dev/null", script, M.mnt, textdir);
 	int r = system(bad);
 	cr_expect(WIFEXITED(r) && WEXITSTATUS(r) == 2, "-i 1s: status %#x", r);
 

@@ -64,9 +64,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	g_array_unref(fields);
 
-	ms_metrics_texts in = {.meminfo = meminfo,
-			       .overcommit = {oc[0], oc[1], oc[2]},
-			       .pressure = more[3]};
+	ms_metrics_texts in = {
+		.meminfo = meminfo, .overcommit = {oc[0], oc[1], oc[2]}, .pressure = more[3]};
 	char *metrics = ms_metrics_render_texts(NULL, NULL, &in);
 	FUZZ_CHECK(metrics != NULL);
 	/* Every line a comment or "name value", newline-terminated. */
