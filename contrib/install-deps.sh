@@ -7,7 +7,7 @@ set -euo pipefail
 pkgs=(meson ninja-build pkg-config gcc libc6-dev libfuse3-dev fuse3 libglib2.0-dev libjson-glib-dev libxxhash-dev)
 if [[ ${1:-} == --test ]]; then
 	pkgs+=(libcriterion-dev procps util-linux valgrind qemu-system-x86 gcc-multilib
-		prometheus gnuplot-nox man-db clang libclang-rt-14-dev lxcfs debootstrap
+		prometheus prometheus-node-exporter gnuplot-nox man-db clang libclang-rt-14-dev lxcfs debootstrap
 		podman runc catatonit uidmap slirp4netns containernetworking-plugins iptables python3-yaml)
 fi
 

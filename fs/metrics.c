@@ -62,10 +62,17 @@ static void target_labels(GString *out, const char *metric, const snap *s, const
 	g_string_append_c(out, '}');
 }
 
+/* The shortest text that reads back as v (0.973, not 0.97299999999999998). */
 static void value(GString *out, double v)
 {
 	char buf[G_ASCII_DTOSTR_BUF_SIZE];
-	g_string_append_printf(out, " %s\n", g_ascii_dtostr(buf, sizeof(buf), v));
+	for (const char *const *f = (const char *const[]){"%.15g", "%.16g", "%.17g", NULL}; *f;
+	     f++) {
+		g_ascii_formatd(buf, sizeof(buf), *f, v);
+		if (g_ascii_strtod(buf, NULL) == v)
+			break;
+	}
+	g_string_append_printf(out, " %s\n", buf);
 }
 
 /* One meminfo field, kB, as bytes. */
@@ -78,6 +85,101 @@ static void host_bytes(GString *out, const char *meminfo, const char *const oc[3
 	family(out, metric, "gauge", help);
 	g_string_append_printf(out, "%s %" PRIu64 "\n", metric,
 			       (uint64_t)strtoull(text, NULL, 10) * 1024);
+}
+
+/* The default-size hugepage pool (HugePages_* are counts of Hugepagesize
+ * pages) and Hugetlb (kB, every size), in bytes: MemAvailable leaves the
+ * whole pool out, so memstat_memory_used_bytes counts it as used. */
+static void hugepages(GString *out, const char *meminfo, const char *const oc[3])
+{
+	static const struct {
+		const char *field, *metric, *help;
+	} pool[] = {
+		{"hugepages_total", "memstat_hugepages_total_bytes",
+		 "HugePages_Total x Hugepagesize: the default-size hugepage pool."},
+		{"hugepages_free", "memstat_hugepages_free_bytes",
+		 "HugePages_Free x Hugepagesize: pool pages not yet faulted in."},
+		{"hugepages_rsvd", "memstat_hugepages_reserved_bytes",
+		 "HugePages_Rsvd x Hugepagesize: free pool pages promised to mappings."},
+		{"hugepages_surp", "memstat_hugepages_surplus_bytes",
+		 "HugePages_Surp x Hugepagesize: pool pages above vm.nr_hugepages."},
+	};
+	g_autofree char *size = NULL;
+	if (ms_meminfo_value_from("hugepagesize", meminfo, oc, &size) < 0)
+		return;
+	uint64_t page = (uint64_t)strtoull(size, NULL, 10) * 1024;
+	family(out, "memstat_hugepage_size_bytes", "gauge",
+	       "Hugepagesize of /proc/meminfo: the default hugepage size.");
+	g_string_append_printf(out, "memstat_hugepage_size_bytes %" PRIu64 "\n", page);
+	for (size_t i = 0; i < G_N_ELEMENTS(pool); i++) {
+		g_autofree char *count = NULL;
+		if (ms_meminfo_value_from(pool[i].field, meminfo, oc, &count) < 0)
+			continue;
+		family(out, pool[i].metric, "gauge", pool[i].help);
+		g_string_append_printf(out, "%s %" PRIu64 "\n", pool[i].metric,
+				       (uint64_t)strtoull(count, NULL, 10) * page);
+	}
+	host_bytes(out, meminfo, oc, "hugetlb", "memstat_hugetlb_bytes",
+		   "Hugetlb of /proc/meminfo: memory in hugepage pools of every size.");
+}
+
+/* /proc/pressure/memory (PSI): "some|full avg10=A avg60=B avg300=C total=US".
+ * The totals (microseconds) as counters of seconds, avg10 (percent) as a
+ * fraction.  Lines that do not parse are left out. */
+static void pressure(GString *out, const char *text)
+{
+	static const char *const kinds[] = {"some", "full"};
+	double avg10[2];
+	uint64_t total[2];
+	bool have[2] = {false, false};
+
+	g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
+	for (char **l = lines; *l; l++) {
+		char kind[8];
+		double a10, a60, a300;
+		uint64_t us;
+		int end = 0;
+		if (sscanf(*l, "%7s avg10=%lf avg60=%lf avg300=%lf total=%" SCNu64 "%n", kind, &a10,
+			   &a60, &a300, &us, &end) != 5 ||
+		    (*l)[end] != '\0' || !(a10 >= 0 && a10 <= 100))
+			continue;
+		for (size_t k = 0; k < G_N_ELEMENTS(kinds); k++)
+			if (strcmp(kind, kinds[k]) == 0) {
+				have[k] = true;
+				avg10[k] = a10;
+				total[k] = us;
+			}
+	}
+	static const char *const help_total[] = {
+		"PSI: seconds in which at least one task stalled on memory (some total).",
+		"PSI: seconds in which all non-idle tasks stalled on memory (full total).",
+	};
+	static const char *const help_avg[] = {
+		"PSI: share of the last 10 s in which some task stalled on memory (some avg10).",
+		"PSI: share of the last 10 s in which all non-idle tasks stalled on memory "
+		"(full avg10).",
+	};
+	for (size_t k = 0; k < G_N_ELEMENTS(kinds); k++) {
+		if (!have[k])
+			continue;
+		char name[64];
+		snprintf(name, sizeof(name), "memstat_memory_pressure_%s_seconds_total", kinds[k]);
+		family(out, name, "counter", help_total[k]);
+		g_string_append(out, name);
+		value(out, total[k] / 1e6);
+		snprintf(name, sizeof(name), "memstat_memory_pressure_%s_avg10_ratio", kinds[k]);
+		family(out, name, "gauge", help_avg[k]);
+		g_string_append(out, name);
+		value(out, avg10[k] / 100.0);
+	}
+}
+
+static void build_info(GString *out)
+{
+	family(out, "memstat_build_info", "gauge", "Always 1; labels say which memstatfs runs.");
+	g_string_append(out, "memstat_build_info{version=\"");
+	append_label(out, MEMSTATFS_VERSION);
+	g_string_append(out, "\"} 1\n");
 }
 
 static void host(GString *out, const char *meminfo, const char *const oc[3])
@@ -116,6 +218,10 @@ static void host(GString *out, const char *meminfo, const char *const oc[3])
 		g_string_append(out, "memstat_overcommit_ratio");
 		value(out, atof(ratio) / 100.0);
 	}
+	host_bytes(out, meminfo, oc, "overcommit_kbytes", "memstat_overcommit_bytes",
+		   "vm.overcommit_kbytes in bytes: when not 0 the kernel uses it, not the ratio, "
+		   "for CommitLimit.");
+	hugepages(out, meminfo, oc);
 }
 
 static GArray *snapshot(ms_registry *reg, const ms_caller *caller)
@@ -185,6 +291,36 @@ static void per_target(GString *out, GArray *all, const char *metric, const char
 	}
 }
 
+/* Counters for rate(): rate(memstat_dirty_bytes_total[R]) /
+ * rate(memstat_measured_seconds_total[R]) is the mean dirty rate of the
+ * windows that closed within R, whatever the scrapes and periods.  Kept
+ * after a target exits (its last increase must not be lost); no mode
+ * label, so that a change of mode does not start a new series. */
+static void counters(GString *out, GArray *all)
+{
+	static const struct {
+		const char *metric, *help;
+		bool bytes;
+	} c[] = {
+		{"memstat_dirty_bytes_total",
+		 "Bytes dirtied that the target's samples account for: sum of rate x period.",
+		 true},
+		{"memstat_measured_seconds_total",
+		 "Seconds covered by the target's samples: sum of their periods.", false},
+	};
+	for (size_t k = 0; k < G_N_ELEMENTS(c); k++) {
+		family(out, c[k].metric, "counter", c[k].help);
+		for (guint i = 0; i < all->len; i++) {
+			const snap *s = &g_array_index(all, snap, i);
+			if (!s->latest)
+				continue;
+			target_labels(out, c[k].metric, s, NULL);
+			value(out,
+			      c[k].bytes ? s->latest->dirty_bytes_total : s->latest->seconds_total);
+		}
+	}
+}
+
 static void targets(GString *out, GArray *all)
 {
 	static const char *const states[] = {"measuring", "measured", "exited", "error"};
@@ -226,6 +362,7 @@ static void targets(GString *out, GArray *all)
 		target_labels(out, "memstat_samples_total", s, NULL);
 		g_string_append_printf(out, " %" PRIu64 "\n", s->view.last_seq);
 	}
+	counters(out, all);
 	family(out, "memstat_vcpu_dirty_rate_bytes_per_second", "gauge",
 	       "Latest dirty rate of one vCPU of a VM (dirty-ring mode).");
 	for (guint i = 0; i < all->len; i++) {
@@ -242,16 +379,27 @@ static void targets(GString *out, GArray *all)
 	}
 }
 
-char *ms_metrics_render_from(ms_registry *reg, const ms_caller *caller, const char *meminfo,
-			     const char *const overcommit[3])
+char *ms_metrics_render_texts(ms_registry *reg, const ms_caller *caller, const ms_metrics_texts *in)
 {
 	GString *out = g_string_new(NULL);
 	g_autoptr(GArray) all = snapshot(reg, caller);
 
-	if (meminfo)
-		host(out, meminfo, overcommit);
+	build_info(out);
+	if (in->meminfo)
+		host(out, in->meminfo, in->overcommit);
+	if (in->pressure)
+		pressure(out, in->pressure);
 	targets(out, all);
 	return g_string_free(out, FALSE);
+}
+
+char *ms_metrics_render_from(ms_registry *reg, const ms_caller *caller, const char *meminfo,
+			     const char *const overcommit[3])
+{
+	ms_metrics_texts in = {.meminfo = meminfo};
+	for (int i = 0; i < 3; i++)
+		in.overcommit[i] = overcommit ? overcommit[i] : NULL;
+	return ms_metrics_render_texts(reg, caller, &in);
 }
 
 char *ms_metrics_render(ms_registry *reg, const ms_caller *caller)
@@ -260,6 +408,7 @@ char *ms_metrics_render(ms_registry *reg, const ms_caller *caller)
 					     "/proc/sys/vm/overcommit_ratio",
 					     "/proc/sys/vm/overcommit_kbytes"};
 	g_autofree char *meminfo = NULL;
+	g_autofree char *psi = NULL;
 	char *oc[3] = {NULL, NULL, NULL};
 
 	if (ms_read_file("/proc/meminfo", &meminfo, NULL) < 0)
@@ -267,7 +416,12 @@ char *ms_metrics_render(ms_registry *reg, const ms_caller *caller)
 	for (int i = 0; i < 3; i++)
 		if (ms_read_file(files[i], &oc[i], NULL) < 0)
 			oc[i] = NULL;
-	char *text = ms_metrics_render_from(reg, caller, meminfo, (const char *const *)oc);
+	/* Absent without CONFIG_PSI, EOPNOTSUPP with psi=0. */
+	if (ms_read_file("/proc/pressure/memory", &psi, NULL) < 0)
+		g_clear_pointer(&psi, g_free);
+	ms_metrics_texts in = {
+		.meminfo = meminfo, .overcommit = {oc[0], oc[1], oc[2]}, .pressure = psi};
+	char *text = ms_metrics_render_texts(reg, caller, &in);
 	for (int i = 0; i < 3; i++)
 		g_free(oc[i]);
 	return text;

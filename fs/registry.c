@@ -203,9 +203,14 @@ static void publish(ms_target *t, const ms_measurement *m)
 {
 	uint64_t seq = t->last_seq + 1;
 	ms_sample **slot = &t->ring[seq % t->history];
+	const ms_sample *prev = t->last_seq ? t->ring[t->last_seq % t->history] : NULL;
+	ms_sample *s = ms_sample_new(seq, m);
 
+	s->seconds_total = (prev ? prev->seconds_total : 0) + m->period_ms / 1000.0;
+	s->dirty_bytes_total = (prev ? prev->dirty_bytes_total : 0) +
+			       m->rate * 1048576.0 * (m->period_ms / 1000.0);
 	ms_sample_unref(*slot);
-	*slot = ms_sample_new(seq, m);
+	*slot = s;
 	t->last_seq = seq;
 	t->first_seq = seq > t->history ? seq - t->history + 1 : 1;
 }

@@ -46,6 +46,12 @@ typedef struct {
 	char rate_text[32]; /* "12.50\n" */
 	char *text;	    /* the sample file, rendered once */
 	size_t text_len;
+	/* Running totals over this target's samples up to and including this
+	 * one (Prometheus counters): the bytes their rates account for,
+	 * sum(rate * 2^20 * period), and the seconds they cover,
+	 * sum(period).  Set by the registry before it publishes the sample. */
+	double dirty_bytes_total;
+	double seconds_total;
 } ms_sample;
 
 /* Derives rate and interval from the counts in m (pages_*, page_size,

@@ -1,10 +1,12 @@
 /* fuzz_meminfo.c: /proc/meminfo and the overcommit settings, as the
  * meminfo/ files (ms_meminfo_value_from) and the metrics file
- * (ms_metrics_render_from, without a registry or caller) read them.
+ * (ms_metrics_render_texts, without a registry or caller) read them, and
+ * /proc/pressure/memory (PSI) as the metrics file reads it.
  *
- * The input is up to four texts separated by NUL bytes: /proc/meminfo, then
- * /proc/sys/vm/overcommit_memory, overcommit_ratio and overcommit_kbytes
- * (missing ones are NULL, as when they cannot be read).  Every name asked
+ * The input is up to five texts separated by NUL bytes: /proc/meminfo, then
+ * /proc/sys/vm/overcommit_memory, overcommit_ratio and overcommit_kbytes,
+ * then /proc/pressure/memory (missing ones are NULL, as when they cannot be
+ * read).  Every name asked
  * for: the file name of each field of the input, the derived names, and one
  * that does not exist.
  */
@@ -40,13 +42,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char *buf = fuzz_cstr(data, size);
 	const char *meminfo = buf;
-	const char *oc[3] = {NULL, NULL, NULL};
+	const char *more[4] = {NULL, NULL, NULL, NULL};
 	const char *p = buf + strlen(buf);
 
-	for (int i = 0; i < 3 && p < buf + size; i++) {
-		oc[i] = p + 1;
-		p = oc[i] + strlen(oc[i]);
+	for (int i = 0; i < 4 && p < buf + size; i++) {
+		more[i] = p + 1;
+		p = more[i] + strlen(more[i]);
 	}
+	const char *oc[3] = {more[0], more[1], more[2]};
 
 	static const char *const derived[] = {"overcommit_memory", "overcommit_ratio",
 					      "overcommit_kbytes", "used", "commit_percent",
@@ -61,8 +64,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	g_array_unref(fields);
 
-	char *metrics = ms_metrics_render_from(NULL, NULL, meminfo, oc);
+	ms_metrics_texts in = {
+		.meminfo = meminfo, .overcommit = {oc[0], oc[1], oc[2]}, .pressure = more[3]};
+	char *metrics = ms_metrics_render_texts(NULL, NULL, &in);
 	FUZZ_CHECK(metrics != NULL);
+	/* Every line a comment or "name value", newline-terminated. */
+	size_t mlen = strlen(metrics);
+	FUZZ_CHECK(mlen > 0 && metrics[mlen - 1] == '\n');
+	for (const char *l = metrics; *l; l = strchr(l, '\n') + 1)
+		FUZZ_CHECK(l[0] == '#' || strncmp(l, "memstat_", 8) == 0);
 	g_free(metrics);
 	free(buf);
 	return 0;
