@@ -138,70 +138,99 @@ static int check_input(const ms_precopy_input *in, const char **why)
 static void simulate(const ms_precopy_input *in, ms_growth_which which, double bw, double dl_ms,
 		     ms_precopy_run *out)
 {
+	const double W_S = MS_PRECOPY_WINDOW_S;
 	const double P = in->page_size, cost = P + MS_PRECOPY_PAGE_HEADER; /* R3 */
 	const double N = floor((double)in->memory_bytes / P);
-	const double per_window = bw * MS_PRECOPY_WINDOW_S / cost; /* pages, R2 */
-	const double thr = bw * dl_ms / 1000 / P; /* R4, in pages (R5 compares
-						   * page_size per page) */
+	/* A link slower than the rate limit is the bandwidth (R4 measures). */
 	const double link = in->link_bandwidth > 0 ? in->link_bandwidth : bw;
+	if (link < bw)
+		bw = link;
+	const double per_window = bw * W_S / cost; /* pages a window allows, R2 */
+	const double thr = bw * dl_ms / 1000 / P;  /* R4, in pages (R5 compares
+						    * page_size per page) */
+	const double limit = in->max_total_s > 0 ? in->max_total_s : INFINITY;
 	/* A2: the working set. */
 	double W = last_slope(in->curve, in->n, which) > 0
 			   ? N
 			   : fmin(point_value(&in->curve[in->n - 1], which), N);
 	double waiting_w = W, waiting_o = N - W; /* R1: everything */
 	double t = 0, last_sync = 0, sent = 0, best = INFINITY;
+	double win_start = 0, budget = per_window;
 	uint32_t syncs = 1, stalled = 0;
-	bool first = true;
 
 	*out = (ms_precopy_run){.end = MS_PRECOPY_END_LIMIT};
 	for (;;) {
 		double waiting = waiting_w + waiting_o;
-		/* Send windows until what waits is below the threshold, at
-		 * least one at the start (R4: the threshold is 0 until then). */
-		if (waiting >= thr || first) {
-			double n = first && waiting < thr ? 1 : floor((waiting - thr) / per_window) + 1;
-			double s = fmin(n * per_window, waiting);
-			double dt = s < n * per_window ? s / per_window * MS_PRECOPY_WINDOW_S
-						       : n * MS_PRECOPY_WINDOW_S;
-			first = false;
-			if (in->max_total_s > 0 && t + dt >= in->max_total_s) { /* R7 */
-				sent += (in->max_total_s - t) / MS_PRECOPY_WINDOW_S * per_window;
-				t = in->max_total_s;
+		/* R4: no threshold before the first window is over. */
+		double thr_now = t >= W_S * (1 - 1e-9) ? thr : 0;
+		if (t > 0 && (waiting < thr_now || waiting <= 0)) {
+			/* R5: sync. */
+			double dirtied = ms_growth_at(in->curve, in->n, which, t - last_sync, N);
+			last_sync = t;
+			syncs++;
+			if (W > 0)
+				waiting_w += dirtied * (1 - waiting_w / W); /* A2 */
+			if (waiting_w > W)
+				waiting_w = W;
+			waiting = waiting_w + waiting_o;
+			if (waiting < thr_now || waiting <= 0) { /* R6 */
+				syncs++;
+				out->end = MS_PRECOPY_END_CONVERGED;
+				out->converges = true;
+				out->downtime_ms = waiting * cost / link * 1000;
+				sent += waiting;
+				t += out->downtime_ms / 1000;
 				break;
 			}
-			double keep = waiting > 0 ? (waiting - s) / waiting : 0; /* A2 */
+			if (waiting < best - 0.5) {
+				best = waiting;
+				stalled = 0;
+			} else if (++stalled >= MS_PRECOPY_STALL_SYNCS) {
+				out->end = MS_PRECOPY_END_STALLED;
+				break;
+			}
+			if ((in->max_syncs && syncs >= in->max_syncs) || syncs >= MAX_SYNCS_HARD)
+				break;
+		}
+		/* R2: whole windows while what waits stays at or above the
+		 * threshold (no sync between them)... */
+		if (budget >= per_window * (1 - 1e-12) && waiting - per_window >= thr) {
+			double n = floor((waiting - thr) / per_window);
+			if (win_start + n * W_S >= limit) { /* R7 */
+				sent += (limit - win_start) / W_S * per_window;
+				t = limit;
+				break;
+			}
+			double keep = (waiting - n * per_window) / waiting; /* A2 */
 			waiting_w *= keep;
 			waiting_o *= keep;
-			sent += s;
-			t += dt;
+			sent += n * per_window;
+			t = win_start = win_start + n * W_S;
+			continue;
 		}
-		/* R5: sync. */
-		double dirtied = ms_growth_at(in->curve, in->n, which, t - last_sync, N);
-		last_sync = t;
-		syncs++;
-		if (W > 0)
-			waiting_w += dirtied * (1 - waiting_w / W); /* A2 */
-		if (waiting_w > W)
-			waiting_w = W;
-		waiting = waiting_w + waiting_o;
-		if (waiting < thr || waiting <= 0) { /* R6; nothing left also stops */
-			syncs++;
-			out->end = MS_PRECOPY_END_CONVERGED;
-			out->converges = true;
-			out->downtime_ms = waiting * cost / link * 1000;
-			sent += waiting;
-			t += out->downtime_ms / 1000;
+		/* ...else what the window still allows, at the link's speed. */
+		double s = fmin(waiting, budget), dt = s * cost / link;
+		if (t + dt >= limit) {
+			sent += (limit - t) * link / cost;
+			t = limit;
 			break;
 		}
-		if (waiting < best - 0.5) {
-			best = waiting;
-			stalled = 0;
-		} else if (++stalled >= MS_PRECOPY_STALL_SYNCS) {
-			out->end = MS_PRECOPY_END_STALLED;
-			break;
+		double keep = waiting > 0 ? (waiting - s) / waiting : 0;
+		waiting_w *= keep;
+		waiting_o *= keep;
+		sent += s;
+		t += dt;
+		budget -= s;
+		if (budget <= per_window * 1e-12 || t >= win_start + W_S) {
+			/* Rate limited: sleep out the window; a new one begins. */
+			t = fmax(t, win_start + W_S);
+			if (t >= limit) {
+				t = limit;
+				break;
+			}
+			win_start = t;
+			budget = per_window;
 		}
-		if ((in->max_syncs && syncs >= in->max_syncs) || syncs >= MAX_SYNCS_HARD)
-			break;
 	}
 	out->iterations = syncs;
 	out->total_s = t;
@@ -282,8 +311,9 @@ const char *ms_precopy_model_text(void)
 	       "first, the last slope beyond the last point, capped at all pages\n"
 	       "setup syncs the dirty bitmap with every page set: the first round sends all "
 	       "non-zero pages (ram_init_bitmaps)\n"
-	       "sending is rate limited to bandwidth in 100 ms windows (migrate_fd_connect, "
-	       "migration_rate_limit)\n"
+	       "sending is rate limited to bandwidth in 100 ms windows; a window's allowance goes "
+	       "out at the link's speed, then the rest of the window is slept out "
+	       "(migrate_fd_connect, migration_rate_limit, ram_save_iterate)\n"
 	       "a page costs page_size + 8 bytes of header; zero pages are not counted "
 	       "(save_page_header, save_zero_page)\n"
 	       "threshold = bandwidth x downtime_limit, 0 until the first window ends "

@@ -263,3 +263,33 @@ Test(precopy, an_interval_across_the_boundary_is_not_enough_data)
 	cr_assert_eq(ms_precopy_forecast_compute(&in, &f, &why), 0);
 	cr_expect_eq(f.verdict, MS_PRECOPY_DOES_NOT_CONVERGE);
 }
+
+/* QEMU sends each window's allowance as fast as the link goes, then
+ * sleeps (R2).  A hot set of 5 pages, dirty within 5 ms (f(t) = 1000 t up
+ * to 5), downtime-limit 30 ms: threshold 3.006 pages, less than the hot
+ * set.  At the rate limit's pace (no faster link) sending 5 pages takes
+ * 50 ms, in which all 5 are dirtied again: it never converges.  With a
+ * link 100 times faster (41.04 MB/s):
+ *   fast-forward: floor((1000 - 3.006) / 10) = 99 windows, t = 9.9 s,
+ *   10 pages left; sent in 1 ms, then the window is slept out (t = 10);
+ *   sync 2: f(10) = 5 -> 5 waiting; sent in 0.5 ms (t = 10.0005) with the
+ *   window's allowance left, so sync 3 at once: f(0.0005) = 0.5 < 3.006:
+ *   stop-and-copy (sync 4), 0.5 pages, 0.05 ms; total 10.00055 s;
+ *   990 + 10 + 5 + 0.5 = 1005.5 pages, 4126572 bytes. */
+Test(precopy, a_fast_link_sends_each_window_in_a_burst)
+{
+	const ms_growth_point c[] = {{0.005, 5, 5, 5}, {1, 5, 5, 5}};
+	ms_precopy_input in = input(c, 2, 30);
+	ms_precopy_run r;
+	const char *why;
+	cr_assert_eq(ms_precopy_run_one(&in, MS_GROWTH_ESTIMATE, &r, &why), 0);
+	cr_expect_not(r.converges);
+	cr_expect_eq(r.end, MS_PRECOPY_END_STALLED);
+	in.link_bandwidth = 100 * BW;
+	cr_assert_eq(ms_precopy_run_one(&in, MS_GROWTH_ESTIMATE, &r, &why), 0);
+	cr_expect(r.converges);
+	cr_expect_eq(r.iterations, 4);
+	cr_expect(CLOSE(r.total_s, 10.00055, 1e-7), "total %.6f", r.total_s);
+	cr_expect(CLOSE(r.downtime_ms, 0.05, 1e-6), "downtime %g", r.downtime_ms);
+	cr_expect(CLOSE(r.transferred_bytes, 4126572, 1e-6), "bytes %g", r.transferred_bytes);
+}

@@ -18,10 +18,14 @@
  *       every bit, then migration_bitmap_sync_precopy().
  *  R2 Sending is rate limited in windows of BUFFER_DELAY = 100 ms, each
  *     allowed max-bandwidth / XFER_LIMIT_RATIO (= 1000 / BUFFER_DELAY)
- *     bytes; the thread sleeps out the rest of a window.
+ *     bytes.  A window's allowance goes out as fast as the link carries
+ *     it, then the thread sleeps out the window; when nothing is left to
+ *     send before that, the next check (R5) comes at once.  So a small
+ *     dirty set is sent, and re-checked, in a burst at the link's speed.
  *       migration/migration.c migrate_fd_connect() (qemu_file_set_rate_limit),
- *       migration_rate_limit(); migration/ram.c ram_save_iterate() stops at
- *       qemu_file_rate_limit().
+ *       migration_rate_limit(), migration_update_counters()
+ *       (qemu_file_reset_rate_limit); migration/ram.c ram_save_iterate()
+ *       stops at qemu_file_rate_limit() or when no dirty page is left.
  *  R3 A page costs its page_size plus an 8-byte header (offset | flags).
  *     Zero pages cost a header and one byte: they are left to the caller,
  *     who counts only non-zero pages in memory_bytes.
@@ -71,10 +75,11 @@
  *     already waiting to be sent and add nothing; QEMU's scan sends the
  *     waiting pages of W and the others in proportion.
  *  A3 The final sync finds nothing new (the gap between the last check and
- *     the VM's stop is not modelled); the link's bandwidth during
- *     stop-and-copy is link_bandwidth (or bandwidth when 0: then the
- *     expected downtime is at most downtime-limit).  Setup time, device
- *     state and the destination's speed are not modelled.
+ *     the VM's stop is not modelled); bursts (R2) and stop-and-copy go at
+ *     link_bandwidth (bandwidth when 0: then sending is smooth and the
+ *     expected downtime at most downtime-limit).  A sync takes no time;
+ *     setup time, device state and the destination's speed beyond the
+ *     link's are not modelled.
  *
  * What the model leaves out (all off by default in QEMU 7.2):
  *  - zero pages beyond R3 (buffer_is_zero() scanning time);
@@ -131,7 +136,9 @@ typedef struct {
 	double bandwidth;	      /* bytes/s: max-bandwidth, or the link's when
 				       * slower; > 0 */
 	double downtime_ms;	      /* downtime-limit, ms; >= 0 */
-	double link_bandwidth;	      /* bytes/s in stop-and-copy; 0: bandwidth */
+	double link_bandwidth;	      /* bytes/s the link carries (bursts, stop-and-
+				       * copy); 0: bandwidth.  When lower than
+				       * bandwidth it is the bandwidth */
 	double max_total_s;	      /* the user's give-up time, s; 0: none */
 	uint32_t max_syncs;	      /* the user's limit on dirty syncs; 0: none */
 } ms_precopy_input;
