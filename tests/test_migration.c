@@ -70,8 +70,11 @@ static void run_case(const char *name, ms_precopy_verdict expect)
 		q.cancelled ? " (cancelled)" : "", q.dirty_syncs, q.total_ms / 1000, q.downtime_ms,
 		q.transferred / 1e6, q.max_lag);
 
-	/* The ground truth held: the guest wrote what it was told, when. */
-	cr_expect_lt(q.max_lag, c->pages_per_sec / 20,
+	/* The ground truth held: the guest wrote what it was told, within one
+	 * rate-limit window (100 ms) of when.  A guest that falls behind catches
+	 * up, so the count over longer windows is unchanged; a busy machine
+	 * delays it by some tens of ms. */
+	cr_expect_lt(q.max_lag, c->pages_per_sec / 10,
 		     "the guest fell %u pages behind its pacing: the curve was not the truth",
 		     q.max_lag);
 	bool converged = strcmp(q.status, "completed") == 0;
@@ -85,22 +88,24 @@ static void run_case(const char *name, ms_precopy_verdict expect)
 TestSuite(migration, .timeout = 240);
 
 /* 48 MiB/s of dirtying over 120 MiB, 96 MiB/s of bandwidth: each round
- * about half the last. */
+ * about half the last, and a 1 s threshold (96 MiB) is soon reached. */
 Test(migration, uniform_dirtying_at_half_the_bandwidth_converges)
 {
 	run_case("uniform-96M-1000ms", MS_PRECOPY_CONVERGES);
 }
 
 /* A 4 MiB hot set rewritten every 25 ms: 160 MiB/s of writes, more than six
- * times the bandwidth, yet a 1 s threshold (24 MiB) holds the hot set. */
+ * times the bandwidth (a dirty rate says never), yet a 1 s threshold
+ * (24 MiB) holds the hot set. */
 Test(migration, a_hot_set_faster_than_the_link_converges_when_the_threshold_holds_it)
 {
 	run_case("hot-24M-1000ms", MS_PRECOPY_CONVERGES);
 }
 
-/* The same hot set with a 20 ms downtime-limit at 96 MiB/s: a threshold
- * of 1.9 MiB never holds it. */
+/* The same hot set with a 20 ms downtime-limit: a threshold of 0.5 MiB,
+ * and each window's 2.4 MiB allowance is less than the hot set, so
+ * every check finds it dirty again. */
 Test(migration, a_hot_set_larger_than_the_threshold_never_converges)
 {
-	run_case("hot-96M-20ms", MS_PRECOPY_DOES_NOT_CONVERGE);
+	run_case("hot-24M-20ms", MS_PRECOPY_DOES_NOT_CONVERGE);
 }

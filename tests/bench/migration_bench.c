@@ -95,7 +95,7 @@ int main(int argc, char **argv)
 		       "%.0f / %.0f | %.1f [%.1f, %.1f] | %.0f [%.0f, %.0f] |\n",
 		       c->name, ms_precopy_verdict_to_string(f.verdict),
 		       mig_far_from_boundary(c, &f, 1.25) ? "" : " (near)", q.status,
-		       q.max_lag >= c->pages_per_sec / 20 ? " (guest lagged)" : "", e->iterations,
+		       q.max_lag >= c->pages_per_sec / 10 ? " (guest lagged)" : "", e->iterations,
 		       q.dirty_syncs, e->total_s, q.total_ms / 1000,
 		       off(e->total_s, q.total_ms / 1000, o1, sizeof(o1)), e->transferred_bytes / 1e6,
 		       q.transferred / 1e6, off(e->transferred_bytes, q.transferred, o2, sizeof(o2)),
