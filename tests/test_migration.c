@@ -102,10 +102,13 @@ Test(migration, a_hot_set_faster_than_the_link_converges_when_the_threshold_hold
 	run_case("hot-24M-1000ms", MS_PRECOPY_CONVERGES);
 }
 
-/* The same hot set with a 20 ms downtime-limit: a threshold of 0.5 MiB,
- * and each window's 2.4 MiB allowance is less than the hot set, so
- * every check finds it dirty again. */
-Test(migration, a_hot_set_larger_than_the_threshold_never_converges)
+/* 48 MiB/s of dirtying over all 120 MiB, 24 MiB/s of bandwidth: each round
+ * dirties more than it sends, and even a 1 s threshold (24 MiB) never holds
+ * what is dirty.  (The hot set that never converges, at 20 ms, is in the
+ * benchmark only: its check every 100 ms makes QEMU sync the dirty log ten
+ * times a second, which under a software KVM stalls the guest behind its
+ * pacing on a busy machine.) */
+Test(migration, dirtying_faster_than_the_bandwidth_never_converges)
 {
-	run_case("hot-24M-20ms", MS_PRECOPY_DOES_NOT_CONVERGE);
+	run_case("uniform-24M-1000ms", MS_PRECOPY_DOES_NOT_CONVERGE);
 }
