@@ -486,6 +486,7 @@ int mig_run(const mig_case *c, const char *accel, const char *guest_elf, const c
 		goto out;
 	json_node_unref(n);
 	double start = now_s();
+	uint32_t target0 = mb[MB_TARGET], done0 = mb[MB_DONE];
 	for (;;) {
 		usleep(100000);
 		n = qmp_call(&qs, "query-migrate", NULL, err, errlen);
@@ -500,6 +501,8 @@ int mig_run(const mig_case *c, const char *accel, const char *guest_elf, const c
 			uint32_t lag = mb[MB_TARGET] - mb[MB_DONE];
 			if (lag > out->max_lag && lag < 1u << 30)
 				out->max_lag = lag;
+			out->pages_asked = mb[MB_TARGET] - target0;
+			out->pages_written = mb[MB_DONE] - done0;
 			if (getenv("MIG_DEBUG"))
 				fprintf(stderr, "lag %u\n", lag);
 		}

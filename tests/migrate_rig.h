@@ -56,6 +56,9 @@ typedef struct {
 	unsigned dirty_syncs;	  /* ram.dirty-sync-count */
 	unsigned long nonzero_pages; /* of the RAM file before migrating */
 	unsigned max_lag;	  /* pages the guest was behind its pacing, most */
+	unsigned pages_asked;	  /* writes the pacing asked for while the
+				   * migration was active (last poll) */
+	unsigned pages_written;	  /* of those, done by the guest by then */
 	bool destination_running; /* query-status on the destination afterwards */
 } mig_result;
 

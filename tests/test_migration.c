@@ -63,20 +63,21 @@ static void run_case(const char *name, ms_precopy_verdict expect)
 	const ms_precopy_run *e = &f.run[MS_GROWTH_ESTIMATE];
 	fprintf(stderr,
 		"%s (%s): forecast %s: %u syncs, %.2f s, %.0f ms downtime, %.1f MB | "
-		"QEMU %s%s: %u syncs, %.2f s, %.0f ms downtime, %.1f MB; guest behind by %u "
-		"pages at most\n",
+		"QEMU %s%s: %u syncs, %.2f s, %.0f ms downtime, %.1f MB; the guest did %u of %u "
+		"writes, at most %u behind\n",
 		name, q.accel, ms_precopy_verdict_to_string(f.verdict), e->iterations, e->total_s,
 		e->downtime_ms, e->transferred_bytes / 1e6, q.status,
-		q.cancelled ? " (cancelled)" : "", q.dirty_syncs, q.total_ms / 1000, q.downtime_ms,
-		q.transferred / 1e6, q.max_lag);
+		q.cancelled ? " (cancelled)" : "", q.dirty_syncs, q.total_ms / 1000,
+		q.cancelled ? 0 : q.downtime_ms,
+		q.transferred / 1e6, q.pages_written, q.pages_asked, q.max_lag);
 
-	/* The ground truth held: the guest wrote what it was told, within one
-	 * rate-limit window (100 ms) of when.  A guest that falls behind catches
-	 * up, so the count over longer windows is unchanged; a busy machine
-	 * delays it by some tens of ms. */
-	cr_expect_lt(q.max_lag, c->pages_per_sec / 10,
-		     "the guest fell %u pages behind its pacing: the curve was not the truth",
-		     q.max_lag);
+	/* The ground truth held: while QEMU migrated, the guest did the writes
+	 * it was told to, to within 10% (a guest that stalled would dirty
+	 * nothing and make any migration converge).  It may fall behind for a
+	 * moment on a busy machine and catch up: that is printed, not judged. */
+	cr_expect_geq(q.pages_written, 0.9 * q.pages_asked,
+		      "the guest did %u of the %u writes it was told: the curve was not the truth",
+		      q.pages_written, q.pages_asked);
 	bool converged = strcmp(q.status, "completed") == 0;
 	if (converged)
 		cr_expect(q.destination_running, "the destination is not running the guest");
