@@ -327,7 +327,7 @@ const char *mig_accel(const char *guest_elf, const char *tmp, char *why, size_t 
 	static char cached[8];
 	if (*cached)
 		return cached;
-	if (!guest_elf || !*guest_elf) {
+	if (!guest_elf || !*guest_elf || access(guest_elf, R_OK) != 0) {
 		fail(why, whylen, "no guest was built (gcc -m32 needs gcc-multilib)");
 		return NULL;
 	}
