@@ -25,7 +25,9 @@
  *       migration/migration.c migrate_fd_connect() (qemu_file_set_rate_limit),
  *       migration_rate_limit(), migration_update_counters()
  *       (qemu_file_reset_rate_limit); migration/ram.c ram_save_iterate()
- *       stops at qemu_file_rate_limit() or when no dirty page is left.
+ *       stops at qemu_file_rate_limit(), when no dirty page is left, or
+ *       after MAX_WAIT = 50 ms (not modelled: a window's allowance takes
+ *       less than that on any link faster than 2 x max-bandwidth).
  *  R3 A page costs its page_size plus an 8-byte header (offset | flags).
  *     Zero pages cost a header and one byte: they are left to the caller,
  *     who counts only non-zero pages in memory_bytes.
