@@ -120,3 +120,13 @@ echo
 "$build"/tests/overhead_bench "$tmp"/ms "$seconds" "$wmib"
 echo
 kill -0 "$ms" || { echo "run.sh: memstatfs died" >&2; exit 1; }
+
+echo "## 6. Will it migrate? The pre-copy forecast beside QEMU's migrations"
+echo
+# Real migrations of the test guest (tests/migrate_rig.h); needs QEMU and
+# the guest (gcc-multilib), skipped saying so without them.
+mig_args=(30)
+[ -n "$quick" ] && mig_args=(12 hot-24M-1000ms hot-96M-20ms)
+rc=0
+"$build"/tests/migration_bench "$build"/tests/guest.elf "${mig_args[@]}" || rc=$?
+[ "$rc" = 0 ] || [ "$rc" = 77 ] || { echo "run.sh: migration_bench failed" >&2; exit 1; }
