@@ -1,0 +1,259 @@
+/* tree.c: the table of nodes, and the walks over it (tree.h).
+ *
+ * Rows are listed in the order a directory lists them.  A row's children
+ * are the rows whose parent it is; a named child has its parent's target
+ * and index, a family's entries get theirs from its lookup and list.  What
+ * a node shows is in tree_files.c (reads) and tree_control.c (writes); a
+ * source's own files call that source's readers.
+ */
+#include "memstat/core/tree.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "memstat/core/tree_control.h"
+#include "memstat/core/tree_files.h"
+#include "memstat/methods/fail.h"
+
+/* Rows, by index: parents are named by these. */
+enum {
+	N_ROOT,
+	N_TRACK,
+	N_UNTRACK,
+	N_MEMINFO_DIR,
+	N_MEMINFO,
+	N_METRICS,
+	N_TARGET,
+	N_STATUS,
+	N_RATE,
+	N_PERIOD,
+	N_SAMPLE_PAGES,
+	N_MODE,
+	N_MEMORY_DIR,
+	N_MEMORY,
+	N_SAMPLES_DIR,
+	N_SAMPLE,
+	N_LATEST,
+	N_QEMU_PID,
+	N_SOCKET,
+	N_VCPU_DIR,
+	N_VCPU,
+	N_VCPU_RATE,
+	N_COUNT
+};
+
+#define DIR  (S_IFDIR | 0555)
+#define FILE (S_IFREG | 0444)
+#define CTRL (S_IFREG | 0644)
+#define ALL  MS_KIND_ALL
+#define VM   MS_KIND_VM
+#define PROC MS_KIND_PROCESS
+#define PRIV MS_NODE_PRIVATE
+#define OWN  MS_NODE_OWNED
+
+/* name, parent, mode, kinds, flags, render, write, list, lookup, attr */
+static const ms_node table[N_COUNT] = {
+	[N_ROOT] = {"", N_ROOT, DIR, 0, 0, NULL, NULL, NULL, NULL, NULL},
+	[N_TRACK] = {"track", N_ROOT, CTRL, 0, 0, ms_render_track, ms_write_track, NULL, NULL, NULL},
+	[N_UNTRACK] = {"untrack", N_ROOT, S_IFREG | 0200, 0, 0, NULL, ms_write_untrack, NULL, NULL,
+		       NULL},
+	[N_MEMINFO_DIR] = {"meminfo", N_ROOT, DIR, 0, 0, NULL, NULL, NULL, NULL, NULL},
+	[N_MEMINFO] = {NULL, N_MEMINFO_DIR, FILE, 0, 0, ms_render_meminfo, NULL, ms_list_meminfo,
+		       ms_lookup_meminfo, ms_attr_meminfo},
+	[N_METRICS] = {"metrics", N_ROOT, FILE, 0, MS_NODE_GROUPS, ms_render_metrics, NULL, NULL,
+		       NULL, NULL},
+	[N_TARGET] = {NULL, N_ROOT, DIR, ALL, OWN, NULL, NULL, ms_list_targets, ms_lookup_target,
+		      NULL},
+	[N_STATUS] = {"status", N_TARGET, FILE, ALL, 0, ms_render_status, NULL, NULL, NULL, NULL},
+	[N_RATE] = {"rate", N_TARGET, FILE, ALL, PRIV, ms_render_rate, NULL, NULL, NULL, NULL},
+	[N_PERIOD] = {"period", N_TARGET, CTRL, ALL, OWN, ms_render_period, ms_write_setting, NULL,
+		      NULL, NULL},
+	[N_SAMPLE_PAGES] = {"sample_pages", N_TARGET, CTRL, ALL, OWN, ms_render_sample_pages,
+			    ms_write_setting, NULL, NULL, NULL},
+	[N_MODE] = {"mode", N_TARGET, CTRL, ALL, OWN, ms_render_mode, ms_write_setting, NULL, NULL,
+		    NULL},
+	[N_MEMORY_DIR] = {"memory", N_TARGET, DIR, PROC, OWN, NULL, NULL, NULL, NULL, NULL},
+	[N_MEMORY] = {NULL, N_MEMORY_DIR, FILE, PROC, 0, ms_render_memory, NULL, ms_list_memory,
+		      ms_lookup_memory, ms_attr_memory},
+	[N_SAMPLES_DIR] = {"samples", N_TARGET, DIR, ALL, OWN | PRIV, NULL, NULL, NULL, NULL, NULL},
+	[N_SAMPLE] = {NULL, N_SAMPLES_DIR, FILE, ALL, PRIV | MS_NODE_CACHED, ms_render_sample, NULL,
+		      ms_list_samples, ms_lookup_sample, ms_attr_sample},
+	[N_LATEST] = {"latest", N_SAMPLES_DIR, S_IFLNK | 0777, ALL, PRIV, ms_render_latest, NULL,
+		      NULL, NULL, ms_attr_latest},
+	[N_QEMU_PID] = {"qemu_pid", N_TARGET, FILE, VM, 0, ms_render_qemu_pid, NULL, NULL, NULL,
+			NULL},
+	[N_SOCKET] = {"socket", N_TARGET, FILE, VM, 0, ms_render_socket, NULL, NULL, NULL, NULL},
+	[N_VCPU_DIR] = {"vcpu", N_TARGET, DIR, VM, PRIV, NULL, NULL, NULL, NULL, NULL},
+	[N_VCPU] = {NULL, N_VCPU_DIR, DIR, VM, PRIV, NULL, NULL, ms_list_vcpus, ms_lookup_vcpu,
+		    ms_attr_vcpu},
+	[N_VCPU_RATE] = {"rate", N_VCPU, FILE, VM, PRIV, ms_render_vcpu_rate, NULL, NULL, NULL,
+			 ms_attr_vcpu},
+};
+
+const char *const ms_tree_reserved_names[] = {"track", "untrack", "meminfo", "metrics", NULL};
+
+void ms_tree_init(void)
+{
+	ms_files_init();
+}
+
+const ms_node *ms_tree_node(ms_node_ref n)
+{
+	return n.node < N_COUNT ? &table[n.node] : NULL;
+}
+
+/* The target n is under, when its row is under one: a reference, or NULL
+ * (then *gone says whether it should have one). */
+static ms_target *target_of(ms_registry *reg, ms_node_ref n, bool *gone)
+{
+	const ms_node *row = ms_tree_node(n);
+	ms_target *t = row && row->kinds && reg ? ms_registry_lookup_id(reg, n.id) : NULL;
+
+	*gone = !row || (row->kinds && (!t || !(ms_target_source(t)->bit & row->kinds)));
+	return t;
+}
+
+int ms_tree_stat(ms_registry *reg, ms_node_ref n, ms_node_attr *a, uint64_t *generation)
+{
+	bool gone;
+	g_autoptr(ms_target) t = target_of(reg, n, &gone);
+	const ms_node *row = ms_tree_node(n);
+
+	if (gone)
+		return -ENOENT;
+	*a = (ms_node_attr){.mode = row->mode};
+	if (t && (row->flags & MS_NODE_OWNED))
+		a->uid = ms_target_owner(t);
+	*generation = t ? ms_target_generation(t) : 0;
+	ms_node_ctx c = {.reg = reg, .node = row, .t = t, .idx = n.idx};
+	return row->attr && row->attr(&c, a) < 0 ? -ENOENT : 0;
+}
+
+int ms_tree_lookup(ms_registry *reg, ms_node_ref p, const char *name, ms_node_ref *child)
+{
+	const ms_node *prow = ms_tree_node(p);
+	bool gone;
+
+	if (!prow || !S_ISDIR(prow->mode))
+		return -ENOTDIR;
+	for (uint8_t i = 0; i < N_COUNT; i++)
+		if (i != N_ROOT && table[i].parent == p.node && table[i].name &&
+		    strcmp(table[i].name, name) == 0) {
+			*child = (ms_node_ref){i, p.id, p.idx};
+			return 0;
+		}
+	g_autoptr(ms_target) t = target_of(reg, p, &gone);
+	for (uint8_t i = 0; i < N_COUNT; i++) {
+		uint32_t id = p.id, idx = p.idx;
+		ms_node_ctx c = {.reg = reg, .node = &table[i], .t = t, .idx = p.idx};
+		if (table[i].parent == p.node && !table[i].name &&
+		    table[i].lookup(&c, name, &id, &idx) == 0) {
+			*child = (ms_node_ref){i, id, idx};
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+int ms_tree_list(ms_registry *reg, ms_node_ref n, ms_entry_fn add, void *data)
+{
+	ms_node_attr a;
+	uint64_t generation;
+	bool gone;
+
+	if (ms_tree_stat(reg, n, &a, &generation) < 0)
+		return -ENOENT;
+	if (!S_ISDIR(a.mode))
+		return -ENOTDIR;
+	g_autoptr(ms_target) t = target_of(reg, n, &gone);
+	for (uint8_t i = 0; i < N_COUNT; i++) {
+		const ms_node *row = &table[i];
+		ms_node_ctx c = {.reg = reg, .node = row, .t = t, .idx = n.idx};
+		if (i == N_ROOT || row->parent != n.node)
+			continue;
+		if (!row->name) {
+			row->list(&c, add, data);
+			continue;
+		}
+		ms_node_attr ca = {.mode = row->mode};
+		if ((row->kinds && !(t && (ms_target_source(t)->bit & row->kinds))) ||
+		    (row->attr && row->attr(&c, &ca) < 0))
+			continue;
+		add(row->name, (ms_node_ref){i, n.id, n.idx}, row->mode, data);
+	}
+	return 0;
+}
+
+bool ms_tree_may_read(ms_registry *reg, ms_node_ref n, const ms_caller *caller)
+{
+	g_autoptr(ms_target) t = reg ? ms_registry_lookup_id(reg, n.id) : NULL;
+	const ms_node *row = ms_tree_node(n);
+
+	return !row || !(row->flags & MS_NODE_PRIVATE) || !t || ms_target_may_read(t, caller);
+}
+
+bool ms_tree_needs_groups(ms_registry *reg, ms_node_ref n)
+{
+	g_autoptr(ms_target) t = reg && n.id ? ms_registry_lookup_id(reg, n.id) : NULL;
+	const ms_node *row = ms_tree_node(n);
+
+	return (row && (row->flags & MS_NODE_GROUPS)) ||
+	       (t && ms_target_source(t)->needs_groups);
+}
+
+int ms_tree_render(ms_registry *reg, ms_node_ref n, const ms_caller *caller, char **out)
+{
+	bool gone;
+	g_autoptr(ms_target) t = target_of(reg, n, &gone);
+	const ms_node *row = ms_tree_node(n);
+
+	if (gone)
+		return -ENOENT;
+	if (!row->render)
+		return -EINVAL;
+	ms_node_ctx c = {.reg = reg, .node = row, .t = t, .idx = n.idx, .caller = caller};
+	return row->render(&c, out);
+}
+
+int ms_tree_write(ms_registry *reg, ms_node_ref n, const ms_caller *caller, const char *buf,
+		  size_t len, char gone_name[MS_NAME_MAX])
+{
+	bool gone;
+	g_autoptr(ms_target) t = target_of(reg, n, &gone);
+	const ms_node *row = ms_tree_node(n);
+	g_autofree char *why = NULL;
+
+	gone_name[0] = '\0';
+	if (!reg)
+		return -EAGAIN;
+	if (!row || !row->write)
+		return -EACCES;
+	if (gone)
+		return -ENOENT;
+	ms_node_ctx c = {.reg = reg, .node = row, .t = t, .idx = n.idx, .caller = caller};
+	int r = row->write(&c, buf, len, &why);
+	if (r < 0)
+		g_message("%s (%s)", why ? why : row->name, g_strerror(-r));
+	g_strlcpy(gone_name, c.gone, MS_NAME_MAX);
+	return r;
+}
+
+int ms_tree_rmdir(ms_registry *reg, ms_node_ref parent, const char *name, const ms_caller *caller)
+{
+	g_autofree char *why = NULL;
+	ms_node_ref child;
+
+	if (parent.node != N_ROOT || !reg)
+		return -EPERM;
+	g_autoptr(ms_target) t = ms_registry_lookup(reg, name);
+	if (!t)
+		/* The tree's own directories stay. */
+		return ms_tree_lookup(reg, parent, name, &child) == 0 ? -EPERM : -ENOENT;
+	int r = ms_registry_untrack(reg, name, caller, &why);
+	if (r < 0)
+		g_message("rmdir: %s (%s)", why, g_strerror(-r));
+	else
+		g_message("untracked %s (rmdir by uid %u)", name, (unsigned)caller->uid);
+	return r;
+}
