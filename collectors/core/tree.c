@@ -126,7 +126,7 @@ int ms_tree_stat(ms_registry *reg, ms_node_ref n, ms_node_attr *a, uint64_t *gen
 	if (t && (row->flags & MS_NODE_OWNED))
 		a->uid = ms_target_owner(t);
 	*generation = t ? ms_target_generation(t) : 0;
-	ms_node_ctx c = {.reg = reg, .node = row, .t = t, .idx = n.idx};
+	ms_node_ctx c = {.reg = reg, .node = row, .row = n.node, .t = t, .idx = n.idx};
 	return row->attr && row->attr(&c, a) < 0 ? -ENOENT : 0;
 }
 
@@ -146,7 +146,7 @@ int ms_tree_lookup(ms_registry *reg, ms_node_ref p, const char *name, ms_node_re
 	g_autoptr(ms_target) t = target_of(reg, p, &gone);
 	for (uint8_t i = 0; i < N_COUNT; i++) {
 		uint32_t id = p.id, idx = p.idx;
-		ms_node_ctx c = {.reg = reg, .node = &table[i], .t = t, .idx = p.idx};
+		ms_node_ctx c = {.reg = reg, .node = &table[i], .row = i, .t = t, .idx = p.idx};
 		if (table[i].parent == p.node && !table[i].name &&
 		    table[i].lookup(&c, name, &id, &idx) == 0) {
 			*child = (ms_node_ref){i, id, idx};
@@ -169,7 +169,7 @@ int ms_tree_list(ms_registry *reg, ms_node_ref n, ms_entry_fn add, void *data)
 	g_autoptr(ms_target) t = target_of(reg, n, &gone);
 	for (uint8_t i = 0; i < N_COUNT; i++) {
 		const ms_node *row = &table[i];
-		ms_node_ctx c = {.reg = reg, .node = row, .t = t, .idx = n.idx};
+		ms_node_ctx c = {.reg = reg, .node = row, .row = i, .t = t, .idx = n.idx};
 		if (i == N_ROOT || row->parent != n.node)
 			continue;
 		if (!row->name) {
@@ -212,7 +212,12 @@ int ms_tree_render(ms_registry *reg, ms_node_ref n, const ms_caller *caller, cha
 		return -ENOENT;
 	if (!row->render)
 		return -EINVAL;
-	ms_node_ctx c = {.reg = reg, .node = row, .t = t, .idx = n.idx, .caller = caller};
+	ms_node_ctx c = {.reg = reg,
+			 .node = row,
+			 .row = n.node,
+			 .t = t,
+			 .idx = n.idx,
+			 .caller = caller};
 	return row->render(&c, out);
 }
 
@@ -231,7 +236,12 @@ int ms_tree_write(ms_registry *reg, ms_node_ref n, const ms_caller *caller, cons
 		return -EACCES;
 	if (gone)
 		return -ENOENT;
-	ms_node_ctx c = {.reg = reg, .node = row, .t = t, .idx = n.idx, .caller = caller};
+	ms_node_ctx c = {.reg = reg,
+			 .node = row,
+			 .row = n.node,
+			 .t = t,
+			 .idx = n.idx,
+			 .caller = caller};
 	int r = row->write(&c, buf, len, &why);
 	if (r < 0)
 		g_message("%s (%s)", why ? why : row->name, g_strerror(-r));

@@ -62,12 +62,6 @@ static bool parse_seq(const char *name, uint32_t *seq)
 	return true;
 }
 
-/* The row of a family, for the references its list makes. */
-static uint8_t row_of(const ms_node_ctx *c)
-{
-	return (uint8_t)(c->node - ms_tree_node((ms_node_ref){0, 0, 0}));
-}
-
 /* ---- the root ---- */
 
 int ms_render_track(ms_node_ctx *c, char **out)
@@ -102,7 +96,7 @@ void ms_list_targets(ms_node_ctx *c, ms_entry_fn add, void *data)
 	g_autoptr(GPtrArray) all = c->reg ? ms_registry_list(c->reg) : g_ptr_array_new();
 	for (guint i = 0; i < all->len; i++) {
 		ms_target *t = g_ptr_array_index(all, i);
-		add(ms_target_name(t), (ms_node_ref){row_of(c), ms_target_id(t), 0}, S_IFDIR, data);
+		add(ms_target_name(t), (ms_node_ref){c->row, ms_target_id(t), 0}, S_IFDIR, data);
 	}
 }
 
@@ -130,7 +124,7 @@ int ms_render_meminfo(ms_node_ctx *c, char **out)
 void ms_list_meminfo(ms_node_ctx *c, ms_entry_fn add, void *data)
 {
 	for (guint i = 0; i < meminfo_names->len; i++)
-		add(g_ptr_array_index(meminfo_names, i), (ms_node_ref){row_of(c), 0, i}, S_IFREG,
+		add(g_ptr_array_index(meminfo_names, i), (ms_node_ref){c->row, 0, i}, S_IFREG,
 		    data);
 }
 
@@ -226,7 +220,7 @@ void ms_list_samples(ms_node_ctx *c, ms_entry_fn add, void *data)
 	for (uint64_t seq = v.first_seq; seq && seq <= v.last_seq; seq++) {
 		char name[24];
 		snprintf(name, sizeof(name), "%" PRIu64, seq);
-		add(name, (ms_node_ref){row_of(c), ms_target_id(c->t), (uint32_t)seq}, S_IFREG,
+		add(name, (ms_node_ref){c->row, ms_target_id(c->t), (uint32_t)seq}, S_IFREG,
 		    data);
 	}
 }
@@ -297,7 +291,7 @@ void ms_list_memory(ms_node_ctx *c, ms_entry_fn add, void *data)
 		uint32_t idx;
 		if (index_of(known, g_ptr_array_index(names, i), &idx))
 			add(g_ptr_array_index(names, i),
-			    (ms_node_ref){row_of(c), ms_target_id(c->t), idx}, S_IFREG, data);
+			    (ms_node_ref){c->row, ms_target_id(c->t), idx}, S_IFREG, data);
 	}
 }
 
@@ -343,7 +337,7 @@ void ms_list_vcpus(ms_node_ctx *c, ms_entry_fn add, void *data)
 	for (uint32_t i = 0; s && i < s->m.vcpus; i++) {
 		char name[16];
 		snprintf(name, sizeof(name), "%" PRIu32, s->m.vcpu[i].id);
-		add(name, (ms_node_ref){row_of(c), ms_target_id(c->t), s->m.vcpu[i].id}, S_IFDIR,
+		add(name, (ms_node_ref){c->row, ms_target_id(c->t), s->m.vcpu[i].id}, S_IFDIR,
 		    data);
 	}
 }

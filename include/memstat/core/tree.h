@@ -45,6 +45,7 @@ struct ms_node;
 typedef struct {
 	ms_registry *reg;
 	const struct ms_node *node;
+	uint8_t row;		 /* the node's row: families' entries are of it */
 	ms_target *t;		 /* the target it is under, or NULL */
 	uint32_t idx;		 /* the node's index */
 	const ms_caller *caller; /* render and write: who asks */
