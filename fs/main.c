@@ -203,7 +203,7 @@ int main(int argc, char *argv[])
 		goto out_args;
 	}
 	if (!o.mode)
-		o.mode = strdup("page-sampling");
+		o.mode = strdup(ms_default_mode());
 	if (check_options(&o) < 0)
 		goto out_args;
 	/* Shows as "memstatfs on MOUNTPOINT type fuse.memstatfs". */

@@ -194,6 +194,11 @@ void ms_settings_apply(ms_settings *s, const ms_settings_change *c)
 		memcpy(s->mode, c->v.mode, sizeof(s->mode));
 }
 
+const char *ms_default_mode(void)
+{
+	return ms_sources[0]->modes[0].name;
+}
+
 int ms_check_default_mode(const char *mode, char **why)
 {
 	if (strlen(mode) >= MS_MODE_MAX)

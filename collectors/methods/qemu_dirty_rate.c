@@ -317,10 +317,8 @@ int ms_vm_step(ms_vm *vm, const ms_params *p, const char *mode, ms_measurement *
 	uint32_t calc_s = MAX(p->period_ms / 1000, 1); /* calc-time: whole seconds */
 	g_autofree char *swhy = NULL;
 	int r = start_window(vm, calc_s, p->sample_pages, mode, &swhy);
-	if (r < 0 && !got) {
-		*why = g_steal_pointer(&swhy);
-		return r;
-	}
+	if (r < 0 && !got)
+		return ms_fail(why, r, "%s", swhy);
 	/* A figure in hand is published; a failure to start the next window
 	 * shows at the next step. */
 	return got;

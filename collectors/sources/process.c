@@ -30,7 +30,8 @@
 
 typedef struct {
 	ms_proc_id proc;
-	const ms_method *method; /* of the open windows, or NULL */
+	const ms_mode *mode;	 /* of the open windows, or NULL */
+	const ms_method *method; /* mode->impl */
 	void *coll;
 } proc_state;
 
@@ -101,6 +102,7 @@ static void rest(void *state)
 
 	if (s->method)
 		s->method->close(s->coll);
+	s->mode = NULL;
 	s->method = NULL;
 	s->coll = NULL;
 }
@@ -128,6 +130,7 @@ static int use_mode(proc_state *s, const char *mode, char **why)
 	if (!coll)
 		return err;
 	rest(s);
+	s->mode = m;
 	s->method = method;
 	s->coll = coll;
 	return 0;
@@ -188,7 +191,7 @@ static int step(void *state, const char *mode, const ms_params *p, ms_step *out,
 	int r;
 
 	/* A new mode starts with a window of its own. */
-	if ((!s->method || strcmp(s->method->mode, mode) != 0) && (r = use_mode(s, mode, why)) < 0)
+	if ((!s->mode || strcmp(s->mode->name, mode) != 0) && (r = use_mode(s, mode, why)) < 0)
 		return r;
 	return ms_method_step(s->method, s->coll, &s->proc, p, &out->m, why);
 }

@@ -67,6 +67,10 @@ int ms_check_name(const char *name, char **why);
 /* Applies the fields of change that are set onto s. */
 void ms_settings_apply(ms_settings *s, const ms_settings_change *change);
 
+/* The daemon's default mode when -o mode gives none: the first mode of the
+ * first source (page-sampling). */
+const char *ms_default_mode(void);
+
 /* The daemon's -o mode: 0 when some source has it and this host can
  * measure in it, else -EINVAL or -EOPNOTSUPP with *why. */
 int ms_check_default_mode(const char *mode, char **why);
