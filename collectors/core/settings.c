@@ -4,6 +4,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "memstat/methods/fail.h"
@@ -33,43 +34,71 @@ static bool parse_uint(const char *p, const char *end, uint64_t min, uint64_t ma
 	return true;
 }
 
-static int parse_kv(const char *key, size_t klen, const char *v, const char *vend,
-		    ms_settings_change *c, char **why)
+static int parse_period(const char *v, const char *vend, ms_settings_change *c, char **why)
 {
 	uint64_t n;
 
-	if (klen == 6 && memcmp(key, "period", 6) == 0) {
-		if (c->has_period)
-			return ms_fail(why, -EINVAL, "period given twice");
-		if (!parse_uint(v, vend, MS_PERIOD_MIN, MS_PERIOD_MAX, &n))
-			return ms_fail(why, -EINVAL, "period must be whole seconds from 1 to 60");
-		c->has_period = true;
-		c->v.period_s = (uint32_t)n;
-		return 0;
+	if (!parse_uint(v, vend, MS_PERIOD_MIN, MS_PERIOD_MAX, &n))
+		return ms_fail(why, -EINVAL, "period must be whole seconds from 1 to 60");
+	c->has_period = true;
+	c->v.period_s = (uint32_t)n;
+	return 0;
+}
+
+static int parse_sample_pages(const char *v, const char *vend, ms_settings_change *c,
+			      char **why)
+{
+	uint64_t n;
+
+	if (!parse_uint(v, vend, MS_SAMPLE_PAGES_MIN, MS_SAMPLE_PAGES_MAX, &n))
+		return ms_fail(why, -EINVAL,
+			       "sample_pages must be from 128 to 16384 (pages per GiB)");
+	c->has_sample_pages = true;
+	c->v.sample_pages = (uint32_t)n;
+	return 0;
+}
+
+static int parse_mode(const char *v, const char *vend, ms_settings_change *c, char **why)
+{
+	size_t len = (size_t)(vend - v);
+
+	if (len == 0 || len >= sizeof(c->v.mode))
+		return ms_fail(why, -EINVAL, "unknown mode");
+	memcpy(c->v.mode, v, len);
+	c->v.mode[len] = '\0';
+	if (!ms_mode_known(c->v.mode))
+		return ms_fail(why, -EINVAL, "unknown mode");
+	c->has_mode = true;
+	return 0;
+}
+
+/* The settings a track line and the settings files take: key, where the
+ * change says it is set, and its parser (which checks range and syntax). */
+static const struct {
+	const char *key;
+	size_t has; /* offsetof the bool in ms_settings_change */
+	int (*parse)(const char *v, const char *vend, ms_settings_change *c, char **why);
+} settings_keys[] = {
+	{"period", offsetof(ms_settings_change, has_period), parse_period},
+	{"sample_pages", offsetof(ms_settings_change, has_sample_pages), parse_sample_pages},
+	{"mode", offsetof(ms_settings_change, has_mode), parse_mode},
+};
+
+static int parse_kv(const char *key, size_t klen, const char *v, const char *vend,
+		    ms_settings_change *c, char **why)
+{
+	g_autoptr(GString) keys = g_string_new(NULL);
+
+	for (size_t i = 0; i < G_N_ELEMENTS(settings_keys); i++) {
+		const char *k = settings_keys[i].key;
+		g_string_append_printf(keys, "%s%s=", keys->len ? ", " : "", k);
+		if (strlen(k) != klen || memcmp(key, k, klen) != 0)
+			continue;
+		if (*(bool *)((char *)c + settings_keys[i].has))
+			return ms_fail(why, -EINVAL, "%s given twice", k);
+		return settings_keys[i].parse(v, vend, c, why);
 	}
-	if (klen == 12 && memcmp(key, "sample_pages", 12) == 0) {
-		if (c->has_sample_pages)
-			return ms_fail(why, -EINVAL, "sample_pages given twice");
-		if (!parse_uint(v, vend, MS_SAMPLE_PAGES_MIN, MS_SAMPLE_PAGES_MAX, &n))
-			return ms_fail(why, -EINVAL, "sample_pages must be from 128 to 16384 (pages per GiB)");
-		c->has_sample_pages = true;
-		c->v.sample_pages = (uint32_t)n;
-		return 0;
-	}
-	if (klen == 4 && memcmp(key, "mode", 4) == 0) {
-		size_t len = (size_t)(vend - v);
-		if (c->has_mode)
-			return ms_fail(why, -EINVAL, "mode given twice");
-		if (len == 0 || len >= sizeof(c->v.mode))
-			return ms_fail(why, -EINVAL, "unknown mode");
-		memcpy(c->v.mode, v, len);
-		c->v.mode[len] = '\0';
-		if (!ms_mode_known(c->v.mode))
-			return ms_fail(why, -EINVAL, "unknown mode");
-		c->has_mode = true;
-		return 0;
-	}
-	return ms_fail(why, -EINVAL, "unknown setting (period=, sample_pages=, mode=)");
+	return ms_fail(why, -EINVAL, "unknown setting (%s)", keys->str);
 }
 
 /* Trims white space and checks there is no NUL inside. */

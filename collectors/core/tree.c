@@ -130,6 +130,13 @@ int ms_tree_stat(ms_registry *reg, ms_node_ref n, ms_node_attr *a, uint64_t *gen
 	return row->attr && row->attr(&c, a) < 0 ? -ENOENT : 0;
 }
 
+/* Whether row can be a child of a directory under t: any row outside a
+ * target (t NULL: the root's, or a target gone), else a row for t's kind. */
+static bool fits(const ms_node *row, const ms_target *t)
+{
+	return !t || !row->kinds || (ms_target_source(t)->bit & row->kinds);
+}
+
 int ms_tree_lookup(ms_registry *reg, ms_node_ref p, const char *name, ms_node_ref *child)
 {
 	const ms_node *prow = ms_tree_node(p);
@@ -137,18 +144,23 @@ int ms_tree_lookup(ms_registry *reg, ms_node_ref p, const char *name, ms_node_re
 
 	if (!prow || !S_ISDIR(prow->mode))
 		return -ENOTDIR;
-	for (uint8_t i = 0; i < N_COUNT; i++)
-		if (i != N_ROOT && table[i].parent == p.node && table[i].name &&
-		    strcmp(table[i].name, name) == 0) {
+	g_autoptr(ms_target) t = target_of(reg, p, &gone);
+	/* Named rows first, then families; a name may have a row per kind of
+	 * target. */
+	for (uint8_t i = 1; i < N_COUNT; i++) {
+		const ms_node *row = &table[i];
+		if (row->parent == p.node && row->name && strcmp(row->name, name) == 0 &&
+		    fits(row, t)) {
 			*child = (ms_node_ref){i, p.id, p.idx};
 			return 0;
 		}
-	g_autoptr(ms_target) t = target_of(reg, p, &gone);
-	for (uint8_t i = 0; i < N_COUNT; i++) {
+	}
+	for (uint8_t i = 1; i < N_COUNT; i++) {
+		const ms_node *row = &table[i];
 		uint32_t id = p.id, idx = p.idx;
-		ms_node_ctx c = {.reg = reg, .node = &table[i], .row = i, .t = t, .idx = p.idx};
-		if (table[i].parent == p.node && !table[i].name &&
-		    table[i].lookup(&c, name, &id, &idx) == 0) {
+		ms_node_ctx c = {.reg = reg, .node = row, .row = i, .t = t, .idx = p.idx};
+		if (row->parent == p.node && !row->name && fits(row, t) &&
+		    row->lookup(&c, name, &id, &idx) == 0) {
 			*child = (ms_node_ref){i, id, idx};
 			return 0;
 		}
@@ -167,20 +179,16 @@ int ms_tree_list(ms_registry *reg, ms_node_ref n, ms_entry_fn add, void *data)
 	if (!S_ISDIR(a.mode))
 		return -ENOTDIR;
 	g_autoptr(ms_target) t = target_of(reg, n, &gone);
-	for (uint8_t i = 0; i < N_COUNT; i++) {
+	for (uint8_t i = 1; i < N_COUNT; i++) {
 		const ms_node *row = &table[i];
 		ms_node_ctx c = {.reg = reg, .node = row, .row = i, .t = t, .idx = n.idx};
-		if (i == N_ROOT || row->parent != n.node)
-			continue;
-		if (!row->name) {
-			row->list(&c, add, data);
-			continue;
-		}
 		ms_node_attr ca = {.mode = row->mode};
-		if ((row->kinds && !(t && (ms_target_source(t)->bit & row->kinds))) ||
-		    (row->attr && row->attr(&c, &ca) < 0))
+		if (row->parent != n.node || !fits(row, t))
 			continue;
-		add(row->name, (ms_node_ref){i, n.id, n.idx}, row->mode, data);
+		if (!row->name)
+			row->list(&c, add, data);
+		else if (!row->attr || row->attr(&c, &ca) == 0)
+			add(row->name, (ms_node_ref){i, n.id, n.idx}, row->mode, data);
 	}
 	return 0;
 }
