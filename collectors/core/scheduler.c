@@ -7,7 +7,8 @@
  *            after the registry's lock, before any target's; never held
  *            while a step runs.
  * A job is the worker's that took it from the schedule (running): it alone
- * steps the target until it puts the job back.
+ * steps the target until it puts the job back; a job dropped (done, removed,
+ * stopping) is never stepped again, and its last worker rests it.
  */
 #include "memstat/core/scheduler.h"
 
@@ -85,11 +86,7 @@ static void run_job(ms_scheduler *s, job *j)
 	pthread_mutex_lock(&s->lock);
 	j->running = false;
 	bool drop = o.done || j->gone || s->stopping;
-	if (drop) {
-		/* Free what measuring holds now: the target may stay listed
-		 * (exited) for a long time. */
-		ms_target_rest(j->t);
-	} else {
+	if (!drop) {
 		/* One period after it was due, not after it started: the
 		 * wake-up grid's lateness does not add up (unless it ran a
 		 * whole period late: no catching up). */
@@ -102,6 +99,11 @@ static void run_job(ms_scheduler *s, job *j)
 		job_free(j);
 	pthread_mutex_unlock(&s->lock);
 
+	/* Dropped, t is in no schedule: this worker still owns it.  Free what
+	 * measuring holds now: the target may stay listed (exited) for a long
+	 * time. */
+	if (drop)
+		ms_target_rest(t);
 	if (o.settled && s->settled)
 		s->settled(t, s->data);
 	ms_target_unref(t);

@@ -4,11 +4,17 @@
  * A source is a vtable (ms_source) and a table of modes (ms_mode).  The
  * registry and the scheduler call only these; they never ask which kind of
  * target they hold.  A source knows nothing of FUSE or of the registry's
- * threads: admission runs in the thread of the `track` write, and a
- * target's step, alive, check_caller and rest run in one worker at a time
- * (never two at once for the same state); files may call the source's own
- * readers (process.h, qemu.h) from any thread, so what those read is
- * immutable after admission or guarded by the source.
+ * threads: parse, resolve and admit run in the thread of the `track`
+ * write; step and rest in one worker at a time (never two at once for the
+ * same state); alive, check_caller and mode_ok in any thread (readers,
+ * writers of settings, the worker), as do the source's own readers for its
+ * files (process.h, qemu.h): what those read is immutable after admission
+ * or guarded by the source.
+ *
+ * Two sources may take words of one syntax (absolute paths: a QMP socket,
+ * a cgroup directory): the first in ms_sources[] whose parse claims the
+ * word has it, so a source that tells its paths apart by what they are
+ * comes before one that takes any path.
  *
  * Adding a kind of target: a new file here with its ms_source and its modes,
  * a bit in ms_kind, a row in ms_sources[] (source.c), and rows in the tree's
