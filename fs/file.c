@@ -215,8 +215,7 @@ void ms_fs_release_pending(ms_fs *fs, int err)
 	pthread_mutex_unlock(&fs->pending_lock);
 }
 
-void ms_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		struct fuse_file_info *fi)
+void ms_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
 	ms_fs *fs = ms_fs_of(req);
 	ms_handle *h = (ms_handle *)(uintptr_t)fi->fh;

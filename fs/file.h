@@ -17,8 +17,7 @@ typedef struct {
 } ms_handle;
 
 void ms_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
-void ms_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		struct fuse_file_info *fi);
+void ms_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi);
 void ms_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 
 /* Registry callback: answers the reads parked on a target. */

@@ -32,7 +32,7 @@ ms_caller ms_caller_with_groups(fuse_req_t req)
 ms_caller ms_caller_for(fuse_req_t req, ms_node_ref n)
 {
 	return ms_tree_needs_groups(ms_fs_of(req)->reg, n) ? ms_caller_with_groups(req)
-							    : ms_caller_of(req);
+							   : ms_caller_of(req);
 }
 
 uint64_t ms_open_add(ms_fs *fs, ms_open_obj *o)

@@ -23,8 +23,7 @@ ms_node_ref ms_node_of(fuse_ino_t ino)
 {
 	if (ino == FUSE_ROOT_ID)
 		return (ms_node_ref){0, 0, 0};
-	return (ms_node_ref){(uint8_t)(ino >> 56), (uint32_t)(ino >> 32) & 0xffffff,
-			     (uint32_t)ino};
+	return (ms_node_ref){(uint8_t)(ino >> 56), (uint32_t)(ino >> 32) & 0xffffff, (uint32_t)ino};
 }
 
 int ms_stat_node(ms_fs *fs, ms_node_ref n, struct stat *st, uint64_t *generation)

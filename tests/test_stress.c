@@ -296,6 +296,14 @@ static long daemon_field(const char *field)
 	return proc_status_kb(M.daemon, field);
 }
 
+static void down(void)
+{
+	mount_stop(&M);
+}
+
+/* The daemon is stopped (and its log checked) even when the test fails. */
+TestSuite(stress, .fini = down);
+
 Test(stress, readers_churn_and_settings, .timeout = 600)
 {
 	double seconds = getenv("STRESS_SECONDS") ? atof(getenv("STRESS_SECONDS")) : 60;

@@ -129,8 +129,7 @@ static GArray *snapshot(ms_registry *reg, const ms_caller *caller)
 		ms_target *t = g_ptr_array_index(targets, i);
 		if (caller && !ms_target_may_read(t, caller))
 			continue;
-		snap s = {.name = g_strdup(ms_target_name(t)),
-			  .kind = ms_target_source(t)->kind};
+		snap s = {.name = g_strdup(ms_target_name(t)), .kind = ms_target_source(t)->kind};
 		ms_target_get_view(t, &s.view);
 		s.latest = ms_target_get_sample(t, 0);
 		g_array_append_val(all, s);
@@ -199,9 +198,9 @@ static void targets(GString *out, GArray *all)
 		for (size_t k = 0; k < G_N_ELEMENTS(states); k++) {
 			g_string_append(out, "memstat_target_state{target=\"");
 			append_label(out, s->name);
-			g_string_append_printf(
-				out, "\",kind=\"%s\",state=\"%s\"} %d\n", s->kind,
-				ms_state_name(states[k]), s->view.state == states[k]);
+			g_string_append_printf(out, "\",kind=\"%s\",state=\"%s\"} %d\n", s->kind,
+					       ms_state_name(states[k]),
+					       s->view.state == states[k]);
 		}
 	}
 	per_target(out, all, "memstat_dirty_rate_bytes_per_second",

@@ -212,8 +212,8 @@ int ms_registry_track(ms_registry *reg, const ms_track_request *req, const ms_ca
 	if (!req->change.has_mode && adm.default_mode)
 		g_strlcpy(settings.mode, adm.default_mode, sizeof(settings.mode));
 	r = name_of(src, req, &adm, name, why);
-	g_autoptr(ms_target) t = ms_target_new(src, &id, &adm, name, caller, &settings,
-					       reg->cfg.history);
+	g_autoptr(ms_target) t =
+		ms_target_new(src, &id, &adm, name, caller, &settings, reg->cfg.history);
 	if (r < 0)
 		return r;
 	if ((r = ms_source_check_mode(src, settings.mode, why)) < 0 ||

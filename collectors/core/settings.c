@@ -45,8 +45,7 @@ static int parse_period(const char *v, const char *vend, ms_settings_change *c, 
 	return 0;
 }
 
-static int parse_sample_pages(const char *v, const char *vend, ms_settings_change *c,
-			      char **why)
+static int parse_sample_pages(const char *v, const char *vend, ms_settings_change *c, char **why)
 {
 	uint64_t n;
 
@@ -146,7 +145,8 @@ int ms_parse_track(const char *buf, size_t len, ms_track_request *out, char **wh
 		if (eq - w == 4 && memcmp(w, "name", 4) == 0) {
 			size_t nlen = (size_t)(p - eq - 1);
 			if (!out->source->named)
-				return ms_fail(why, -EINVAL, "name= is not for a %s: it is named by %s",
+				return ms_fail(why, -EINVAL,
+					       "name= is not for a %s: it is named by %s",
 					       out->source->noun, out->source->syntax);
 			if (out->name[0])
 				return ms_fail(why, -EINVAL, "name given twice");
@@ -208,7 +208,8 @@ int ms_check_name(const char *name, char **why)
 	 * plot titles: letters, digits and a few marks only. */
 	for (const unsigned char *c = (const unsigned char *)name; *c; c++) {
 		if (!isalnum(*c) && !strchr("._-@+:", *c))
-			return ms_fail(why, -EINVAL, "a name is letters, digits and . _ - @ + : only");
+			return ms_fail(why, -EINVAL,
+				       "a name is letters, digits and . _ - @ + : only");
 	}
 	return 0;
 }

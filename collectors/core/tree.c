@@ -52,44 +52,59 @@ enum {
 #define PRIV MS_NODE_PRIVATE
 #define OWN  MS_NODE_OWNED
 
-/* name, parent, mode, kinds, flags, render, write, list, lookup, attr */
+/* The rows: a named node, or a family (list, lookup) of entries. */
+// clang-format off
 static const ms_node table[N_COUNT] = {
-	[N_ROOT] = {"", N_ROOT, DIR, 0, 0, NULL, NULL, NULL, NULL, NULL},
-	[N_TRACK] = {"track", N_ROOT, CTRL, 0, 0, ms_render_track, ms_write_track, NULL, NULL, NULL},
-	[N_UNTRACK] = {"untrack", N_ROOT, S_IFREG | 0200, 0, 0, NULL, ms_write_untrack, NULL, NULL,
-		       NULL},
-	[N_MEMINFO_DIR] = {"meminfo", N_ROOT, DIR, 0, 0, NULL, NULL, NULL, NULL, NULL},
-	[N_MEMINFO] = {NULL, N_MEMINFO_DIR, FILE, 0, 0, ms_render_meminfo, NULL, ms_list_meminfo,
-		       ms_lookup_meminfo, ms_attr_meminfo},
-	[N_METRICS] = {"metrics", N_ROOT, FILE, 0, MS_NODE_GROUPS, ms_render_metrics, NULL, NULL,
-		       NULL, NULL},
-	[N_TARGET] = {NULL, N_ROOT, DIR, ALL, OWN, NULL, NULL, ms_list_targets, ms_lookup_target,
-		      NULL},
-	[N_STATUS] = {"status", N_TARGET, FILE, ALL, 0, ms_render_status, NULL, NULL, NULL, NULL},
-	[N_RATE] = {"rate", N_TARGET, FILE, ALL, PRIV, ms_render_rate, NULL, NULL, NULL, NULL},
-	[N_PERIOD] = {"period", N_TARGET, CTRL, ALL, OWN, ms_render_period, ms_write_setting, NULL,
-		      NULL, NULL},
-	[N_SAMPLE_PAGES] = {"sample_pages", N_TARGET, CTRL, ALL, OWN, ms_render_sample_pages,
-			    ms_write_setting, NULL, NULL, NULL},
-	[N_MODE] = {"mode", N_TARGET, CTRL, ALL, OWN, ms_render_mode, ms_write_setting, NULL, NULL,
-		    NULL},
-	[N_MEMORY_DIR] = {"memory", N_TARGET, DIR, PROC, OWN, NULL, NULL, NULL, NULL, NULL},
-	[N_MEMORY] = {NULL, N_MEMORY_DIR, FILE, PROC, 0, ms_render_memory, NULL, ms_list_memory,
-		      ms_lookup_memory, ms_attr_memory},
-	[N_SAMPLES_DIR] = {"samples", N_TARGET, DIR, ALL, OWN | PRIV, NULL, NULL, NULL, NULL, NULL},
-	[N_SAMPLE] = {NULL, N_SAMPLES_DIR, FILE, ALL, PRIV | MS_NODE_CACHED, ms_render_sample, NULL,
-		      ms_list_samples, ms_lookup_sample, ms_attr_sample},
-	[N_LATEST] = {"latest", N_SAMPLES_DIR, S_IFLNK | 0777, ALL, PRIV, ms_render_latest, NULL,
-		      NULL, NULL, ms_attr_latest},
-	[N_QEMU_PID] = {"qemu_pid", N_TARGET, FILE, VM, 0, ms_render_qemu_pid, NULL, NULL, NULL,
-			NULL},
-	[N_SOCKET] = {"socket", N_TARGET, FILE, VM, 0, ms_render_socket, NULL, NULL, NULL, NULL},
-	[N_VCPU_DIR] = {"vcpu", N_TARGET, DIR, VM, PRIV, NULL, NULL, NULL, NULL, NULL},
-	[N_VCPU] = {NULL, N_VCPU_DIR, DIR, VM, PRIV, NULL, NULL, ms_list_vcpus, ms_lookup_vcpu,
-		    ms_attr_vcpu},
-	[N_VCPU_RATE] = {"rate", N_VCPU, FILE, VM, PRIV, ms_render_vcpu_rate, NULL, NULL, NULL,
-			 ms_attr_vcpu},
+	[N_ROOT]         = {.name = "", .parent = N_ROOT, .mode = DIR},
+	[N_TRACK]        = {.name = "track", .parent = N_ROOT, .mode = CTRL,
+			    .render = ms_render_track, .write = ms_write_track},
+	[N_UNTRACK]      = {.name = "untrack", .parent = N_ROOT, .mode = S_IFREG | 0200,
+			    .write = ms_write_untrack},
+	[N_MEMINFO_DIR]  = {.name = "meminfo", .parent = N_ROOT, .mode = DIR},
+	[N_MEMINFO]      = {.parent = N_MEMINFO_DIR, .mode = FILE, .render = ms_render_meminfo,
+			    .list = ms_list_meminfo, .lookup = ms_lookup_meminfo,
+			    .attr = ms_attr_meminfo},
+	[N_METRICS]      = {.name = "metrics", .parent = N_ROOT, .mode = FILE,
+			    .flags = MS_NODE_GROUPS, .render = ms_render_metrics},
+	[N_TARGET]       = {.parent = N_ROOT, .mode = DIR, .kinds = ALL, .flags = OWN,
+			    .list = ms_list_targets, .lookup = ms_lookup_target},
+	[N_STATUS]       = {.name = "status", .parent = N_TARGET, .mode = FILE, .kinds = ALL,
+			    .render = ms_render_status},
+	[N_RATE]         = {.name = "rate", .parent = N_TARGET, .mode = FILE, .kinds = ALL,
+			    .flags = PRIV, .render = ms_render_rate},
+	[N_PERIOD]       = {.name = "period", .parent = N_TARGET, .mode = CTRL, .kinds = ALL,
+			    .flags = OWN, .render = ms_render_period, .write = ms_write_setting},
+	[N_SAMPLE_PAGES] = {.name = "sample_pages", .parent = N_TARGET, .mode = CTRL, .kinds = ALL,
+			    .flags = OWN, .render = ms_render_sample_pages,
+			    .write = ms_write_setting},
+	[N_MODE]         = {.name = "mode", .parent = N_TARGET, .mode = CTRL, .kinds = ALL,
+			    .flags = OWN, .render = ms_render_mode, .write = ms_write_setting},
+	[N_MEMORY_DIR]   = {.name = "memory", .parent = N_TARGET, .mode = DIR, .kinds = PROC,
+			    .flags = OWN},
+	[N_MEMORY]       = {.parent = N_MEMORY_DIR, .mode = FILE, .kinds = PROC,
+			    .render = ms_render_memory, .list = ms_list_memory,
+			    .lookup = ms_lookup_memory, .attr = ms_attr_memory},
+	[N_SAMPLES_DIR]  = {.name = "samples", .parent = N_TARGET, .mode = DIR, .kinds = ALL,
+			    .flags = OWN | PRIV},
+	[N_SAMPLE]       = {.parent = N_SAMPLES_DIR, .mode = FILE, .kinds = ALL,
+			    .flags = PRIV | MS_NODE_CACHED, .render = ms_render_sample,
+			    .list = ms_list_samples, .lookup = ms_lookup_sample,
+			    .attr = ms_attr_sample},
+	[N_LATEST]       = {.name = "latest", .parent = N_SAMPLES_DIR, .mode = S_IFLNK | 0777,
+			    .kinds = ALL, .flags = PRIV, .render = ms_render_latest,
+			    .attr = ms_attr_latest},
+	[N_QEMU_PID]     = {.name = "qemu_pid", .parent = N_TARGET, .mode = FILE, .kinds = VM,
+			    .render = ms_render_qemu_pid},
+	[N_SOCKET]       = {.name = "socket", .parent = N_TARGET, .mode = FILE, .kinds = VM,
+			    .render = ms_render_socket},
+	[N_VCPU_DIR]     = {.name = "vcpu", .parent = N_TARGET, .mode = DIR, .kinds = VM,
+			    .flags = PRIV},
+	[N_VCPU]         = {.parent = N_VCPU_DIR, .mode = DIR, .kinds = VM, .flags = PRIV,
+			    .list = ms_list_vcpus, .lookup = ms_lookup_vcpu, .attr = ms_attr_vcpu},
+	[N_VCPU_RATE]    = {.name = "rate", .parent = N_VCPU, .mode = FILE, .kinds = VM,
+			    .flags = PRIV, .render = ms_render_vcpu_rate, .attr = ms_attr_vcpu},
 };
+// clang-format on
 
 const char *const ms_tree_reserved_names[] = {"track", "untrack", "meminfo", "metrics", NULL};
 
@@ -206,8 +221,7 @@ bool ms_tree_needs_groups(ms_registry *reg, ms_node_ref n)
 	g_autoptr(ms_target) t = reg && n.id ? ms_registry_lookup_id(reg, n.id) : NULL;
 	const ms_node *row = ms_tree_node(n);
 
-	return (row && (row->flags & MS_NODE_GROUPS)) ||
-	       (t && ms_target_source(t)->needs_groups);
+	return (row && (row->flags & MS_NODE_GROUPS)) || (t && ms_target_source(t)->needs_groups);
 }
 
 int ms_tree_render(ms_registry *reg, ms_node_ref n, const ms_caller *caller, char **out)
@@ -220,12 +234,8 @@ int ms_tree_render(ms_registry *reg, ms_node_ref n, const ms_caller *caller, cha
 		return -ENOENT;
 	if (!row->render)
 		return -EINVAL;
-	ms_node_ctx c = {.reg = reg,
-			 .node = row,
-			 .row = n.node,
-			 .t = t,
-			 .idx = n.idx,
-			 .caller = caller};
+	ms_node_ctx c = {
+		.reg = reg, .node = row, .row = n.node, .t = t, .idx = n.idx, .caller = caller};
 	return row->render(&c, out);
 }
 
@@ -244,12 +254,8 @@ int ms_tree_write(ms_registry *reg, ms_node_ref n, const ms_caller *caller, cons
 		return -EACCES;
 	if (gone)
 		return -ENOENT;
-	ms_node_ctx c = {.reg = reg,
-			 .node = row,
-			 .row = n.node,
-			 .t = t,
-			 .idx = n.idx,
-			 .caller = caller};
+	ms_node_ctx c = {
+		.reg = reg, .node = row, .row = n.node, .t = t, .idx = n.idx, .caller = caller};
 	int r = row->write(&c, buf, len, &why);
 	if (r < 0)
 		g_message("%s (%s)", why ? why : row->name, g_strerror(-r));

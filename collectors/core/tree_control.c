@@ -46,7 +46,6 @@ int ms_write_setting(ms_node_ctx *c, const char *buf, size_t len, char **why)
 	if (r == 0)
 		r = ms_target_set(c->reg, c->t, &change, c->caller, &inner);
 	if (r < 0)
-		return ms_fail(why, r, "%s/%s: %s", ms_target_name(c->t), key,
-			       inner ? inner : "");
+		return ms_fail(why, r, "%s/%s: %s", ms_target_name(c->t), key, inner ? inner : "");
 	return 0;
 }

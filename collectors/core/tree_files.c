@@ -220,8 +220,7 @@ void ms_list_samples(ms_node_ctx *c, ms_entry_fn add, void *data)
 	for (uint64_t seq = v.first_seq; seq && seq <= v.last_seq; seq++) {
 		char name[24];
 		snprintf(name, sizeof(name), "%" PRIu64, seq);
-		add(name, (ms_node_ref){c->row, ms_target_id(c->t), (uint32_t)seq}, S_IFREG,
-		    data);
+		add(name, (ms_node_ref){c->row, ms_target_id(c->t), (uint32_t)seq}, S_IFREG, data);
 	}
 }
 

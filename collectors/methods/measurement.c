@@ -53,9 +53,8 @@ void ms_measurement_finish(ms_measurement *m)
 	m->rate_hi = (hi * pop_mib + new_mib) / seconds;
 }
 
-void ms_measurement_begin(ms_measurement *m, const char *mode, const char *method,
-			  int64_t start_ms, int64_t mono_start_us, int64_t mono_end_us,
-			  uint32_t page_size)
+void ms_measurement_begin(ms_measurement *m, const char *mode, const char *method, int64_t start_ms,
+			  int64_t mono_start_us, int64_t mono_end_us, uint32_t page_size)
 {
 	memset(m, 0, sizeof(*m));
 	m->start_ms = start_ms;

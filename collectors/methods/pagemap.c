@@ -222,8 +222,9 @@ static int pagemap_runs(int fd, uint64_t start, uint64_t end, uint32_t ps, uint6
 		if (got == 0)
 			break;
 		for (size_t i = 0; i < got; i++) {
-			bool in = mask == MS_PM_SOFT_DIRTY ? ms_pagemap_soft_dirty_pages(&entries[i], 1)
-							   : (entries[i] & mask) != 0;
+			bool in = mask == MS_PM_SOFT_DIRTY
+					  ? ms_pagemap_soft_dirty_pages(&entries[i], 1)
+					  : (entries[i] & mask) != 0;
 			if (in)
 				range_append(ranges, a + i * ps, a + (i + 1) * ps);
 		}
@@ -254,8 +255,8 @@ int ms_pagemap_runs(pid_t pid, GArray *vmas, ms_runs_how how, GArray **out, char
 			if (scanning) {
 				struct ms_pm_scan_arg arg = {
 					.category_mask = MS_PAGE_IS_SOFT_DIRTY,
-					.category_anyof_mask = MS_PAGE_IS_PRESENT |
-							       MS_PAGE_IS_SWAPPED,
+					.category_anyof_mask =
+						MS_PAGE_IS_PRESENT | MS_PAGE_IS_SWAPPED,
 					.return_mask = MS_PAGE_IS_SOFT_DIRTY,
 				};
 				r = scan(fd, v->start, v->end, &arg, runs);

@@ -110,4 +110,3 @@ int ms_hash_runs(ms_page_reader *rd, const GArray *runs, uint64_t *hashes, bool 
 	}
 	return 0;
 }
-

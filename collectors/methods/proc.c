@@ -111,4 +111,3 @@ bool ms_proc_any_thread_busy(pid_t pid)
 		closedir(d);
 	return busy;
 }
-

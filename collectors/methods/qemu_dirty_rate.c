@@ -58,7 +58,7 @@ static int64_t wall_ms(void)
 	return ms_now_us(CLOCK_REALTIME) / 1000;
 }
 
-/* Maps what the QMP client says to what a collector returns: a closed
+/* Maps what the QMP client says to what a step returns: a closed
  * connection means the VM went away. */
 static int vm_errno(int r)
 {

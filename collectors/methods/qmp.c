@@ -27,7 +27,7 @@ struct ms_qmp {
 	uint64_t next_id; /* ids of commands sent: "ms-N" */
 };
 
-/* Monotonic milliseconds, from the collectors' clock. */
+/* Monotonic milliseconds (measurement.h's clock). */
 static int64_t mono_ms(void)
 {
 	return ms_now_us(CLOCK_MONOTONIC) / 1000;

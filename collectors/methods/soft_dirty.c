@@ -162,9 +162,10 @@ static int sd_open_window(void *state, const ms_params *p, char **why)
 	s->start_mono_us = ms_now_us(CLOCK_MONOTONIC);
 	int r = write_clear_refs(s->pid);
 	if (r < 0)
-		return r == -ESRCH ? r
-				   : ms_fail(why, r, "cannot clear soft-dirty bits of process %d: %s",
-					     (int)s->pid, g_strerror(-r));
+		return r == -ESRCH
+			       ? r
+			       : ms_fail(why, r, "cannot clear soft-dirty bits of process %d: %s",
+					 (int)s->pid, g_strerror(-r));
 	s->open = true;
 	return 0;
 }

@@ -76,11 +76,11 @@ int ms_connect_as(const char *path, const ms_caller *c, uid_t *owner, char **why
 
 	if (strlen(path) >= sizeof(sa.sun_path))
 		return ms_fail(why, -ENAMETOOLONG, "%s: a socket path is at most %zu bytes", path,
-					      sizeof(sa.sun_path) - 1);
+			       sizeof(sa.sun_path) - 1);
 	strcpy(sa.sun_path, path);
 	if ((r = become(c, &saved)) < 0)
 		return ms_fail(why, r, "cannot take uid %u's rights: %s", (unsigned)c->uid,
-					      g_strerror(-r));
+			       g_strerror(-r));
 	int e = 0;
 	if (stat(path, &st) < 0) {
 		e = errno;
@@ -96,7 +96,10 @@ int ms_connect_as(const char *path, const ms_caller *c, uid_t *owner, char **why
 		   connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		/* A full backlog makes connect wait for SO_SNDTIMEO. */
 		e = errno;
-		r = ms_fail(why, e == EPROTOTYPE ? -ENOTSOCK : e == EAGAIN ? -ETIMEDOUT : -e,
+		r = ms_fail(why,
+			    e == EPROTOTYPE ? -ENOTSOCK
+			    : e == EAGAIN   ? -ETIMEDOUT
+					    : -e,
 			    "connect to %s as uid %u: %s", path, (unsigned)c->uid, g_strerror(e));
 		close(fd);
 	} else {

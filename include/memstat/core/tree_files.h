@@ -23,8 +23,8 @@ int ms_lookup_meminfo(ms_node_ctx *c, const char *name, uint32_t *id, uint32_t *
 int ms_attr_meminfo(ms_node_ctx *c, ms_node_attr *a);
 
 /* A target's own files. */
-int ms_render_status(ms_node_ctx *c, char **out);  /* state, then why */
-int ms_render_rate(ms_node_ctx *c, char **out);	   /* -EAGAIN before the first */
+int ms_render_status(ms_node_ctx *c, char **out); /* state, then why */
+int ms_render_rate(ms_node_ctx *c, char **out);	  /* -EAGAIN before the first */
 int ms_render_period(ms_node_ctx *c, char **out);
 int ms_render_sample_pages(ms_node_ctx *c, char **out);
 int ms_render_mode(ms_node_ctx *c, char **out);

@@ -46,9 +46,8 @@ typedef struct {
  * clock, ms), period_ms (from mono_start_us to mono_end_us, CLOCK_MONOTONIC
  * microseconds, rounded, at least 1), mode, method (static strings) and
  * page_size. */
-void ms_measurement_begin(ms_measurement *m, const char *mode, const char *method,
-			  int64_t start_ms, int64_t mono_start_us, int64_t mono_end_us,
-			  uint32_t page_size);
+void ms_measurement_begin(ms_measurement *m, const char *mode, const char *method, int64_t start_ms,
+			  int64_t mono_start_us, int64_t mono_end_us, uint32_t page_size);
 
 /* Derives rate and interval from the counts in m (pages_*, page_size,
  * period_ms) and sets memory_mib, rate, rate_lo, rate_hi, exact:

@@ -30,10 +30,11 @@
 #include "memstat/methods/measurement.h"
 #include "memstat/sources/access.h"
 
-#define MS_MODE_MAX 32	/* a mode's name, with its NUL */
-#define MS_NAME_MAX 64	/* a target's name, with its NUL */
-#define MS_KEY_MAX  108 /* a target as a track line names it, with its NUL
-			 * (a socket path: sun_path) */
+#define MS_MODE_MAX 32 /* a mode's name, with its NUL */
+#define MS_NAME_MAX 64 /* a target's name, with its NUL */
+#define MS_KEY_MAX                                                                                 \
+	108 /* a target as a track line names it, with its NUL                                     \
+	     * (a socket path: sun_path) */
 
 /* The kinds of target, one bit each: the tree's table says which kinds have
  * a file. */
