@@ -186,21 +186,17 @@ static void per_target(GString *out, GArray *all, const char *metric, const char
 
 static void targets(GString *out, GArray *all)
 {
-	static const ms_state states[] = {MS_STATE_MEASURING, MS_STATE_MEASURED, MS_STATE_EXITED,
-					  MS_STATE_ERROR};
-
 	family(out, "memstat_targets", "gauge", "Targets tracked.");
 	g_string_append_printf(out, "memstat_targets %u\n", all->len);
 	family(out, "memstat_target_state", "gauge",
 	       "1 for the state each target is in (measuring, measured, exited, error).");
 	for (guint i = 0; i < all->len; i++) {
 		const snap *s = &g_array_index(all, snap, i);
-		for (size_t k = 0; k < G_N_ELEMENTS(states); k++) {
+		for (ms_state k = 0; k < MS_STATE_COUNT; k++) {
 			g_string_append(out, "memstat_target_state{target=\"");
 			append_label(out, s->name);
 			g_string_append_printf(out, "\",kind=\"%s\",state=\"%s\"} %d\n", s->kind,
-					       ms_state_name(states[k]),
-					       s->view.state == states[k]);
+					       ms_state_name(k), s->view.state == k);
 		}
 	}
 	per_target(out, all, "memstat_dirty_rate_bytes_per_second",

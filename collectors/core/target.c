@@ -37,7 +37,7 @@ struct ms_target {
 	bool removed;
 };
 
-static const char *const state_names[] = {
+static const char *const state_names[MS_STATE_COUNT] = {
 	[MS_STATE_MEASURING] = "measuring",
 	[MS_STATE_MEASURED] = "measured",
 	[MS_STATE_EXITED] = "exited",

@@ -26,6 +26,7 @@ typedef enum {
 	MS_STATE_MEASURED,  /* at least one sample */
 	MS_STATE_EXITED,    /* what it measured is gone (a pid reused...) */
 	MS_STATE_ERROR,	    /* measuring failed; why says so */
+	MS_STATE_COUNT
 } ms_state;
 
 /* "measuring", "measured", "exited", "error". */
