@@ -54,14 +54,16 @@ static int parse(const char *word, size_t len, char key[MS_KEY_MAX], char **why)
 	uint64_t v = 0;
 
 	(void)why;
-	if (len == 0 || len > 7)
+	if (len == 0)
 		return 0;
 	for (size_t i = 0; i < len; i++) {
 		if (word[i] < '0' || word[i] > '9')
 			return 0;
 		v = v * 10 + (uint64_t)(word[i] - '0');
+		if (v > PID_MAX_LIMIT)
+			return 0;
 	}
-	if (v < 1 || v > PID_MAX_LIMIT)
+	if (v < 1)
 		return 0;
 	snprintf(key, MS_KEY_MAX, "%u", (unsigned)v);
 	return 1;
