@@ -22,8 +22,9 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include "file.h"
 #include "fs.h"
-#include "memstat/collector.h"
+#include "memstat/core/settings.h"
 
 #ifndef MEMSTATFS_VERSION
 #define MEMSTATFS_VERSION "0"
@@ -83,16 +84,18 @@ static void usage(const char *prog)
 	       "memstatfs options:\n"
 	       "    -o period=N            seconds per measurement, 1..60 (default 1)\n"
 	       "    -o sample_pages=N      pages sampled per GiB, 128..16384 (default 512)\n"
-	       "    -o mode=MODE           default mode (default page-sampling)\n"
+	       "    -o mode=MODE           default mode of the targets that have it\n"
+	       "                           (default page-sampling)\n"
 	       "    -o history=N           samples kept per target (default 60)\n"
 	       "    -o max_targets=N       most targets tracked at once (default 4096)\n"
 	       "    -o workers=N           measurement threads (default: number of CPUs)\n"
 	       "    -f                     stay in the foreground, log to stderr\n"
 	       "    -d                     debug: foreground, libfuse's request log\n"
 	       "    -h, --help             this help\n"
-	       "    -V, --version          versions\n\n"
-	       "libfuse options:\n",
+	       "    -V, --version          versions\n",
 	       prog);
+	g_autofree char *modes = ms_modes_help();
+	printf("%s\nlibfuse options:\n", modes);
 	fuse_cmdline_help();
 	fuse_lowlevel_help();
 }
@@ -145,19 +148,6 @@ static void raise_fd_limit(void)
 	}
 }
 
-/* Says at start-up which modes this kernel supports, and why not. */
-static void log_kernel_support(void)
-{
-	static const ms_collector_ops *const modes[] = {&ms_page_sampling, &ms_full_scan,
-							&ms_soft_dirty};
-	for (size_t i = 0; i < G_N_ELEMENTS(modes); i++) {
-		char *why = NULL;
-		if (modes[i]->supported(&why) < 0)
-			g_message("mode %s is not available: %s", modes[i]->mode, why);
-		g_free(why);
-	}
-}
-
 static int check_options(const options *o)
 {
 	if (o->period < MS_PERIOD_MIN || o->period > MS_PERIOD_MAX)
@@ -170,14 +160,9 @@ static int check_options(const options *o)
 		return fprintf(stderr, "memstatfs: max_targets must be 1..16777215\n"), -1;
 	if (o->workers < 1 || o->workers > 64)
 		return fprintf(stderr, "memstatfs: workers must be 1..64\n"), -1;
-	if (strlen(o->mode) >= MS_MODE_MAX || !ms_collector_find(o->mode))
-		return fprintf(stderr, "memstatfs: unknown mode %s\n", o->mode), -1;
-	char *why = NULL;
-	if (ms_collector_find(o->mode)->supported(&why) < 0) {
-		fprintf(stderr, "memstatfs: mode %s: %s\n", o->mode, why);
-		g_free(why);
-		return -1;
-	}
+	g_autofree char *why = NULL;
+	if (ms_check_default_mode(o->mode, &why) < 0)
+		return fprintf(stderr, "memstatfs: %s\n", why), -1;
 	return 0;
 }
 
@@ -218,7 +203,7 @@ int main(int argc, char *argv[])
 		goto out_args;
 	}
 	if (!o.mode)
-		o.mode = strdup("page-sampling");
+		o.mode = strdup(ms_default_mode());
 	if (check_options(&o) < 0)
 		goto out_args;
 	/* Shows as "memstatfs on MOUNTPOINT type fuse.memstatfs". */
@@ -254,13 +239,13 @@ int main(int argc, char *argv[])
 		.workers = o.workers,
 		.on_settled = ms_fs_target_settled,
 		.on_settled_data = &fs,
-		.reserved_names = ms_fs_reserved_names,
+		.reserved_names = ms_tree_reserved_names,
 	};
 	g_strlcpy(rc.defaults.mode, o.mode, sizeof(rc.defaults.mode));
 	fs.reg = ms_registry_new(&rc);
 	g_message("mounted on %s (period=%u sample_pages=%u history=%u)", cmd.mountpoint, o.period,
 		  o.sample_pages, o.history);
-	log_kernel_support();
+	ms_log_mode_support();
 
 	if (cmd.singlethread) {
 		ret = fuse_session_loop(se);

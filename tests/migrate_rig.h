@@ -24,7 +24,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "memstat/precopy.h"
+#include "memstat/core/precopy.h"
 
 #define MIG_RAM_MIB	 128u
 #define MIG_REGION_START (8u << 20)

@@ -10,7 +10,7 @@
 #include <errno.h>
 #include <math.h>
 
-#include "memstat/precopy.h"
+#include "memstat/core/precopy.h"
 
 #define PAGE  4096u
 #define COST  4104.0

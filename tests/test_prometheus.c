@@ -41,7 +41,7 @@
 #include <unistd.h>
 
 #include "harness.h"
-#include "memstat/metrics.h"
+#include "memstat/core/metrics.h"
 
 static char *src_text(const char *rel)
 {

@@ -16,9 +16,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "memstat/qmp.h"
-#include "memstat/settings.h"
-#include "memstat/vm.h"
+#include "memstat/core/settings.h"
+#include "memstat/methods/qemu_dirty_rate.h"
+#include "memstat/methods/qmp.h"
+#include "memstat/sources/qemu.h"
 
 #define GREETING                                                                                   \
 	"{\"QMP\": {\"version\": {\"qemu\": {\"micro\": 0, \"minor\": 2, \"major\": 8}, "          \
@@ -255,7 +256,7 @@ Test(qmp, vm_step_reads_qemu_8_2_millisecond_calc_time)
 
 static int track(const char *s, ms_track_request *r)
 {
-	const char *why = NULL;
+	g_autofree char *why = NULL;
 	return ms_parse_track(s, strlen(s), r, &why);
 }
 
@@ -264,8 +265,8 @@ Test(settings, vm_track_lines)
 	ms_track_request r;
 
 	cr_assert_eq(track("/run/qemu/web1.qmp\n", &r), 0);
-	cr_expect_str_eq(r.socket, "/run/qemu/web1.qmp");
-	cr_expect_eq(r.pid, 0);
+	cr_expect_str_eq(r.target, "/run/qemu/web1.qmp");
+	cr_expect_eq(r.source, &ms_qemu_source, "a socket, not a pid");
 	cr_expect_str_eq(r.name, "");
 	cr_assert_eq(track("/run/q.sock name=db-2 period=5 mode=dirty-ring", &r), 0);
 	cr_expect_str_eq(r.name, "db-2");

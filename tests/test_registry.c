@@ -13,7 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "memstat/registry.h"
+#include "memstat/core/registry.h"
 
 static int failures;
 
@@ -77,12 +77,11 @@ static int track(ms_registry *reg, pid_t pid, const char *settings)
 {
 	char line[128];
 	ms_track_request req;
-	const char *perr;
 	char *why = NULL;
 	ms_caller root = {0};
 
 	snprintf(line, sizeof(line), "%d %s", (int)pid, settings ? settings : "");
-	int r = ms_parse_track(line, strlen(line), &req, &perr);
+	int r = ms_parse_track(line, strlen(line), &req, &why);
 	if (r == 0)
 		r = ms_registry_track(reg, &req, &root, &why);
 	free(why);

@@ -7,17 +7,18 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "memstat/meminfo.h"
-#include "memstat/metrics.h"
-#include "memstat/pagemap.h"
-#include "memstat/procfs.h"
-#include "memstat/sample.h"
-#include "memstat/settings.h"
-#include "../collectors/process.h"
+#include "memstat/core/metrics.h"
+#include "memstat/core/settings.h"
+#include "memstat/methods/measurement.h"
+#include "memstat/methods/meminfo.h"
+#include "memstat/methods/pagemap.h"
+#include "memstat/methods/pages.h"
+#include "memstat/methods/procfs.h"
+#include "memstat/sources/process.h"
 
 static int track(const char *s, ms_track_request *r)
 {
-	const char *why = NULL;
+	g_autofree char *why = NULL;
 	return ms_parse_track(s, strlen(s), r, &why);
 }
 
@@ -26,10 +27,11 @@ Test(settings, track_lines)
 	ms_track_request r;
 
 	cr_assert_eq(track("4242\n", &r), 0);
-	cr_expect_eq(r.pid, 4242);
+	cr_expect_eq(r.source, &ms_process_source);
+	cr_expect_str_eq(r.target, "4242");
 	cr_expect_not(r.change.has_period || r.change.has_mode || r.change.has_sample_pages);
 	cr_assert_eq(track("4242\r\n", &r), 0);
-	cr_expect_eq(r.pid, 4242);
+	cr_expect_str_eq(r.target, "4242");
 	cr_assert_eq(track(" 7 period=60 sample_pages=128 mode=page-sampling\n", &r), 0);
 	cr_expect(r.change.has_period && r.change.v.period_s == 60);
 	cr_expect(r.change.has_sample_pages && r.change.v.sample_pages == 128);
@@ -52,7 +54,7 @@ Test(settings, track_lines)
 		cr_expect_eq(track(bad[i], &r), -EINVAL, "<%s>", bad[i]);
 	/* Embedded NUL and over-long writes. */
 	const char why_nul[] = "12\0 period=3";
-	const char *why = NULL;
+	g_autofree char *why = NULL;
 	cr_expect_eq(ms_parse_track(why_nul, sizeof(why_nul) - 1, &r, &why), -EINVAL);
 	char big[MS_WRITE_MAX + 2];
 	memset(big, ' ', sizeof(big));
@@ -63,7 +65,7 @@ Test(settings, track_lines)
 Test(settings, single_values)
 {
 	ms_settings_change c;
-	const char *why;
+	g_autofree char *why = NULL;
 
 	cr_expect_eq(ms_parse_setting("period", "5\n", 2, &c, &why), 0);
 	cr_expect(c.has_period && c.v.period_s == 5);

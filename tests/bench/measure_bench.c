@@ -27,7 +27,8 @@
 #include <xxhash.h>
 
 #include "bench.h"
-#include "memstat/collector.h"
+#include "memstat/methods/full_scan.h"
+#include "memstat/methods/page_sampling.h"
 
 typedef struct {
 	double cpu, wall;
@@ -60,7 +61,7 @@ static void child(size_t size, int out)
 
 /* CPU seconds of one step of ops on the child, averaged over steps 2..4
  * (step 1 only opens the first window). */
-static double step_cost(const ms_collector_ops *ops, pid_t pid, int pidfd, uint32_t per_gib,
+static double step_cost(const ms_method *ops, pid_t pid, int pidfd, uint32_t per_gib,
 			ms_measurement *m)
 {
 	ms_proc_id id = {.pid = pid, .pidfd = pidfd};
@@ -76,7 +77,7 @@ static double step_cost(const ms_collector_ops *ops, pid_t pid, int pidfd, uint3
 	ms_params params = {.period_ms = 1000, .sample_pages = per_gib};
 	for (int k = 0; k < 4; k++) {
 		double t0 = clock_s(CLOCK_THREAD_CPUTIME_ID);
-		if (ops->step(st, &params, m, &why) < 0) {
+		if (ms_method_step(ops, st, &id, &params, m, &why) < 0) {
 			fprintf(stderr, "%s step: %s\n", ops->mode, why);
 			exit(1);
 		}

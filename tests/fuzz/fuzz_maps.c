@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "memstat/procfs.h"
+#include "memstat/methods/procfs.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -16,9 +16,9 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "memstat/meminfo.h"
-#include "memstat/metrics.h"
-#include "memstat/procfs.h"
+#include "memstat/methods/meminfo.h"
+#include "memstat/core/metrics.h"
+#include "memstat/methods/procfs.h"
 
 #define MAX_NAMES 64
 

@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "memstat/pagemap.h"
+#include "memstat/methods/pagemap.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

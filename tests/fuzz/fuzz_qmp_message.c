@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "memstat/qmp.h"
+#include "memstat/methods/qmp.h"
 
 static void visit(JsonObject *o, const gchar *name, JsonNode *node, gpointer data)
 {

@@ -13,8 +13,8 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "memstat/meminfo.h"
-#include "memstat/procfs.h"
+#include "memstat/methods/meminfo.h"
+#include "memstat/methods/procfs.h"
 
 /* ms_field_file_name into a buffer of exactly outlen bytes. */
 static void check_file_name(const char *field, size_t outlen)

@@ -1,4 +1,4 @@
-/* fuzz_track.c: the control-file grammar (include/memstat/settings.h).
+/* fuzz_track.c: the control-file grammar (include/memstat/core/settings.h).
  *
  * Every input goes, as the bytes of one write (not NUL-terminated), to
  * ms_parse_track, to ms_parse_setting for each settings file, to
@@ -12,9 +12,9 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "memstat/collector.h"
-#include "memstat/settings.h"
-#include "memstat/vm.h"
+#include "memstat/core/settings.h"
+#include "memstat/sources/process.h"
+#include "memstat/sources/qemu.h"
 
 static bool terminated(const char *s, size_t size)
 {
@@ -31,7 +31,7 @@ static void check_change(const ms_settings_change *c)
 	if (c->has_mode) {
 		FUZZ_CHECK(terminated(c->v.mode, sizeof(c->v.mode)));
 		FUZZ_CHECK(c->v.mode[0] != '\0');
-		FUZZ_CHECK(ms_collector_find(c->v.mode) || ms_vm_mode_known(c->v.mode));
+		FUZZ_CHECK(ms_mode_known(c->v.mode));
 	}
 }
 
@@ -48,10 +48,7 @@ static char *unparse(const ms_track_request *r)
 {
 	GString *s = g_string_new(NULL);
 
-	if (r->socket[0])
-		g_string_append(s, r->socket);
-	else
-		g_string_append_printf(s, "%d", (int)r->pid);
+	g_string_append(s, r->target);
 	if (r->name[0])
 		g_string_append_printf(s, " name=%s", r->name);
 	if (r->change.has_mode)
@@ -67,7 +64,7 @@ static char *unparse(const ms_track_request *r)
 static void fuzz_track(const char *buf, size_t size)
 {
 	ms_track_request req, again;
-	const char *why = NULL;
+	g_autofree char *why = NULL;
 	int r = ms_parse_track(buf, size, &req, &why);
 
 	if (r < 0) {
@@ -76,30 +73,31 @@ static void fuzz_track(const char *buf, size_t size)
 		return;
 	}
 	FUZZ_CHECK(r == 0);
-	FUZZ_CHECK(terminated(req.socket, sizeof(req.socket)));
+	FUZZ_CHECK(terminated(req.target, sizeof(req.target)));
 	FUZZ_CHECK(terminated(req.name, sizeof(req.name)));
-	if (req.socket[0]) {
-		FUZZ_CHECK(req.pid == 0);
-		FUZZ_CHECK(req.socket[0] == '/');
-		FUZZ_CHECK(strcspn(req.socket, " \t\n\r\v\f") == strlen(req.socket));
+	FUZZ_CHECK(strcspn(req.target, " \t\n\r\v\f") == strlen(req.target));
+	if (req.source == &ms_qemu_source) {
+		FUZZ_CHECK(req.target[0] == '/');
 	} else {
-		FUZZ_CHECK(req.pid >= 1 && req.pid <= 4194304);
+		FUZZ_CHECK(req.source == &ms_process_source);
+		long pid = strtol(req.target, NULL, 10);
+		FUZZ_CHECK(pid >= 1 && pid <= 4194304);
 		FUZZ_CHECK(req.name[0] == '\0');
 	}
 	if (req.name[0]) {
-		const char *nwhy = NULL;
+		g_autofree char *nwhy = NULL;
 		FUZZ_CHECK(ms_check_name(req.name, &nwhy) == 0);
 	}
 	check_change(&req.change);
 
 	char *text = unparse(&req);
-	why = NULL;
+	g_clear_pointer(&why, g_free);
 	r = ms_parse_track(text, strlen(text), &again, &why);
 	if (r != 0)
 		fprintf(stderr, "round trip: \"%s\" refused: %s\n", text, why ? why : "?");
 	FUZZ_CHECK(r == 0);
-	FUZZ_CHECK(again.pid == req.pid);
-	FUZZ_CHECK(strcmp(again.socket, req.socket) == 0);
+	FUZZ_CHECK(again.source == req.source);
+	FUZZ_CHECK(strcmp(again.target, req.target) == 0);
 	FUZZ_CHECK(strcmp(again.name, req.name) == 0);
 	FUZZ_CHECK(same_change(&again.change, &req.change));
 	g_free(text);
@@ -111,7 +109,7 @@ static void fuzz_settings(const char *buf, size_t size)
 
 	for (size_t k = 0; k < G_N_ELEMENTS(keys); k++) {
 		ms_settings_change c;
-		const char *why = NULL;
+		g_autofree char *why = NULL;
 		int r = ms_parse_setting(keys[k], buf, size, &c, &why);
 		if (r < 0) {
 			FUZZ_CHECK(r == -EINVAL && why != NULL);
@@ -129,7 +127,7 @@ static void fuzz_settings(const char *buf, size_t size)
 	}
 	/* Not a settings file: always refused. */
 	ms_settings_change c;
-	const char *why = NULL;
+	g_autofree char *why = NULL;
 	FUZZ_CHECK(ms_parse_setting("name", buf, size, &c, &why) == -EINVAL && why);
 }
 
@@ -140,7 +138,7 @@ static void fuzz_name(const char *buf, size_t size)
 
 	for (size_t i = 0; i < G_N_ELEMENTS(outlens); i++) {
 		char *out = malloc(outlens[i]);
-		const char *why = NULL;
+		g_autofree char *why = NULL;
 		int r = ms_parse_name(buf, size, out, outlens[i], &why);
 		if (r == 0) {
 			size_t len = strnlen(out, outlens[i]);
@@ -156,7 +154,7 @@ static void fuzz_name(const char *buf, size_t size)
 static void fuzz_check_name(const uint8_t *data, size_t size)
 {
 	char *name = fuzz_cstr(data, size);
-	const char *why = NULL;
+	g_autofree char *why = NULL;
 	int r = ms_check_name(name, &why);
 
 	if (r == 0) {

@@ -28,7 +28,7 @@
 #include <unistd.h>
 
 #include "fuzz.h"
-#include "memstat/vm.h"
+#include "memstat/methods/qemu_dirty_rate.h"
 
 #define STEPS 3	    /* windows asked for */
 #define MAX_CALLS 256 /* calls of ms_vm_step, -EINPROGRESS included */

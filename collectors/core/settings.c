@@ -1,0 +1,267 @@
+/* settings.c: parsing what is written to track, untrack and the settings
+ * files.  Pure functions over a bounded buffer: no I/O. */
+#include "memstat/core/settings.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stddef.h>
+#include <string.h>
+
+#include "memstat/methods/fail.h"
+
+static bool is_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
+
+/* An unsigned decimal in [min, max], the whole of [p, end). */
+static bool parse_uint(const char *p, const char *end, uint64_t min, uint64_t max, uint64_t *out)
+{
+	uint64_t v = 0;
+
+	if (p == end)
+		return false;
+	for (; p < end; p++) {
+		if (!isdigit((unsigned char)*p))
+			return false;
+		v = v * 10 + (uint64_t)(*p - '0');
+		if (v > max)
+			return false;
+	}
+	if (v < min)
+		return false;
+	*out = v;
+	return true;
+}
+
+static int parse_period(const char *v, const char *vend, ms_settings_change *c, char **why)
+{
+	uint64_t n;
+
+	if (!parse_uint(v, vend, MS_PERIOD_MIN, MS_PERIOD_MAX, &n))
+		return ms_fail(why, -EINVAL, "period must be whole seconds from 1 to 60");
+	c->has_period = true;
+	c->v.period_s = (uint32_t)n;
+	return 0;
+}
+
+static int parse_sample_pages(const char *v, const char *vend, ms_settings_change *c, char **why)
+{
+	uint64_t n;
+
+	if (!parse_uint(v, vend, MS_SAMPLE_PAGES_MIN, MS_SAMPLE_PAGES_MAX, &n))
+		return ms_fail(why, -EINVAL,
+			       "sample_pages must be from 128 to 16384 (pages per GiB)");
+	c->has_sample_pages = true;
+	c->v.sample_pages = (uint32_t)n;
+	return 0;
+}
+
+static int parse_mode(const char *v, const char *vend, ms_settings_change *c, char **why)
+{
+	size_t len = (size_t)(vend - v);
+
+	if (len == 0 || len >= sizeof(c->v.mode))
+		return ms_fail(why, -EINVAL, "unknown mode");
+	memcpy(c->v.mode, v, len);
+	c->v.mode[len] = '\0';
+	if (!ms_mode_known(c->v.mode))
+		return ms_fail(why, -EINVAL, "unknown mode");
+	c->has_mode = true;
+	return 0;
+}
+
+/* The settings a track line and the settings files take: key, where the
+ * change says it is set, and its parser (which checks range and syntax). */
+static const struct {
+	const char *key;
+	size_t has; /* offsetof the bool in ms_settings_change */
+	int (*parse)(const char *v, const char *vend, ms_settings_change *c, char **why);
+} settings_keys[] = {
+	{"period", offsetof(ms_settings_change, has_period), parse_period},
+	{"sample_pages", offsetof(ms_settings_change, has_sample_pages), parse_sample_pages},
+	{"mode", offsetof(ms_settings_change, has_mode), parse_mode},
+};
+
+static int parse_kv(const char *key, size_t klen, const char *v, const char *vend,
+		    ms_settings_change *c, char **why)
+{
+	g_autoptr(GString) keys = g_string_new(NULL);
+
+	for (size_t i = 0; i < G_N_ELEMENTS(settings_keys); i++) {
+		const char *k = settings_keys[i].key;
+		g_string_append_printf(keys, "%s%s=", keys->len ? ", " : "", k);
+		if (strlen(k) != klen || memcmp(key, k, klen) != 0)
+			continue;
+		if (*(bool *)((char *)c + settings_keys[i].has))
+			return ms_fail(why, -EINVAL, "%s given twice", k);
+		return settings_keys[i].parse(v, vend, c, why);
+	}
+	return ms_fail(why, -EINVAL, "unknown setting (%s)", keys->str);
+}
+
+/* Trims white space and checks there is no NUL inside. */
+static int bounded(const char **buf, size_t *len, char **why)
+{
+	const char *p = *buf, *end = *buf + *len;
+
+	if (*len > MS_WRITE_MAX)
+		return ms_fail(why, -EINVAL, "write too long");
+	if (memchr(p, '\0', *len))
+		return ms_fail(why, -EINVAL, "NUL byte in write");
+	while (p < end && is_space(*p))
+		p++;
+	while (end > p && is_space(end[-1]))
+		end--;
+	if (p == end)
+		return ms_fail(why, -EINVAL, "empty write");
+	*buf = p;
+	*len = (size_t)(end - p);
+	return 0;
+}
+
+int ms_parse_track(const char *buf, size_t len, ms_track_request *out, char **why)
+{
+	int r = bounded(&buf, &len, why);
+	const char *p = buf, *end = buf + len;
+
+	if (r < 0)
+		return r;
+	memset(out, 0, sizeof(*out));
+	const char *w = p;
+	while (p < end && !is_space(*p))
+		p++;
+	if ((r = ms_source_parse(w, (size_t)(p - w), &out->source, out->target, why)) < 0)
+		return r;
+	while (p < end) {
+		while (p < end && is_space(*p))
+			p++;
+		w = p;
+		while (p < end && !is_space(*p))
+			p++;
+		const char *eq = memchr(w, '=', (size_t)(p - w));
+		if (!eq)
+			return ms_fail(why, -EINVAL, "expected key=value after the target");
+		if (eq - w == 4 && memcmp(w, "name", 4) == 0) {
+			size_t nlen = (size_t)(p - eq - 1);
+			if (!out->source->named)
+				return ms_fail(why, -EINVAL,
+					       "name= is not for a %s: it is named by %s",
+					       out->source->noun, out->source->syntax);
+			if (out->name[0])
+				return ms_fail(why, -EINVAL, "name given twice");
+			if (nlen >= sizeof(out->name))
+				return ms_fail(why, -EINVAL, "name too long");
+			memcpy(out->name, eq + 1, nlen);
+			if ((r = ms_check_name(out->name, why)) < 0)
+				return r;
+			continue;
+		}
+		r = parse_kv(w, (size_t)(eq - w), eq + 1, p, &out->change, why);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+int ms_parse_setting(const char *key, const char *buf, size_t len, ms_settings_change *change,
+		     char **why)
+{
+	int r = bounded(&buf, &len, why);
+
+	if (r < 0)
+		return r;
+	memset(change, 0, sizeof(*change));
+	for (size_t i = 0; i < len; i++)
+		if (is_space(buf[i]))
+			return ms_fail(why, -EINVAL, "one value per write");
+	return parse_kv(key, strlen(key), buf, buf + len, change, why);
+}
+
+int ms_parse_name(const char *buf, size_t len, char *out, size_t outlen, char **why)
+{
+	int r = bounded(&buf, &len, why);
+
+	if (r < 0)
+		return r;
+	if (len >= outlen)
+		return ms_fail(why, -EINVAL, "name too long");
+	for (size_t i = 0; i < len; i++)
+		if (is_space(buf[i]) || buf[i] == '/')
+			return ms_fail(why, -EINVAL, "one name per write");
+	memcpy(out, buf, len);
+	out[len] = '\0';
+	return 0;
+}
+
+int ms_check_name(const char *name, char **why)
+{
+	size_t len = strlen(name);
+
+	if (len == 0)
+		return ms_fail(why, -EINVAL, "empty name");
+	if (len >= MS_NAME_MAX)
+		return ms_fail(why, -EINVAL, "name too long");
+	if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+		return ms_fail(why, -EINVAL, "name may not be . or ..");
+	/* A name lands in file names, shell scripts, Prometheus labels and
+	 * plot titles: letters, digits and a few marks only. */
+	for (const unsigned char *c = (const unsigned char *)name; *c; c++) {
+		if (!isalnum(*c) && !strchr("._-@+:", *c))
+			return ms_fail(why, -EINVAL,
+				       "a name is letters, digits and . _ - @ + : only");
+	}
+	return 0;
+}
+
+void ms_settings_apply(ms_settings *s, const ms_settings_change *c)
+{
+	if (c->has_period)
+		s->period_s = c->v.period_s;
+	if (c->has_sample_pages)
+		s->sample_pages = c->v.sample_pages;
+	if (c->has_mode)
+		memcpy(s->mode, c->v.mode, sizeof(s->mode));
+}
+
+const char *ms_default_mode(void)
+{
+	return ms_sources[0]->modes[0].name;
+}
+
+int ms_check_default_mode(const char *mode, char **why)
+{
+	if (strlen(mode) >= MS_MODE_MAX)
+		return ms_fail(why, -EINVAL, "unknown mode %s", mode);
+	for (const ms_source *const *src = ms_sources; *src; src++) {
+		g_autofree char *inner = NULL;
+		if (!ms_source_mode(*src, mode))
+			continue;
+		int r = ms_source_check_mode(*src, mode, &inner);
+		return r < 0 ? ms_fail(why, r, "mode %s: %s", mode, inner) : 0;
+	}
+	return ms_fail(why, -EINVAL, "unknown mode %s", mode);
+}
+
+void ms_log_mode_support(void)
+{
+	for (const ms_source *const *src = ms_sources; *src; src++) {
+		for (const ms_mode *m = (*src)->modes; m->name; m++) {
+			g_autofree char *why = NULL;
+			if (m->supported && m->supported(&why) < 0)
+				g_message("mode %s is not available: %s", m->name, why);
+		}
+	}
+}
+
+char *ms_modes_help(void)
+{
+	GString *s = g_string_new(NULL);
+
+	for (const ms_source *const *src = ms_sources; *src; src++) {
+		g_string_append_printf(s, "\nmodes of a %s (mode=):\n", (*src)->noun);
+		for (const ms_mode *m = (*src)->modes; m->name; m++)
+			g_string_append_printf(s, "    %-22s %s\n", m->name, m->help);
+	}
+	return g_string_free(s, FALSE);
+}

@@ -1,0 +1,273 @@
+/* target.c: one tracked target (target.h).
+ *
+ * Locks: t->lock guards state, why, settings, the sample ring and removed.
+ * It is never held while calling the source; see registry.c for the order
+ * with the other locks.
+ */
+#include "memstat/core/target.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+
+#include "memstat/methods/fail.h"
+
+struct ms_target {
+	ms_ref ref;
+
+	/* Immutable once inserted (id and generation: set at insertion). */
+	uint32_t id;
+	uint64_t generation; /* never the same twice in a daemon's life */
+	char name[MS_NAME_MAX];
+	const ms_source *source;
+	void *state; /* the source's: the stepping worker's (source.h) */
+	ms_ident ident;
+	uid_t owner;
+	ms_caller tracker; /* who tracked it: must still be allowed to read it */
+	uint32_t history;
+
+	/* Guarded by lock. */
+	pthread_mutex_t lock;
+	ms_state st;
+	char why[256];
+	ms_settings settings;
+	ms_sample **ring;   /* history slots: sample seq is in ring[seq % history] */
+	uint64_t first_seq; /* 0 while there is none */
+	uint64_t last_seq;
+	bool removed;
+};
+
+static const char *const state_names[MS_STATE_COUNT] = {
+	[MS_STATE_MEASURING] = "measuring",
+	[MS_STATE_MEASURED] = "measured",
+	[MS_STATE_EXITED] = "exited",
+	[MS_STATE_ERROR] = "error",
+};
+
+const char *ms_state_name(ms_state s)
+{
+	return (unsigned)s < G_N_ELEMENTS(state_names) ? state_names[s] : "error";
+}
+
+ms_target *ms_target_new(const ms_source *src, const ms_ident *ident, const ms_admitted *adm,
+			 const char *name, const ms_caller *tracker, const ms_settings *settings,
+			 uint32_t history)
+{
+	ms_target *t = g_new0(ms_target, 1);
+
+	ms_ref_init(&t->ref);
+	t->source = src;
+	t->state = adm->state;
+	t->ident = *ident;
+	t->owner = adm->owner;
+	t->tracker = *tracker;
+	t->history = MAX(history, 1);
+	g_strlcpy(t->name, name, sizeof(t->name));
+	pthread_mutex_init(&t->lock, NULL);
+	t->st = MS_STATE_MEASURING;
+	t->settings = *settings;
+	t->ring = g_new0(ms_sample *, t->history);
+	return t;
+}
+
+void ms_target_insert_as(ms_target *t, uint32_t id, uint64_t generation)
+{
+	t->id = id;
+	t->generation = generation;
+}
+
+ms_target *ms_target_ref(ms_target *t)
+{
+	ms_ref_get(&t->ref);
+	return t;
+}
+
+void ms_target_unref(ms_target *t)
+{
+	if (!t || !ms_ref_put(&t->ref))
+		return;
+	t->source->free(t->state);
+	for (uint32_t i = 0; i < t->history; i++)
+		ms_sample_unref(t->ring[i]);
+	g_free(t->ring);
+	pthread_mutex_destroy(&t->lock);
+	g_free(t);
+}
+
+uint32_t ms_target_id(const ms_target *t)
+{
+	return t->id;
+}
+const char *ms_target_name(const ms_target *t)
+{
+	return t->name;
+}
+const ms_source *ms_target_source(const ms_target *t)
+{
+	return t->source;
+}
+const ms_ident *ms_target_ident(const ms_target *t)
+{
+	return &t->ident;
+}
+void *ms_target_state(const ms_target *t)
+{
+	return t->state;
+}
+uid_t ms_target_owner(const ms_target *t)
+{
+	return t->owner;
+}
+uint64_t ms_target_generation(const ms_target *t)
+{
+	return t->generation;
+}
+
+bool ms_target_owned_by(const ms_target *t, const ms_caller *c)
+{
+	return c->uid == 0 || c->uid == t->owner || c->uid == t->tracker.uid;
+}
+
+bool ms_target_may_read(const ms_target *t, const ms_caller *c)
+{
+	g_autofree char *why = NULL;
+
+	return ms_target_owned_by(t, c) || t->source->check_caller(t->state, c, &why) == 0;
+}
+
+void ms_target_get_view(ms_target *t, ms_target_view *out)
+{
+	pthread_mutex_lock(&t->lock);
+	out->state = t->st;
+	g_strlcpy(out->why, t->why, sizeof(out->why));
+	out->settings = t->settings;
+	out->first_seq = t->first_seq;
+	out->last_seq = t->last_seq;
+	out->removed = t->removed;
+	pthread_mutex_unlock(&t->lock);
+}
+
+ms_sample *ms_target_get_sample(ms_target *t, uint64_t seq)
+{
+	ms_sample *s = NULL;
+
+	pthread_mutex_lock(&t->lock);
+	if (seq == 0)
+		seq = t->last_seq;
+	if (seq != 0 && seq >= t->first_seq && seq <= t->last_seq)
+		s = ms_sample_ref(t->ring[seq % t->history]);
+	pthread_mutex_unlock(&t->lock);
+	return s;
+}
+
+int ms_target_change(ms_target *t, const ms_settings_change *change, const ms_caller *c,
+		     bool retrack, uint64_t instance, char **why)
+{
+	int r = 0;
+
+	if (!ms_target_owned_by(t, c))
+		return ms_fail(why, -EACCES, "uid %u may not change %s", (unsigned)c->uid, t->name);
+	if (change->has_mode &&
+	    ((r = ms_source_check_mode(t->source, change->v.mode, why)) < 0 ||
+	     (t->source->mode_ok && (r = t->source->mode_ok(t->state, change->v.mode, why)) < 0)))
+		return r;
+	pthread_mutex_lock(&t->lock);
+	if (retrack && (t->ident.instance != instance || t->st == MS_STATE_EXITED))
+		r = ms_fail(why, -EEXIST, "%s is tracked as a %s that has exited; untrack it first",
+			    t->name, t->source->noun);
+	else
+		ms_settings_apply(&t->settings, change);
+	pthread_mutex_unlock(&t->lock);
+	return r;
+}
+
+void ms_target_mark_removed(ms_target *t)
+{
+	pthread_mutex_lock(&t->lock);
+	t->removed = true;
+	pthread_mutex_unlock(&t->lock);
+}
+
+/* Under t->lock: keeps the sample, dropping the oldest beyond history. */
+static void publish(ms_target *t, const ms_measurement *m)
+{
+	uint64_t seq = t->last_seq + 1;
+	ms_sample **slot = &t->ring[seq % t->history];
+	const ms_sample *prev = t->last_seq ? t->ring[t->last_seq % t->history] : NULL;
+	ms_sample *s = ms_sample_new(seq, m);
+
+	s->seconds_total = (prev ? prev->seconds_total : 0) + m->period_ms / 1000.0;
+	s->dirty_bytes_total = (prev ? prev->dirty_bytes_total : 0) +
+			       m->rate * 1048576.0 * (m->period_ms / 1000.0);
+	ms_sample_unref(*slot);
+	*slot = s;
+	t->last_seq = seq;
+	t->first_seq = seq > t->history ? seq - t->history + 1 : 1;
+}
+
+/* Runs one step of t's source: its return value, with out filled. */
+static int run_source(ms_target *t, ms_step *out, char **why)
+{
+	char mode[MS_MODE_MAX];
+	ms_params p;
+
+	pthread_mutex_lock(&t->lock);
+	p.period_ms = t->settings.period_s * 1000;
+	p.sample_pages = t->settings.sample_pages;
+	memcpy(mode, t->settings.mode, sizeof(mode));
+	pthread_mutex_unlock(&t->lock);
+
+	if (!t->source->alive(t->state))
+		return -ESRCH;
+	/* The user who tracked it may have lost access since (a setuid exec,
+	 * a socket's rights): never go on measuring for them. */
+	int r = t->tracker.uid != 0 ? t->source->check_caller(t->state, &t->tracker, why) : 0;
+	if (r < 0)
+		return r;
+	return t->source->step(t->state, mode, &p, out, why);
+}
+
+ms_step_outcome ms_target_step(ms_target *t)
+{
+	g_autofree char *why = NULL;
+	ms_step step = {0};
+	ms_step_outcome o = {0};
+
+	int r = run_source(t, &step, &why);
+
+	pthread_mutex_lock(&t->lock);
+	ms_state before = t->st;
+	if (r == 1) {
+		g_debug("%s: %s %.2f MiB/s over %u ms", t->name, step.m.mode, step.m.rate,
+			step.m.period_ms);
+		publish(t, &step.m);
+		t->st = MS_STATE_MEASURED;
+		t->why[0] = '\0';
+	} else if (r == -ESRCH) {
+		t->st = MS_STATE_EXITED;
+		g_strlcpy(t->why, why ? why : "", sizeof(t->why));
+		o.done = true;
+	} else if (r == -EINPROGRESS) {
+		o.again_us = (int64_t)MAX(step.again_ms, 1) * 1000;
+	} else if (r == -EBUSY) {
+		/* Passing (someone else measures): shown, not an error. */
+		g_strlcpy(t->why, why ? why : "busy", sizeof(t->why));
+		o.again_us = (int64_t)MAX(step.again_ms, 1) * 1000;
+	} else if (r < 0) {
+		/* Kept scheduled: a later step may succeed. */
+		t->st = MS_STATE_ERROR;
+		g_strlcpy(t->why, why ? why : g_strerror(-r), sizeof(t->why));
+		g_message("%s: %s", t->name, t->why);
+	}
+	o.settled = before == MS_STATE_MEASURING && t->st != MS_STATE_MEASURING;
+	o.period_us = (int64_t)t->settings.period_s * G_USEC_PER_SEC;
+	pthread_mutex_unlock(&t->lock);
+	g_free(step.m.vcpu);
+	return o;
+}
+
+void ms_target_rest(ms_target *t)
+{
+	if (t->source->rest)
+		t->source->rest(t->state);
+}

@@ -1,0 +1,72 @@
+/* measurement.c: from counted pages to a rate and its confidence interval. */
+#include "memstat/methods/measurement.h"
+
+#include <math.h>
+#include <string.h>
+
+#include <glib.h>
+
+void ms_proportion_interval(uint64_t d, uint64_t n, uint64_t N, double z, double *lo, double *hi)
+{
+	if (n == 0) {
+		*lo = 0.0;
+		*hi = 1.0;
+		return;
+	}
+	double p = (double)d / (double)n;
+	/* Sampling without replacement: the finite population correction
+	 * shrinks the variance by (N - n) / (N - 1); a census has none. */
+	double fpc = (N > 1 && N > n) ? (double)(N - n) / (double)(N - 1) : 0.0;
+	double z2 = z * z * fpc;
+	double nn = (double)n;
+	double denom = 1.0 + z2 / nn;
+	double center = (p + z2 / (2.0 * nn)) / denom;
+	double half = sqrt(z2) / denom * sqrt(p * (1.0 - p) / nn + z2 / (4.0 * nn * nn));
+
+	*lo = fmax(0.0, center - half);
+	*hi = fmin(1.0, center + half);
+	/* Guard against rounding putting the point estimate outside. */
+	if (*lo > p)
+		*lo = p;
+	if (*hi < p)
+		*hi = p;
+}
+
+void ms_measurement_finish(ms_measurement *m)
+{
+	const double mib = 1024.0 * 1024.0;
+	double seconds = m->period_ms > 0 ? m->period_ms / 1000.0 : 1.0;
+	double page_mib = m->page_size / mib;
+	double pop_mib = (double)m->pages_population * page_mib;
+	double new_mib = (double)m->pages_new * page_mib;
+	uint64_t n = m->pages_sampled;
+	double p = 0.0, lo = 0.0, hi = 0.0;
+
+	m->memory_mib = (double)m->pages_total * page_mib;
+	m->exact = n >= m->pages_population;
+	if (n > 0) {
+		p = (double)m->pages_dirty / (double)n;
+		ms_proportion_interval(m->pages_dirty, n, m->pages_population, 1.959964, &lo, &hi);
+	}
+	m->rate = (p * pop_mib + new_mib) / seconds;
+	m->rate_lo = (lo * pop_mib + new_mib) / seconds;
+	m->rate_hi = (hi * pop_mib + new_mib) / seconds;
+}
+
+void ms_measurement_begin(ms_measurement *m, const char *mode, const char *method, int64_t start_ms,
+			  int64_t mono_start_us, int64_t mono_end_us, uint32_t page_size)
+{
+	memset(m, 0, sizeof(*m));
+	m->start_ms = start_ms;
+	m->period_ms = (uint32_t)MAX((mono_end_us - mono_start_us + 500) / 1000, 1);
+	m->mode = mode;
+	m->method = method;
+	m->page_size = page_size;
+}
+
+int64_t ms_now_us(clockid_t clk)
+{
+	struct timespec ts;
+	clock_gettime(clk, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}

@@ -1,0 +1,429 @@
+/* page_sampling.c: QEMU's page-sampling dirty rate, for any process.
+ *
+ * Each window picks pages at random, without replacement, from all writable
+ * mappings together, hashes them, and at the end of the window hashes them
+ * again: a page whose hash changed is dirty.  Pages that are not resident
+ * are never read, so measuring does not change the target's RSS.
+ *
+ * Where the kernel has PAGEMAP_SCAN, the pages are drawn from the resident
+ * ones only (a process that reserves terabytes and uses megabytes, as
+ * sanitizers, JVMs and Go do, is sampled where its memory is), and the
+ * pages that became resident elsewhere during the window are counted
+ * exactly from a second scan.  Without it, the pages are drawn from all
+ * writable memory and a drawn page that became resident counts as dirty.
+ *
+ * A process that used no CPU time since its pages were looked at cannot have
+ * written its private memory: such a window is closed without reading
+ * anything (method "idle", 0 pages dirty, exact), and the next one keeps the
+ * same pages and hashes, still true.  Its CPU time is the kernel's, to the
+ * nanosecond, for all its threads, live and gone (clock_getcpuclockid), and
+ * none of its threads may be running or in D at the close (a running
+ * thread's time is counted only at ticks and switches; a thread in D may be
+ * waiting for a vfork child or a device that writes for it).  Not when it
+ * has shared writable memory, which others can write.  What is not seen
+ * then: another process writing into the private memory of one that is
+ * asleep (process_vm_writev, a debugger, a userfaultfd monitor, a process
+ * sharing its memory with CLONE_VM) or a device doing so by itself.
+ */
+#define _GNU_SOURCE
+#include "memstat/methods/page_sampling.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "memstat/methods/fail.h"
+#include "memstat/methods/pagemap.h"
+#include "memstat/methods/pages.h"
+
+typedef struct {
+	pid_t pid;
+	const ms_proc_id *id;
+	GRand *rand;
+	ms_page_reader rd;
+
+	/* The open window; n == 0 when none is open. */
+	GArray *population; /* ms_range: where pages were drawn from */
+	bool scanned;	    /* population is the resident pages (PAGEMAP_SCAN) */
+	size_t n;
+	uint64_t *addrs; /* sorted */
+	uint64_t *hashes;
+	bool *present; /* resident when the window opened */
+	bool *readable;
+	uint64_t pages_total;	   /* writable */
+	uint64_t pages_population; /* in population */
+	int64_t start_wall_ms;
+	int64_t start_mid_us; /* middle of the first look */
+	bool open;
+
+	/* What the close of the last window found (the writable mappings and,
+	 * with PAGEMAP_SCAN, the resident pages), taken over by the next
+	 * window's open, which comes right after it: one look at the
+	 * mappings and one scan a step, not two.  NULL otherwise. */
+	GArray *next_vmas, *next_population;
+	int64_t next_us;     /* when they were found (CLOCK_MONOTONIC) */
+	int64_t next_cpu_ns; /* the process's CPU time before they were found */
+
+	/* Idle windows. */
+	clockid_t cpu_clock; /* the process's CPU-time clock */
+	bool has_cpu_clock;
+	bool private_only; /* no shared writable mapping when the window opened */
+	int64_t cpu_ns;	   /* its CPU time before the window's first look, or -1 */
+	bool keep;	   /* the next window keeps this one's pages and hashes */
+} ps_state;
+
+/* The process's CPU time (all threads), in ns, or -1. */
+static int64_t process_cpu_ns(const ps_state *s)
+{
+	struct timespec ts;
+
+	if (!s->has_cpu_clock || clock_gettime(s->cpu_clock, &ts) != 0)
+		return -1;
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void *ps_open(const ms_proc_id *id, int *err, char **why)
+{
+	pid_t pid = id->pid;
+	int r = ms_check_memory_access(pid, why);
+	if (r < 0) {
+		*err = r;
+		return NULL;
+	}
+	int fd = ms_open_pagemap(pid, why);
+	if (fd < 0) {
+		*err = fd;
+		return NULL;
+	}
+	close(fd);
+
+	ps_state *s = g_new0(ps_state, 1);
+	s->pid = pid;
+	s->id = id;
+	s->rand = g_rand_new();
+	s->has_cpu_clock = clock_getcpuclockid(pid, &s->cpu_clock) == 0;
+	s->cpu_ns = -1;
+	ms_page_reader_init(&s->rd, pid);
+	return s;
+}
+
+static void ps_free_window(void *state)
+{
+	ps_state *s = state;
+	if (s->keep) /* an idle window: the next one takes it over */
+		return;
+	g_clear_pointer(&s->population, g_array_unref);
+	g_clear_pointer(&s->addrs, g_free);
+	g_clear_pointer(&s->hashes, g_free);
+	g_clear_pointer(&s->present, g_free);
+	g_clear_pointer(&s->readable, g_free);
+	s->n = 0;
+	s->open = false;
+}
+
+static void ps_close(void *state)
+{
+	ps_state *s = state;
+
+	if (!s)
+		return;
+	s->keep = false;
+	ps_free_window(s);
+	g_clear_pointer(&s->next_vmas, g_array_unref);
+	g_clear_pointer(&s->next_population, g_array_unref);
+	g_rand_free(s->rand);
+	g_free(s);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static uint64_t rand_below(GRand *r, uint64_t bound)
+{
+	uint64_t v = ((uint64_t)g_rand_int(r) << 32) | g_rand_int(r);
+	return v % bound; /* bias below 2^-20 for any real address space */
+}
+
+/* n distinct page indices in [0, total), sorted: draw, sort, drop
+ * duplicates, draw the shortfall again.  n is at most total / 16 for any
+ * sizeable process, so a round leaves few duplicates. */
+static uint64_t *pick_indices(GRand *r, uint64_t total, size_t n)
+{
+	uint64_t *idx = g_new(uint64_t, n);
+	size_t have = 0;
+
+	if ((uint64_t)n == total) {
+		for (size_t i = 0; i < n; i++)
+			idx[i] = i;
+		return idx;
+	}
+	while (have < n) {
+		for (size_t i = have; i < n; i++)
+			idx[i] = rand_below(r, total);
+		qsort(idx, n, sizeof(*idx), cmp_u64);
+		size_t u = 0;
+		for (size_t i = 0; i < n; i++)
+			if (u == 0 || idx[i] != idx[u - 1])
+				idx[u++] = idx[i];
+		have = u;
+	}
+	return idx;
+}
+
+/* At most this many pages per window: 4 GiB of resident memory at the
+ * highest density.  Only reached without PAGEMAP_SCAN, by processes with
+ * huge reservations; their figures get a wider interval. */
+#define MS_MAX_SAMPLES (1u << 20)
+
+/* At least this many pages per window (or all of them): QEMU's rule alone
+ * gives a 4 MiB process two samples, which says little. */
+#define MS_MIN_SAMPLES 256u
+
+static size_t sample_count(uint64_t pages_total, uint32_t page_size, uint32_t per_gib)
+{
+	if (pages_total == 0)
+		return 0;
+	/* QEMU: bytes * sample_pages >> 30, per RAM block; rounded up here. */
+	long double want = (long double)pages_total * page_size * per_gib / (1024.0L * 1024 * 1024);
+	uint64_t n = (uint64_t)want;
+	if ((long double)n < want)
+		n++;
+	n = MAX(n, MS_MIN_SAMPLES);
+	return (size_t)MIN(MIN(n, pages_total), MS_MAX_SAMPLES);
+}
+
+/* Residency and content of the window's pages, into present/hashes/readable. */
+static int ps_look(ps_state *s, bool *present, uint64_t *hashes, bool *readable, char **why)
+{
+	g_autofree uint64_t *entries = g_new(uint64_t, s->n);
+	g_autofree uint64_t *resident = g_new(uint64_t, s->n);
+	g_autofree size_t *where = g_new(size_t, s->n);
+	g_autofree uint64_t *rh = g_new(uint64_t, s->n);
+	g_autofree bool *rok = g_new(bool, s->n);
+	int fd = ms_open_pagemap(s->pid, why);
+	size_t k = 0;
+
+	if (fd < 0)
+		return fd;
+	int r = ms_pagemap_lookup(fd, s->addrs, s->n, s->rd.page_size, entries);
+	close(fd);
+	if (r < 0)
+		return ms_fail(why, r, "cannot read the pagemap of process %d: %s", (int)s->pid,
+			       g_strerror(-r));
+	for (size_t i = 0; i < s->n; i++) {
+		present[i] = (entries[i] & MS_PM_PRESENT) != 0;
+		hashes[i] = 0;
+		/* Neither resident nor swapped: not mapped (any more). */
+		readable[i] = (entries[i] & (MS_PM_PRESENT | MS_PM_SWAPPED)) != 0;
+		if (present[i]) {
+			resident[k] = s->addrs[i];
+			where[k++] = i;
+		}
+	}
+	r = ms_hash_pages(&s->rd, resident, k, rh, rok);
+	if (r < 0)
+		return r == -ESRCH ? r
+				   : ms_fail(why, r, "cannot read the memory of process %d: %s",
+					     (int)s->pid, g_strerror(-r));
+	for (size_t j = 0; j < k; j++) {
+		hashes[where[j]] = rh[j];
+		readable[where[j]] = rok[j];
+	}
+	return 0;
+}
+
+/* The runs to draw from: the resident pages of the writable mappings where
+ * PAGEMAP_SCAN can tell, else the writable mappings whole. */
+static int ps_population(ps_state *s, GArray *vmas, GArray **out, char **why)
+{
+	return ms_pagemap_runs(s->pid, vmas, s->scanned ? MS_RUNS_SCAN : MS_RUNS_WHOLE, out, why);
+}
+
+static int ps_open_window(void *state, const ms_params *p, char **why)
+{
+	ps_state *s = state;
+	g_autoptr(GArray) vmas = g_steal_pointer(&s->next_vmas);
+	g_autoptr(GArray) found = g_steal_pointer(&s->next_population);
+	const uint32_t ps = s->rd.page_size;
+	int r;
+
+	/* After an idle window, unless the settings changed: the same pages,
+	 * whose hashes are still true (the process has not run since). */
+	if (s->keep) {
+		s->keep = false;
+		if (sample_count(s->pages_population, ps, p->sample_pages) == s->n) {
+			s->start_wall_ms = ms_now_us(CLOCK_REALTIME) / 1000;
+			s->start_mid_us = ms_now_us(CLOCK_MONOTONIC);
+			s->open = true;
+			return 0;
+		}
+		ps_free_window(s);
+	}
+	/* Only straight after a close (not after a failed step retried later). */
+	if (ms_now_us(CLOCK_MONOTONIC) - s->next_us > 50000) {
+		g_clear_pointer(&vmas, g_array_unref);
+		g_clear_pointer(&found, g_array_unref);
+	}
+	/* The CPU time before anything this window relies on was seen (the
+	 * mappings, the resident pages, the look): if it has not changed at
+	 * the close, none of that can have changed either. */
+	s->cpu_ns = vmas ? s->next_cpu_ns : process_cpu_ns(s);
+
+	if (!vmas && (r = ms_proc_writable_vmas(s->pid, &vmas, why)) < 0)
+		return r;
+	s->pages_total = 0;
+	s->private_only = true;
+	for (guint i = 0; i < vmas->len; i++) {
+		const ms_vma *v = &g_array_index(vmas, ms_vma, i);
+		s->pages_total += (v->end - v->start) / ps;
+		s->private_only &= !v->shared;
+	}
+	s->scanned = ms_pagemap_scan_supported();
+	s->start_wall_ms = ms_now_us(CLOCK_REALTIME) / 1000;
+	if (found && s->scanned)
+		s->population = g_steal_pointer(&found);
+	else if ((r = ps_population(s, vmas, &s->population, why)) < 0)
+		return r;
+	s->pages_population = ms_runs_pages(s->population, ps);
+	s->n = sample_count(s->pages_population, ps, p->sample_pages);
+	s->addrs = s->n ? pick_indices(s->rand, s->pages_population, s->n) : NULL;
+
+	/* Turn indices into addresses, walking the runs in order. */
+	guint v = 0;
+	uint64_t before = 0; /* pages in runs before v */
+	for (size_t i = 0; i < s->n; i++) {
+		for (;;) {
+			const ms_range *m = &g_array_index(s->population, ms_range, v);
+			uint64_t pages = (m->end - m->start) / ps;
+			if (s->addrs[i] < before + pages) {
+				s->addrs[i] = m->start + (s->addrs[i] - before) * ps;
+				break;
+			}
+			before += pages;
+			v++;
+		}
+	}
+	s->hashes = g_new(uint64_t, MAX(s->n, 1));
+	s->present = g_new(bool, MAX(s->n, 1));
+	s->readable = g_new(bool, MAX(s->n, 1));
+	s->open = true;
+	int64_t t0 = ms_now_us(CLOCK_MONOTONIC);
+	r = ps_look(s, s->present, s->hashes, s->readable, why);
+	s->start_mid_us = (t0 + ms_now_us(CLOCK_MONOTONIC)) / 2;
+	return r;
+}
+
+/* Pages resident now that were outside the window's population.  What was
+ * found is kept for the next window's open. */
+static int ps_new_resident(ps_state *s, int64_t cpu_ns, uint64_t *pages, char **why)
+{
+	g_autoptr(GArray) vmas = NULL;
+	g_autoptr(GArray) now = NULL;
+	int r;
+
+	*pages = 0;
+	if (!s->scanned)
+		return 0; /* drawn pages that became resident count instead */
+	if ((r = ms_proc_writable_vmas(s->pid, &vmas, why)) < 0)
+		return r;
+	if ((r = ps_population(s, vmas, &now, why)) < 0)
+		return r;
+	*pages = ms_ranges_pages_not_in(now, s->population, s->rd.page_size);
+	g_clear_pointer(&s->next_vmas, g_array_unref);
+	g_clear_pointer(&s->next_population, g_array_unref);
+	s->next_vmas = g_steal_pointer(&vmas);
+	s->next_population = g_steal_pointer(&now);
+	s->next_us = ms_now_us(CLOCK_MONOTONIC);
+	s->next_cpu_ns = cpu_ns;
+	return 0;
+}
+
+/* Closes a window in which the process did not run: nothing read. */
+static int ps_close_idle(ps_state *s, ms_measurement *out)
+{
+	ms_measurement_begin(out, ms_page_sampling.mode, "idle", s->start_wall_ms, s->start_mid_us,
+			     ms_now_us(CLOCK_MONOTONIC), s->rd.page_size);
+	out->pages_total = s->pages_total;
+	out->pages_population = s->pages_population;
+	out->pages_sampled = s->n;
+	ms_measurement_finish(out);
+	/* Not sampled: known. */
+	out->exact = true;
+	out->rate = out->rate_lo = out->rate_hi = 0;
+	s->keep = true;
+	return 1;
+}
+
+static int ps_close_window(void *state, ms_measurement *out, char **why)
+{
+	ps_state *s = state;
+	int64_t cpu = process_cpu_ns(s);
+
+	/* The kernel counts a running thread's time at ticks and switches: a
+	 * thread running now may have run unseen (on a tickless CPU, for a
+	 * second), one that stopped running has been counted.  So: no thread
+	 * running (or in D: a vfork child or a device may be writing for it),
+	 * then, after that look, the CPU time unchanged. */
+	if (cpu >= 0 && cpu == s->cpu_ns && s->private_only && !ms_proc_any_thread_busy(s->pid)) {
+		cpu = process_cpu_ns(s);
+		if (cpu >= 0 && cpu == s->cpu_ns)
+			return ps_close_idle(s, out);
+	}
+	g_autofree uint64_t *hashes = g_new(uint64_t, MAX(s->n, 1));
+	g_autofree bool *present = g_new(bool, MAX(s->n, 1));
+	g_autofree bool *readable = g_new(bool, MAX(s->n, 1));
+	uint64_t fresh = 0;
+	int r = ps_new_resident(s, cpu, &fresh, why);
+	if (r < 0)
+		return r;
+	int64_t t0 = ms_now_us(CLOCK_MONOTONIC);
+	r = ps_look(s, present, hashes, readable, why);
+	int64_t mid = (t0 + ms_now_us(CLOCK_MONOTONIC)) / 2;
+	if (r < 0)
+		return r;
+	/* From the middle of one look to the middle of the other: each drawn
+	 * page's own window, on average. */
+	ms_measurement_begin(out, ms_page_sampling.mode,
+			     s->scanned ? "pagemap_scan+process_vm_readv"
+					: "pagemap+process_vm_readv",
+			     s->start_wall_ms, s->start_mid_us, mid, s->rd.page_size);
+	out->pages_total = s->pages_total;
+	out->pages_population = s->pages_population;
+	out->pages_new = fresh;
+	out->pages_sampled = s->n;
+	for (size_t i = 0; i < s->n; i++) {
+		if (!s->present[i]) {
+			/* Became resident: touched for the first time, or
+			 * swapped back in. */
+			out->pages_dirty += present[i];
+		} else if (!s->readable[i] || !readable[i]) {
+			out->pages_unmapped++;
+		} else if (present[i] && hashes[i] != s->hashes[i]) {
+			out->pages_dirty++;
+		}
+		/* Resident then swapped out: unchanged as far as we know. */
+	}
+	ms_measurement_finish(out);
+	return 1;
+}
+
+static bool ps_is_open(void *state)
+{
+	return ((ps_state *)state)->open;
+}
+
+const ms_method ms_page_sampling = {
+	.mode = "page-sampling",
+	.open = ps_open,
+	.is_open = ps_is_open,
+	.close_window = ps_close_window,
+	.open_window = ps_open_window,
+	.free_window = ps_free_window,
+	.close = ps_close,
+};

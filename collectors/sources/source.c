@@ -1,0 +1,70 @@
+/* source.c: the table of sources and what is asked of all of them alike. */
+#include "memstat/sources/source.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "memstat/methods/fail.h"
+#include "memstat/sources/process.h"
+#include "memstat/sources/qemu.h"
+
+const ms_source *const ms_sources[] = {
+	&ms_process_source,
+	&ms_qemu_source,
+	NULL,
+};
+
+int ms_source_parse(const char *word, size_t len, const ms_source **src, char key[MS_KEY_MAX],
+		    char **why)
+{
+	g_autoptr(GString) kinds = g_string_new(NULL);
+
+	for (const ms_source *const *s = ms_sources; *s; s++) {
+		int r = (*s)->parse(word, len, key, why);
+		if (r < 0)
+			return r;
+		if (r > 0) {
+			*src = *s;
+			return 0;
+		}
+		g_string_append_printf(kinds, "%s%s", kinds->len ? " or " : "", (*s)->syntax);
+	}
+	return ms_fail(why, -EINVAL, "not %s", kinds->str);
+}
+
+const ms_mode *ms_source_mode(const ms_source *src, const char *mode)
+{
+	for (const ms_mode *m = src->modes; m->name; m++)
+		if (strcmp(m->name, mode) == 0)
+			return m;
+	return NULL;
+}
+
+bool ms_mode_known(const char *mode)
+{
+	for (const ms_source *const *s = ms_sources; *s; s++)
+		if (ms_source_mode(*s, mode))
+			return true;
+	return false;
+}
+
+char *ms_source_mode_names(const ms_source *src)
+{
+	GString *names = g_string_new(NULL);
+
+	for (const ms_mode *m = src->modes; m->name; m++)
+		g_string_append_printf(names, "%s%s", names->len ? ", " : "", m->name);
+	return g_string_free(names, FALSE);
+}
+
+int ms_source_check_mode(const ms_source *src, const char *mode, char **why)
+{
+	const ms_mode *m = ms_source_mode(src, mode);
+
+	if (!m) {
+		g_autofree char *names = ms_source_mode_names(src);
+		return ms_fail(why, -EINVAL, "mode %s is not one a %s is measured in (%s)", mode,
+			       src->noun, names);
+	}
+	return m->supported ? m->supported(why) : 0;
+}

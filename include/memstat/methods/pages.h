@@ -1,0 +1,31 @@
+/* pages.h: reading the pages of another process (process_vm_readv) and
+ * hashing them (xxh3), for the methods that compare contents. */
+#pragma once
+
+#include <glib.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "memstat/methods/pagemap.h"
+
+#define MS_READ_BATCH 256 /* pages per process_vm_readv */
+
+typedef struct {
+	pid_t pid;
+	uint32_t page_size;
+} ms_page_reader;
+
+void ms_page_reader_init(ms_page_reader *rd, pid_t pid);
+
+/* Hashes every page of runs (GArray of ms_range), in order, into hashes
+ * (readable[i] false for a page that could not be read).  Reads up to
+ * MS_READ_BATCH pages per process_vm_readv, one iovec per run, into a
+ * buffer of the calling thread.  0, -ESRCH or -errno. */
+int ms_hash_runs(ms_page_reader *rd, const GArray *runs, uint64_t *hashes, bool *readable);
+
+/* Hashes the pages at addrs (resident ones only: reading faults pages in).
+ * readable[i] is false for a page that could not be read (unmapped since).
+ * 0, -ESRCH, or -errno. */
+int ms_hash_pages(ms_page_reader *rd, const uint64_t *addrs, size_t count, uint64_t *hashes,
+		  bool *readable);
