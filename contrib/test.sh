@@ -173,11 +173,11 @@ export TSAN_OPTIONS=halt_on_error=0:second_deadlock_stack=1
 # see it; plain malloc keeps its reports about our code.
 export G_SLICE=always-malloc
 phase "tsan registry" run_meson build-tsan
-phase "tsan daemon" against build-tsan/memstatfs "" tree vm
+phase "tsan daemon" against build-tsan/memstatfs "" tree track vm
 unset TSAN_OPTIONS G_SLICE
 
 phase "valgrind daemon" against build/memstatfs \
-	"valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite" tree vm
+	"valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite" tree track vm
 
 # Fuzzing: clang, libFuzzer, ASan+UBSan; MEMSTATFS_FUZZ_SECONDS each (10).
 run_fuzz() {

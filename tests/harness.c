@@ -236,6 +236,28 @@ char *mpath(const mount_t *m, const char *fmt, ...)
 	return full;
 }
 
+char *mread(const mount_t *m, const char *fmt, ...)
+{
+	va_list ap;
+	char *rel;
+	va_start(ap, fmt);
+	cr_assert(vasprintf(&rel, fmt, ap) >= 0);
+	va_end(ap);
+	char *p = mpath(m, "%s", rel);
+	char *t = read_file(p);
+	free(rel);
+	free(p);
+	return t;
+}
+
+int mwrite(const mount_t *m, const char *rel, const char *text)
+{
+	char *p = mpath(m, "%s", rel);
+	int e = write_file(p, text);
+	free(p);
+	return e;
+}
+
 int track_pid(const mount_t *m, pid_t pid, const char *settings)
 {
 	char line[128];

@@ -40,6 +40,11 @@ void die_with_parent(pid_t parent, int sig);
 /* Path of a file in the tree: fmt is relative to the mountpoint. */
 char *mpath(const mount_t *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Reads a file of the tree (fmt relative to the mountpoint): its text
+ * (caller frees), or NULL with errno set. */
+char *mread(const mount_t *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Writes text to a file of the tree in one write(2): 0 or the errno. */
+int mwrite(const mount_t *m, const char *rel, const char *text);
 /* Writes "PID [settings]\n" to track; returns 0 or the errno. */
 int track_pid(const mount_t *m, pid_t pid, const char *settings);
 /* Waits up to seconds for sample seq of pid; its text (caller frees), or

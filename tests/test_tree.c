@@ -42,29 +42,6 @@ static pid_t keep(pid_t pid)
 	return pid;
 }
 
-static char *slurp(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *slurp(const char *fmt, ...)
-{
-	va_list ap;
-	char *rel;
-	va_start(ap, fmt);
-	cr_assert(vasprintf(&rel, fmt, ap) >= 0);
-	va_end(ap);
-	char *p = mpath(&M, "%s", rel);
-	char *t = read_file(p);
-	free(rel);
-	free(p);
-	return t;
-}
-
-static int put(const char *rel, const char *text)
-{
-	char *p = mpath(&M, "%s", rel);
-	int e = write_file(p, text);
-	free(p);
-	return e;
-}
-
 static int track(pid_t pid, const char *settings)
 {
 	return track_pid(&M, pid, settings);
@@ -100,189 +77,12 @@ Test(tree, root_lists_control_files)
 /* ---- track: every error a write can get ----
  * (A write of 0 bytes never reaches a file system: write(2) returns 0.) */
 
-Test(tree, track_rejects_malformed_lines_with_einval)
-{
-	pid_t pid = keep(sleeper_start(0));
-	char line[64];
-	const char *bad[] = {
-		"\n",	     "   \n", "abc\n",	 "-1\n",
-		"0\n",	     "+5\n",  "12abc\n", "99999999999999999999\n",
-		"4194305\n",
-	};
-
-	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++)
-		cr_expect_eq(put("track", bad[i]), EINVAL, "track <%s>", bad[i]);
-	const char *bad_settings[] = {
-		"period=0",	    "period=61",	  "period=1.5", "period=",
-		"sample_pages=127", "sample_pages=16385", "mode=bogus", "mode=",
-		"colour=red",	    "period=2 period=3",  "nokey",	"123",
-	};
-	for (size_t i = 0; i < sizeof(bad_settings) / sizeof(*bad_settings); i++) {
-		snprintf(line, sizeof(line), "%d %s\n", (int)pid, bad_settings[i]);
-		cr_expect_eq(put("track", line), EINVAL, "track <%s>", line);
-	}
-	/* Two pids in one write. */
-	snprintf(line, sizeof(line), "%d %d\n", (int)pid, (int)getpid());
-	cr_expect_eq(put("track", line), EINVAL);
-	/* Nothing got tracked by any of that. */
-	char *list = slurp("track");
-	cr_assert(list);
-	cr_expect_str_empty(list);
-	free(list);
-	/* And the reason is in the log. */
-	char *log = read_file(M.log);
-	cr_expect(log && strstr(log, "not a pid"), "log: %s", log);
-	free(log);
-}
-
-Test(tree, track_accepts_white_space_and_settings)
-{
-	pid_t pid = keep(sleeper_start(0));
-	char line[128];
-
-	snprintf(line, sizeof(line), "  %d\tperiod=3 sample_pages=1024 mode=page-sampling \n",
-		 (int)pid);
-	cr_assert_eq(put("track", line), 0);
-	char *list = slurp("track");
-	snprintf(line, sizeof(line), "%d period=3 sample_pages=1024 mode=page-sampling\n",
-		 (int)pid);
-	cr_expect_str_eq(list, line);
-	/* The listing is itself a valid write: writing it back changes nothing. */
-	cr_expect_eq(put("track", list), 0);
-	free(list);
-	/* Tracking again applies only the settings given. */
-	cr_assert_eq(track(pid, "period=5"), 0);
-	char *period = slurp("%d/period", (int)pid);
-	char *pages = slurp("%d/sample_pages", (int)pid);
-	cr_expect_str_eq(period, "5\n");
-	cr_expect_str_eq(pages, "1024\n");
-	free(period);
-	free(pages);
-}
-
-/* A pid that no process has: the highest free one below pid_max. */
-static pid_t unused_pid(void)
-{
-	char *t = read_file("/proc/sys/kernel/pid_max");
-	long max = t ? strtol(t, NULL, 10) : 32768;
-	free(t);
-	for (long p = max - 1; p > 300; p--) {
-		char path[64];
-		snprintf(path, sizeof(path), "/proc/%ld", p);
-		if (access(path, F_OK) != 0)
-			return (pid_t)p;
-	}
-	return 0;
-}
-
-Test(tree, track_missing_process_is_esrch)
-{
-	pid_t p = unused_pid();
-	cr_assert(p > 0);
-	cr_expect_eq(track(p, NULL), ESRCH);
-	/* A process that has exited (a zombie not yet reaped) is gone too. */
-	pid_t z = fork();
-	if (z == 0)
-		_exit(0);
-	usleep(100000);
-	cr_expect_eq(track(z, NULL), ESRCH);
-	waitpid(z, NULL, 0);
-}
-
-/* A kernel thread visible here, or 0. */
-static pid_t kernel_thread(void)
-{
-	DIR *d = opendir("/proc");
-	struct dirent *e;
-	pid_t found = 0;
-
-	while (!found && (e = readdir(d))) {
-		char path[300];
-		long pid = strtol(e->d_name, NULL, 10);
-		if (pid <= 0)
-			continue;
-		snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
-		char *t = read_file(path);
-		char *close = t ? strrchr(t, ')') : NULL;
-		unsigned long flags = 0;
-		if (close && sscanf(close + 2, "%*c %*d %*d %*d %*d %*d %lu", &flags) == 1 &&
-		    (flags & 0x00200000))
-			found = (pid_t)pid;
-		free(t);
-	}
-	closedir(d);
-	return found;
-}
-
-Test(tree, track_kernel_thread_is_einval)
-{
-	pid_t k = kernel_thread();
-	if (!k)
-		cr_skip_test("no kernel thread is visible in this pid namespace");
-	cr_expect_eq(track(k, NULL), EINVAL);
-	char *log = read_file(M.log);
-	cr_expect(log && strstr(log, "kernel thread"), "log: %s", log);
-	free(log);
-}
-
-Test(tree, track_beyond_max_targets_is_enospc)
-{
-	mount_start(&M, "max_targets=2");
-	pid_t a = keep(sleeper_start(0)), b = keep(sleeper_start(0)), c = keep(sleeper_start(0));
-	cr_assert_eq(track(a, NULL), 0);
-	cr_assert_eq(track(b, NULL), 0);
-	cr_expect_eq(track(c, NULL), ENOSPC);
-	/* Re-tracking one already tracked is still fine when full. */
-	cr_expect_eq(track(a, "period=2"), 0);
-	cr_assert_eq(put("untrack", "1\n"), ENOENT);
-	char name[16];
-	snprintf(name, sizeof(name), "%d", (int)a);
-	cr_assert_eq(put("untrack", name), 0);
-	cr_expect_eq(track(c, NULL), 0);
-}
-
-Test(tree, track_needs_the_callers_own_access)
-{
-	mount_start(&M, "allow_other");
-	pid_t roots = keep(sleeper_start(0));
-	pid_t nobodys = keep(sleeper_start(65534));
-	char line[32], *p = mpath(&M, "track");
-
-	/* uid 65534 may not measure root's process... */
-	snprintf(line, sizeof(line), "%d\n", (int)roots);
-	cr_expect_eq(write_file_as(65534, p, line), EACCES);
-	char *log = read_file(M.log);
-	cr_expect(log && strstr(log, "may not read the memory"), "log: %s", log);
-	free(log);
-	/* ...but may measure its own. */
-	snprintf(line, sizeof(line), "%d\n", (int)nobodys);
-	cr_expect_eq(write_file_as(65534, p, line), 0);
-	free(p);
-	/* The directory belongs to the target's owner; others may not change
-	 * it. */
-	struct stat st;
-	p = mpath(&M, "%d", (int)nobodys);
-	cr_assert(stat(p, &st) == 0);
-	cr_expect_eq(st.st_uid, 65534);
-	free(p);
-	snprintf(line, sizeof(line), "%d\n", (int)roots);
-	cr_assert_eq(track(roots, NULL), 0);
-	p = mpath(&M, "%d/period", (int)roots);
-	cr_expect_eq(write_file_as(65534, p, "5\n"), EACCES);
-	free(p);
-	p = mpath(&M, "untrack");
-	cr_expect_eq(write_file_as(65534, p, line), EACCES);
-	free(p);
-}
-
-/* ---- lifecycle ---- */
-
 Test(tree, status_goes_measuring_measured_exited)
 {
 	pid_t pid = keep(dirtier_start(16, 16, 256, NULL));
 
 	cr_assert_eq(track(pid, "period=2"), 0);
-	char *s = slurp("%d/status", (int)pid);
+	char *s = mread(&M, "%d/status", (int)pid);
 	cr_expect_str_eq(s, "measuring\n");
 	free(s);
 	char *p = mpath(&M, "%d/status", (int)pid);
@@ -292,7 +92,7 @@ Test(tree, status_goes_measuring_measured_exited)
 	cr_expect(wait_content(p, "exited\n", 10));
 	free(p);
 	/* Samples stay readable after exit; the live rate is gone. */
-	char *latest = slurp("%d/samples/latest", (int)pid);
+	char *latest = mread(&M, "%d/samples/latest", (int)pid);
 	cr_expect(latest && strstr(latest, "mode page-sampling"));
 	free(latest);
 	p = mpath(&M, "%d/rate", (int)pid);
@@ -343,7 +143,7 @@ Test(tree, rate_blocks_until_the_first_figure)
 	cr_expect(end != r.text && *end == '\n' && rate >= 0, "rate <%s>", r.text);
 	cr_expect_geq(now_s() - t0, 2.5, "returned after %.2f s, before the first window closed",
 		      now_s() - t0);
-	char *status = slurp("%d/status", (int)pid);
+	char *status = mread(&M, "%d/status", (int)pid);
 	cr_expect_str_eq(status, "measured\n");
 	free(status);
 	free(r.text);
@@ -387,7 +187,7 @@ Test(tree, blocked_rate_read_is_interruptible)
 	cr_assert(now_s() - t0 < 10, "reader still blocked after a signal");
 	cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "read did not fail with EINTR");
 	/* The daemon goes on answering. */
-	char *s = slurp("%d/status", (int)pid);
+	char *s = mread(&M, "%d/status", (int)pid);
 	cr_expect_str_eq(s, "measuring\n");
 	free(s);
 	free(path);
@@ -419,13 +219,13 @@ Test(tree, untrack_and_rmdir_remove_the_directory)
 	cr_assert_eq(track(a, NULL), 0);
 	cr_assert_eq(track(b, NULL), 0);
 	snprintf(name, sizeof(name), "%d\n", (int)a);
-	cr_assert_eq(put("untrack", name), 0);
+	cr_assert_eq(mwrite(&M, "untrack", name), 0);
 	char *p = mpath(&M, "%d", (int)a);
 	cr_expect(stat(p, &st) < 0 && errno == ENOENT);
 	free(p);
-	cr_expect_eq(put("untrack", name), ENOENT);
-	cr_expect_eq(put("untrack", "a b\n"), EINVAL);
-	cr_expect_eq(put("untrack", "\n"), EINVAL);
+	cr_expect_eq(mwrite(&M, "untrack", name), ENOENT);
+	cr_expect_eq(mwrite(&M, "untrack", "a b\n"), EINVAL);
+	cr_expect_eq(mwrite(&M, "untrack", "\n"), EINVAL);
 	p = mpath(&M, "%d", (int)b);
 	cr_assert_eq(rmdir(p), 0);
 	cr_expect(stat(p, &st) < 0 && errno == ENOENT);
@@ -433,7 +233,7 @@ Test(tree, untrack_and_rmdir_remove_the_directory)
 	p = mpath(&M, "meminfo");
 	cr_expect(rmdir(p) < 0 && errno == EPERM);
 	free(p);
-	char *list = slurp("track");
+	char *list = mread(&M, "track");
 	cr_expect_str_empty(list);
 	free(list);
 }
@@ -443,37 +243,37 @@ Test(tree, settings_files_read_and_write)
 	pid_t pid = keep(sleeper_start(0));
 
 	cr_assert_eq(track(pid, NULL), 0);
-	char *v = slurp("%d/period", (int)pid);
+	char *v = mread(&M, "%d/period", (int)pid);
 	cr_expect_str_eq(v, "1\n");
 	free(v);
-	v = slurp("%d/sample_pages", (int)pid);
+	v = mread(&M, "%d/sample_pages", (int)pid);
 	cr_expect_str_eq(v, "512\n");
 	free(v);
-	v = slurp("%d/mode", (int)pid);
+	v = mread(&M, "%d/mode", (int)pid);
 	cr_expect_str_eq(v, "page-sampling\n");
 	free(v);
 
 	char rel[64];
 	snprintf(rel, sizeof(rel), "%d/period", (int)pid);
-	cr_expect_eq(put(rel, "7\n"), 0);
-	cr_expect_eq(put(rel, "0\n"), EINVAL);
-	cr_expect_eq(put(rel, "61"), EINVAL);
-	cr_expect_eq(put(rel, "7 8"), EINVAL);
-	cr_expect_eq(put(rel, "period=7"), EINVAL);
-	v = slurp("%s", rel);
+	cr_expect_eq(mwrite(&M, rel, "7\n"), 0);
+	cr_expect_eq(mwrite(&M, rel, "0\n"), EINVAL);
+	cr_expect_eq(mwrite(&M, rel, "61"), EINVAL);
+	cr_expect_eq(mwrite(&M, rel, "7 8"), EINVAL);
+	cr_expect_eq(mwrite(&M, rel, "period=7"), EINVAL);
+	v = mread(&M, "%s", rel);
 	cr_expect_str_eq(v, "7\n", "a bad write changed nothing");
 	free(v);
 	snprintf(rel, sizeof(rel), "%d/sample_pages", (int)pid);
-	cr_expect_eq(put(rel, "16384"), 0);
-	cr_expect_eq(put(rel, "100"), EINVAL);
-	v = slurp("%s", rel);
+	cr_expect_eq(mwrite(&M, rel, "16384"), 0);
+	cr_expect_eq(mwrite(&M, rel, "100"), EINVAL);
+	v = mread(&M, "%s", rel);
 	cr_expect_str_eq(v, "16384\n");
 	free(v);
 	snprintf(rel, sizeof(rel), "%d/mode", (int)pid);
-	cr_expect_eq(put(rel, "page-sampling\n"), 0);
-	cr_expect_eq(put(rel, "dirty-everything\n"), EINVAL);
+	cr_expect_eq(mwrite(&M, rel, "page-sampling\n"), 0);
+	cr_expect_eq(mwrite(&M, rel, "dirty-everything\n"), EINVAL);
 	snprintf(rel, sizeof(rel), "%d/status", (int)pid);
-	cr_expect_eq(put(rel, "measured\n"), EACCES);
+	cr_expect_eq(mwrite(&M, rel, "measured\n"), EACCES);
 }
 
 Test(tree, memory_files_match_proc_status)
@@ -482,8 +282,8 @@ Test(tree, memory_files_match_proc_status)
 	char path[64];
 
 	cr_assert_eq(track(pid, NULL), 0);
-	char *vmrss = slurp("%d/memory/vmrss", (int)pid);
-	char *vmsize = slurp("%d/memory/vmsize", (int)pid);
+	char *vmrss = mread(&M, "%d/memory/vmrss", (int)pid);
+	char *vmsize = mread(&M, "%d/memory/vmsize", (int)pid);
 	cr_assert(vmrss && vmsize);
 	cr_expect_eq(strtol(vmsize, NULL, 10), proc_status_kb(pid, "VmSize"));
 	long rss = strtol(vmrss, NULL, 10);
@@ -552,7 +352,7 @@ Test(tree, samples_directory_keeps_history_with_latest)
 	cr_expect(access(p, F_OK) != 0);
 	free(p);
 
-	char *text = slurp("%d/samples/%ld", (int)pid, hi);
+	char *text = mread(&M, "%d/samples/%ld", (int)pid, hi);
 	cr_assert(text);
 	const char *keys[] = {"seq",	     "start_ms",      "period_ms",     "mode",
 			      "pages_total", "pages_sampled", "pages_dirty",   "memory_mib",
@@ -596,7 +396,7 @@ Test(tree, samples_are_cached_and_never_mixed_up)
 	cr_expect_str_eq(again, first);
 	free(again);
 
-	cr_assert_eq(put("untrack", line), 0);
+	cr_assert_eq(mwrite(&M, "untrack", line), 0);
 	cr_assert_eq(track(pid, NULL), 0);
 	char *renewed = sample_wait(&M, pid, 1, 20);
 	cr_assert(renewed);
