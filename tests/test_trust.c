@@ -321,6 +321,58 @@ Test(trust, exec_during_measurement_ends_in_a_clear_state)
 	free(s);
 }
 
+/* A process whose address space is replaced again and again (an exec every
+ * few ms, as `cmd & echo $! > track` meets when the shell's child has not
+ * exec'd yet) is never reported exited while it lives: a read bound to the
+ * old address space fails with ESRCH, and that is the window's loss, not the
+ * target's.  Once it settles it is measured. */
+static void execs_are_not_exits(const char *mode)
+{
+	char settings[64], cmdline[64];
+	snprintf(settings, sizeof(settings), "mode=%s", mode);
+	pid_t pid = keep(dirtier_start(8, 8, 2560, "exec=1500"));
+	cr_assert_eq(track_pid(&M, pid, settings), 0);
+	snprintf(cmdline, sizeof(cmdline), "/proc/%d/cmdline", (int)pid);
+	int looks = 0;
+	bool settled = false;
+	for (double end = now_s() + 60; !settled && now_s() < end; usleep(10000), looks++) {
+		char *st = mread(&M, "%d/status", (int)pid);
+		cr_assert(st && strncmp(st, "exited", 6) != 0, "%s: pid %d, alive, reported %s",
+			  mode, (int)pid, st);
+		free(st);
+		/* The last incarnation runs with exec=0 (arguments are
+		 * NUL-separated: the fifth is the mode). */
+		size_t n = 0;
+		char *args = read_file(cmdline);
+		for (char *a = args; a && n < 5; a += strlen(a) + 1, n++)
+			if (n == 4)
+				settled = strcmp(a, "exec=0") == 0;
+		free(args);
+	}
+	cr_assert(settled, "%s: the helper never finished its execs", mode);
+	/* Settled: two whole windows later it is measured. */
+	char *latest = mread(&M, "%d/samples/latest", (int)pid);
+	char *s = NULL;
+	double seq = 0;
+	if (latest && sample_get(latest, "seq", &seq))
+		s = sample_wait(&M, pid, (long)seq + 2, 30);
+	else
+		s = sample_wait(&M, pid, 2, 30);
+	fprintf(stderr, "%s: %d looks at status while pid %d exec'd 1500 times: never exited\n",
+		mode, looks, (int)pid);
+	cr_expect(s, "%s: no figures once the execs were over", mode);
+	free(latest);
+	free(s);
+	expect_measured(pid);
+}
+
+Test(trust, a_process_that_execs_again_and_again_is_never_exited)
+{
+	mount_start(&M, NULL);
+	execs_are_not_exits("page-sampling");
+	execs_are_not_exits("full-scan");
+}
+
 Test(trust, memory_unmapped_during_passes_ends_in_a_clear_state)
 {
 	mount_start(&M, NULL);

@@ -1,6 +1,6 @@
 /* dirtier: a test process that dirties exactly K distinct pages per second.
  *
- *   dirtier REGION_MIB TOUCH_MIB PAGES_PER_SEC [shared|grow|remap|file=PATH]
+ *   dirtier REGION_MIB TOUCH_MIB PAGES_PER_SEC [shared|grow|remap|file=PATH|exec=N]
  *
  * Maps REGION_MIB of anonymous memory (private, or a MAP_SHARED memfd with
  * "shared", or the first REGION_MIB of the file PATH shared, such as a VM's
@@ -15,7 +15,10 @@
  * grows by PAGES_PER_SEC resident pages a second (until the region is full).
  * With "remap" it also unmaps the second half of the touched part every
  * 50 ms and maps it again (fresh zero pages, touched anew): memory that goes
- * away under a measurement.  Runs until killed.
+ * away under a measurement.  With "exec=N" it prints "ready", then execs
+ * itself N times in a row, each time as soon as its region is touched (a
+ * new address space every few milliseconds, same pid), and then dirties as
+ * usual.  Runs until killed.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -47,6 +50,9 @@ int main(int argc, char **argv)
 	int grow = argc > 4 && strcmp(argv[4], "grow") == 0;
 	int remap = argc > 4 && strcmp(argv[4], "remap") == 0;
 	const char *file = argc > 4 && strncmp(argv[4], "file=", 5) == 0 ? argv[4] + 5 : NULL;
+	long execs = argc > 4 && strncmp(argv[4], "exec=", 5) == 0 ? atol(argv[4] + 5) : -1;
+	/* Set by an exec of our own: "ready" was said by the first. */
+	int again = getenv("DIRTIER_EXECED") != NULL;
 	size_t ps = (size_t)sysconf(_SC_PAGESIZE);
 	char *mem;
 
@@ -92,8 +98,18 @@ int main(int argc, char **argv)
 	uint64_t start = now_ns();
 	struct timespec tick;
 
-	printf("ready\n");
-	fflush(stdout);
+	if (!again) {
+		printf("ready\n");
+		fflush(stdout);
+	}
+	if (execs > 0) {
+		char arg[32];
+		snprintf(arg, sizeof(arg), "exec=%ld", execs - 1);
+		char *args[] = {argv[0], argv[1], argv[2], argv[3], arg, NULL};
+		setenv("DIRTIER_EXECED", "1", 1);
+		execv("/proc/self/exe", args);
+		return perror("execv"), 1;
+	}
 	clock_gettime(CLOCK_MONOTONIC, &tick);
 	uint64_t last_remap = now_ns();
 	for (;;) {

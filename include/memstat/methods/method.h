@@ -44,6 +44,9 @@ int ms_method_supported(const ms_method *m, char **why);
  * none), opens the next, and checks the process is still alive afterwards,
  * so that what was read was its memory (-ESRCH when it is gone).  When only
  * opening the next window fails (not -ESRCH), the finished one is kept and
- * the next step opens anew.  Another -errno with *why on failure. */
+ * the next step opens anew.  -ESRCH from a method while the process still
+ * lives (pidfd) means an exec replaced its address space during a read: the
+ * window is dropped (0 or the finished one's 1), never -ESRCH.  Another
+ * -errno with *why on failure. */
 int ms_method_step(const ms_method *m, void *state, const ms_proc_id *id, const ms_params *p,
 		   ms_measurement *out, char **why);
