@@ -344,12 +344,33 @@ pid_t sleeper_start(uid_t uid)
 	return pid;
 }
 
+static pid_t kept[64];
+static int nkept;
+
+pid_t keep(pid_t pid)
+{
+	cr_assert(nkept < (int)G_N_ELEMENTS(kept), "keep: more than %d processes",
+		  (int)G_N_ELEMENTS(kept));
+	kept[nkept++] = pid;
+	return pid;
+}
+
+void kill_kept(void)
+{
+	while (nkept > 0)
+		proc_kill(kept[nkept - 1]); /* which takes it off the list */
+}
+
 void proc_kill(pid_t pid)
 {
 	if (pid > 0) {
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);
 	}
+	/* Reaped: its pid may name another process soon. */
+	for (int i = 0; i < nkept; i++)
+		if (kept[i] == pid)
+			kept[i--] = kept[--nkept];
 }
 
 int write_file(const char *path, const char *text)

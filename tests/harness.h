@@ -63,6 +63,9 @@ pid_t dirtier_start(unsigned region_mib, unsigned touch_mib, unsigned pages_per_
 /* Starts a process that sleeps (no memory activity), optionally as uid. */
 pid_t sleeper_start(uid_t uid);
 void proc_kill(pid_t pid);
+/* Keeps pid to be killed by kill_kept (a suite's .fini); returns pid. */
+pid_t keep(pid_t pid);
+void kill_kept(void);
 
 /* Writes text in one write(2); returns 0 or the errno. */
 int write_file(const char *path, const char *text);

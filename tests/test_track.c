@@ -20,8 +20,6 @@
 #include "harness.h"
 
 static mount_t M;
-static pid_t helpers[8];
-static int nhelpers;
 
 static void up(void)
 {
@@ -30,16 +28,8 @@ static void up(void)
 
 static void down(void)
 {
-	for (int i = 0; i < nhelpers; i++)
-		proc_kill(helpers[i]);
-	nhelpers = 0;
+	kill_kept();
 	mount_stop(&M);
-}
-
-static pid_t keep(pid_t pid)
-{
-	helpers[nhelpers++] = pid;
-	return pid;
 }
 
 static int track(pid_t pid, const char *settings)

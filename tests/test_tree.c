@@ -20,8 +20,6 @@
 #include "harness.h"
 
 static mount_t M;
-static pid_t helpers[8];
-static int nhelpers;
 
 static void up(void)
 {
@@ -30,16 +28,8 @@ static void up(void)
 
 static void down(void)
 {
-	for (int i = 0; i < nhelpers; i++)
-		proc_kill(helpers[i]);
-	nhelpers = 0;
+	kill_kept();
 	mount_stop(&M);
-}
-
-static pid_t keep(pid_t pid)
-{
-	helpers[nhelpers++] = pid;
-	return pid;
 }
 
 static int track(pid_t pid, const char *settings)
@@ -88,7 +78,6 @@ Test(tree, status_goes_measuring_measured_exited)
 	char *p = mpath(&M, "%d/status", (int)pid);
 	cr_expect(wait_content(p, "measured\n", 10));
 	proc_kill(pid);
-	nhelpers = 0;
 	cr_expect(wait_content(p, "exited\n", 10));
 	free(p);
 	/* Samples stay readable after exit; the live rate is gone. */
@@ -203,7 +192,6 @@ Test(tree, rate_read_fails_esrch_when_the_process_exits_first)
 	pthread_create(&th, NULL, read_thread, &r);
 	usleep(300000);
 	proc_kill(pid);
-	nhelpers = 0;
 	pthread_join(th, NULL);
 	cr_expect_null(r.text);
 	cr_expect_eq(r.err, ESRCH, "read: %s", strerror(r.err));

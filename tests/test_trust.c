@@ -17,20 +17,10 @@
 #include "harness.h"
 
 static mount_t M;
-static pid_t helpers[16];
-static int nhelpers;
-
-static pid_t keep(pid_t pid)
-{
-	helpers[nhelpers++] = pid;
-	return pid;
-}
 
 static void down(void)
 {
-	for (int i = 0; i < nhelpers; i++)
-		proc_kill(helpers[i]);
-	nhelpers = 0;
+	kill_kept();
 	mount_stop(&M);
 }
 
@@ -395,7 +385,6 @@ Test(trust, memory_unmapped_during_passes_ends_in_a_clear_state)
 	expect_measured(pid);
 	/* Killed in the middle of all that: exited, and the daemon answers. */
 	proc_kill(pid);
-	nhelpers--;
 	char *p = mpath(&M, "%d/status", (int)pid);
 	cr_expect(wait_content(p, "exited", 5));
 	free(p);
