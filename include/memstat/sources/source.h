@@ -41,8 +41,9 @@
 typedef enum {
 	MS_KIND_PROCESS = 1u << 0,
 	MS_KIND_VM = 1u << 1,
+	MS_KIND_CGROUP = 1u << 2,
 } ms_kind;
-#define MS_KIND_ALL (MS_KIND_PROCESS | MS_KIND_VM)
+#define MS_KIND_ALL (MS_KIND_PROCESS | MS_KIND_VM | MS_KIND_CGROUP)
 
 /* One way a source can measure (one row of its mode table). */
 typedef struct {
@@ -78,7 +79,7 @@ typedef struct {
 } ms_step;
 
 typedef struct ms_source {
-	const char *kind;   /* "process", "vm": metrics' kind label */
+	const char *kind;   /* "process", "vm", "container": metrics' kind label */
 	const char *noun;   /* "process", "VM": in messages */
 	ms_kind bit;	    /* which rows of the tree's table it has */
 	const char *syntax; /* what a track line's first word is: "a pid" */
