@@ -270,6 +270,12 @@ char *sample_wait_name(const mount_t *m, const char *name, long seq, double seco
 pid_t dirtier_start(unsigned region_mib, unsigned touch_mib, unsigned pages_per_sec,
 		    const char *how)
 {
+	return dirtier_start_in(NULL, region_mib, touch_mib, pages_per_sec, how);
+}
+
+pid_t dirtier_start_in(const char *const *cgroups, unsigned region_mib, unsigned touch_mib,
+		       unsigned pages_per_sec, const char *how)
+{
 	const char *bin = env_or_die("DIRTIER");
 	int pfd[2];
 	char a[3][16];
@@ -283,6 +289,14 @@ pid_t dirtier_start(unsigned region_mib, unsigned touch_mib, unsigned pages_per_
 	cr_assert(pid >= 0);
 	if (pid == 0) {
 		die_with_parent(parent, SIGKILL);
+		/* Into its cgroups before it touches any memory (v1's memory
+		 * controller charges pages where they were first touched). */
+		for (const char *const *cg = cgroups; cg && *cg; cg++) {
+			char procs[512];
+			snprintf(procs, sizeof(procs), "%s/cgroup.procs", *cg);
+			if (write_file(procs, "0") != 0)
+				_exit(125);
+		}
 		dup2(pfd[1], 1);
 		close(pfd[0]);
 		execl(bin, bin, a[0], a[1], a[2], how, (char *)NULL);

@@ -57,6 +57,10 @@ pid_t dirtier_start(unsigned region_mib, unsigned touch_mib, unsigned pages_per_
 		    const char *how);
 /* Starts a process that sleeps (no memory activity), optionally as uid. */
 pid_t sleeper_start(uid_t uid);
+/* dirtier_start, the helper first moved into each cgroup directory of the
+ * NULL-terminated cgroups (NULL: none). */
+pid_t dirtier_start_in(const char *const *cgroups, unsigned region_mib, unsigned touch_mib,
+		       unsigned pages_per_sec, const char *how);
 void proc_kill(pid_t pid);
 
 /* Writes text in one write(2); returns 0 or the errno. */

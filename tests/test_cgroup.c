@@ -1,0 +1,371 @@
+/* test_cgroup.c: containers tracked by their cgroup, without an engine.
+ *
+ * The tests make their own cgroups (a directory under the cgroup v2 mount
+ * and under v1's memory hierarchy, where this host has them), start the
+ * dirtier helper in them (moved in before it touches memory), track the
+ * directory and hold the figures against the truth the helpers write: K
+ * distinct pages a second, and for a shared file written by two of them,
+ * each its own half, 2K distinct pages however many processes map them.
+ * The allowance is the one of test_accuracy.c: 4.5 standard deviations of
+ * the hypergeometric count over several windows, plus the few pages the
+ * helpers' own stacks dirty.  Everything made is removed in the fini.
+ * test_container.c does the same with a podman container.
+ */
+#define _GNU_SOURCE
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <glib.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+static mount_t M;
+static pid_t procs[8];
+static int nprocs;
+static char cgs[8][256];
+static int ncgs;
+static char shared_file[256];
+
+static void up(void)
+{
+	mount_start(&M, "allow_other");
+}
+
+static void down(void)
+{
+	for (int i = 0; i < nprocs; i++)
+		proc_kill(procs[i]);
+	nprocs = 0;
+	/* A cgroup is removable once its killed processes are reaped. */
+	for (int i = ncgs - 1; i >= 0; i--) {
+		for (int t = 0; t < 100 && rmdir(cgs[i]) != 0 && errno == EBUSY; t++)
+			usleep(20000);
+	}
+	ncgs = 0;
+	if (shared_file[0])
+		unlink(shared_file);
+	shared_file[0] = '\0';
+	mount_stop(&M);
+}
+TestSuite(cgroup, .init = up, .fini = down, .timeout = 120);
+
+static pid_t keep(pid_t pid)
+{
+	cr_assert(nprocs < (int)G_N_ELEMENTS(procs));
+	return procs[nprocs++] = pid;
+}
+
+/* The mount point of the cgroup v2 hierarchy, or of v1's memory one: ""
+ * when this host has none. */
+static const char *hierarchy(bool v2)
+{
+	static char dir[2][256];
+	char *out = NULL;
+
+	if (!dir[v2][0]) {
+		sh_out(&out, v2 ? "findmnt -rn -t cgroup2 -o TARGET | head -n1"
+				: "findmnt -rn -t cgroup -O memory -o TARGET | head -n1");
+		g_strlcpy(dir[v2], out ? g_strstrip(out) : "", sizeof(dir[v2]));
+		if (!dir[v2][0])
+			g_strlcpy(dir[v2], "-", sizeof(dir[v2]));
+		free(out);
+	}
+	return strcmp(dir[v2], "-") == 0 ? "" : dir[v2];
+}
+
+/* A new cgroup under this host's v2 (or v1 memory) hierarchy; skips, saying
+ * why, when there is none. */
+static const char *make_cgroup(bool v2, const char *leaf)
+{
+	const char *root = hierarchy(v2);
+
+	if (!*root) {
+		fprintf(stderr, "skipped: this host mounts no cgroup %s\n",
+			v2 ? "v2 hierarchy" : "v1 memory hierarchy");
+		cr_skip_test("no cgroup %s", v2 ? "v2" : "v1 memory hierarchy");
+	}
+	cr_assert(ncgs < (int)G_N_ELEMENTS(cgs));
+	char *d = cgs[ncgs];
+	snprintf(d, sizeof(cgs[0]), "%s/memstat-test-%d-%s", root, (int)getpid(), leaf);
+	cr_assert(mkdir(d, 0755) == 0, "mkdir %s: %s", d, strerror(errno));
+	ncgs++;
+	return d;
+}
+
+static int track(const char *line)
+{
+	return write_file(mpath(&M, "track"), line);
+}
+
+/* Sample seq of target name, or fails. */
+static char *sample_of(const char *name, long seq)
+{
+	char *text = sample_wait_name(&M, name, seq, 30);
+	cr_assert(text, "sample %ld of %s never came", seq, name);
+	return text;
+}
+
+typedef struct {
+	double d, expect, var, noise;
+	double rate_sum, truth_sum;
+	int samples;
+} tally;
+
+/* Samples first..first+count-1 of name against k distinct pages a second
+ * dirtied by procs processes (each with a few pages of its own stack). */
+static tally collect(const char *name, double k, int processes, long first, int count)
+{
+	tally t = {0};
+	for (long seq = first; seq < first + count; seq++) {
+		g_autofree char *text = sample_of(name, seq);
+		double N, n, d, ms, rate, lo, hi, p;
+		cr_assert(sample_get(text, "pages_population", &N) &&
+			  sample_get(text, "pages_sampled", &n) &&
+			  sample_get(text, "pages_dirty", &d) &&
+			  sample_get(text, "period_ms", &ms) && sample_get(text, "rate", &rate) &&
+			  sample_get(text, "rate_ci95_low", &lo) &&
+			  sample_get(text, "rate_ci95_high", &hi) &&
+			  sample_get(text, "processes", &p),
+			  "sample %ld: %s", seq, text);
+		cr_expect_eq((int)p, processes, "sample %ld covered %.0f processes, not %d", seq,
+			     p, processes);
+		double D = k * ms / 1000.0;
+		double frac = MIN(D / N, 1.0);
+		double fpc = N > n ? (N - n) / (N - 1) : 0;
+		t.d += d;
+		t.expect += n * frac;
+		t.var += n * frac * (1 - frac) * fpc;
+		/* Up to 8 pages of each helper's own a window, seen at n/N. */
+		t.noise += 8.0 * processes * n / N;
+		double truth = D * 4096 / 1048576.0 / (ms / 1000.0);
+		t.rate_sum += rate;
+		t.truth_sum += truth;
+		t.samples++;
+		cr_log_info("%s sample %ld: n=%.0f N=%.0f d=%.0f rate=%.2f [%.2f, %.2f] truth %.2f",
+			    name, seq, n, N, d, rate, lo, hi, truth);
+	}
+	return t;
+}
+
+static void check(const tally *t)
+{
+	double sd = sqrt(t->var);
+	double tol = 4.5 * sd + 0.01 * t->expect;
+	cr_log_info("dirty %.0f, expected %.1f (+ %.1f noise), sd %.1f; mean rate %.2f, truth %.2f",
+		    t->d, t->expect, t->noise, sd, t->rate_sum / t->samples,
+		    t->truth_sum / t->samples);
+	cr_expect(t->d >= t->expect - tol && t->d <= t->expect + t->noise + tol,
+		  "found %.0f dirty pages, the truth says %.1f +- %.1f (sd %.1f)", t->d, t->expect,
+		  tol, sd);
+}
+
+static void one_dirtier(bool v2)
+{
+	const char *cg = make_cgroup(v2, "one");
+	const char *in[] = {cg, NULL};
+	const unsigned k = 2000;
+
+	keep(dirtier_start_in(in, 64, 32, k, NULL));
+	g_autofree char *line = g_strdup_printf("%s name=one sample_pages=16384", cg);
+	cr_assert_eq(track(line), 0);
+	tally t = collect("one", k, 1, 2, 5);
+	check(&t);
+
+	/* The cgroup's own figures. */
+	g_autofree char *cur = read_file(mpath(&M, "one/memory/current"));
+	g_autofree char *anon = read_file(mpath(&M, "one/memory/anon"));
+	if (v2 && !cur) {
+		/* Hybrid hosts: v2 without the memory controller, and no v1
+		 * memory directory of that name. */
+		cr_log_info("no memory/current: no memory controller for %s", cg);
+	} else {
+		cr_assert(cur && anon, "memory/current and memory/anon of %s", cg);
+		cr_expect(strtoull(anon, NULL, 10) >= 32ull << 20,
+			  "memory/anon %s: the 32 MiB the dirtier touched are charged here", anon);
+	}
+}
+
+Test(cgroup, a_v2_cgroup_dirtier_within_its_interval)
+{
+	one_dirtier(true);
+	if (*hierarchy(true)) {
+		/* PSI where the kernel has it: the eight figures. */
+		g_autofree char *p = g_strdup_printf("%s/memory.pressure", cgs[0]);
+		if (access(p, R_OK) == 0) {
+			g_autofree char *v = read_file(mpath(&M, "one/pressure/some_avg10"));
+			g_autofree char *tot = read_file(mpath(&M, "one/pressure/full_total"));
+			cr_expect(v && tot, "pressure/some_avg10 and full_total");
+		}
+	}
+}
+
+Test(cgroup, a_v1_memory_cgroup_dirtier_within_its_interval)
+{
+	one_dirtier(false);
+	g_autofree char *max = read_file(mpath(&M, "one/memory/max"));
+	cr_expect(max && strcmp(max, "max\n") == 0, "v1's unlimited memory/max reads max: %s",
+		  max);
+}
+
+Test(cgroup, shared_pages_count_once)
+{
+	const char *cg = make_cgroup(true, "shared");
+	const char *in[] = {cg, NULL};
+	const unsigned k = 1000;
+
+	/* One 32 MiB file (shmem where TMPDIR is a tmpfs, the page cache
+	 * otherwise), mapped whole by both, each writing its own half. */
+	snprintf(shared_file, sizeof(shared_file), "%s/memstat-shared-%d", tmp_dir(),
+		 (int)getpid());
+	cr_assert(sh_out(NULL, "truncate -s 32M %s", shared_file) == 0);
+	g_autofree char *a = g_strdup_printf("file=%s,part=0/2", shared_file);
+	g_autofree char *b = g_strdup_printf("file=%s,part=1/2", shared_file);
+	keep(dirtier_start_in(in, 32, 32, k, a));
+	keep(dirtier_start_in(in, 32, 32, k, b));
+	g_autofree char *line = g_strdup_printf("%s name=shared sample_pages=16384", cg);
+	cr_assert_eq(track(line), 0);
+	tally t = collect("shared", 2.0 * k, 2, 2, 5);
+	check(&t);
+	/* The 8192 pages are one population, not one per process. */
+	g_autofree char *text = sample_of("shared", 6);
+	double N;
+	cr_assert(sample_get(text, "pages_population", &N));
+	cr_expect(N >= 8192 && N < 8192 * 1.5, "population %.0f pages: the file's 8192 once", N);
+}
+
+static char *latest_sample(const char *name)
+{
+	return read_file(mpath(&M, "%s/samples/latest", name)); /* a link to it */
+}
+
+/* Waits for a sample of name that covered n processes. */
+static bool wait_processes(const char *name, int n, double seconds)
+{
+	for (double end = now_s() + seconds; now_s() < end; usleep(100000)) {
+		g_autofree char *text = latest_sample(name);
+		double p;
+		if (text && sample_get(text, "processes", &p) && (int)p == n)
+			return true;
+	}
+	return false;
+}
+
+static int count_lines(const char *text)
+{
+	int n = 0;
+	for (const char *c = text; c && *c; c++)
+		n += *c == '\n';
+	return n;
+}
+
+Test(cgroup, processes_that_join_and_leave_are_followed)
+{
+	const char *cg = make_cgroup(true, "members");
+	const char *in[] = {cg, NULL};
+
+	pid_t first = keep(dirtier_start_in(in, 4, 4, 100, NULL));
+	g_autofree char *line = g_strdup_printf("%s name=members", cg);
+	cr_assert_eq(track(line), 0);
+	g_autofree char *pids = read_file(mpath(&M, "members/pids"));
+	g_autofree char *want = g_strdup_printf("%d\n", (int)first);
+	cr_assert_str_eq(pids, want);
+	cr_assert(wait_processes("members", 1, 10), "no sample of 1 process");
+
+	pid_t second = keep(dirtier_start_in(in, 4, 4, 100, NULL));
+	g_autofree char *two = read_file(mpath(&M, "members/pids"));
+	cr_expect_eq(count_lines(two), 2, "pids: %s", two);
+	cr_expect(wait_processes("members", 2, 10), "no sample of 2 processes");
+
+	proc_kill(second);
+	procs[--nprocs] = 0;
+	g_autofree char *one = read_file(mpath(&M, "members/pids"));
+	cr_expect_str_eq(one, want);
+	cr_expect(wait_processes("members", 1, 10), "no sample of 1 process after one left");
+	g_autofree char *status = read_file(mpath(&M, "members/status"));
+	cr_expect(status && g_str_has_prefix(status, "measured"), "status %s", status);
+}
+
+Test(cgroup, a_cgroup_emptied_for_a_period_has_exited)
+{
+	const char *cg = make_cgroup(true, "empty");
+	const char *in[] = {cg, NULL};
+
+	pid_t p = keep(dirtier_start_in(in, 4, 4, 100, NULL));
+	g_autofree char *line = g_strdup_printf("%s name=empty", cg);
+	cr_assert_eq(track(line), 0);
+	free(sample_of("empty", 1));
+	proc_kill(p);
+	procs[--nprocs] = 0;
+	cr_assert(wait_content(mpath(&M, "empty/status"), "exited", 10));
+	g_autofree char *status = read_file(mpath(&M, "empty/status"));
+	cr_expect(strstr(status, "no process for a whole period"), "status: %s", status);
+}
+
+Test(cgroup, a_removed_cgroup_has_exited)
+{
+	const char *cg = make_cgroup(true, "removed");
+
+	g_autofree char *line = g_strdup_printf("%s name=removed", cg);
+	cr_assert_eq(track(line), 0);
+	cr_assert(rmdir(cg) == 0);
+	ncgs--;
+	cr_assert(wait_content(mpath(&M, "removed/status"), "exited", 10));
+	g_autofree char *status = read_file(mpath(&M, "removed/status"));
+	cr_expect(strstr(status, "was removed"), "status: %s", status);
+}
+
+Test(cgroup, bad_paths_get_their_errnos)
+{
+	const char *cg = make_cgroup(true, "bad");
+	const char *other = make_cgroup(true, "bad2");
+
+	cr_expect_eq(track("/etc"), EINVAL, "a directory of no cgroup file system");
+	g_autofree char *missing = g_strdup_printf("%s/none", cg);
+	cr_expect_eq(track(missing), ENOENT);
+	g_autofree char *file = g_strdup_printf("%s/cgroup.procs", cg);
+	cr_expect_eq(track(file), ENOTDIR);
+	g_autofree char *a = g_strdup_printf("%s name=taken", cg);
+	g_autofree char *b = g_strdup_printf("%s name=taken", other);
+	cr_assert_eq(track(a), 0);
+	cr_expect_eq(track(b), EEXIST, "the name is taken");
+	g_autofree char *sd = g_strdup_printf("%s name=sd mode=soft-dirty", other);
+	cr_expect_eq(track(sd), EOPNOTSUPP);
+}
+
+Test(cgroup, a_caller_tracks_only_what_it_could_read)
+{
+	const uid_t nobody = 65534;
+	const char *cg = make_cgroup(true, "trust");
+	g_autofree char *procs_path = g_strdup_printf("%s/cgroup.procs", cg);
+	g_autofree char *line = g_strdup_printf("%s name=trust", cg);
+
+	/* Its own process: it may. */
+	pid_t mine = keep(sleeper_start(nobody));
+	g_autofree char *pid_text = g_strdup_printf("%d", (int)mine);
+	cr_assert_eq(write_file(procs_path, pid_text), 0);
+	cr_assert_eq(write_file_as(nobody, mpath(&M, "track"), line), 0);
+	cr_assert(wait_content(mpath(&M, "trust/status"), "measured", 10));
+
+	/* A root process joins: no figure for nobody, and why. */
+	pid_t root = keep(sleeper_start(0));
+	g_autofree char *root_text = g_strdup_printf("%d", (int)root);
+	cr_assert_eq(write_file(procs_path, root_text), 0);
+	cr_assert(wait_content(mpath(&M, "trust/status"), "error", 10));
+	g_autofree char *status = read_file(mpath(&M, "trust/status"));
+	g_autofree char *who = g_strdup_printf("process %d", (int)root);
+	cr_expect(strstr(status, who), "status: %s", status);
+
+	/* And a cgroup with root's process in it: refused. */
+	const char *cg2 = make_cgroup(true, "trust2");
+	g_autofree char *procs2 = g_strdup_printf("%s/cgroup.procs", cg2);
+	cr_assert_eq(write_file(procs2, root_text), 0);
+	g_autofree char *line2 = g_strdup_printf("%s name=trust2", cg2);
+	cr_expect_eq(write_file_as(nobody, mpath(&M, "track"), line2), EACCES);
+}
