@@ -438,3 +438,23 @@ int write_file_as(uid_t uid, const char *path, const char *text)
 	waitpid(pid, NULL, 0);
 	return e;
 }
+
+int podman_debian12_image(char **out)
+{
+	if (out)
+		*out = NULL;
+	if (sh_out(NULL, "[ -f /run/memstatfs-podman/containers.conf ] && "
+			 "export CONTAINERS_CONF=/run/memstatfs-podman/containers.conf; "
+			 "podman image exists docker.io/library/debian:12") == 0)
+		return 0;
+	return sh_out(out,
+		      "set -e; t=$(%s/tests/debian-root.sh); "
+		      "[ -f /run/memstatfs-podman/containers.conf ] && "
+		      "export CONTAINERS_CONF=/run/memstatfs-podman/containers.conf; "
+		      "podman import --change "
+		      "'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' "
+		      "\"$t\" localhost/deb12 >/dev/null; "
+		      "podman tag localhost/deb12 docker.io/library/debian:12 "
+		      "docker.io/library/debian:12-slim 2>&1",
+		      src_dir());
+}

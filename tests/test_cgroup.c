@@ -369,3 +369,99 @@ Test(cgroup, a_caller_tracks_only_what_it_could_read)
 	g_autofree char *line2 = g_strdup_printf("%s name=trust2", cg2);
 	cr_expect_eq(write_file_as(nobody, mpath(&M, "track"), line2), EACCES);
 }
+
+/* ---- a podman container, tracked by its cgroup ---- */
+
+static char label[128]; /* on every container this suite starts */
+
+#define PODMAN                                                                                     \
+	"[ -f /run/memstatfs-podman/containers.conf ] && "                                         \
+	"export CONTAINERS_CONF=/run/memstatfs-podman/containers.conf; podman "
+
+static void podman_up(void)
+{
+	char *out = NULL;
+
+	if (sh_out(NULL, "podman --version >/dev/null 2>&1") != 0) {
+		fprintf(stderr, "skipped: podman is not installed\n");
+		cr_skip_test("podman is not installed");
+	}
+	const char *run = getenv("MEMSTATFS_TEST_RUN");
+	snprintf(label, sizeof(label), "memstatfs.test-run=%s", run ? run : "none");
+	/* The host's settings (runc on hybrid cgroups, ulimits), as the
+	 * container tests have them. */
+	sh_out(NULL, "%s/contrib/container/memstatfs-podman.sh >/dev/null 2>&1", src_dir());
+	int r = podman_debian12_image(&out);
+	cr_assert_eq(r, 0, "could not make the debian:12 image: %s", out);
+	free(out);
+	mount_start(&M, NULL);
+}
+
+static void podman_down(void)
+{
+	sh_out(NULL, PODMAN "rm -f -t 0 $(" PODMAN "ps -aq --filter label=%s) >/dev/null 2>&1",
+	       label);
+	if (M.mnt[0])
+		mount_stop(&M);
+}
+TestSuite(cgroup_podman, .init = podman_up, .fini = podman_down, .timeout = 180);
+
+Test(cgroup_podman, a_container_tracked_by_its_cgroup_then_stopped)
+{
+	const unsigned k = 2000;
+	char *out = NULL;
+	const char *v2 = hierarchy(true), *v1 = hierarchy(false);
+
+	/* The dirtier of this build, in a debian:12 container (the same
+	 * glibc), its build directory mounted read-only. */
+	g_autofree char *bin = g_path_get_dirname(getenv("DIRTIER"));
+	int r = sh_out(&out,
+		       PODMAN "run -d --label %s -v %s:/t:ro docker.io/library/debian:12 "
+			      "/t/dirtier 64 32 %u 2>&1",
+		       label, bin, k);
+	cr_assert_eq(r, 0, "podman run: %s", out);
+	char id[80] = "";
+	sscanf(out, "%79s", id);
+	free(out);
+	r = sh_out(&out, PODMAN "inspect --format '{{.State.CgroupPath}}' %s", id);
+	cr_assert_eq(r, 0, "podman inspect: %s", out);
+	g_autofree char *cgpath = g_strdup(g_strstrip(out));
+	free(out);
+	cr_log_info("container %.12s, cgroup %s", id, cgpath);
+	char short_id[13];
+	g_strlcpy(short_id, id, sizeof(short_id));
+
+	/* By the v2 path if the container has one, named by its id; by the
+	 * v1 memory path too where this host has v1. */
+	int tracked = 0;
+	char v1_name[32];
+	snprintf(v1_name, sizeof(v1_name), "%s-v1", short_id);
+	if (*v2) {
+		g_autofree char *p = g_strdup_printf("%s%s", v2, cgpath);
+		if (access(p, F_OK) == 0) {
+			cr_assert_eq(track(p), 0, "track %s", p);
+			tally t = collect(short_id, k, 1, 2, 5);
+			check(&t);
+			tracked++;
+		}
+	}
+	if (*v1) {
+		g_autofree char *p = g_strdup_printf("%s%s name=%s", v1, cgpath, v1_name);
+		cr_assert_eq(track(p), 0, "track %s", p);
+		tally t = collect(v1_name, k, 1, 2, 5);
+		check(&t);
+		g_autofree char *anon = read_file(mpath(&M, "%s/memory/anon", v1_name));
+		cr_expect(anon && strtoull(anon, NULL, 10) >= 32ull << 20,
+			  "memory/anon %s: the container's 32 MiB", anon);
+		tracked++;
+	}
+	cr_assert(tracked > 0, "the container's cgroup %s is under no hierarchy here", cgpath);
+
+	/* Stopped: its cgroup goes, and the targets say so. */
+	cr_assert_eq(sh_out(NULL, PODMAN "stop -t 1 %s >/dev/null 2>&1", id), 0);
+	if (*v1)
+		cr_expect(wait_content(mpath(&M, "%s/status", v1_name), "exited", 10));
+	g_autofree char *two = g_strdup_printf("%s/status", short_id);
+	if (*v2 && access(mpath(&M, "%s", two), F_OK) == 0)
+		cr_expect(wait_content(mpath(&M, "%s", two), "exited", 10));
+}

@@ -32,9 +32,10 @@
 
 #define MS_MODE_MAX 32 /* a mode's name, with its NUL */
 #define MS_NAME_MAX 64 /* a target's name, with its NUL */
-#define MS_KEY_MAX                                                                                 \
-	108 /* a target as a track line names it, with its NUL                                     \
-	     * (a socket path: sun_path) */
+/* A target as a track line names it, with its NUL: a cgroup path as deep
+ * as Kubernetes makes them (a socket path is at most sun_path's 108 bytes:
+ * ms_connect_as says so). */
+#define MS_KEY_MAX 512
 
 /* The kinds of target, one bit each: the tree's table says which kinds have
  * a file. */
