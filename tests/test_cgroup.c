@@ -127,15 +127,16 @@ static tally collect(const char *name, double k, int processes, long first, int 
 		g_autofree char *text = sample_of(name, seq);
 		double N, n, d, ms, rate, lo, hi, p;
 		cr_assert(sample_get(text, "pages_population", &N) &&
-			  sample_get(text, "pages_sampled", &n) &&
-			  sample_get(text, "pages_dirty", &d) &&
-			  sample_get(text, "period_ms", &ms) && sample_get(text, "rate", &rate) &&
-			  sample_get(text, "rate_ci95_low", &lo) &&
-			  sample_get(text, "rate_ci95_high", &hi) &&
-			  sample_get(text, "processes", &p),
+				  sample_get(text, "pages_sampled", &n) &&
+				  sample_get(text, "pages_dirty", &d) &&
+				  sample_get(text, "period_ms", &ms) &&
+				  sample_get(text, "rate", &rate) &&
+				  sample_get(text, "rate_ci95_low", &lo) &&
+				  sample_get(text, "rate_ci95_high", &hi) &&
+				  sample_get(text, "processes", &p),
 			  "sample %ld: %s", seq, text);
-		cr_expect_eq((int)p, processes, "sample %ld covered %.0f processes, not %d", seq,
-			     p, processes);
+		cr_expect_eq((int)p, processes, "sample %ld covered %.0f processes, not %d", seq, p,
+			     processes);
 		double D = k * ms / 1000.0;
 		double frac = MIN(D / N, 1.0);
 		double fpc = N > n ? (N - n) / (N - 1) : 0;
@@ -210,8 +211,7 @@ Test(cgroup, a_v1_memory_cgroup_dirtier_within_its_interval)
 {
 	one_dirtier(false);
 	g_autofree char *max = read_file(mpath(&M, "one/memory/max"));
-	cr_expect(max && strcmp(max, "max\n") == 0, "v1's unlimited memory/max reads max: %s",
-		  max);
+	cr_expect(max && strcmp(max, "max\n") == 0, "v1's unlimited memory/max reads max: %s", max);
 }
 
 Test(cgroup, shared_pages_count_once)

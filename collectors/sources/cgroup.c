@@ -92,12 +92,12 @@ typedef struct {
 	GArray *members;      /* cg_look, at the open */
 	cg_mapping *mappings; /* sorted by key */
 	size_t nmappings;
-	uint64_t *frame_keys; /* distinct keys, ascending */
+	uint64_t *frame_keys;  /* distinct keys, ascending */
 	uint32_t *frame_first; /* index in mappings of each frame's first */
 	size_t nframes;
-	size_t n;	     /* frames drawn */
-	uint64_t *drawn;     /* their indices in frame_keys */
-	uint64_t *hashes;    /* at the open */
+	size_t n;	  /* frames drawn */
+	uint64_t *drawn;  /* their indices in frame_keys */
+	uint64_t *hashes; /* at the open */
 	bool *readable;
 	int64_t start_wall_ms, start_mid_us;
 
@@ -365,8 +365,8 @@ static int look_at(pid_t pid, uint32_t ps, cg_look *out, char **why)
 			uint64_t pfn = entries[k] & MS_PM_PFN_MASK;
 			/* Without a frame (a daemon without CAP_SYS_ADMIN): a
 			 * key of this page's own, never shared. */
-			uint64_t key = pfn ? pfn
-					   : (1ULL << 63) | (((uint64_t)pid << 36) ^ (a / ps));
+			uint64_t key =
+				pfn ? pfn : (1ULL << 63) | (((uint64_t)pid << 36) ^ (a / ps));
 			g_array_append_val(out->addrs, a);
 			g_array_append_val(out->keys, key);
 		}
@@ -507,8 +507,7 @@ static void set_start(cg_state *s, size_t slot, uint64_t h, bool ok, void *data)
 	s->readable[slot] = ok;
 }
 
-static int open_window(cg_state *s, GArray *pids, const char *mode, const ms_params *p,
-		       char **why)
+static int open_window(cg_state *s, GArray *pids, const char *mode, const ms_params *p, char **why)
 {
 	int r;
 
@@ -621,8 +620,9 @@ static int close_window(cg_state *s, ms_measurement *out, char **why)
 		return r;
 
 	ms_measurement_begin(out, s->mode,
-			     ms_pagemap_scan_supported() ? "cgroup+pagemap_scan+pfn+process_vm_readv"
-							 : "cgroup+pagemap+pfn+process_vm_readv",
+			     ms_pagemap_scan_supported()
+				     ? "cgroup+pagemap_scan+pfn+process_vm_readv"
+				     : "cgroup+pagemap+pfn+process_vm_readv",
 			     s->start_wall_ms, s->start_mid_us, mid, s->ps);
 	out->processes = s->members->len;
 	out->pages_total = s->nframes;
@@ -782,8 +782,8 @@ static int admit(const ms_ident *id, const ms_caller *c, const char *mode, ms_ad
 	const char *rel = relative_to_mount(mounts, s->path, &mnt);
 	if (rel) {
 		s->v2_dir = s->v2 ? g_strdup(s->path) : dir_under(mounts, true, NULL, rel);
-		g_autofree char *cur = s->v2_dir ? g_build_filename(s->v2_dir, "memory.current", NULL)
-						 : NULL;
+		g_autofree char *cur =
+			s->v2_dir ? g_build_filename(s->v2_dir, "memory.current", NULL) : NULL;
 		if (cur && access(cur, R_OK) == 0) {
 			s->mem_dir = g_strdup(s->v2_dir);
 			s->mem_v2 = true;
@@ -924,9 +924,12 @@ int ms_cgroup_pids_text(void *state, char **text)
  * hierarchical total_ ones: v2's count descendants too); the others keep
  * v1's names, without total_. */
 static const char *const v1_names[][2] = {
-	{"rss", "anon"},		  {"cache", "file"},
-	{"mapped_file", "file_mapped"},	  {"dirty", "file_dirty"},
-	{"writeback", "file_writeback"}, {"rss_huge", "anon_thp"},
+	{"rss", "anon"},
+	{"cache", "file"},
+	{"mapped_file", "file_mapped"},
+	{"dirty", "file_dirty"},
+	{"writeback", "file_writeback"},
+	{"rss_huge", "anon_thp"},
 };
 
 /* The cgroup's memory figures now: name -> value (both owned). */
@@ -967,13 +970,16 @@ static GHashTable *memory_figures(cg_state *s, GPtrArray *order)
 	}
 	if (!s->mem_v2) {
 		/* memsw counts memory and swap: the swap is the difference. */
-		g_autofree char *mp = g_build_filename(s->mem_dir, "memory.memsw.usage_in_bytes", NULL);
+		g_autofree char *mp =
+			g_build_filename(s->mem_dir, "memory.memsw.usage_in_bytes", NULL);
 		g_autofree char *mv = NULL;
 		const char *cur = g_hash_table_lookup(h, "current");
 		if (cur && ms_read_file(mp, &mv, NULL) == 0) {
-			uint64_t both = g_ascii_strtoull(mv, NULL, 10), mem = g_ascii_strtoull(cur, NULL, 10);
-			g_hash_table_replace(h, g_strdup("swap.current"),
-					     g_strdup_printf("%" PRIu64, both > mem ? both - mem : 0));
+			uint64_t both = g_ascii_strtoull(mv, NULL, 10),
+				 mem = g_ascii_strtoull(cur, NULL, 10);
+			g_hash_table_replace(
+				h, g_strdup("swap.current"),
+				g_strdup_printf("%" PRIu64, both > mem ? both - mem : 0));
 			if (order)
 				g_ptr_array_add(order, g_strdup("swap.current"));
 		}
@@ -1027,14 +1033,15 @@ int ms_cgroup_memory_value(void *state, const char *name, char **out)
 }
 
 const char *const ms_cgroup_pressure_names[] = {
-	"some_avg10", "some_avg60", "some_avg300", "some_total",
-	"full_avg10", "full_avg60", "full_avg300", "full_total", NULL,
+	"some_avg10", "some_avg60",  "some_avg300", "some_total", "full_avg10",
+	"full_avg60", "full_avg300", "full_total",  NULL,
 };
 
 bool ms_cgroup_has_pressure(void *state)
 {
 	cg_state *s = state;
-	g_autofree char *p = s->v2_dir ? g_build_filename(s->v2_dir, "memory.pressure", NULL) : NULL;
+	g_autofree char *p =
+		s->v2_dir ? g_build_filename(s->v2_dir, "memory.pressure", NULL) : NULL;
 	return p && access(p, R_OK) == 0;
 }
 

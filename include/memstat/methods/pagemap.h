@@ -13,8 +13,8 @@
 #define MS_PM_PRESENT	 (1ULL << 63)
 #define MS_PM_SWAPPED	 (1ULL << 62)
 #define MS_PM_SOFT_DIRTY (1ULL << 55)
-#define MS_PM_PFN_MASK	 ((1ULL << 55) - 1) /* bits 0-54: the frame, when present
-					      * (0 unless CAP_SYS_ADMIN) */
+/* Bits 0-54: the page frame, when present (0 unless CAP_SYS_ADMIN). */
+#define MS_PM_PFN_MASK	 ((1ULL << 55) - 1)
 
 /* Pages written since soft-dirty was last cleared: entries with bit 55 that
  * are resident or swapped.  (A mapping created after the clear reads as
