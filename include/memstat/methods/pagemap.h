@@ -14,7 +14,7 @@
 #define MS_PM_SWAPPED	 (1ULL << 62)
 #define MS_PM_SOFT_DIRTY (1ULL << 55)
 /* Bits 0-54: the page frame, when present (0 unless CAP_SYS_ADMIN). */
-#define MS_PM_PFN_MASK	 ((1ULL << 55) - 1)
+#define MS_PM_PFN_MASK ((1ULL << 55) - 1)
 
 /* Pages written since soft-dirty was last cleared: entries with bit 55 that
  * are resident or swapped.  (A mapping created after the clear reads as
