@@ -661,11 +661,16 @@ static int close_window(cg_state *s, ms_measurement *out, char **why)
 
 /* ---- the source ---- */
 
+/* Claims a directory (a socket never is one) or a path under a cgroup
+ * file system; what it is is told in resolve, as the caller sees it (the
+ * daemon's own look here must not tell a caller about paths it could not
+ * reach: the answer is the same either way). */
 static int parse(const char *word, size_t len, char key[MS_KEY_MAX], char **why)
 {
 	char path[MS_KEY_MAX];
 	struct stat st;
 
+	(void)why;
 	if (len == 0 || word[0] != '/')
 		return 0;
 	while (len > 1 && word[len - 1] == '/')
@@ -674,26 +679,35 @@ static int parse(const char *word, size_t len, char key[MS_KEY_MAX], char **why)
 		return 0; /* the socket source says it is too long */
 	memcpy(path, word, len);
 	path[len] = '\0';
-	if (stat(path, &st) == 0) {
-		/* A directory is never a socket: any directory is ours. */
-		if (!S_ISDIR(st.st_mode)) {
-			if (!is_cgroup_magic(fs_magic(path)))
-				return 0;
-			return ms_fail(why, -ENOTDIR, "%s is a file of a cgroup, not its directory",
-				       path);
-		}
-		if (!is_cgroup_magic(fs_magic(path)))
-			return ms_fail(why, -EINVAL,
-				       "%s is a directory, but not of a cgroup file system", path);
-	} else {
-		/* Missing: ours when what holds it is a cgroup file system. */
-		g_autofree char *parent = g_path_get_dirname(path);
-		if (!is_cgroup_magic(fs_magic(parent)))
-			return 0;
-		return ms_fail(why, -ENOENT, "no cgroup %s", path);
-	}
+	g_autofree char *parent = g_path_get_dirname(path);
+	if (stat(path, &st) == 0 ? !S_ISDIR(st.st_mode) && !is_cgroup_magic(fs_magic(path))
+				 : !is_cgroup_magic(fs_magic(parent)))
+		return 0;
 	memcpy(key, path, len + 1);
 	return 1;
+}
+
+/* What path is, as the caller sees it: 0 with *st for a cgroup directory,
+ * else -ENOENT, -EACCES, -ENOTDIR (a cgroup's file), -EINVAL (a directory
+ * of another file system) with *why. */
+static int cgroup_dir(const char *path, const ms_caller *c, struct stat *st, char **why)
+{
+	int r = ms_stat_as(path, c, st);
+
+	if (r == -ENOENT)
+		return ms_fail(why, r, "no cgroup %s", path);
+	if (r < 0)
+		return ms_fail(why, r, "%s: %s", path, g_strerror(-r));
+	bool cg = is_cgroup_magic(fs_magic(path));
+	if (!S_ISDIR(st->st_mode))
+		return ms_fail(why, cg ? -ENOTDIR : -EINVAL,
+			       cg ? "%s is a file of a cgroup, not its directory"
+				  : "%s is not a cgroup directory",
+			       path);
+	if (!cg)
+		return ms_fail(why, -EINVAL, "%s is a directory, but not of a cgroup file system",
+			       path);
+	return 0;
 }
 
 static int resolve(const char *key, const ms_caller *c, ms_ident *out, char **why)
@@ -701,8 +715,8 @@ static int resolve(const char *key, const ms_caller *c, ms_ident *out, char **wh
 	struct stat st;
 	int r;
 
-	if (stat(key, &st) < 0)
-		return ms_fail(why, -errno, "%s: %s", key, g_strerror(errno));
+	if ((r = cgroup_dir(key, c, &st, why)) < 0)
+		return r;
 	if (c->uid != 0) {
 		/* Only a caller who could read every member's memory itself. */
 		cg_state probe = {.dev = st.st_dev, .ino = st.st_ino};
