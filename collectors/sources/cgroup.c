@@ -101,6 +101,12 @@ typedef struct {
 	bool *readable;
 	int64_t start_wall_ms, start_mid_us;
 
+	/* What the last close found of its members, taken over by the open
+	 * that comes right after it: one look a step, not two.  NULL
+	 * otherwise. */
+	GArray *next; /* cg_look, by pid */
+	int64_t next_us;
+
 	bool had_members;
 	bool empty_before; /* the last step found no member */
 } cg_state;
@@ -477,14 +483,37 @@ static void free_window(cg_state *s)
 	s->open = false;
 }
 
-/* The member looks of pids (those still there). */
-static int look_all(cg_state *s, GArray *pids, GArray **out, char **why)
+/* known's look of pid, taken over, when pid is still that process. */
+static bool take_known(GArray *known, pid_t pid, cg_look *out)
+{
+	ms_proc_stat st;
+
+	for (guint i = 0; known && i < known->len; i++) {
+		cg_look *k = &g_array_index(known, cg_look, i);
+		if (k->pid != pid || !k->addrs)
+			continue;
+		if (ms_proc_stat_read(pid, &st) < 0 || st.starttime != k->starttime)
+			return false;
+		*out = *k;
+		k->addrs = k->keys = NULL;
+		return true;
+	}
+	return false;
+}
+
+/* The member looks of pids (those still there), ascending by pid; known:
+ * looks just taken (or NULL). */
+static int look_all(cg_state *s, GArray *pids, GArray *known, GArray **out, char **why)
 {
 	GArray *looks = g_array_new(FALSE, TRUE, sizeof(cg_look));
 
 	g_array_set_clear_func(looks, look_clear);
 	for (guint i = 0; i < pids->len; i++) {
 		cg_look l = {0};
+		if (take_known(known, g_array_index(pids, pid_t, i), &l)) {
+			g_array_append_val(looks, l);
+			continue;
+		}
 		int r = look_at(g_array_index(pids, pid_t, i), s->ps, &l, why);
 		if (r == -ESRCH) {
 			g_clear_pointer(why, g_free);
@@ -511,8 +540,13 @@ static int open_window(cg_state *s, GArray *pids, const char *mode, const ms_par
 {
 	int r;
 
+	g_autoptr(GArray) known = g_steal_pointer(&s->next);
+
+	/* Only straight after a close (not after a failed step retried). */
+	if (ms_now_us(CLOCK_MONOTONIC) - s->next_us > 50000)
+		g_clear_pointer(&known, g_array_unref);
 	s->start_wall_ms = ms_now_us(CLOCK_REALTIME) / 1000;
-	if ((r = look_all(s, pids, &s->members, why)) < 0)
+	if ((r = look_all(s, pids, known, &s->members, why)) < 0)
 		return r;
 	s->mode = ms_source_mode(&ms_cgroup_source, mode)->name;
 	/* Every mapping, then the distinct frames. */
@@ -580,7 +614,7 @@ static int close_window(cg_state *s, ms_measurement *out, char **why)
 	/* The open's members that are still the same processes. */
 	for (guint m = 0; m < s->members->len; m++)
 		g_array_append_val(pids, g_array_index(s->members, cg_look, m).pid);
-	if ((r = look_all(s, pids, &now, why)) < 0)
+	if ((r = look_all(s, pids, NULL, &now, why)) < 0)
 		return r;
 	/* now[i] for member m, or -1 when m has left (or its pid is another's). */
 	g_autofree int *now_of = g_new(int, MAX(s->members->len, 1));
@@ -656,6 +690,9 @@ static int close_window(cg_state *s, ms_measurement *out, char **why)
 		out->pages_new += j == 0 || g_array_index(fresh, uint64_t, j) !=
 						    g_array_index(fresh, uint64_t, j - 1);
 	ms_measurement_finish(out);
+	g_clear_pointer(&s->next, g_array_unref);
+	s->next = g_steal_pointer(&now);
+	s->next_us = ms_now_us(CLOCK_MONOTONIC);
 	return 1;
 }
 
@@ -765,6 +802,7 @@ static void free_state(void *state)
 	cg_state *s = state;
 
 	free_window(s);
+	g_clear_pointer(&s->next, g_array_unref);
 	g_free(s->v2_dir);
 	g_free(s->mem_dir);
 	if (s->rand)
@@ -848,7 +886,10 @@ static int check_caller(void *state, const ms_caller *c, char **why)
 
 static void rest(void *state)
 {
-	free_window(state);
+	cg_state *s = state;
+
+	free_window(s);
+	g_clear_pointer(&s->next, g_array_unref);
 }
 
 static int step(void *state, const char *mode, const ms_params *p, ms_step *out, char **why)
