@@ -240,6 +240,43 @@ Test(cgroup, shared_pages_count_once)
 	cr_expect(N >= 8192 && N < 8192 * 1.5, "population %.0f pages: the file's 8192 once", N);
 }
 
+Test(cgroup, full_scan_counts_shared_pages_once_exactly)
+{
+	const char *cg = make_cgroup(true, "exact");
+	const char *in[] = {cg, NULL};
+	const unsigned k = 1000;
+
+	snprintf(shared_file, sizeof(shared_file), "%s/memstat-shared-%d", tmp_dir(),
+		 (int)getpid());
+	cr_assert(sh_out(NULL, "truncate -s 16M %s", shared_file) == 0);
+	g_autofree char *a = g_strdup_printf("file=%s,part=0/2", shared_file);
+	g_autofree char *b = g_strdup_printf("file=%s,part=1/2", shared_file);
+	keep(dirtier_start_in(in, 16, 16, k, a));
+	keep(dirtier_start_in(in, 16, 16, k, b));
+	g_autofree char *line = g_strdup_printf("%s name=exact mode=full-scan", cg);
+	cr_assert_eq(track(line), 0);
+	double dirty = 0, truth = 0;
+	for (long seq = 2; seq < 6; seq++) {
+		g_autofree char *text = sample_of("exact", seq);
+		double d, fresh, ms, exact, n, N;
+		cr_assert(sample_get(text, "pages_dirty", &d) &&
+			  sample_get(text, "pages_new", &fresh) &&
+			  sample_get(text, "period_ms", &ms) && sample_get(text, "exact", &exact) &&
+			  sample_get(text, "pages_sampled", &n) &&
+			  sample_get(text, "pages_population", &N));
+		cr_expect_eq(exact, 1);
+		cr_expect_eq(n, N, "full-scan looks at every distinct frame");
+		cr_expect(N >= 4096 && N < 4096 * 1.5, "population %.0f: the file's 4096 once", N);
+		dirty += d + fresh;
+		truth += 2.0 * k * ms / 1000.0;
+	}
+	/* 2% of the truth (the helpers write in 1 ms steps), and a few pages
+	 * of their own stacks a window each. */
+	cr_expect(fabs(dirty - truth) <= 0.02 * truth + 4 * 2 * 8, "%.0f dirty pages, truth %.0f",
+		  dirty, truth);
+	cr_log_info("full-scan: %.0f dirty pages in 4 windows, truth %.0f", dirty, truth);
+}
+
 static char *latest_sample(const char *name)
 {
 	return read_file(mpath(&M, "%s/samples/latest", name)); /* a link to it */
