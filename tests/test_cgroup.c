@@ -29,7 +29,7 @@
 static mount_t M;
 static pid_t procs[8];
 static int nprocs;
-static char cgs[8][256];
+static char cgs[16][256];
 static int ncgs;
 static char shared_file[256];
 
@@ -94,6 +94,17 @@ static const char *make_cgroup(bool v2, const char *leaf)
 	cr_assert(ncgs < (int)G_N_ELEMENTS(cgs));
 	char *d = cgs[ncgs];
 	snprintf(d, sizeof(cgs[0]), "%s/memstat-test-%d-%s", root, (int)getpid(), leaf);
+	cr_assert(mkdir(d, 0755) == 0, "mkdir %s: %s", d, strerror(errno));
+	ncgs++;
+	return d;
+}
+
+/* A cgroup under parent, removed in the fini before it. */
+static const char *make_sub(const char *parent, const char *name)
+{
+	cr_assert(ncgs < (int)G_N_ELEMENTS(cgs));
+	char *d = cgs[ncgs];
+	snprintf(d, sizeof(cgs[0]), "%s/%s", parent, name);
 	cr_assert(mkdir(d, 0755) == 0, "mkdir %s: %s", d, strerror(errno));
 	ncgs++;
 	return d;
@@ -374,6 +385,33 @@ Test(cgroup, bad_paths_get_their_errnos)
 	cr_expect_eq(track(b), EEXIST, "the name is taken");
 	g_autofree char *sd = g_strdup_printf("%s name=sd mode=soft-dirty", other);
 	cr_expect_eq(track(sd), EOPNOTSUPP);
+}
+
+Test(cgroup, runtime_cgroups_are_named_by_their_container_id)
+{
+	static const char id[] = "3f2a9c81d0e4b7aa55c2d94e0d8f1c2b3a4b5c6d7e8f90a1b2c3d4e5f6a7b8c9";
+	static const char *const forms[] = {"docker-%s.scope", "libpod-%s.scope",
+					    "cri-containerd-%s.scope", "crio-%s.scope",
+					    "libpod-%s"};
+	const char *top = make_cgroup(true, "names");
+
+	for (size_t i = 0; i < G_N_ELEMENTS(forms); i++) {
+		g_autofree char *leaf = g_strdup_printf(forms[i], id);
+		const char *d = make_sub(top, leaf);
+		cr_assert_eq(track(d), 0, "track %s", d);
+		g_autofree char *status = read_file(mpath(&M, "3f2a9c81d0e4/status"));
+		cr_expect(status, "%s is not named 3f2a9c81d0e4", leaf);
+		cr_assert_eq(write_file(mpath(&M, "untrack"), "3f2a9c81d0e4"), 0);
+	}
+	/* Docker's cgroupfs form: /docker/<id>. */
+	const char *docker = make_sub(top, "docker");
+	const char *d = make_sub(docker, id);
+	cr_assert_eq(track(d), 0);
+	cr_expect(read_file(mpath(&M, "3f2a9c81d0e4/status")), "/docker/<id> named by its id");
+	/* Anything else: the directory's name. */
+	const char *plain = make_sub(top, "web.slice");
+	cr_assert_eq(track(plain), 0);
+	cr_expect(read_file(mpath(&M, "web.slice/status")), "named after its directory");
 }
 
 Test(cgroup, a_caller_tracks_only_what_it_could_read)
