@@ -189,6 +189,9 @@ static void one_dirtier(bool v2)
 	cr_assert_eq(track(line), 0);
 	tally t = collect("one", k, 1, 2, 5);
 	check(&t);
+	g_autofree char *metrics = read_file(mpath(&M, "metrics"));
+	cr_expect(metrics && strstr(metrics, "target=\"one\",kind=\"container\""),
+		  "metrics: kind=\"container\"");
 
 	/* The cgroup's own figures. */
 	g_autofree char *cur = read_file(mpath(&M, "one/memory/current"));
@@ -448,6 +451,7 @@ Test(cgroup, a_caller_tracks_only_what_it_could_read)
 /* ---- a podman container, tracked by its cgroup ---- */
 
 static char label[128]; /* on every container this suite starts */
+static bool mounted;	/* this suite's daemon runs */
 
 #define PODMAN                                                                                     \
 	"[ -f /run/memstatfs-podman/containers.conf ] && "                                         \
@@ -470,14 +474,16 @@ static void podman_up(void)
 	cr_assert_eq(r, 0, "could not make the debian:12 image: %s", out);
 	free(out);
 	mount_start(&M, NULL);
+	mounted = true;
 }
 
 static void podman_down(void)
 {
 	sh_out(NULL, PODMAN "rm -f -t 0 $(" PODMAN "ps -aq --filter label=%s) >/dev/null 2>&1",
 	       label);
-	if (M.mnt[0])
+	if (mounted)
 		mount_stop(&M);
+	mounted = false;
 }
 TestSuite(cgroup_podman, .init = podman_up, .fini = podman_down, .timeout = 180);
 
