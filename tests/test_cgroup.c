@@ -228,6 +228,18 @@ Test(cgroup, a_v1_memory_cgroup_dirtier_within_its_interval)
 	cr_expect(max && strcmp(max, "max\n") == 0, "v1's unlimited memory/max reads max: %s", max);
 }
 
+Test(cgroup, without_pagemap_scan_as_before_linux_6_7)
+{
+	/* A daemon that takes the path of kernels without PAGEMAP_SCAN. */
+	mount_stop(&M);
+	setenv("MEMSTATFS_NO_PAGEMAP_SCAN", "1", 1);
+	mount_start(&M, "allow_other");
+	unsetenv("MEMSTATFS_NO_PAGEMAP_SCAN");
+	one_dirtier(true);
+	g_autofree char *text = sample_of("one", 6);
+	cr_expect(strstr(text, "method cgroup+pagemap+pfn"), "%s", text);
+}
+
 Test(cgroup, shared_pages_count_once)
 {
 	const char *cg = make_cgroup(true, "shared");
