@@ -170,8 +170,8 @@ static GArray *cgroup_mounts(void)
 				dash = i;
 				break;
 			}
-		if (!dash || dash + 3 >= n + 1 || dash + 2 >= n)
-			continue;
+		if (!dash || dash + 3 >= n)
+			continue; /* not "... - fstype source super-options" */
 		bool v2 = strcmp(f[dash + 1], "cgroup2") == 0;
 		if (!v2 && strcmp(f[dash + 1], "cgroup") != 0)
 			continue;
@@ -411,30 +411,44 @@ static int cmp_mapping(const void *a, const void *b)
 	return (x->page > y->page) - (x->page < y->page);
 }
 
-/* What to read through one member: its addresses (ascending) and for each
- * the slot of the drawn frame it belongs to. */
+/* What to read through one member: addresses, and for each the slot of
+ * the drawn frame it belongs to. */
 typedef struct {
-	GArray *addrs; /* uint64_t */
-	GArray *slots; /* size_t */
+	uint64_t addr;
+	size_t slot;
+} cg_read;
+
+typedef struct {
+	GArray *pairs; /* cg_read */
 } cg_reads;
 
-/* Hashes the pages of reads (per member of looks) and hands each result to
- * fn(slot, hash, readable). */
+static gint cmp_read(gconstpointer a, gconstpointer b)
+{
+	const cg_read *x = a, *y = b;
+	return (x->addr > y->addr) - (x->addr < y->addr);
+}
+
+/* Hashes the pages of reads (per member of looks), in address order, and
+ * hands each result to fn(slot, hash, readable). */
 static int hash_reads(GArray *looks, cg_reads *reads, uint32_t ps,
 		      void (*fn)(cg_state *s, size_t slot, uint64_t h, bool ok, void *data),
 		      cg_state *s, void *data, char **why)
 {
 	for (guint m = 0; m < looks->len; m++) {
-		cg_reads *rd = &reads[m];
-		size_t n = rd->addrs ? rd->addrs->len : 0;
+		GArray *pairs = reads[m].pairs;
+		size_t n = pairs ? pairs->len : 0;
 		if (n == 0)
 			continue;
+		g_array_sort(pairs, cmp_read);
+		g_autofree uint64_t *addrs = g_new(uint64_t, n);
 		g_autofree uint64_t *h = g_new(uint64_t, n);
 		g_autofree bool *ok = g_new(bool, n);
+		for (size_t i = 0; i < n; i++)
+			addrs[i] = g_array_index(pairs, cg_read, i).addr;
 		ms_page_reader reader;
 		ms_page_reader_init(&reader, g_array_index(looks, cg_look, m).pid);
 		reader.page_size = ps;
-		int r = ms_hash_pages(&reader, (uint64_t *)(void *)rd->addrs->data, n, h, ok);
+		int r = ms_hash_pages(&reader, addrs, n, h, ok);
 		if (r == -ESRCH) {
 			memset(ok, 0, n * sizeof(*ok)); /* left meanwhile */
 		} else if (r < 0) {
@@ -442,32 +456,25 @@ static int hash_reads(GArray *looks, cg_reads *reads, uint32_t ps,
 				       (int)g_array_index(looks, cg_look, m).pid, g_strerror(-r));
 		}
 		for (size_t i = 0; i < n; i++)
-			fn(s, g_array_index(rd->slots, size_t, i), h[i], ok[i], data);
+			fn(s, g_array_index(pairs, cg_read, i).slot, h[i], ok[i], data);
 	}
 	return 0;
 }
 
 static void reads_free(cg_reads *reads, guint n)
 {
-	for (guint i = 0; i < n; i++) {
-		g_clear_pointer(&reads[i].addrs, g_array_unref);
-		g_clear_pointer(&reads[i].slots, g_array_unref);
-	}
+	for (guint i = 0; i < n; i++)
+		g_clear_pointer(&reads[i].pairs, g_array_unref);
 	g_free(reads);
 }
 
 static void reads_add(cg_reads *rd, uint64_t addr, size_t slot)
 {
-	if (!rd->addrs) {
-		rd->addrs = g_array_new(FALSE, FALSE, sizeof(uint64_t));
-		rd->slots = g_array_new(FALSE, FALSE, sizeof(size_t));
-	}
-	/* Pages are added in frame order: keep addresses ascending. */
-	guint at = rd->addrs->len;
-	while (at > 0 && g_array_index(rd->addrs, uint64_t, at - 1) > addr)
-		at--;
-	g_array_insert_val(rd->addrs, at, addr);
-	g_array_insert_val(rd->slots, at, slot);
+	cg_read one = {addr, slot};
+
+	if (!rd->pairs)
+		rd->pairs = g_array_new(FALSE, FALSE, sizeof(cg_read));
+	g_array_append_val(rd->pairs, one);
 }
 
 static void free_window(cg_state *s)
@@ -483,22 +490,30 @@ static void free_window(cg_state *s)
 	s->open = false;
 }
 
-/* known's look of pid, taken over, when pid is still that process. */
+/* known's look of pid (known is ascending by pid), taken over, when pid is
+ * still that process. */
 static bool take_known(GArray *known, pid_t pid, cg_look *out)
 {
 	ms_proc_stat st;
+	guint lo = 0, hi = known ? known->len : 0;
 
-	for (guint i = 0; known && i < known->len; i++) {
-		cg_look *k = &g_array_index(known, cg_look, i);
-		if (k->pid != pid || !k->addrs)
-			continue;
-		if (ms_proc_stat_read(pid, &st) < 0 || st.starttime != k->starttime)
-			return false;
-		*out = *k;
-		k->addrs = k->keys = NULL;
-		return true;
+	while (lo < hi) {
+		guint mid = lo + (hi - lo) / 2;
+		if (g_array_index(known, cg_look, mid).pid < pid)
+			lo = mid + 1;
+		else
+			hi = mid;
 	}
-	return false;
+	if (!known || lo == known->len)
+		return false;
+	cg_look *k = &g_array_index(known, cg_look, lo);
+	if (k->pid != pid || !k->addrs)
+		return false;
+	if (ms_proc_stat_read(pid, &st) < 0 || st.starttime != k->starttime)
+		return false;
+	*out = *k;
+	k->addrs = k->keys = NULL;
+	return true;
 }
 
 /* The member looks of pids (those still there), ascending by pid; known:
