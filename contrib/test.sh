@@ -6,8 +6,8 @@
 #      (release, as quickstart and the Dockerfile build it, without tests)
 #   1. plain (build/)
 #   2. AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/)
-#   3. ThreadSanitizer (build-tsan/): the threaded registry test, and the tree
-#      and VM tests against the TSan daemon (Criterion cannot itself run
+#   3. ThreadSanitizer (build-tsan/): the threaded registry test, and the tree,
+#      VM and cgroup tests against the TSan daemon (Criterion cannot itself run
 #      under TSan)
 #   4. the tree and VM tests against the daemon under valgrind's memcheck
 #   5. a short run of each libFuzzer harness (build-fuzz/, clang), from the
@@ -173,7 +173,7 @@ export TSAN_OPTIONS=halt_on_error=0:second_deadlock_stack=1
 # see it; plain malloc keeps its reports about our code.
 export G_SLICE=always-malloc
 phase "tsan registry" run_meson build-tsan
-phase "tsan daemon" against build-tsan/memstatfs "" tree track vm
+phase "tsan daemon" against build-tsan/memstatfs "" tree track vm cgroup
 unset TSAN_OPTIONS G_SLICE
 
 phase "valgrind daemon" against build/memstatfs \

@@ -292,6 +292,12 @@ char *sample_wait_name(const mount_t *m, const char *name, long seq, double seco
 pid_t dirtier_start(unsigned region_mib, unsigned touch_mib, unsigned pages_per_sec,
 		    const char *how)
 {
+	return dirtier_start_in(NULL, region_mib, touch_mib, pages_per_sec, how);
+}
+
+pid_t dirtier_start_in(const char *const *cgroups, unsigned region_mib, unsigned touch_mib,
+		       unsigned pages_per_sec, const char *how)
+{
 	const char *bin = env_or_die("DIRTIER");
 	int pfd[2];
 	char a[3][16];
@@ -305,6 +311,14 @@ pid_t dirtier_start(unsigned region_mib, unsigned touch_mib, unsigned pages_per_
 	cr_assert(pid >= 0);
 	if (pid == 0) {
 		die_with_parent(parent, SIGKILL);
+		/* Into its cgroups before it touches any memory (v1's memory
+		 * controller charges pages where they were first touched). */
+		for (const char *const *cg = cgroups; cg && *cg; cg++) {
+			char procs[512];
+			snprintf(procs, sizeof(procs), "%s/cgroup.procs", *cg);
+			if (write_file(procs, "0") != 0)
+				_exit(125);
+		}
 		dup2(pfd[1], 1);
 		close(pfd[0]);
 		execl(bin, bin, a[0], a[1], a[2], how, (char *)NULL);
@@ -466,4 +480,24 @@ int write_file_as(uid_t uid, const char *path, const char *text)
 	close(pfd[0]);
 	waitpid(pid, NULL, 0);
 	return e;
+}
+
+int podman_debian12_image(char **out)
+{
+	if (out)
+		*out = NULL;
+	if (sh_out(NULL, "[ -f /run/memstatfs-podman/containers.conf ] && "
+			 "export CONTAINERS_CONF=/run/memstatfs-podman/containers.conf; "
+			 "podman image exists docker.io/library/debian:12") == 0)
+		return 0;
+	return sh_out(out,
+		      "set -e; t=$(%s/tests/debian-root.sh); "
+		      "[ -f /run/memstatfs-podman/containers.conf ] && "
+		      "export CONTAINERS_CONF=/run/memstatfs-podman/containers.conf; "
+		      "podman import --change "
+		      "'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' "
+		      "\"$t\" localhost/deb12 >/dev/null; "
+		      "podman tag localhost/deb12 docker.io/library/debian:12 "
+		      "docker.io/library/debian:12-slim 2>&1",
+		      src_dir());
 }

@@ -62,6 +62,15 @@ pid_t dirtier_start(unsigned region_mib, unsigned touch_mib, unsigned pages_per_
 		    const char *how);
 /* Starts a process that sleeps (no memory activity), optionally as uid. */
 pid_t sleeper_start(uid_t uid);
+/* Makes podman's docker.io/library/debian:12 (and 12-slim) from a bare
+ * Debian 12 root (tests/debian-root.sh) when podman has none, with the
+ * settings contrib/container/memstatfs-podman.sh chose for this host.
+ * 0, or the shell's status with its output in *out (free it). */
+int podman_debian12_image(char **out);
+/* dirtier_start, the helper first moved into each cgroup directory of the
+ * NULL-terminated cgroups (NULL: none). */
+pid_t dirtier_start_in(const char *const *cgroups, unsigned region_mib, unsigned touch_mib,
+		       unsigned pages_per_sec, const char *how);
 void proc_kill(pid_t pid);
 /* Keeps pid to be killed by kill_kept (a suite's .fini); returns pid. */
 pid_t keep(pid_t pid);

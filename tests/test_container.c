@@ -59,22 +59,11 @@ static void setup(void)
 	/* Creates /run/memstatfs-podman/containers.conf where this host
 	 * needs one (usage text, exit 2). */
 	sh_out(NULL, PODMAN_SH " >/dev/null 2>&1", label, src_dir());
-	if (podman(NULL, "image exists docker.io/library/debian:12") != 0) {
-		int r = sh_out(&out,
-			       "set -e; t=$(%s/tests/debian-root.sh); "
-			       "[ -f /run/memstatfs-podman/containers.conf ] && "
-			       "export CONTAINERS_CONF=/run/memstatfs-podman/containers.conf; "
-			       "podman import --change "
-			       "'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' "
-			       "\"$t\" localhost/deb12 >/dev/null; "
-			       "podman tag localhost/deb12 docker.io/library/debian:12 "
-			       "docker.io/library/debian:12-slim 2>&1",
-			       src_dir());
-		cr_assert_eq(r, 0, "could not make the debian:12 image: %s", out);
-		g_free(out);
-	}
+	int r = podman_debian12_image(&out);
+	cr_assert_eq(r, 0, "could not make the debian:12 image: %s", out);
+	g_free(out);
 	/* Built from this checkout each run (layers are cached). */
-	int r = sh_out(&out, PODMAN_SH " image 2>&1", label, src_dir());
+	r = sh_out(&out, PODMAN_SH " image 2>&1", label, src_dir());
 	cr_assert_eq(r, 0, "podman build of contrib/container/Dockerfile failed:\n%s", out);
 	g_free(out);
 }

@@ -48,7 +48,7 @@ static void family(GString *out, const char *name, const char *type, const char 
 	g_string_append_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-/* metric{target="NAME",kind="process|vm"[,mode="MODE"]} */
+/* metric{target="NAME",kind="process|vm|container"[,mode="MODE"]} */
 static void target_labels(GString *out, const char *metric, const snap *s, const char *mode)
 {
 	g_string_append_printf(out, "%s{target=\"", metric);

@@ -35,6 +35,11 @@ ms_sample *ms_sample_new(uint64_t seq, const ms_measurement *m)
 				  m->pages_total, m->pages_population, m->pages_sampled,
 				  m->pages_dirty, m->pages_new, m->pages_unmapped, m->memory_mib,
 				  m->rate, m->rate_lo, m->rate_hi, m->exact ? 1 : 0);
+	if (m->processes) {
+		char *t = g_strdup_printf("%sprocesses %" PRIu32 "\n", s->text, m->processes);
+		g_free(s->text);
+		s->text = t;
+	}
 	if (m->vcpus) {
 		GString *t = g_string_new(s->text);
 		g_free(s->text);

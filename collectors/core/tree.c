@@ -40,6 +40,11 @@ enum {
 	N_VCPU_DIR,
 	N_VCPU,
 	N_VCPU_RATE,
+	N_PIDS,
+	N_CG_MEMORY_DIR,
+	N_CG_MEMORY,
+	N_PRESSURE_DIR,
+	N_PRESSURE,
 	N_COUNT
 };
 
@@ -49,6 +54,7 @@ enum {
 #define ALL  MS_KIND_ALL
 #define VM   MS_KIND_VM
 #define PROC MS_KIND_PROCESS
+#define CG   MS_KIND_CGROUP
 #define PRIV MS_NODE_PRIVATE
 #define OWN  MS_NODE_OWNED
 
@@ -103,6 +109,18 @@ static const ms_node table[N_COUNT] = {
 			    .list = ms_list_vcpus, .lookup = ms_lookup_vcpu, .attr = ms_attr_vcpu},
 	[N_VCPU_RATE]    = {.name = "rate", .parent = N_VCPU, .mode = FILE, .kinds = VM,
 			    .flags = PRIV, .render = ms_render_vcpu_rate, .attr = ms_attr_vcpu},
+	[N_PIDS]         = {.name = "pids", .parent = N_TARGET, .mode = FILE, .kinds = CG,
+			    .flags = PRIV, .render = ms_render_pids},
+	[N_CG_MEMORY_DIR] = {.name = "memory", .parent = N_TARGET, .mode = DIR, .kinds = CG,
+			    .flags = OWN},
+	[N_CG_MEMORY]    = {.parent = N_CG_MEMORY_DIR, .mode = FILE, .kinds = CG,
+			    .render = ms_render_cgroup_memory, .list = ms_list_cgroup_memory,
+			    .lookup = ms_lookup_cgroup_memory},
+	[N_PRESSURE_DIR] = {.name = "pressure", .parent = N_TARGET, .mode = DIR, .kinds = CG,
+			    .flags = OWN},
+	[N_PRESSURE]     = {.parent = N_PRESSURE_DIR, .mode = FILE, .kinds = CG,
+			    .render = ms_render_pressure, .list = ms_list_pressure,
+			    .lookup = ms_lookup_pressure},
 };
 // clang-format on
 

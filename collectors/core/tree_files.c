@@ -16,6 +16,7 @@
 
 #include "memstat/core/metrics.h"
 #include "memstat/methods/meminfo.h"
+#include "memstat/sources/cgroup.h"
 #include "memstat/sources/process.h"
 #include "memstat/sources/qemu.h"
 
@@ -373,4 +374,100 @@ int ms_render_vcpu_rate(ms_node_ctx *c, char **out)
 		return -ENOENT;
 	*out = g_strdup_printf("%.2f\n", cpu->rate);
 	return 0;
+}
+
+/* ---- a container's files ---- */
+
+int ms_render_pids(ms_node_ctx *c, char **out)
+{
+	return ms_cgroup_pids_text(ms_target_state(c->t), out);
+}
+
+/* memory/'s names as seen so far, for indices: only ever appended to. */
+static GPtrArray *cg_names;
+static GMutex cg_names_lock; /* guards cg_names */
+
+static uint32_t cg_name_index(const char *name)
+{
+	uint32_t idx;
+
+	g_mutex_lock(&cg_names_lock);
+	if (!cg_names)
+		cg_names = g_ptr_array_new_with_free_func(g_free);
+	if (!index_of(cg_names, name, &idx)) {
+		idx = cg_names->len;
+		g_ptr_array_add(cg_names, g_strdup(name));
+	}
+	g_mutex_unlock(&cg_names_lock);
+	return idx;
+}
+
+static char *cg_name_at(uint32_t idx)
+{
+	char *name = NULL;
+
+	g_mutex_lock(&cg_names_lock);
+	if (cg_names && idx < cg_names->len)
+		name = g_strdup(g_ptr_array_index(cg_names, idx));
+	g_mutex_unlock(&cg_names_lock);
+	return name;
+}
+
+int ms_render_cgroup_memory(ms_node_ctx *c, char **out)
+{
+	g_autofree char *name = cg_name_at(c->idx);
+
+	return name ? ms_cgroup_memory_value(ms_target_state(c->t), name, out) : -ENOENT;
+}
+
+void ms_list_cgroup_memory(ms_node_ctx *c, ms_entry_fn add, void *data)
+{
+	if (!c->t)
+		return;
+	g_autoptr(GPtrArray) names = ms_cgroup_memory_names(ms_target_state(c->t));
+	for (guint i = 0; i < names->len; i++) {
+		const char *n = g_ptr_array_index(names, i);
+		add(n, (ms_node_ref){c->row, ms_target_id(c->t), cg_name_index(n)}, S_IFREG, data);
+	}
+}
+
+int ms_lookup_cgroup_memory(ms_node_ctx *c, const char *name, uint32_t *id, uint32_t *idx)
+{
+	g_autofree char *value = NULL;
+
+	(void)id;
+	if (!c->t || ms_cgroup_memory_value(ms_target_state(c->t), name, &value) < 0)
+		return -ENOENT;
+	*idx = cg_name_index(name);
+	return 0;
+}
+
+int ms_render_pressure(ms_node_ctx *c, char **out)
+{
+	if (c->idx >= g_strv_length((char **)ms_cgroup_pressure_names))
+		return -ENOENT;
+	return ms_cgroup_pressure_value(ms_target_state(c->t), ms_cgroup_pressure_names[c->idx],
+					out);
+}
+
+void ms_list_pressure(ms_node_ctx *c, ms_entry_fn add, void *data)
+{
+	if (!c->t || !ms_cgroup_has_pressure(ms_target_state(c->t)))
+		return;
+	for (uint32_t i = 0; ms_cgroup_pressure_names[i]; i++)
+		add(ms_cgroup_pressure_names[i], (ms_node_ref){c->row, ms_target_id(c->t), i},
+		    S_IFREG, data);
+}
+
+int ms_lookup_pressure(ms_node_ctx *c, const char *name, uint32_t *id, uint32_t *idx)
+{
+	(void)id;
+	if (!c->t || !ms_cgroup_has_pressure(ms_target_state(c->t)))
+		return -ENOENT;
+	for (uint32_t i = 0; ms_cgroup_pressure_names[i]; i++)
+		if (strcmp(ms_cgroup_pressure_names[i], name) == 0) {
+			*idx = i;
+			return 0;
+		}
+	return -ENOENT;
 }

@@ -153,7 +153,7 @@ static uint64_t rand_below(GRand *r, uint64_t bound)
 /* n distinct page indices in [0, total), sorted: draw, sort, drop
  * duplicates, draw the shortfall again.  n is at most total / 16 for any
  * sizeable process, so a round leaves few duplicates. */
-static uint64_t *pick_indices(GRand *r, uint64_t total, size_t n)
+uint64_t *ms_pick_indices(GRand *r, uint64_t total, size_t n)
 {
 	uint64_t *idx = g_new(uint64_t, n);
 	size_t have = 0;
@@ -185,7 +185,7 @@ static uint64_t *pick_indices(GRand *r, uint64_t total, size_t n)
  * gives a 4 MiB process two samples, which says little. */
 #define MS_MIN_SAMPLES 256u
 
-static size_t sample_count(uint64_t pages_total, uint32_t page_size, uint32_t per_gib)
+size_t ms_sample_count(uint64_t pages_total, uint32_t page_size, uint32_t per_gib)
 {
 	if (pages_total == 0)
 		return 0;
@@ -257,7 +257,7 @@ static int ps_open_window(void *state, const ms_params *p, char **why)
 	 * whose hashes are still true (the process has not run since). */
 	if (s->keep) {
 		s->keep = false;
-		if (sample_count(s->pages_population, ps, p->sample_pages) == s->n) {
+		if (ms_sample_count(s->pages_population, ps, p->sample_pages) == s->n) {
 			s->start_wall_ms = ms_now_us(CLOCK_REALTIME) / 1000;
 			s->start_mid_us = ms_now_us(CLOCK_MONOTONIC);
 			s->open = true;
@@ -291,8 +291,8 @@ static int ps_open_window(void *state, const ms_params *p, char **why)
 	else if ((r = ps_population(s, vmas, &s->population, why)) < 0)
 		return r;
 	s->pages_population = ms_runs_pages(s->population, ps);
-	s->n = sample_count(s->pages_population, ps, p->sample_pages);
-	s->addrs = s->n ? pick_indices(s->rand, s->pages_population, s->n) : NULL;
+	s->n = ms_sample_count(s->pages_population, ps, p->sample_pages);
+	s->addrs = s->n ? ms_pick_indices(s->rand, s->pages_population, s->n) : NULL;
 
 	/* Turn indices into addresses, walking the runs in order. */
 	guint v = 0;

@@ -290,3 +290,29 @@ uint64_t ms_runs_pages(const GArray *runs, uint32_t page_size)
 	}
 	return pages;
 }
+
+int ms_pagemap_entries_of_runs(int fd, const GArray *runs, uint32_t page_size, uint64_t *entries)
+{
+	size_t k = 0;
+
+	for (guint i = 0; i < runs->len; i++) {
+		const ms_range *x = &g_array_index(runs, ms_range, i);
+		for (uint64_t a = x->start; a < x->end;) {
+			size_t want = (size_t)MIN((x->end - a) / page_size, (uint64_t)4096);
+			ssize_t r = pread(fd, entries + k, want * sizeof(uint64_t),
+					  (off_t)(a / page_size * sizeof(uint64_t)));
+			if (r < 0)
+				return errno == ENOENT ? -ESRCH : -errno;
+			size_t got = (size_t)r / sizeof(uint64_t);
+			if (got == 0) {
+				/* The mm is gone: nothing resident any more. */
+				for (; a < x->end; a += page_size)
+					entries[k++] = 0;
+				break;
+			}
+			k += got;
+			a += got * page_size;
+		}
+	}
+	return 0;
+}

@@ -123,6 +123,18 @@ int ms_may_connect_as(const char *path, const ms_caller *c)
 	return r;
 }
 
+int ms_stat_as(const char *path, const ms_caller *c, struct stat *st)
+{
+	saved_creds saved;
+	int r = become(c, &saved);
+
+	if (r < 0)
+		return r;
+	r = stat(path, st) == 0 ? 0 : -errno;
+	restore(&saved);
+	return r;
+}
+
 /* The inode of /proc/PID/ns/pid (0 when it cannot be read). */
 static ino_t pid_ns_of(pid_t pid)
 {

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/pidfd.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "memstat/methods/fail.h"
@@ -42,8 +43,9 @@ static int parse(const char *word, size_t len, char key[MS_KEY_MAX], char **why)
 {
 	if (len == 0 || word[0] != '/')
 		return 0;
-	if (len >= MS_KEY_MAX)
-		return ms_fail(why, -ENAMETOOLONG, "socket path too long");
+	if (len >= sizeof(((struct sockaddr_un *)NULL)->sun_path))
+		return ms_fail(why, -ENAMETOOLONG, "socket path too long (at most %zu bytes)",
+			       sizeof(((struct sockaddr_un *)NULL)->sun_path) - 1);
 	memcpy(key, word, len);
 	key[len] = '\0';
 	return 1;

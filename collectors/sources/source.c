@@ -5,11 +5,13 @@
 #include <string.h>
 
 #include "memstat/methods/fail.h"
+#include "memstat/sources/cgroup.h"
 #include "memstat/sources/process.h"
 #include "memstat/sources/qemu.h"
 
 const ms_source *const ms_sources[] = {
 	&ms_process_source,
+	&ms_cgroup_source, /* tells its paths by what they are: before QMP's */
 	&ms_qemu_source,
 	NULL,
 };

@@ -13,6 +13,7 @@
 
 #include "fuzz.h"
 #include "memstat/core/settings.h"
+#include "memstat/sources/cgroup.h"
 #include "memstat/sources/process.h"
 #include "memstat/sources/qemu.h"
 
@@ -76,8 +77,10 @@ static void fuzz_track(const char *buf, size_t size)
 	FUZZ_CHECK(terminated(req.target, sizeof(req.target)));
 	FUZZ_CHECK(terminated(req.name, sizeof(req.name)));
 	FUZZ_CHECK(strcspn(req.target, " \t\n\r\v\f") == strlen(req.target));
-	if (req.source == &ms_qemu_source) {
+	if (req.source == &ms_qemu_source || req.source == &ms_cgroup_source) {
 		FUZZ_CHECK(req.target[0] == '/');
+		FUZZ_CHECK(req.source == &ms_qemu_source || strlen(req.target) < 2 ||
+			   req.target[strlen(req.target) - 1] != '/');
 	} else {
 		FUZZ_CHECK(req.source == &ms_process_source);
 		long pid = strtol(req.target, NULL, 10);

@@ -1,6 +1,6 @@
 /* dirtier: a test process that dirties exactly K distinct pages per second.
  *
- *   dirtier REGION_MIB TOUCH_MIB PAGES_PER_SEC [shared|grow|remap|file=PATH|exec=N]
+ *   dirtier REGION_MIB TOUCH_MIB PAGES_PER_SEC [shared|grow|remap|file=PATH[,part=I/N]|exec=N]
  *
  * Maps REGION_MIB of anonymous memory (private, or a MAP_SHARED memfd with
  * "shared", or the first REGION_MIB of the file PATH shared, such as a VM's
@@ -15,10 +15,13 @@
  * grows by PAGES_PER_SEC resident pages a second (until the region is full).
  * With "remap" it also unmaps the second half of the touched part every
  * 50 ms and maps it again (fresh zero pages, touched anew): memory that goes
- * away under a measurement.  With "exec=N" it prints "ready", then execs
- * itself N times in a row, each time as soon as its region is touched (a
- * new address space every few milliseconds, same pid), and then dirties as
- * usual.  Runs until killed.
+ * away under a measurement.  With file=PATH,part=I/N it touches the whole
+ * TOUCH_MIB but writes only to the I-th of N equal parts of it (0-based):
+ * N processes sharing one file, each writing its own part, dirty N times
+ * PAGES_PER_SEC distinct pages of it a second.  With "exec=N" it prints
+ * "ready", then execs itself N times in a row, each time as soon as its
+ * region is touched (a new address space every few milliseconds, same pid),
+ * and then dirties as usual.  Runs until killed.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -49,7 +52,15 @@ int main(int argc, char **argv)
 	int shared = argc > 4 && strcmp(argv[4], "shared") == 0;
 	int grow = argc > 4 && strcmp(argv[4], "grow") == 0;
 	int remap = argc > 4 && strcmp(argv[4], "remap") == 0;
-	const char *file = argc > 4 && strncmp(argv[4], "file=", 5) == 0 ? argv[4] + 5 : NULL;
+	char *file = argc > 4 && strncmp(argv[4], "file=", 5) == 0 ? argv[4] + 5 : NULL;
+	unsigned part = 0, parts = 1;
+	char *comma = file ? strstr(file, ",part=") : NULL;
+	if (comma) {
+		if (sscanf(comma, ",part=%u/%u", &part, &parts) != 2 || parts == 0 ||
+		    part >= parts)
+			return 2;
+		*comma = '\0';
+	}
 	long execs = argc > 4 && strncmp(argv[4], "exec=", 5) == 0 ? atol(argv[4] + 5) : -1;
 	/* Set by an exec of our own: "ready" was said by the first. */
 	int again = getenv("DIRTIER_EXECED") != NULL;
@@ -80,7 +91,8 @@ int main(int argc, char **argv)
 	for (size_t off = 0; off < touch; off += ps)
 		mem[off] = 1;
 
-	size_t pages = touch / ps;
+	size_t pages = touch / ps / parts;
+	char *base = mem + (size_t)part * pages * ps; /* where its writes go */
 	uint64_t counter = 1, written = 0, next = 0;
 	/* The order: a Fisher-Yates shuffle with a fixed seed. */
 	uint32_t *order = malloc((pages ? pages : 1) * sizeof(*order));
@@ -128,7 +140,7 @@ int main(int argc, char **argv)
 		for (; written < due && grow && fresh < region_pages; written++)
 			*(volatile uint64_t *)(mem + fresh++ * ps + 64) = counter++;
 		for (; written < due && !grow && pages; written++) {
-			*(volatile uint64_t *)(mem + (size_t)order[next] * ps + 64) = counter++;
+			*(volatile uint64_t *)(base + (size_t)order[next] * ps + 64) = counter++;
 			next = (next + 1) % pages;
 		}
 		tick.tv_nsec += 1000000; /* 1 ms steps */

@@ -50,3 +50,14 @@ void ms_list_vcpus(ms_node_ctx *c, ms_entry_fn add, void *data);
 int ms_lookup_vcpu(ms_node_ctx *c, const char *name, uint32_t *id, uint32_t *idx);
 int ms_attr_vcpu(ms_node_ctx *c, ms_node_attr *a);
 int ms_render_vcpu_rate(ms_node_ctx *c, char **out);
+
+/* A container's pids, memory/<field> and pressure/<field> (cgroup.h).
+ * memory/'s idx is the name's index in the names seen so far (this
+ * daemon's life). */
+int ms_render_pids(ms_node_ctx *c, char **out);
+int ms_render_cgroup_memory(ms_node_ctx *c, char **out);
+void ms_list_cgroup_memory(ms_node_ctx *c, ms_entry_fn add, void *data);
+int ms_lookup_cgroup_memory(ms_node_ctx *c, const char *name, uint32_t *id, uint32_t *idx);
+int ms_render_pressure(ms_node_ctx *c, char **out);
+void ms_list_pressure(ms_node_ctx *c, ms_entry_fn add, void *data);
+int ms_lookup_pressure(ms_node_ctx *c, const char *name, uint32_t *id, uint32_t *idx);

@@ -32,6 +32,8 @@ typedef struct {
 	double rate;		 /* MiB/s */
 	double rate_lo, rate_hi; /* 95% confidence interval, MiB/s */
 	bool exact;		 /* every page was looked at: no interval */
+	uint32_t processes;	 /* processes a container's sample covered;
+				  * 0 for one process or a VM */
 	uint32_t vcpus;		 /* entries in vcpu (VMs in dirty-ring mode) */
 	ms_vcpu_rate *vcpu;	 /* owned by the measurement: g_free it */
 } ms_measurement;

@@ -13,6 +13,8 @@
 #define MS_PM_PRESENT	 (1ULL << 63)
 #define MS_PM_SWAPPED	 (1ULL << 62)
 #define MS_PM_SOFT_DIRTY (1ULL << 55)
+/* Bits 0-54: the page frame, when present (0 unless CAP_SYS_ADMIN). */
+#define MS_PM_PFN_MASK ((1ULL << 55) - 1)
 
 /* Pages written since soft-dirty was last cleared: entries with bit 55 that
  * are resident or swapped.  (A mapping created after the clear reads as
@@ -61,3 +63,8 @@ uint64_t ms_runs_pages(const GArray *runs, uint32_t page_size);
 
 /* Pages in b that are in no run of a; both sorted and disjoint. */
 uint64_t ms_ranges_pages_not_in(const GArray *b, const GArray *a, uint32_t page_size);
+
+/* The pagemap entries of every page of runs (GArray of ms_range, sorted),
+ * in order, into entries (ms_runs_pages(runs) of them): read in chunks, not
+ * page by page.  0 or -errno (-ESRCH when the process is gone). */
+int ms_pagemap_entries_of_runs(int fd, const GArray *runs, uint32_t page_size, uint64_t *entries);

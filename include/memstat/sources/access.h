@@ -7,6 +7,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #define MS_CALLER_GROUPS_MAX 64
@@ -38,6 +39,11 @@ int ms_connect_as(const char *path, const ms_caller *c, uid_t *owner, char **why
 /* 0 when the caller could connect to the socket at path on its own (search
  * on every directory, write on the socket), else -errno. */
 int ms_may_connect_as(const char *path, const ms_caller *c);
+
+/* stat(2) of path as the caller would do it on its own (search on every
+ * directory with its uid, gid and groups): 0 with *st, or -errno (-ENOENT,
+ * -EACCES, -ENOTDIR...). */
+int ms_stat_as(const char *path, const ms_caller *c, struct stat *st);
 
 /* The pid, in the daemon's pid namespace, of the process that the caller
  * names pid in its own pid namespace (as cgroup.procs reads a pid).  The

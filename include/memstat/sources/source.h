@@ -32,17 +32,19 @@
 
 #define MS_MODE_MAX 32 /* a mode's name, with its NUL */
 #define MS_NAME_MAX 64 /* a target's name, with its NUL */
-#define MS_KEY_MAX                                                                                 \
-	108 /* a target as a track line names it, with its NUL                                     \
-	     * (a socket path: sun_path) */
+/* A target as a track line names it, with its NUL: a cgroup path as deep
+ * as Kubernetes makes them (a socket path is at most sun_path's 108 bytes:
+ * ms_connect_as says so). */
+#define MS_KEY_MAX 512
 
 /* The kinds of target, one bit each: the tree's table says which kinds have
  * a file. */
 typedef enum {
 	MS_KIND_PROCESS = 1u << 0,
 	MS_KIND_VM = 1u << 1,
+	MS_KIND_CGROUP = 1u << 2,
 } ms_kind;
-#define MS_KIND_ALL (MS_KIND_PROCESS | MS_KIND_VM)
+#define MS_KIND_ALL (MS_KIND_PROCESS | MS_KIND_VM | MS_KIND_CGROUP)
 
 /* One way a source can measure (one row of its mode table). */
 typedef struct {
@@ -78,7 +80,7 @@ typedef struct {
 } ms_step;
 
 typedef struct ms_source {
-	const char *kind;   /* "process", "vm": metrics' kind label */
+	const char *kind;   /* "process", "vm", "container": metrics' kind label */
 	const char *noun;   /* "process", "VM": in messages */
 	ms_kind bit;	    /* which rows of the tree's table it has */
 	const char *syntax; /* what a track line's first word is: "a pid" */
