@@ -40,6 +40,19 @@ enum {
 	N_VCPU_DIR,
 	N_VCPU,
 	N_VCPU_RATE,
+	N_GROWTH,
+	N_MIGRATION_DIR,
+	N_MIG_BANDWIDTH,
+	N_MIG_DOWNTIME_MS,
+	N_MIG_LINK_BANDWIDTH,
+	N_MIG_VERDICT,
+	N_MIG_ITERATIONS,
+	N_MIG_TOTAL_S,
+	N_MIG_DOWNTIME_EXPECTED,
+	N_MIG_TRANSFERRED,
+	N_MIG_MIN_BANDWIDTH,
+	N_MIG_MIN_DOWNTIME_MS,
+	N_MIG_MODEL,
 	N_COUNT
 };
 
@@ -103,6 +116,26 @@ static const ms_node table[N_COUNT] = {
 			    .list = ms_list_vcpus, .lookup = ms_lookup_vcpu, .attr = ms_attr_vcpu},
 	[N_VCPU_RATE]    = {.name = "rate", .parent = N_VCPU, .mode = FILE, .kinds = VM,
 			    .flags = PRIV, .render = ms_render_vcpu_rate, .attr = ms_attr_vcpu},
+	[N_GROWTH]       = {.name = "growth", .parent = N_TARGET, .mode = FILE, .kinds = PROC,
+			    .flags = PRIV, .render = ms_render_growth},
+	[N_MIGRATION_DIR] = {.name = "migration", .parent = N_TARGET, .mode = DIR, .kinds = PROC,
+			    .flags = OWN | PRIV},
+#define MIG_SETTING(n, s) [n] = {.name = s, .parent = N_MIGRATION_DIR, .mode = CTRL, .kinds = PROC, \
+			    .flags = OWN, .render = ms_render_migration_setting, .write = ms_write_setting}
+#define MIG_RESULT(n, s) [n] = {.name = s, .parent = N_MIGRATION_DIR, .mode = FILE, .kinds = PROC, \
+			    .flags = PRIV, .render = ms_render_migration}
+	MIG_SETTING(N_MIG_BANDWIDTH, "bandwidth"),
+	MIG_SETTING(N_MIG_DOWNTIME_MS, "downtime_ms"),
+	MIG_SETTING(N_MIG_LINK_BANDWIDTH, "link_bandwidth"),
+	MIG_RESULT(N_MIG_VERDICT, "verdict"),
+	MIG_RESULT(N_MIG_ITERATIONS, "iterations"),
+	MIG_RESULT(N_MIG_TOTAL_S, "total_s"),
+	MIG_RESULT(N_MIG_DOWNTIME_EXPECTED, "downtime_ms_expected"),
+	MIG_RESULT(N_MIG_TRANSFERRED, "transferred_bytes"),
+	MIG_RESULT(N_MIG_MIN_BANDWIDTH, "min_bandwidth"),
+	MIG_RESULT(N_MIG_MIN_DOWNTIME_MS, "min_downtime_ms"),
+	[N_MIG_MODEL]    = {.name = "model", .parent = N_MIGRATION_DIR, .mode = FILE, .kinds = PROC,
+			    .render = ms_render_migration},
 };
 // clang-format on
 

@@ -50,3 +50,11 @@ void ms_list_vcpus(ms_node_ctx *c, ms_entry_fn add, void *data);
 int ms_lookup_vcpu(ms_node_ctx *c, const char *name, uint32_t *id, uint32_t *idx);
 int ms_attr_vcpu(ms_node_ctx *c, ms_node_attr *a);
 int ms_render_vcpu_rate(ms_node_ctx *c, char **out);
+
+/* growth and migration/ (forecast.h): the growth curve, the forecast's
+ * settings (bandwidth, downtime_ms, link_bandwidth: rendered by name) and
+ * its results (by name; ENODATA before the first curve, but verdict and
+ * model). */
+int ms_render_growth(ms_node_ctx *c, char **out);
+int ms_render_migration_setting(ms_node_ctx *c, char **out);
+int ms_render_migration(ms_node_ctx *c, char **out);
