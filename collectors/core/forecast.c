@@ -3,14 +3,15 @@
 
 #include <string.h>
 
-void ms_target_forecast(ms_target *t, ms_forecast_view *out)
+void ms_target_forecast(ms_target *t, bool want, ms_forecast_view *out)
 {
 	ms_target_view v;
 	ms_growth_point pts[MS_GROWTH_MAX_STEPS];
 	const char *why = NULL;
 
 	memset(out, 0, sizeof(*out));
-	ms_target_want_growth(t);
+	if (want)
+		ms_target_want_growth(t);
 	ms_target_get_view(t, &v);
 	out->settings = v.settings;
 	out->have_curve = ms_target_get_growth(t, &out->curve);

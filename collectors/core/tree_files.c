@@ -384,7 +384,7 @@ int ms_render_growth(ms_node_ctx *c, char **out)
 	ms_forecast_view fv;
 	GString *s = g_string_new(NULL);
 
-	ms_target_forecast(c->t, &fv);
+	ms_target_forecast(c->t, true, &fv);
 	for (uint32_t i = 0; fv.have_curve && i < fv.curve.n; i++) {
 		const ms_growth_step_point *p = &fv.curve.point[i];
 		g_string_append_printf(s, "%.3f %.0f %.2f %.0f %.0f\n", p->t_s, p->pages,
@@ -466,7 +466,7 @@ int ms_render_migration(ms_node_ctx *c, char **out)
 		*out = g_strdup(ms_precopy_model_text());
 		return 0;
 	}
-	ms_target_forecast(c->t, &fv);
+	ms_target_forecast(c->t, true, &fv);
 	if (strcmp(n, "verdict") == 0) {
 		ms_precopy_verdict v = fv.have_forecast ? fv.f.verdict : MS_PRECOPY_NOT_ENOUGH_DATA;
 		*out = g_strdup_printf("%s\n", ms_precopy_verdict_to_string(v));

@@ -20,6 +20,7 @@ typedef struct {
 	ms_precopy_forecast f; /* when have_forecast */
 } ms_forecast_view;
 
-/* t's forecast now.  Marks t's growth curve as wanted (a read of growth or
- * migration/ asks for it: ms_target_want_growth). */
-void ms_target_forecast(ms_target *t, ms_forecast_view *out);
+/* t's forecast now.  want: mark t's growth curve as wanted (a read of
+ * growth or migration/ asks for it: ms_target_want_growth); metrics does
+ * not, so that a scrape does not start measuring every target. */
+void ms_target_forecast(ms_target *t, bool want, ms_forecast_view *out);
