@@ -176,8 +176,12 @@ int ms_growth_open(ms_growth_probe *g, uint32_t sample_pages, bool exact, uint32
 		return r;
 	memset(&g->curve, 0, sizeof(g->curve));
 	g->population = ms_runs_pages(runs, ps);
+	if (exact && g->population > MS_GROWTH_EXACT_MAX_PAGES) {
+		exact = false; /* too dear to look at whole at each step */
+		sample_pages = MS_GROWTH_EXACT_ELSE_PER_GIB;
+	}
 	if (exact) {
-		g->n = (size_t)MIN(g->population, (uint64_t)MAX_SAMPLES * 64);
+		g->n = (size_t)g->population;
 	} else {
 		long double want = (long double)g->population * ps * sample_pages / 1073741824.0L;
 		uint64_t n = (uint64_t)ceill(want);

@@ -10,7 +10,8 @@
  *
  * How: at the window's open, draw pages (sample_pages per GiB of the
  * resident writable pages, at least 256, as page-sampling does; or all of
- * them, exact, as full-scan does) and hash them (XXH3).  At each step of
+ * them, exact, as full-scan does, up to MS_GROWTH_EXACT_MAX_PAGES) and hash
+ * them (XXH3).  At each step of
  * the ladder t_k = 0.1 s x 2^k (up to the horizon), look again at the
  * pages that are not dirty yet (a page changed once stays dirty: each
  * keeps a "dirty since the window opened" bit) and re-hash only those:
@@ -36,6 +37,12 @@
 
 #define MS_GROWTH_FIRST_MS  100 /* the ladder's first step */
 #define MS_GROWTH_MAX_STEPS 16	/* 0.1 s x 2^15 = 3277 s: beyond any horizon */
+/* Exact (every page) only up to this many pages (256 MiB of 4 KiB pages):
+ * beyond, a look at every page at 0.1 s steps would take longer than the
+ * step (and delay the rate's windows, which the same worker steps), so
+ * the curve is sampled at this many pages per GiB (QEMU's maximum). */
+#define MS_GROWTH_EXACT_MAX_PAGES    65536
+#define MS_GROWTH_EXACT_ELSE_PER_GIB 16384
 
 /* One point: t_s strictly increasing, 0 <= ci95_low <= pages <= ci95_high. */
 typedef struct {
