@@ -4,6 +4,7 @@
 #include "memstat/methods/growth.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <glib.h>
 #include <math.h>
 #include <string.h>
@@ -221,6 +222,8 @@ int ms_growth_open(ms_growth_probe *g, uint32_t sample_pages, bool exact, uint32
 	int64_t t1 = ms_now_us(CLOCK_MONOTONIC);
 	g->mid0_us = (t0 + t1) / 2;
 	g->curve.look_us += (uint64_t)(t1 - t0);
+	g_debug("process %d: growth window: %zu of %" PRIu64 " pages, first look %" PRId64 " us",
+		(int)g->pid, g->n, g->population, t1 - t0);
 	if (r < 0) {
 		ms_growth_close(g);
 		return r;
