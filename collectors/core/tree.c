@@ -116,13 +116,13 @@ static const ms_node table[N_COUNT] = {
 			    .list = ms_list_vcpus, .lookup = ms_lookup_vcpu, .attr = ms_attr_vcpu},
 	[N_VCPU_RATE]    = {.name = "rate", .parent = N_VCPU, .mode = FILE, .kinds = VM,
 			    .flags = PRIV, .render = ms_render_vcpu_rate, .attr = ms_attr_vcpu},
-	[N_GROWTH]       = {.name = "growth", .parent = N_TARGET, .mode = FILE, .kinds = PROC,
+	[N_GROWTH]       = {.name = "growth", .parent = N_TARGET, .mode = FILE, .kinds = ALL,
 			    .flags = PRIV, .render = ms_render_growth},
-	[N_MIGRATION_DIR] = {.name = "migration", .parent = N_TARGET, .mode = DIR, .kinds = PROC,
+	[N_MIGRATION_DIR] = {.name = "migration", .parent = N_TARGET, .mode = DIR, .kinds = ALL,
 			    .flags = OWN | PRIV},
-#define MIG_SETTING(n, s) [n] = {.name = s, .parent = N_MIGRATION_DIR, .mode = CTRL, .kinds = PROC, \
+#define MIG_SETTING(n, s) [n] = {.name = s, .parent = N_MIGRATION_DIR, .mode = CTRL, .kinds = ALL, \
 			    .flags = OWN, .render = ms_render_migration_setting, .write = ms_write_setting}
-#define MIG_RESULT(n, s) [n] = {.name = s, .parent = N_MIGRATION_DIR, .mode = FILE, .kinds = PROC, \
+#define MIG_RESULT(n, s) [n] = {.name = s, .parent = N_MIGRATION_DIR, .mode = FILE, .kinds = ALL, \
 			    .flags = PRIV, .render = ms_render_migration}
 	MIG_SETTING(N_MIG_BANDWIDTH, "bandwidth"),
 	MIG_SETTING(N_MIG_DOWNTIME_MS, "downtime_ms"),
@@ -134,7 +134,7 @@ static const ms_node table[N_COUNT] = {
 	MIG_RESULT(N_MIG_TRANSFERRED, "transferred_bytes"),
 	MIG_RESULT(N_MIG_MIN_BANDWIDTH, "min_bandwidth"),
 	MIG_RESULT(N_MIG_MIN_DOWNTIME_MS, "min_downtime_ms"),
-	[N_MIG_MODEL]    = {.name = "model", .parent = N_MIGRATION_DIR, .mode = FILE, .kinds = PROC,
+	[N_MIG_MODEL]    = {.name = "model", .parent = N_MIGRATION_DIR, .mode = FILE, .kinds = ALL,
 			    .render = ms_render_migration},
 };
 // clang-format on
