@@ -702,16 +702,17 @@ static bool three(const char *mnt, pid_t pid, const char *name, double v[3])
 	return text && sscanf(text, "%lf %lf %lf", &v[0], &v[1], &v[2]) == 3;
 }
 
-int mig_measure(const char *mnt, pid_t pid, const mig_case *c, double link, mig_measured *out,
-		char *err, size_t errlen)
+int mig_measure(const char *mnt, pid_t pid, const mig_case *c, double link, double cancel_s,
+		mig_measured *out, char *err, size_t errlen)
 {
 	char line[300], rel[100];
 	int e;
 
 	memset(out, 0, sizeof(*out));
 	snprintf(line, sizeof(line),
-		 "%d sample_pages=16384 bandwidth=%.0f downtime_ms=%.0f link_bandwidth=%.0f\n",
-		 (int)pid, c->bandwidth, c->downtime_ms, link);
+		 "%d sample_pages=16384 bandwidth=%.0f downtime_ms=%.0f link_bandwidth=%.0f "
+		 "max_total_s=%.0f\n",
+		 (int)pid, c->bandwidth, c->downtime_ms, link, cancel_s);
 	if ((e = put(mnt, "track", line)) < 0) {
 		fail(err, errlen, "track %d: %s", (int)pid, strerror(-e));
 		return -1;

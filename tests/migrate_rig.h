@@ -126,7 +126,7 @@ void mig_memstatfs_stop(mig_memstatfs *m);
 
 /* The forecast memstatfs makes from the MEASURED growth curve of the QEMU
  * process (tracked by pid, from outside: sample_pages=16384, the case's
- * bandwidth and downtime-limit, the link's speed), read through the tree:
+ * bandwidth and downtime-limit, the link's speed, cancel_s as max_total_s), read through the tree:
  * growth, then migration/verdict, iterations, total_s,
  * downtime_ms_expected and transferred_bytes ("estimate low high" each). */
 typedef struct {
@@ -138,8 +138,8 @@ typedef struct {
 } mig_measured;
 /* Tracks pid in the memstatfs mounted at mnt, waits (up to 30 s) for its
  * first curve, reads the files, untracks it.  0, or -1 with err. */
-int mig_measure(const char *mnt, pid_t pid, const mig_case *c, double link, mig_measured *out,
-		char *err, size_t errlen);
+int mig_measure(const char *mnt, pid_t pid, const mig_case *c, double link, double cancel_s,
+		mig_measured *out, char *err, size_t errlen);
 /* The rig's forecast on a given curve (the measured one) and the RAM's
  * non-zero pages, as mig_forecast does on the analytic curve. */
 int mig_forecast_curve(const ms_growth_point *curve, size_t n, const mig_case *c,

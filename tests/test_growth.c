@@ -210,6 +210,11 @@ Test(growth, settings_take_suffixes_and_refuse_bad_values)
 	expect_write(helper, "link_bandwidth", "0", 0);
 	expect_write(helper, "link_bandwidth", "1G", 0);
 	expect_content(helper, "link_bandwidth", "1000000000\n");
+	expect_content(helper, "max_total_s", "0\n");
+	expect_write(helper, "max_total_s", "600", 0);
+	expect_content(helper, "max_total_s", "600\n");
+	expect_write(helper, "max_total_s", "86401", EINVAL);
+	expect_write(helper, "max_total_s", "1.5", EINVAL);
 	/* A track line takes them too. */
 	track(helper, "bandwidth=5Mi downtime_ms=50");
 	expect_content(helper, "bandwidth", "5242880\n");

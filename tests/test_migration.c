@@ -50,7 +50,7 @@ static int before(pid_t qemu_pid, const char *sock, void *data, char *err, size_
 {
 	measuring *ms = data;
 	(void)sock;
-	return mig_measure(M.mnt, qemu_pid, ms->c, ms->link, &ms->m, err, errlen);
+	return mig_measure(M.mnt, qemu_pid, ms->c, ms->link, CANCEL_S, &ms->m, err, errlen);
 }
 
 static void run_case(const char *name, ms_precopy_verdict expect)

@@ -31,6 +31,7 @@ void ms_target_forecast(ms_target *t, bool want, ms_forecast_view *out)
 		.bandwidth = (double)v.settings.bandwidth,
 		.downtime_ms = v.settings.downtime_ms,
 		.link_bandwidth = (double)v.settings.link_bandwidth,
+		.max_total_s = v.settings.max_total_s,
 	};
 	if (in.memory_bytes == 0 || in.bandwidth <= 0)
 		return;

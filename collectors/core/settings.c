@@ -137,6 +137,17 @@ static int parse_downtime_ms(const char *v, const char *vend, ms_settings_change
 	return 0;
 }
 
+static int parse_max_total_s(const char *v, const char *vend, ms_settings_change *c, char **why)
+{
+	uint64_t n;
+
+	if (!parse_uint(v, vend, 0, MS_MAX_TOTAL_S_MAX, &n))
+		return ms_fail(why, -EINVAL, "max_total_s must be whole seconds from 0 to 86400");
+	c->has_max_total_s = true;
+	c->v.max_total_s = (uint32_t)n;
+	return 0;
+}
+
 /* The settings a track line and the settings files take: key, where the
  * change says it is set, and its parser (which checks range and syntax). */
 static const struct {
@@ -150,6 +161,7 @@ static const struct {
 	{"bandwidth", offsetof(ms_settings_change, has_bandwidth), parse_bandwidth},
 	{"downtime_ms", offsetof(ms_settings_change, has_downtime_ms), parse_downtime_ms},
 	{"link_bandwidth", offsetof(ms_settings_change, has_link_bandwidth), parse_link_bandwidth},
+	{"max_total_s", offsetof(ms_settings_change, has_max_total_s), parse_max_total_s},
 };
 
 static int parse_kv(const char *key, size_t klen, const char *v, const char *vend,
@@ -297,7 +309,9 @@ void ms_settings_apply(ms_settings *s, const ms_settings_change *c)
 		s->downtime_ms = c->v.downtime_ms;
 	if (c->has_link_bandwidth)
 		s->link_bandwidth = c->v.link_bandwidth;
-	if (c->has_bandwidth || c->has_downtime_ms || c->has_link_bandwidth)
+	if (c->has_max_total_s)
+		s->max_total_s = c->v.max_total_s;
+	if (c->has_bandwidth || c->has_downtime_ms || c->has_link_bandwidth || c->has_max_total_s)
 		s->forecast = true;
 }
 

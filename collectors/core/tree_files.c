@@ -405,6 +405,8 @@ int ms_render_migration_setting(ms_node_ctx *c, char **out)
 		*out = g_strdup_printf("%" PRIu64 "\n", v.settings.bandwidth);
 	else if (strcmp(n, "downtime_ms") == 0)
 		*out = g_strdup_printf("%u\n", v.settings.downtime_ms);
+	else if (strcmp(n, "max_total_s") == 0)
+		*out = g_strdup_printf("%u\n", v.settings.max_total_s);
 	else
 		*out = g_strdup_printf("%" PRIu64 "\n", v.settings.link_bandwidth);
 	return 0;

@@ -23,7 +23,7 @@
 typedef struct {
 	const char *mnt;
 	const mig_case *c;
-	double link;
+	double link, cancel_s;
 	mig_measured m;
 	bool ok;
 	char err[512];
@@ -36,7 +36,7 @@ static int before(pid_t qemu_pid, const char *sock, void *data, char *err, size_
 	(void)err;
 	(void)errlen;
 	/* A failure to measure is shown in the table; the migration goes on. */
-	ms->ok = mig_measure(ms->mnt, qemu_pid, ms->c, ms->link, &ms->m, ms->err,
+	ms->ok = mig_measure(ms->mnt, qemu_pid, ms->c, ms->link, ms->cancel_s, &ms->m, ms->err,
 			     sizeof(ms->err)) == 0;
 	return 0;
 }
@@ -112,7 +112,7 @@ int main(int argc, char **argv)
 		if (!wanted)
 			continue;
 		mig_result q;
-		measuring ms = {.mnt = mfs.mnt, .c = c, .link = link};
+		measuring ms = {.mnt = mfs.mnt, .c = c, .link = link, .cancel_s = cancel_s};
 		if (mig_run_with(c, accel, argv[1], tmp(), cancel_s, bin ? before : NULL, &ms, &q, err,
 				 sizeof(err)) < 0) {
 			printf("| %s | | error: %s | | | | | | |\n", c->name, err);

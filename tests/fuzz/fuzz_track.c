@@ -46,7 +46,9 @@ static bool same_change(const ms_settings_change *a, const ms_settings_change *b
 	       a->has_link_bandwidth == b->has_link_bandwidth &&
 	       (!a->has_bandwidth || a->v.bandwidth == b->v.bandwidth) &&
 	       (!a->has_downtime_ms || a->v.downtime_ms == b->v.downtime_ms) &&
-	       (!a->has_link_bandwidth || a->v.link_bandwidth == b->v.link_bandwidth);
+	       (!a->has_link_bandwidth || a->v.link_bandwidth == b->v.link_bandwidth) &&
+	       a->has_max_total_s == b->has_max_total_s &&
+	       (!a->has_max_total_s || a->v.max_total_s == b->v.max_total_s);
 }
 
 /* The request as a user would write it. */
@@ -69,6 +71,8 @@ static char *unparse(const ms_track_request *r)
 		g_string_append_printf(s, " downtime_ms=%u", r->change.v.downtime_ms);
 	if (r->change.has_link_bandwidth)
 		g_string_append_printf(s, " link_bandwidth=%" PRIu64, r->change.v.link_bandwidth);
+	if (r->change.has_max_total_s)
+		g_string_append_printf(s, " max_total_s=%u", r->change.v.max_total_s);
 	g_string_append_c(s, '\n');
 	return g_string_free(s, FALSE);
 }
@@ -118,7 +122,8 @@ static void fuzz_track(const char *buf, size_t size)
 static void fuzz_settings(const char *buf, size_t size)
 {
 	static const char *const keys[] = {"period",	  "sample_pages", "mode",
-					   "bandwidth", "downtime_ms",	"link_bandwidth"};
+					   "bandwidth", "downtime_ms",	"link_bandwidth",
+					   "max_total_s"};
 
 	for (size_t k = 0; k < G_N_ELEMENTS(keys); k++) {
 		ms_settings_change c;
@@ -136,6 +141,8 @@ static void fuzz_settings(const char *buf, size_t size)
 		FUZZ_CHECK(c.has_bandwidth == (k == 3));
 		FUZZ_CHECK(c.has_downtime_ms == (k == 4));
 		FUZZ_CHECK(c.has_link_bandwidth == (k == 5));
+		FUZZ_CHECK(c.has_max_total_s == (k == 6));
+		FUZZ_CHECK(!c.has_max_total_s || c.v.max_total_s <= MS_MAX_TOTAL_S_MAX);
 		FUZZ_CHECK(!c.has_bandwidth ||
 			   (c.v.bandwidth >= MS_BANDWIDTH_MIN && c.v.bandwidth <= MS_BANDWIDTH_MAX));
 		FUZZ_CHECK(!c.has_downtime_ms || c.v.downtime_ms <= MS_DOWNTIME_MS_MAX);

@@ -33,6 +33,7 @@
 					* (migration/migration.c) */
 #define MS_DOWNTIME_MS_MAX     2000000 /* QEMU's MAX_MIGRATE_DOWNTIME (2000 s) */
 #define MS_DOWNTIME_MS_DEFAULT 300     /* QEMU's DEFAULT_MIGRATE_SET_DOWNTIME */
+#define MS_MAX_TOTAL_S_MAX     86400   /* a day */
 
 typedef struct {
 	uint32_t period_s;     /* MS_PERIOD_MIN..MS_PERIOD_MAX */
@@ -41,6 +42,8 @@ typedef struct {
 	uint64_t bandwidth;	 /* bytes/s, MS_BANDWIDTH_MIN..MAX */
 	uint32_t downtime_ms;	 /* 0..MS_DOWNTIME_MS_MAX */
 	uint64_t link_bandwidth; /* bytes/s the link carries; 0: bandwidth */
+	uint32_t max_total_s;	 /* when the user would cancel, s; 0: never
+				  * (0..MS_MAX_TOTAL_S_MAX) */
 	bool forecast;		 /* a forecast setting was given for this target:
 				  * its growth curve is measured for good */
 } ms_settings;
@@ -49,7 +52,7 @@ typedef struct {
  * set. */
 typedef struct {
 	bool has_period, has_sample_pages, has_mode;
-	bool has_bandwidth, has_downtime_ms, has_link_bandwidth;
+	bool has_bandwidth, has_downtime_ms, has_link_bandwidth, has_max_total_s;
 	ms_settings v;
 } ms_settings_change;
 
