@@ -1,6 +1,8 @@
 /* target.c: one tracked target (target.h).
  *
- * Locks: t->lock guards state, why, settings, the sample ring and removed.
+ * Locks: t->lock guards state, why, settings, the sample ring, removed, the
+ * latest growth curve and until when it is wanted (readers copy the curve
+ * out under it).
  * It is never held while calling the source; see registry.c for the order
  * with the other locks.
  */
