@@ -758,6 +758,9 @@ int mig_measure(const char *mnt, pid_t pid, const mig_case *c, double link, doub
 out:
 	snprintf(line, sizeof(line), "%d\n", (int)pid);
 	put(mnt, "untrack", line);
+	/* A step that was running when untrack returned finishes (the
+	 * scheduler lets it): let it, before the migration starts. */
+	usleep(300000);
 	return r;
 }
 
