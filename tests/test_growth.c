@@ -190,14 +190,14 @@ Test(growth, settings_take_suffixes_and_refuse_bad_values)
 	expect_content(helper, "link_bandwidth", "0\n");
 	static const struct {
 		const char *in, *out;
-	} ok[] = {{"10G\n", "10000000000\n"}, {"1Gi", "1073741824\n"}, {"125M", "125000000\n"},
+	} ok[] = {{"10G\n", "10000000000\n"}, {"1Gi", "1073741824\n"},	 {"125M", "125000000\n"},
 		  {"64Ki", "65536\n"},	      {"3T", "3000000000000\n"}, {"1", "1\n"},
 		  {"2Ti", "2199023255552\n"}};
 	for (size_t i = 0; i < G_N_ELEMENTS(ok); i++) {
 		expect_write(helper, "bandwidth", ok[i].in, 0);
 		expect_content(helper, "bandwidth", ok[i].out);
 	}
-	static const char *const bad[] = {"0",	 "abc", "10Q", "1.5G", "-1",  "G",
+	static const char *const bad[] = {"0",	  "abc", "10Q",	  "1.5G",    "-1",  "G",
 					  "10 G", "10g", "2000T", "10G 20G", "1KiB"};
 	for (size_t i = 0; i < G_N_ELEMENTS(bad); i++)
 		expect_write(helper, "bandwidth", bad[i], EINVAL);
@@ -239,8 +239,7 @@ Test(growth, verdicts_far_from_the_boundary_and_metrics)
 	double e, lo, hi;
 	cr_assert(total && sscanf(total, "%lf %lf %lf", &e, &lo, &hi) == 3, "%s", total);
 	cr_expect(e > 0 && e < 5, "total_s %s", total);
-	g_autofree char *bytes =
-		rd("%d/migration/transferred_bytes", (int)helper);
+	g_autofree char *bytes = rd("%d/migration/transferred_bytes", (int)helper);
 	cr_assert(bytes && sscanf(bytes, "%lf %lf %lf", &e, &lo, &hi) == 3, "%s", bytes);
 	/* At least the first round: all resident writable pages, with headers. */
 	cr_expect(e >= 32 * 1048576.0, "transferred %s", bytes);

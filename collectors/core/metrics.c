@@ -21,7 +21,7 @@ typedef struct {
 	char *name;
 	const char *kind;
 	ms_target_view view;
-	ms_sample *latest; /* NULL before the first figure */
+	ms_sample *latest;    /* NULL before the first figure */
 	ms_forecast_view *fc; /* the migration forecast, or NULL when none */
 } snap;
 
@@ -457,7 +457,8 @@ static void migration(GString *out, GArray *all)
 			target_labels(out, "memstat_migration_verdict", s, NULL);
 			g_string_truncate(out, out->len - 1); /* reopen the braces */
 			g_string_append_printf(out, ",verdict=\"%s\"} %d\n",
-					       ms_precopy_verdict_to_string(v), s->fc->f.verdict == v);
+					       ms_precopy_verdict_to_string(v),
+					       s->fc->f.verdict == v);
 		}
 	}
 	for (size_t k = 0; k < G_N_ELEMENTS(runs); k++) {
