@@ -33,6 +33,9 @@
 typedef struct {
 	unsigned period, sample_pages, history, max_targets, workers;
 	char *mode;
+	char *bandwidth; /* the migration forecast's defaults */
+	unsigned downtime_ms;
+	char *link_bandwidth;
 	int help, version;
 	GPtrArray *positional; /* SOURCE and MOUNTPOINT */
 } options;
@@ -49,6 +52,9 @@ static const struct fuse_opt option_spec[] = {OPT("period=%u", period),
 					      OPT("max_targets=%u", max_targets),
 					      OPT("workers=%u", workers),
 					      OPT("mode=%s", mode),
+					      OPT("bandwidth=%s", bandwidth),
+					      OPT("downtime_ms=%u", downtime_ms),
+					      OPT("link_bandwidth=%s", link_bandwidth),
 					      FUSE_OPT_KEY("-h", KEY_HELP),
 					      FUSE_OPT_KEY("--help", KEY_HELP),
 					      FUSE_OPT_KEY("-V", KEY_VERSION),
@@ -86,6 +92,11 @@ static void usage(const char *prog)
 	       "    -o sample_pages=N      pages sampled per GiB, 128..16384 (default 512)\n"
 	       "    -o mode=MODE           default mode of the targets that have it\n"
 	       "                           (default page-sampling)\n"
+	       "    -o bandwidth=B         migration forecast: bytes/s, K M G T or Ki Mi Gi Ti\n"
+	       "                           (default 32Mi, QEMU 7.2's max-bandwidth)\n"
+	       "    -o downtime_ms=N       migration forecast: downtime-limit (default 300)\n"
+	       "    -o link_bandwidth=B    migration forecast: the link's speed (default: "
+	       "bandwidth)\n"
 	       "    -o history=N           samples kept per target (default 60)\n"
 	       "    -o max_targets=N       most targets tracked at once (default 4096)\n"
 	       "    -o workers=N           measurement threads (default: number of CPUs)\n"
@@ -160,6 +171,21 @@ static int check_options(const options *o)
 		return fprintf(stderr, "memstatfs: max_targets must be 1..16777215\n"), -1;
 	if (o->workers < 1 || o->workers > 64)
 		return fprintf(stderr, "memstatfs: workers must be 1..64\n"), -1;
+	uint64_t b;
+	if (o->bandwidth &&
+	    !ms_parse_bandwidth(o->bandwidth, o->bandwidth + strlen(o->bandwidth), false, &b))
+		return fprintf(stderr, "memstatfs: bandwidth must be bytes/s from 1 to 1P, with an "
+				       "optional K M G T or Ki Mi Gi Ti\n"),
+		       -1;
+	if (o->link_bandwidth &&
+	    !ms_parse_bandwidth(o->link_bandwidth, o->link_bandwidth + strlen(o->link_bandwidth),
+				true, &b))
+		return fprintf(stderr,
+			       "memstatfs: link_bandwidth must be bytes/s up to 1P, with an "
+			       "optional K M G T or Ki Mi Gi Ti\n"),
+		       -1;
+	if (o->downtime_ms > MS_DOWNTIME_MS_MAX)
+		return fprintf(stderr, "memstatfs: downtime_ms must be 0..2000000\n"), -1;
 	g_autofree char *why = NULL;
 	if (ms_check_default_mode(o->mode, &why) < 0)
 		return fprintf(stderr, "memstatfs: %s\n", why), -1;
@@ -173,6 +199,7 @@ int main(int argc, char *argv[])
 	options o = {
 		.period = 1,
 		.sample_pages = 512,
+		.downtime_ms = MS_DOWNTIME_MS_DEFAULT,
 		.history = 60,
 		.max_targets = 4096,
 		.workers = (unsigned)MIN(MAX(sysconf(_SC_NPROCESSORS_ONLN), 1), 8),
@@ -233,7 +260,10 @@ int main(int argc, char *argv[])
 		goto out_unmount;
 
 	ms_registry_config rc = {
-		.defaults = {.period_s = o.period, .sample_pages = o.sample_pages},
+		.defaults = {.period_s = o.period,
+			     .sample_pages = o.sample_pages,
+			     .bandwidth = MS_BANDWIDTH_DEFAULT,
+			     .downtime_ms = o.downtime_ms},
 		.history = o.history,
 		.max_targets = o.max_targets,
 		.workers = o.workers,
@@ -242,6 +272,12 @@ int main(int argc, char *argv[])
 		.reserved_names = ms_tree_reserved_names,
 	};
 	g_strlcpy(rc.defaults.mode, o.mode, sizeof(rc.defaults.mode));
+	if (o.bandwidth)
+		ms_parse_bandwidth(o.bandwidth, o.bandwidth + strlen(o.bandwidth), false,
+				   &rc.defaults.bandwidth);
+	if (o.link_bandwidth)
+		ms_parse_bandwidth(o.link_bandwidth, o.link_bandwidth + strlen(o.link_bandwidth),
+				   true, &rc.defaults.link_bandwidth);
 	fs.reg = ms_registry_new(&rc);
 	g_message("mounted on %s (period=%u sample_pages=%u history=%u)", cmd.mountpoint, o.period,
 		  o.sample_pages, o.history);
@@ -282,5 +318,7 @@ out_args:
 	fuse_opt_free_args(&args);
 	g_ptr_array_unref(o.positional);
 	free(o.mode);
+	free(o.bandwidth);
+	free(o.link_bandwidth);
 	return ret;
 }

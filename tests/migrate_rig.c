@@ -400,6 +400,13 @@ static unsigned long nonzero_pages(const volatile uint32_t *mem)
 int mig_run(const mig_case *c, const char *accel, const char *guest_elf, const char *tmp,
 	    double cancel_s, mig_result *out, char *err, size_t errlen)
 {
+	return mig_run_with(c, accel, guest_elf, tmp, cancel_s, NULL, NULL, out, err, errlen);
+}
+
+int mig_run_with(const mig_case *c, const char *accel, const char *guest_elf, const char *tmp,
+		 double cancel_s, mig_before_fn before, void *data, mig_result *out, char *err,
+		 size_t errlen)
+{
 	char dir[200], ram_src[260], ram_dst[260], incoming[280], uri[300];
 	qemu_t src = {0}, dst = {0};
 	qmp_t qs = {.fd = -1}, qd = {.fd = -1};
@@ -470,6 +477,8 @@ int mig_run(const mig_case *c, const char *accel, const char *guest_elf, const c
 	}
 	pacing = true;
 	usleep(500000); /* steady before the migration starts */
+	if (before && before(src.pid, src.sock, data, err, errlen) < 0)
+		goto out;
 
 	if (qmp_open(&qs, src.sock, err, errlen) < 0 || qmp_open(&qd, dst.sock, err, errlen) < 0)
 		goto out;
@@ -606,4 +615,168 @@ double mig_link_bandwidth(const char *accel, const char *guest_elf, const char *
 		return -1;
 	}
 	return q.transferred / (q.total_ms / 1000);
+}
+
+/* ---- the forecast through memstatfs ---- */
+
+int mig_memstatfs_start(const char *bin, const char *tmp, mig_memstatfs *m, char *err,
+			size_t errlen)
+{
+	struct stat a, b;
+
+	memset(m, 0, sizeof(*m));
+	snprintf(m->mnt, sizeof(m->mnt), "%s/memstat-mnt-XXXXXX", tmp);
+	if (!mkdtemp(m->mnt)) {
+		fail(err, errlen, "mkdtemp: %s", strerror(errno));
+		return -1;
+	}
+	pid_t parent = getpid();
+	m->pid = fork();
+	if (m->pid < 0) {
+		fail(err, errlen, "fork: %s", strerror(errno));
+		rmdir(m->mnt);
+		return -1;
+	}
+	if (m->pid == 0) {
+		if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != parent)
+			_exit(1);
+		int nul = open("/dev/null", O_WRONLY);
+		dup2(nul, 2);
+		execl(bin, bin, "-f", m->mnt, (char *)NULL);
+		_exit(127);
+	}
+	for (double end = now_s() + 10; now_s() < end; usleep(20000)) {
+		char parent_dir[300];
+		snprintf(parent_dir, sizeof(parent_dir), "%s/..", m->mnt);
+		if (stat(m->mnt, &a) == 0 && stat(parent_dir, &b) == 0 && a.st_dev != b.st_dev)
+			return 0;
+		if (waitpid(m->pid, NULL, WNOHANG) == m->pid) {
+			m->pid = 0;
+			break;
+		}
+	}
+	fail(err, errlen, "memstatfs (%s) did not mount", bin);
+	mig_memstatfs_stop(m);
+	return -1;
+}
+
+void mig_memstatfs_stop(mig_memstatfs *m)
+{
+	if (m->pid > 0) {
+		kill(m->pid, SIGTERM);
+		waitpid(m->pid, NULL, 0);
+		m->pid = 0;
+	}
+	if (m->mnt[0])
+		rmdir(m->mnt);
+	m->mnt[0] = '\0';
+}
+
+static char *slurp(const char *mnt, const char *rel)
+{
+	char path[400];
+	snprintf(path, sizeof(path), "%s/%s", mnt, rel);
+	char *text = NULL;
+	return g_file_get_contents(path, &text, NULL, NULL) ? text : NULL;
+}
+
+static int put(const char *mnt, const char *rel, const char *text)
+{
+	char path[400];
+	snprintf(path, sizeof(path), "%s/%s", mnt, rel);
+	int fd = open(path, O_WRONLY);
+	if (fd < 0)
+		return -errno;
+	ssize_t w = write(fd, text, strlen(text));
+	int e = w < 0 ? -errno : 0;
+	close(fd);
+	return e;
+}
+
+/* "ESTIMATE LOW HIGH" of migration/NAME into v[3]. */
+static bool three(const char *mnt, pid_t pid, const char *name, double v[3])
+{
+	char rel[100];
+	snprintf(rel, sizeof(rel), "%d/migration/%s", (int)pid, name);
+	g_autofree char *text = slurp(mnt, rel);
+	return text && sscanf(text, "%lf %lf %lf", &v[0], &v[1], &v[2]) == 3;
+}
+
+int mig_measure(const char *mnt, pid_t pid, const mig_case *c, double link, double cancel_s,
+		mig_measured *out, char *err, size_t errlen)
+{
+	char line[300], rel[100];
+	int e;
+
+	memset(out, 0, sizeof(*out));
+	snprintf(line, sizeof(line),
+		 "%d sample_pages=16384 bandwidth=%.0f downtime_ms=%.0f link_bandwidth=%.0f "
+		 "max_total_s=%.0f\n",
+		 (int)pid, c->bandwidth, c->downtime_ms, link, cancel_s);
+	if ((e = put(mnt, "track", line)) < 0) {
+		fail(err, errlen, "track %d: %s", (int)pid, strerror(-e));
+		return -1;
+	}
+	snprintf(rel, sizeof(rel), "%d/growth", (int)pid);
+	double t0 = now_s();
+	g_autofree char *text = NULL, *verdict = NULL;
+	g_auto(GStrv) lines = NULL;
+	for (; now_s() - t0 < 30; usleep(200000)) {
+		g_free(text);
+		text = slurp(mnt, rel);
+		if (text && *text)
+			break;
+	}
+	int r = -1;
+	if (!text || !*text) {
+		fail(err, errlen, "no growth curve of QEMU (pid %d) within 30 s", (int)pid);
+		goto out;
+	}
+	out->seconds = now_s() - t0;
+	lines = g_strsplit(text, "\n", -1);
+	for (char **l = lines; *l && **l && out->n < G_N_ELEMENTS(out->curve); l++) {
+		ms_growth_point *p = &out->curve[out->n];
+		double mib;
+		if (sscanf(*l, "%lf %lf %lf %lf %lf", &p->t_s, &p->pages, &mib, &p->ci95_low,
+			   &p->ci95_high) == 5)
+			out->n++;
+	}
+	snprintf(rel, sizeof(rel), "%d/migration/verdict", (int)pid);
+	verdict = slurp(mnt, rel);
+	if (verdict)
+		snprintf(out->verdict, sizeof(out->verdict), "%.*s", (int)strcspn(verdict, "\n"),
+			 verdict);
+	if (!three(mnt, pid, "iterations", out->iterations) ||
+	    !three(mnt, pid, "total_s", out->total_s) ||
+	    !three(mnt, pid, "downtime_ms_expected", out->downtime_ms) ||
+	    !three(mnt, pid, "transferred_bytes", out->transferred)) {
+		fail(err, errlen, "the migration/ files of QEMU (pid %d) could not be read",
+		     (int)pid);
+		goto out;
+	}
+	r = 0;
+out:
+	snprintf(line, sizeof(line), "%d\n", (int)pid);
+	put(mnt, "untrack", line);
+	/* A step that was running when untrack returned finishes (the
+	 * scheduler lets it): let it, before the migration starts. */
+	usleep(300000);
+	return r;
+}
+
+int mig_forecast_curve(const ms_growth_point *curve, size_t n, const mig_case *c,
+		       unsigned long nonzero_pages, double link, double cancel_s,
+		       ms_precopy_forecast *f, const char **why)
+{
+	ms_precopy_input in = {
+		.curve = curve,
+		.n = n,
+		.memory_bytes = (uint64_t)(nonzero_pages + OTHER_BLOCK_PAGES) * PAGE,
+		.page_size = PAGE,
+		.bandwidth = c->bandwidth,
+		.downtime_ms = c->downtime_ms,
+		.link_bandwidth = link,
+		.max_total_s = cancel_s,
+	};
+	return ms_precopy_forecast_compute(&in, f, why);
 }

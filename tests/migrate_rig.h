@@ -13,8 +13,9 @@
  * dies with the process that started it (PR_SET_PDEATHSIG) and is killed
  * and reaped before mig_run returns.
  *
- * The growth curve is not measured: it follows from what the guest is told
- * to write.  The guest writes the next page of its cycle each time the
+ * The analytic growth curve follows from what the guest is told to write
+ * (mig_curve); the measured one is memstatfs's, of the QEMU process tracked
+ * by pid before the migration starts (mig_measure).  The guest writes the next page of its cycle each time the
  * paced target moves, so within any window of t seconds it dirties
  * min(rate x t, cycle pages) distinct pages, plus the mailbox page (the
  * guest publishes its count there) and its stack page.
@@ -23,6 +24,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "memstat/core/precopy.h"
 
@@ -100,3 +102,46 @@ const char *mig_accel(const char *guest_elf, const char *tmp, char *why, size_t 
 /* Runs c (see the top).  0, or -1 with err filled. */
 int mig_run(const mig_case *c, const char *accel, const char *guest_elf, const char *tmp,
 	    double cancel_s, mig_result *out, char *err, size_t errlen);
+
+/* Called by mig_run_with once the guest dirties its pattern, before the
+ * migration starts: the source QEMU's pid and QMP socket.  0, or -1 with
+ * err (the run stops there). */
+typedef int (*mig_before_fn)(pid_t qemu_pid, const char *qmp_sock, void *data, char *err,
+			     size_t errlen);
+/* mig_run, calling before (when not NULL) before migrating. */
+int mig_run_with(const mig_case *c, const char *accel, const char *guest_elf, const char *tmp,
+		 double cancel_s, mig_before_fn before, void *data, mig_result *out, char *err,
+		 size_t errlen);
+
+/* A memstatfs of its own (the binary bin, -f, on a fresh directory under
+ * tmp), dying with the process that started it. */
+typedef struct {
+	char mnt[200];
+	pid_t pid;
+} mig_memstatfs;
+int mig_memstatfs_start(const char *bin, const char *tmp, mig_memstatfs *m, char *err,
+			size_t errlen);
+/* SIGTERM (it unmounts), wait, remove the directory. */
+void mig_memstatfs_stop(mig_memstatfs *m);
+
+/* The forecast memstatfs makes from the MEASURED growth curve of the QEMU
+ * process (tracked by pid, from outside: sample_pages=16384, the case's
+ * bandwidth and downtime-limit, the link's speed, cancel_s as max_total_s), read through the tree:
+ * growth, then migration/verdict, iterations, total_s,
+ * downtime_ms_expected and transferred_bytes ("estimate low high" each). */
+typedef struct {
+	ms_growth_point curve[16];
+	size_t n;
+	char verdict[24];
+	double iterations[3], total_s[3], downtime_ms[3], transferred[3];
+	double seconds; /* from track to the first curve */
+} mig_measured;
+/* Tracks pid in the memstatfs mounted at mnt, waits (up to 30 s) for its
+ * first curve, reads the files, untracks it.  0, or -1 with err. */
+int mig_measure(const char *mnt, pid_t pid, const mig_case *c, double link, double cancel_s,
+		mig_measured *out, char *err, size_t errlen);
+/* The rig's forecast on a given curve (the measured one) and the RAM's
+ * non-zero pages, as mig_forecast does on the analytic curve. */
+int mig_forecast_curve(const ms_growth_point *curve, size_t n, const mig_case *c,
+		       unsigned long nonzero_pages, double link, double cancel_s,
+		       ms_precopy_forecast *f, const char **why);

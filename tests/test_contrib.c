@@ -249,7 +249,9 @@ Test(contrib, man_page_renders_without_warnings)
 	const char *words[] = {"period=",  "sample_pages=", "mode=",  "history=", "max_targets=",
 			       "workers=", "allow_other",   "track",  "untrack",  "metrics",
 			       "meminfo/", "status",	    "rate",   "memory/",  "samples/",
-			       "latest",   "qemu_pid",	    "socket", "vcpu/",	  "commit_percent"};
+			       "latest",   "qemu_pid",	    "socket", "vcpu/",	  "commit_percent",
+			       "growth",   "migration/",    "bandwidth=", "downtime_ms=",
+			       "link_bandwidth=", "verdict", "min_bandwidth", "model"};
 	for (size_t i = 0; i < G_N_ELEMENTS(words); i++)
 		cr_expect(out && strstr(out, words[i]), "%s is not in the man page", words[i]);
 	free(out);

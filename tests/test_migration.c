@@ -4,14 +4,17 @@
  * says so, else TCG: the guest's own writes reach QEMU's dirty log under
  * both), has it dirty a known pattern, forecasts the migration from the
  * growth curve that pattern implies (derived analytically from what the
- * guest is told to write, not measured: tests/migrate_rig.h), then
- * migrates it to a second QEMU on this machine and compares with
- * query-migrate.  A migration still running after CANCEL_S is cancelled
+ * guest is told to write: tests/migrate_rig.h) and, through a mounted
+ * memstatfs, from the growth curve memstatfs MEASURES of the QEMU process
+ * (tracked by pid just before the migration: its growth and migration/
+ * files), then migrates it to a second QEMU on this machine and compares
+ * with query-migrate.  A migration still running after CANCEL_S is cancelled
  * and counts as not converging (the model is given the same limit).
  *
  * The verdict is asserted only where the forecast is far from the boundary
  * (the case's bandwidth and downtime-limit at least 1.25 times away from
- * the least that converges, on both interval curves).  Times and bytes are
+ * the least that converges, on both interval curves); memstatfs's verdict
+ * from the measured curve must be the same.  Times and bytes are
  * printed, never asserted: tests/bench/migration_bench.c puts the whole
  * matrix side by side (BENCHMARKS.md).  This runs three cases of it.
  */
@@ -25,6 +28,30 @@
 #include "migrate_rig.h"
 
 #define CANCEL_S 12.0
+
+static mount_t M;
+static void up(void)
+{
+	mount_start(&M, NULL);
+}
+static void down(void)
+{
+	mount_stop(&M);
+}
+
+typedef struct {
+	const mig_case *c;
+	double link;
+	mig_measured m;
+} measuring;
+
+/* Before the migration: memstatfs's forecast from the measured curve. */
+static int before(pid_t qemu_pid, const char *sock, void *data, char *err, size_t errlen)
+{
+	measuring *ms = data;
+	(void)sock;
+	return mig_measure(M.mnt, qemu_pid, ms->c, ms->link, CANCEL_S, &ms->m, err, errlen);
+}
 
 static void run_case(const char *name, ms_precopy_verdict expect)
 {
@@ -56,8 +83,17 @@ static void run_case(const char *name, ms_precopy_verdict expect)
 		  "%s is near the boundary: the test's matrix is wrong", name);
 
 	mig_result q;
-	int r = mig_run(c, accel, guest, tmp_dir(), CANCEL_S, &q, err, sizeof(err));
+	measuring ms = {.c = c, .link = link};
+	int r = mig_run_with(c, accel, guest, tmp_dir(), CANCEL_S, before, &ms, &q, err,
+			     sizeof(err));
 	cr_assert_eq(r, 0, "%s: %s", name, err);
+	fprintf(stderr, "%s: memstatfs, from the curve it measured of QEMU (pid) in %.1f s: %s, "
+		"%.0f syncs, %.2f s [%.2f, %.2f], %.1f MB\n",
+		name, ms.m.seconds, ms.m.verdict, ms.m.iterations[0], ms.m.total_s[0],
+		ms.m.total_s[1], ms.m.total_s[2], ms.m.transferred[0] / 1e6);
+	cr_expect_str_eq(ms.m.verdict, ms_precopy_verdict_to_string(expect),
+			 "%s: memstatfs's forecast from the measured curve says %s", name,
+			 ms.m.verdict);
 	/* The forecast again on what the guest really left non-zero. */
 	cr_assert_eq(mig_forecast(c, q.nonzero_pages, link, CANCEL_S, &f, &bad), 0, "%s", bad);
 	const ms_precopy_run *e = &f.run[MS_GROWTH_ESTIMATE];
@@ -86,7 +122,7 @@ static void run_case(const char *name, ms_precopy_verdict expect)
 		     ms_precopy_verdict_to_string(expect), q.status, q.total_ms / 1000);
 }
 
-TestSuite(migration, .timeout = 240);
+TestSuite(migration, .init = up, .fini = down, .timeout = 240);
 
 /* 48 MiB/s of dirtying over 120 MiB, 96 MiB/s of bandwidth: each round
  * about half the last, and a 1 s threshold (96 MiB) is soon reached. */

@@ -96,6 +96,18 @@ Test(trust, other_users_see_no_more_than_proc_shows)
 	p = mpath(&M, "%d/samples/latest", (int)roots);
 	cr_expect_eq(readlink_as(65534, p), EACCES);
 	free(p);
+	/* Nor its growth curve and migration forecast; nor may it change the
+	 * forecast's settings. */
+	static const char *const forecast[] = {"%d/growth", "%d/migration/verdict",
+					       "%d/migration/total_s", "%d/migration"};
+	for (size_t i = 0; i < sizeof(forecast) / sizeof(forecast[0]); i++) {
+		p = mpath(&M, forecast[i], (int)roots);
+		cr_expect_eq(read_as(65534, p), EACCES, "%s", p);
+		free(p);
+	}
+	p = mpath(&M, "%d/migration/bandwidth", (int)roots);
+	cr_expect_eq(write_file_as(65534, p, "1G"), EACCES, "%s", p);
+	free(p);
 	/* Nor through metrics. */
 	pid_t nobodys = keep(sleeper_start(65534));
 	cr_assert_eq(track_pid(&M, nobodys, NULL), 0);
@@ -236,7 +248,15 @@ Test(trust, writes_of_any_shape_get_an_errno)
 	mount_start(&M, NULL);
 	pid_t pid = keep(sleeper_start(0));
 	cr_assert_eq(track_pid(&M, pid, NULL), 0);
-	const char *files[] = {"track", "untrack", "%d/period", "%d/sample_pages", "%d/mode"};
+	const char *files[] = {"track",
+			       "untrack",
+			       "%d/period",
+			       "%d/sample_pages",
+			       "%d/mode",
+			       "%d/migration/bandwidth",
+			       "%d/migration/downtime_ms",
+			       "%d/migration/link_bandwidth",
+			       "%d/migration/max_total_s"};
 	size_t big = 1 << 20;
 	char *junk = malloc(big);
 	unsigned seed = 12345;

@@ -13,6 +13,7 @@
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <glib.h>
 #include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
@@ -714,4 +715,66 @@ Test(vm, dirty_ring_under_kvm_with_vcpu_rates)
 	cr_expect_eq(write_file(p, "dirty-bitmap\n"), EOPNOTSUPP,
 		     "QEMU refuses dirty-bitmap while the ring is on");
 	free(p);
+}
+
+/* The growth curve of a VM, measured from outside through QEMU's process:
+ * the host writes 12800 distinct pages a second into the guest's RAM file
+ * (65536 pages), so within t seconds min(12800 t, 65536) distinct pages:
+ * 40960 at 3.2 s, the ladder's last step at period 1.  The mean of two
+ * curves per step within 4.5 standard errors (from the reported
+ * intervals), plus 3% and a 50 ms lag (the helper catches up when it was
+ * not run on time). */
+Test(vm, growth_of_a_vm_from_its_qemu_process)
+{
+	char *why = NULL;
+	vm_t *v = vm_start("tcg", false, "web1", &why);
+	cr_assert(v, "QEMU did not start: %s", why);
+	char how[300];
+	snprintf(how, sizeof(how), "file=%s", v->ram);
+	helpers[nhelpers++] = dirtier_start(RAM_MIB, RAM_MIB, 12800, how);
+	char line[300];
+	snprintf(line, sizeof(line), "%s sample_pages=16384 bandwidth=1G\n", v->sock);
+	cr_assert_eq(track_line(line), 0);
+
+	double t[16] = {0}, f[16] = {0}, var[16] = {0};
+	int n = 16, got = 0;
+	char *last = NULL;
+	for (double t0 = now_s(); got < 3 && now_s() - t0 < 60; usleep(200000)) {
+		char *text = target_file("web1", "growth");
+		cr_assert(text, "read web1/growth: %s", strerror(errno));
+		if (!*text || (last && strcmp(text, last) == 0)) {
+			free(text);
+			continue;
+		}
+		free(last);
+		last = text;
+		fprintf(stderr, "web1/growth:\n%s", text);
+		if (++got == 1)
+			continue; /* the first may predate the dirtier's steady state */
+		char **lines = g_strsplit(text, "\n", -1);
+		int k = 0;
+		for (; lines[k] && *lines[k] && k < 16; k++) {
+			double ts, p, mib, lo, hi;
+			cr_assert_eq(sscanf(lines[k], "%lf %lf %lf %lf %lf", &ts, &p, &mib, &lo, &hi),
+				     5, "%s", lines[k]);
+			t[k] += ts / 2;
+			f[k] += p / 2;
+			var[k] += pow((hi - lo) / 2 / 1.96, 2) / 4;
+		}
+		g_strfreev(lines);
+		n = MIN(n, k);
+	}
+	free(last);
+	cr_assert_eq(got, 3, "fewer than 3 growth curves of web1 in 60 s");
+	cr_assert_geq(n, 5);
+	for (int k = 0; k < n; k++) {
+		double truth = MIN(12800 * t[k], 65536.0);
+		double tol = 4.5 * sqrt(var[k]) + 0.03 * truth + 12800 * 0.05;
+		fprintf(stderr, "t %.3f: f %.0f, truth %.0f, tolerance %.0f\n", t[k], f[k], truth,
+			tol);
+		cr_expect(fabs(f[k] - truth) <= tol, "f(%.3f) = %.0f, truth %.0f", t[k], f[k], truth);
+	}
+	char *verdict = target_file("web1", "migration/verdict");
+	cr_expect(verdict && (strcmp(verdict, "converges\n") == 0), "at 1 GB/s: %s", verdict);
+	free(verdict);
 }

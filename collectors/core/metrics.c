@@ -7,10 +7,12 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "memstat/core/forecast.h"
 #include "memstat/methods/meminfo.h"
 #include "memstat/methods/procfs.h"
 
@@ -19,7 +21,8 @@ typedef struct {
 	char *name;
 	const char *kind;
 	ms_target_view view;
-	ms_sample *latest; /* NULL before the first figure */
+	ms_sample *latest;    /* NULL before the first figure */
+	ms_forecast_view *fc; /* the migration forecast, or NULL when none */
 } snap;
 
 static void snap_clear(gpointer p)
@@ -27,6 +30,7 @@ static void snap_clear(gpointer p)
 	snap *s = p;
 	g_free(s->name);
 	ms_sample_unref(s->latest);
+	g_free(s->fc);
 }
 
 /* Appends v as a label value: backslash, quote and newline escaped. */
@@ -66,6 +70,10 @@ static void target_labels(GString *out, const char *metric, const snap *s, const
 static void value(GString *out, double v)
 {
 	char buf[G_ASCII_DTOSTR_BUF_SIZE];
+	if (isinf(v)) {
+		g_string_append(out, v > 0 ? " +Inf\n" : " -Inf\n");
+		return;
+	}
 	for (const char *const *f = (const char *const[]){"%.15g", "%.16g", "%.17g", NULL}; *f;
 	     f++) {
 		g_ascii_formatd(buf, sizeof(buf), *f, v);
@@ -238,6 +246,10 @@ static GArray *snapshot(ms_registry *reg, const ms_caller *caller)
 		snap s = {.name = g_strdup(ms_target_name(t)), .kind = ms_target_source(t)->kind};
 		ms_target_get_view(t, &s.view);
 		s.latest = ms_target_get_sample(t, 0);
+		s.fc = g_new(ms_forecast_view, 1);
+		ms_target_forecast(t, false, s.fc);
+		if (!s.fc->have_forecast)
+			g_clear_pointer(&s.fc, g_free);
 		g_array_append_val(all, s);
 	}
 	return all;
@@ -375,6 +387,114 @@ static void targets(GString *out, GArray *all)
 	}
 }
 
+/* The migration forecast (forecast.h), for the targets that have one: a
+ * target whose growth curve someone wants (a reader of growth or
+ * migration/, or a forecast setting given). */
+typedef double (*run_value)(const ms_precopy_run *r);
+static double run_iterations(const ms_precopy_run *r)
+{
+	return r->iterations;
+}
+static double run_total(const ms_precopy_run *r)
+{
+	return r->total_s;
+}
+static double run_downtime(const ms_precopy_run *r)
+{
+	return r->downtime_ms / 1000.0;
+}
+static double run_transferred(const ms_precopy_run *r)
+{
+	return r->transferred_bytes;
+}
+static double run_min_bandwidth(const ms_precopy_run *r)
+{
+	return r->min_bandwidth;
+}
+static double run_min_downtime(const ms_precopy_run *r)
+{
+	return r->min_downtime_ms / 1000.0;
+}
+
+static void migration(GString *out, GArray *all)
+{
+	static const char *const curves[_MS_GROWTH_MAX] = {
+		[MS_GROWTH_ESTIMATE] = "estimate",
+		[MS_GROWTH_LOW] = "low",
+		[MS_GROWTH_HIGH] = "high",
+	};
+	static const struct {
+		const char *metric, *help;
+		run_value get;
+	} runs[] = {
+		{"memstat_migration_iterations",
+		 "Forecast dirty syncs of a pre-copy migration (query-migrate's dirty-sync-count), "
+		 "on the growth curve's estimate, low or high bound.",
+		 run_iterations},
+		{"memstat_migration_total_seconds", "Forecast total time of a pre-copy migration.",
+		 run_total},
+		{"memstat_migration_downtime_seconds",
+		 "Forecast downtime (stop-and-copy) of a pre-copy migration.", run_downtime},
+		{"memstat_migration_transferred_bytes",
+		 "Forecast RAM bytes sent by a pre-copy migration, headers included.",
+		 run_transferred},
+		{"memstat_migration_min_bandwidth_bytes_per_second",
+		 "The least bandwidth that converges with the target's downtime limit.",
+		 run_min_bandwidth},
+		{"memstat_migration_min_downtime_seconds",
+		 "The least downtime limit that converges at the target's bandwidth.",
+		 run_min_downtime},
+	};
+
+	family(out, "memstat_migration_verdict", "gauge",
+	       "1 for the pre-copy forecast's verdict (converges, does-not-converge, "
+	       "not-enough-data), 0 for the others.");
+	for (guint i = 0; i < all->len; i++) {
+		const snap *s = &g_array_index(all, snap, i);
+		if (!s->fc || s->view.state == MS_STATE_EXITED)
+			continue;
+		for (ms_precopy_verdict v = 0; v < _MS_PRECOPY_VERDICT_MAX; v++) {
+			target_labels(out, "memstat_migration_verdict", s, NULL);
+			g_string_truncate(out, out->len - 1); /* reopen the braces */
+			g_string_append_printf(out, ",verdict=\"%s\"} %d\n",
+					       ms_precopy_verdict_to_string(v),
+					       s->fc->f.verdict == v);
+		}
+	}
+	for (size_t k = 0; k < G_N_ELEMENTS(runs); k++) {
+		family(out, runs[k].metric, "gauge", runs[k].help);
+		for (guint i = 0; i < all->len; i++) {
+			const snap *s = &g_array_index(all, snap, i);
+			if (!s->fc || s->view.state == MS_STATE_EXITED)
+				continue;
+			for (int w = 0; w < _MS_GROWTH_MAX; w++) {
+				target_labels(out, runs[k].metric, s, NULL);
+				g_string_truncate(out, out->len - 1);
+				g_string_append_printf(out, ",curve=\"%s\"}", curves[w]);
+				value(out, runs[k].get(&s->fc->f.run[w]));
+			}
+		}
+	}
+	family(out, "memstat_migration_bandwidth_bytes_per_second", "gauge",
+	       "The bandwidth (max-bandwidth) the target's forecast assumes.");
+	for (guint i = 0; i < all->len; i++) {
+		const snap *s = &g_array_index(all, snap, i);
+		if (!s->fc || s->view.state == MS_STATE_EXITED)
+			continue;
+		target_labels(out, "memstat_migration_bandwidth_bytes_per_second", s, NULL);
+		value(out, (double)s->fc->settings.bandwidth);
+	}
+	family(out, "memstat_migration_downtime_limit_seconds", "gauge",
+	       "The downtime limit (downtime-limit) the target's forecast assumes.");
+	for (guint i = 0; i < all->len; i++) {
+		const snap *s = &g_array_index(all, snap, i);
+		if (!s->fc || s->view.state == MS_STATE_EXITED)
+			continue;
+		target_labels(out, "memstat_migration_downtime_limit_seconds", s, NULL);
+		value(out, s->fc->settings.downtime_ms / 1000.0);
+	}
+}
+
 char *ms_metrics_render_texts(ms_registry *reg, const ms_caller *caller, const ms_metrics_texts *in)
 {
 	GString *out = g_string_new(NULL);
@@ -386,6 +506,7 @@ char *ms_metrics_render_texts(ms_registry *reg, const ms_caller *caller, const m
 	if (in->pressure)
 		pressure(out, in->pressure);
 	targets(out, all);
+	migration(out, all);
 	return g_string_free(out, FALSE);
 }
 

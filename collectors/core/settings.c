@@ -71,6 +71,83 @@ static int parse_mode(const char *v, const char *vend, ms_settings_change *c, ch
 	return 0;
 }
 
+bool ms_parse_bandwidth(const char *p, const char *end, bool zero_ok, uint64_t *out)
+{
+	static const struct {
+		const char *suffix;
+		uint64_t mult;
+	} units[] = {
+		{"Ki", 1ull << 10},   {"Mi", 1ull << 20},      {"Gi", 1ull << 30},
+		{"Ti", 1ull << 40},   {"K", 1000ull},	       {"M", 1000000ull},
+		{"G", 1000000000ull}, {"T", 1000000000000ull},
+	};
+	uint64_t mult = 1, v;
+	const char *num_end = p;
+
+	while (num_end < end && isdigit((unsigned char)*num_end))
+		num_end++;
+	if (num_end != end) {
+		size_t slen = (size_t)(end - num_end);
+		size_t i;
+		for (i = 0; i < G_N_ELEMENTS(units); i++)
+			if (strlen(units[i].suffix) == slen &&
+			    memcmp(units[i].suffix, num_end, slen) == 0)
+				break;
+		if (i == G_N_ELEMENTS(units))
+			return false;
+		mult = units[i].mult;
+	}
+	if (!parse_uint(p, num_end, 0, MS_BANDWIDTH_MAX, &v) || v > MS_BANDWIDTH_MAX / mult)
+		return false;
+	v *= mult;
+	if ((v == 0 && !zero_ok) || v > MS_BANDWIDTH_MAX)
+		return false;
+	*out = v;
+	return true;
+}
+
+static int parse_bandwidth(const char *v, const char *vend, ms_settings_change *c, char **why)
+{
+	if (!ms_parse_bandwidth(v, vend, false, &c->v.bandwidth))
+		return ms_fail(why, -EINVAL,
+			       "bandwidth must be bytes per second from 1 to 1P, with an optional "
+			       "K M G T (powers of 1000) or Ki Mi Gi Ti (of 1024)");
+	c->has_bandwidth = true;
+	return 0;
+}
+
+static int parse_link_bandwidth(const char *v, const char *vend, ms_settings_change *c, char **why)
+{
+	if (!ms_parse_bandwidth(v, vend, true, &c->v.link_bandwidth))
+		return ms_fail(why, -EINVAL,
+			       "link_bandwidth must be bytes per second up to 1P (0: the "
+			       "bandwidth), with an optional K M G T or Ki Mi Gi Ti");
+	c->has_link_bandwidth = true;
+	return 0;
+}
+
+static int parse_downtime_ms(const char *v, const char *vend, ms_settings_change *c, char **why)
+{
+	uint64_t n;
+
+	if (!parse_uint(v, vend, 0, MS_DOWNTIME_MS_MAX, &n))
+		return ms_fail(why, -EINVAL, "downtime_ms must be whole ms from 0 to 2000000");
+	c->has_downtime_ms = true;
+	c->v.downtime_ms = (uint32_t)n;
+	return 0;
+}
+
+static int parse_max_total_s(const char *v, const char *vend, ms_settings_change *c, char **why)
+{
+	uint64_t n;
+
+	if (!parse_uint(v, vend, 0, MS_MAX_TOTAL_S_MAX, &n))
+		return ms_fail(why, -EINVAL, "max_total_s must be whole seconds from 0 to 86400");
+	c->has_max_total_s = true;
+	c->v.max_total_s = (uint32_t)n;
+	return 0;
+}
+
 /* The settings a track line and the settings files take: key, where the
  * change says it is set, and its parser (which checks range and syntax). */
 static const struct {
@@ -81,6 +158,10 @@ static const struct {
 	{"period", offsetof(ms_settings_change, has_period), parse_period},
 	{"sample_pages", offsetof(ms_settings_change, has_sample_pages), parse_sample_pages},
 	{"mode", offsetof(ms_settings_change, has_mode), parse_mode},
+	{"bandwidth", offsetof(ms_settings_change, has_bandwidth), parse_bandwidth},
+	{"downtime_ms", offsetof(ms_settings_change, has_downtime_ms), parse_downtime_ms},
+	{"link_bandwidth", offsetof(ms_settings_change, has_link_bandwidth), parse_link_bandwidth},
+	{"max_total_s", offsetof(ms_settings_change, has_max_total_s), parse_max_total_s},
 };
 
 static int parse_kv(const char *key, size_t klen, const char *v, const char *vend,
@@ -222,6 +303,16 @@ void ms_settings_apply(ms_settings *s, const ms_settings_change *c)
 		s->sample_pages = c->v.sample_pages;
 	if (c->has_mode)
 		memcpy(s->mode, c->v.mode, sizeof(s->mode));
+	if (c->has_bandwidth)
+		s->bandwidth = c->v.bandwidth;
+	if (c->has_downtime_ms)
+		s->downtime_ms = c->v.downtime_ms;
+	if (c->has_link_bandwidth)
+		s->link_bandwidth = c->v.link_bandwidth;
+	if (c->has_max_total_s)
+		s->max_total_s = c->v.max_total_s;
+	if (c->has_bandwidth || c->has_downtime_ms || c->has_link_bandwidth || c->has_max_total_s)
+		s->forecast = true;
 }
 
 const char *ms_default_mode(void)

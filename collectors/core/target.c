@@ -1,6 +1,8 @@
 /* target.c: one tracked target (target.h).
  *
- * Locks: t->lock guards state, why, settings, the sample ring and removed.
+ * Locks: t->lock guards state, why, settings, the sample ring, removed, the
+ * latest growth curve and until when it is wanted (readers copy the curve
+ * out under it).
  * It is never held while calling the source; see registry.c for the order
  * with the other locks.
  */
@@ -35,6 +37,11 @@ struct ms_target {
 	uint64_t first_seq; /* 0 while there is none */
 	uint64_t last_seq;
 	bool removed;
+	ms_growth_curve *growth;     /* the latest finished curve, or NULL */
+	int64_t growth_wanted_until; /* CLOCK_MONOTONIC us: measure the curve
+				      * until then (readers of growth and
+				      * migration/); INT64_MAX once a forecast
+				      * setting was written */
 };
 
 static const char *const state_names[MS_STATE_COUNT] = {
@@ -90,6 +97,7 @@ void ms_target_unref(ms_target *t)
 	for (uint32_t i = 0; i < t->history; i++)
 		ms_sample_unref(t->ring[i]);
 	g_free(t->ring);
+	g_free(t->growth);
 	pthread_mutex_destroy(&t->lock);
 	g_free(t);
 }
@@ -214,6 +222,9 @@ static int run_source(ms_target *t, ms_step *out, char **why)
 	pthread_mutex_lock(&t->lock);
 	p.period_ms = t->settings.period_s * 1000;
 	p.sample_pages = t->settings.sample_pages;
+	p.growth_ms = (t->settings.forecast || t->growth_wanted_until > ms_now_us(CLOCK_MONOTONIC))
+			      ? MS_GROWTH_HORIZON_PERIODS * p.period_ms
+			      : 0;
 	memcpy(mode, t->settings.mode, sizeof(mode));
 	pthread_mutex_unlock(&t->lock);
 
@@ -259,11 +270,41 @@ ms_step_outcome ms_target_step(ms_target *t)
 		g_strlcpy(t->why, why ? why : g_strerror(-r), sizeof(t->why));
 		g_message("%s: %s", t->name, t->why);
 	}
+	if (step.growth) {
+		g_free(t->growth);
+		t->growth = g_steal_pointer(&step.growth);
+	}
+	/* A growth window's next look, before the period is over. */
+	if (!o.done && !o.again_us && step.again_ms && r >= 0)
+		o.again_us = (int64_t)step.again_ms * 1000;
 	o.settled = before == MS_STATE_MEASURING && t->st != MS_STATE_MEASURING;
 	o.period_us = (int64_t)t->settings.period_s * G_USEC_PER_SEC;
 	pthread_mutex_unlock(&t->lock);
 	g_free(step.m.vcpu);
+	g_free(step.growth);
 	return o;
+}
+
+void ms_target_want_growth(ms_target *t)
+{
+	int64_t until = ms_now_us(CLOCK_MONOTONIC) + MS_GROWTH_WANTED_S * G_USEC_PER_SEC;
+
+	pthread_mutex_lock(&t->lock);
+	if (t->growth_wanted_until < until)
+		t->growth_wanted_until = until;
+	pthread_mutex_unlock(&t->lock);
+}
+
+bool ms_target_get_growth(ms_target *t, ms_growth_curve *out)
+{
+	bool have;
+
+	pthread_mutex_lock(&t->lock);
+	have = t->growth != NULL;
+	if (have)
+		*out = *t->growth;
+	pthread_mutex_unlock(&t->lock);
+	return have;
 }
 
 void ms_target_rest(ms_target *t)

@@ -45,6 +45,20 @@ enum {
 	N_CG_MEMORY,
 	N_PRESSURE_DIR,
 	N_PRESSURE,
+	N_GROWTH,
+	N_MIGRATION_DIR,
+	N_MIG_BANDWIDTH,
+	N_MIG_DOWNTIME_MS,
+	N_MIG_LINK_BANDWIDTH,
+	N_MIG_MAX_TOTAL_S,
+	N_MIG_VERDICT,
+	N_MIG_ITERATIONS,
+	N_MIG_TOTAL_S,
+	N_MIG_DOWNTIME_EXPECTED,
+	N_MIG_TRANSFERRED,
+	N_MIG_MIN_BANDWIDTH,
+	N_MIG_MIN_DOWNTIME_MS,
+	N_MIG_MODEL,
 	N_COUNT
 };
 
@@ -52,6 +66,9 @@ enum {
 #define FILE (S_IFREG | 0444)
 #define CTRL (S_IFREG | 0644)
 #define ALL  MS_KIND_ALL
+/* Kinds whose sources measure a growth curve (growth.h): not containers
+ * yet (their population is the union of the members' frames). */
+#define FORECAST (PROC | VM)
 #define VM   MS_KIND_VM
 #define PROC MS_KIND_PROCESS
 #define CG   MS_KIND_CGROUP
@@ -121,6 +138,27 @@ static const ms_node table[N_COUNT] = {
 	[N_PRESSURE]     = {.parent = N_PRESSURE_DIR, .mode = FILE, .kinds = CG,
 			    .render = ms_render_pressure, .list = ms_list_pressure,
 			    .lookup = ms_lookup_pressure},
+	[N_GROWTH]       = {.name = "growth", .parent = N_TARGET, .mode = FILE, .kinds = FORECAST,
+			    .flags = PRIV, .render = ms_render_growth},
+	[N_MIGRATION_DIR] = {.name = "migration", .parent = N_TARGET, .mode = DIR, .kinds = FORECAST,
+			    .flags = OWN | PRIV},
+#define MIG_SETTING(n, s) [n] = {.name = s, .parent = N_MIGRATION_DIR, .mode = CTRL, .kinds = FORECAST, \
+			    .flags = OWN, .render = ms_render_migration_setting, .write = ms_write_setting}
+#define MIG_RESULT(n, s) [n] = {.name = s, .parent = N_MIGRATION_DIR, .mode = FILE, .kinds = FORECAST, \
+			    .flags = PRIV, .render = ms_render_migration}
+	MIG_SETTING(N_MIG_BANDWIDTH, "bandwidth"),
+	MIG_SETTING(N_MIG_DOWNTIME_MS, "downtime_ms"),
+	MIG_SETTING(N_MIG_LINK_BANDWIDTH, "link_bandwidth"),
+	MIG_SETTING(N_MIG_MAX_TOTAL_S, "max_total_s"),
+	MIG_RESULT(N_MIG_VERDICT, "verdict"),
+	MIG_RESULT(N_MIG_ITERATIONS, "iterations"),
+	MIG_RESULT(N_MIG_TOTAL_S, "total_s"),
+	MIG_RESULT(N_MIG_DOWNTIME_EXPECTED, "downtime_ms_expected"),
+	MIG_RESULT(N_MIG_TRANSFERRED, "transferred_bytes"),
+	MIG_RESULT(N_MIG_MIN_BANDWIDTH, "min_bandwidth"),
+	MIG_RESULT(N_MIG_MIN_DOWNTIME_MS, "min_downtime_ms"),
+	[N_MIG_MODEL]    = {.name = "model", .parent = N_MIGRATION_DIR, .mode = FILE, .kinds = FORECAST,
+			    .render = ms_render_migration},
 };
 // clang-format on
 

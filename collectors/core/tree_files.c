@@ -8,12 +8,14 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "memstat/core/forecast.h"
 #include "memstat/core/metrics.h"
 #include "memstat/methods/meminfo.h"
 #include "memstat/sources/cgroup.h"
@@ -469,5 +471,121 @@ int ms_lookup_pressure(ms_node_ctx *c, const char *name, uint32_t *id, uint32_t 
 			*idx = i;
 			return 0;
 		}
+	return -ENOENT;
+}
+
+/* ---- growth and migration/ ---- */
+
+int ms_render_growth(ms_node_ctx *c, char **out)
+{
+	ms_forecast_view fv;
+	GString *s = g_string_new(NULL);
+
+	ms_target_forecast(c->t, true, &fv);
+	for (uint32_t i = 0; fv.have_curve && i < fv.curve.n; i++) {
+		const ms_growth_step_point *p = &fv.curve.point[i];
+		g_string_append_printf(s, "%.3f %.0f %.2f %.0f %.0f\n", p->t_s, p->pages,
+				       p->pages * fv.curve.page_size / 1048576.0, p->ci95_low,
+				       p->ci95_high);
+	}
+	*out = g_string_free(s, FALSE);
+	return 0;
+}
+
+int ms_render_migration_setting(ms_node_ctx *c, char **out)
+{
+	ms_target_view v;
+	const char *n = c->node->name;
+
+	ms_target_get_view(c->t, &v);
+	if (strcmp(n, "bandwidth") == 0)
+		*out = g_strdup_printf("%" PRIu64 "\n", v.settings.bandwidth);
+	else if (strcmp(n, "downtime_ms") == 0)
+		*out = g_strdup_printf("%u\n", v.settings.downtime_ms);
+	else if (strcmp(n, "max_total_s") == 0)
+		*out = g_strdup_printf("%u\n", v.settings.max_total_s);
+	else
+		*out = g_strdup_printf("%" PRIu64 "\n", v.settings.link_bandwidth);
+	return 0;
+}
+
+/* A figure: "inf" when the model found none. */
+static void figure(GString *s, double v, int decimals)
+{
+	if (isinf(v))
+		g_string_append(s, "inf");
+	else
+		g_string_append_printf(s, "%.*f", decimals, v);
+}
+
+typedef double (*run_field)(const ms_precopy_run *r);
+static double f_iterations(const ms_precopy_run *r)
+{
+	return r->iterations;
+}
+static double f_total_s(const ms_precopy_run *r)
+{
+	return r->total_s;
+}
+static double f_downtime(const ms_precopy_run *r)
+{
+	return r->downtime_ms;
+}
+static double f_transferred(const ms_precopy_run *r)
+{
+	return r->transferred_bytes;
+}
+static double f_min_bandwidth(const ms_precopy_run *r)
+{
+	return r->min_bandwidth;
+}
+static double f_min_downtime(const ms_precopy_run *r)
+{
+	return r->min_downtime_ms;
+}
+
+/* The results: "ESTIMATE LOW HIGH", the model run on the curve's
+ * estimates, on its ci95_low bounds (optimistic) and its ci95_high ones. */
+static const struct {
+	const char *name;
+	run_field get;
+	int decimals;
+} results[] = {
+	{"iterations", f_iterations, 0},	 {"total_s", f_total_s, 2},
+	{"downtime_ms_expected", f_downtime, 1}, {"transferred_bytes", f_transferred, 0},
+	{"min_bandwidth", f_min_bandwidth, 0},	 {"min_downtime_ms", f_min_downtime, 1},
+};
+
+int ms_render_migration(ms_node_ctx *c, char **out)
+{
+	const char *n = c->node->name;
+	ms_forecast_view fv;
+
+	if (strcmp(n, "model") == 0) {
+		*out = g_strdup(ms_precopy_model_text());
+		return 0;
+	}
+	ms_target_forecast(c->t, true, &fv);
+	if (strcmp(n, "verdict") == 0) {
+		ms_precopy_verdict v = fv.have_forecast ? fv.f.verdict : MS_PRECOPY_NOT_ENOUGH_DATA;
+		*out = g_strdup_printf("%s\n", ms_precopy_verdict_to_string(v));
+		return 0;
+	}
+	for (size_t i = 0; i < G_N_ELEMENTS(results); i++) {
+		if (strcmp(n, results[i].name) != 0)
+			continue;
+		if (!fv.have_forecast)
+			return -ENODATA;
+		GString *s = g_string_new(NULL);
+		const ms_growth_which order[] = {MS_GROWTH_ESTIMATE, MS_GROWTH_LOW, MS_GROWTH_HIGH};
+		for (size_t w = 0; w < G_N_ELEMENTS(order); w++) {
+			if (w)
+				g_string_append_c(s, ' ');
+			figure(s, results[i].get(&fv.f.run[order[w]]), results[i].decimals);
+		}
+		g_string_append_c(s, '\n');
+		*out = g_string_free(s, FALSE);
+		return 0;
+	}
 	return -ENOENT;
 }

@@ -33,6 +33,10 @@ typedef struct {
 	const ms_mode *mode;	 /* of the open windows, or NULL */
 	const ms_method *method; /* mode->impl */
 	void *coll;
+	/* The growth curve (growth.h), while someone wants it: the rate's
+	 * windows close when due (rate_due_us), the growth looks between. */
+	ms_growth_probe *growth;
+	int64_t rate_due_us; /* CLOCK_MONOTONIC; 0: at the next step */
 } proc_state;
 
 static int soft_dirty_supported(char **why)
@@ -107,6 +111,8 @@ static void rest(void *state)
 	s->mode = NULL;
 	s->method = NULL;
 	s->coll = NULL;
+	g_clear_pointer(&s->growth, ms_growth_probe_free);
+	s->rate_due_us = 0;
 }
 
 static void free_state(void *state)
@@ -187,15 +193,46 @@ static int check_caller(void *state, const ms_caller *c, char **why)
 	return alive(s) ? 0 : ms_fail(why, -ESRCH, "process %d has exited", (int)s->proc.pid);
 }
 
+/* The workers' wake-up grid (scheduler.c): a rate window due within it is
+ * closed now. */
+#define GRID_US 20000
+
 static int step(void *state, const char *mode, const ms_params *p, ms_step *out, char **why)
 {
 	proc_state *s = state;
-	int r;
+	int64_t now = ms_now_us(CLOCK_MONOTONIC);
+	int r = 0;
 
-	/* A new mode starts with a window of its own. */
-	if ((!s->mode || strcmp(s->mode->name, mode) != 0) && (r = use_mode(s, mode, why)) < 0)
+	/* Nobody wants the growth curve: every step is the rate's, as it was. */
+	if (p->growth_ms == 0 || s->rate_due_us == 0 || now + GRID_US >= s->rate_due_us) {
+		/* A new mode starts with a window of its own. */
+		if ((!s->mode || strcmp(s->mode->name, mode) != 0) &&
+		    (r = use_mode(s, mode, why)) < 0)
+			return r;
+		r = ms_method_step(s->method, s->coll, &s->proc, p, &out->m, why);
+		if (r < 0)
+			return r;
+		s->rate_due_us = now + (int64_t)p->period_ms * 1000;
+	}
+	if (p->growth_ms == 0 && !s->growth)
 		return r;
-	return ms_method_step(s->method, s->coll, &s->proc, p, &out->m, why);
+	if (!s->growth)
+		s->growth = ms_growth_probe_new(s->proc.pid);
+	ms_growth_curve curve;
+	int64_t due = 0;
+	g_autofree char *gwhy = NULL;
+	int g = ms_growth_tick(s->growth, p->growth_ms, p->sample_pages,
+			       strcmp(mode, "full-scan") == 0, &curve, &due, &gwhy);
+	if (g == 1)
+		out->growth = g_memdup2(&curve, sizeof(curve));
+	else if (g < 0 && g != -ESRCH)
+		g_debug("process %d: growth: %s", (int)s->proc.pid, gwhy ? gwhy : "");
+	if (p->growth_ms) {
+		int64_t next = due && due < s->rate_due_us ? due : s->rate_due_us;
+		now = ms_now_us(CLOCK_MONOTONIC);
+		out->again_ms = next > now ? (uint32_t)((next - now + 999) / 1000) : 1;
+	}
+	return r;
 }
 
 const ms_source ms_process_source = {

@@ -30,6 +30,11 @@ typedef struct {
 	ms_vm *vm;
 	char socket[MS_KEY_MAX];
 	ms_proc_id proc; /* QEMU's process; pid 0 when not visible */
+	/* The growth curve, of QEMU's process measured from outside
+	 * (growth.h), while someone wants it: QMP's steps come when due
+	 * (qmp_due_us), the growth looks between them. */
+	ms_growth_probe *growth;
+	int64_t qmp_due_us; /* CLOCK_MONOTONIC; 0: at the next step */
 } vm_state;
 
 static const ms_mode modes[] = {
@@ -117,6 +122,7 @@ static void free_state(void *state)
 	vm_state *s = state;
 
 	ms_vm_free(s->vm);
+	ms_growth_probe_free(s->growth);
 	if (s->proc.pidfd >= 0)
 		close(s->proc.pidfd);
 	g_free(s);
@@ -173,11 +179,45 @@ static int check_caller(void *state, const ms_caller *c, char **why)
 		     : 0;
 }
 
+/* The workers' wake-up grid (scheduler.c). */
+#define GRID_US 20000
+
 static int step(void *state, const char *mode, const ms_params *p, ms_step *out, char **why)
 {
-	int r = ms_vm_step(((vm_state *)state)->vm, p, mode, &out->m, why);
+	vm_state *s = state;
+	int64_t now = ms_now_us(CLOCK_MONOTONIC);
+	bool growth = p->growth_ms && s->proc.pid > 0;
+	int r = 0;
 
-	out->again_ms = r == -EINPROGRESS ? POLL_RETRY_MS : r == -EBUSY ? BUSY_RETRY_MS : 0;
+	/* Nobody wants the growth curve: every step is QMP's, as it was. */
+	if (!growth || s->qmp_due_us == 0 || now + GRID_US >= s->qmp_due_us) {
+		r = ms_vm_step(s->vm, p, mode, &out->m, why);
+		out->again_ms = r == -EINPROGRESS ? POLL_RETRY_MS : r == -EBUSY ? BUSY_RETRY_MS : 0;
+		s->qmp_due_us = now + (out->again_ms ? (int64_t)out->again_ms * 1000
+						     : (int64_t)p->period_ms * 1000);
+		if (r < 0 && r != -EINPROGRESS && r != -EBUSY)
+			return r;
+	}
+	if (!growth && !s->growth)
+		return r;
+	if (!s->growth)
+		s->growth = ms_growth_probe_new(s->proc.pid);
+	/* The guest from outside: QEMU's own memory, its RAM a mapping of it
+	 * (a QMP client may dump guest memory anyway: hashes tell it less). */
+	ms_growth_curve curve;
+	int64_t due = 0;
+	g_autofree char *gwhy = NULL;
+	int g = ms_growth_tick(s->growth, growth ? p->growth_ms : 0, p->sample_pages, false, &curve,
+			       &due, &gwhy);
+	if (g == 1)
+		out->growth = g_memdup2(&curve, sizeof(curve));
+	else if (g < 0)
+		g_debug("QEMU %d: growth: %s", (int)s->proc.pid, gwhy ? gwhy : "");
+	if (growth) {
+		int64_t next = due && due < s->qmp_due_us ? due : s->qmp_due_us;
+		now = ms_now_us(CLOCK_MONOTONIC);
+		out->again_ms = next > now ? (uint32_t)((next - now + 999) / 1000) : 1;
+	}
 	return r;
 }
 

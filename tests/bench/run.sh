@@ -128,5 +128,5 @@ echo
 mig_args=(30)
 [ -n "$quick" ] && mig_args=(12 hot-24M-1000ms hot-96M-20ms)
 rc=0
-"$build"/tests/migration_bench "$build"/tests/guest.elf "${mig_args[@]}" || rc=$?
+MEMSTATFS="$build"/memstatfs "$build"/tests/migration_bench "$build"/tests/guest.elf "${mig_args[@]}" || rc=$?
 [ "$rc" = 0 ] || [ "$rc" = 77 ] || { echo "run.sh: migration_bench failed" >&2; exit 1; }

@@ -6,6 +6,7 @@
  * request is written back out and parsed again: it must come back the same.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <glib.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,7 +42,14 @@ static bool same_change(const ms_settings_change *a, const ms_settings_change *b
 	return a->has_period == b->has_period && a->has_sample_pages == b->has_sample_pages &&
 	       a->has_mode == b->has_mode && (!a->has_period || a->v.period_s == b->v.period_s) &&
 	       (!a->has_sample_pages || a->v.sample_pages == b->v.sample_pages) &&
-	       (!a->has_mode || strcmp(a->v.mode, b->v.mode) == 0);
+	       (!a->has_mode || strcmp(a->v.mode, b->v.mode) == 0) &&
+	       a->has_bandwidth == b->has_bandwidth && a->has_downtime_ms == b->has_downtime_ms &&
+	       a->has_link_bandwidth == b->has_link_bandwidth &&
+	       (!a->has_bandwidth || a->v.bandwidth == b->v.bandwidth) &&
+	       (!a->has_downtime_ms || a->v.downtime_ms == b->v.downtime_ms) &&
+	       (!a->has_link_bandwidth || a->v.link_bandwidth == b->v.link_bandwidth) &&
+	       a->has_max_total_s == b->has_max_total_s &&
+	       (!a->has_max_total_s || a->v.max_total_s == b->v.max_total_s);
 }
 
 /* The request as a user would write it. */
@@ -58,6 +66,14 @@ static char *unparse(const ms_track_request *r)
 		g_string_append_printf(s, " sample_pages=%u", r->change.v.sample_pages);
 	if (r->change.has_period)
 		g_string_append_printf(s, " period=%u", r->change.v.period_s);
+	if (r->change.has_bandwidth)
+		g_string_append_printf(s, " bandwidth=%" PRIu64, r->change.v.bandwidth);
+	if (r->change.has_downtime_ms)
+		g_string_append_printf(s, " downtime_ms=%u", r->change.v.downtime_ms);
+	if (r->change.has_link_bandwidth)
+		g_string_append_printf(s, " link_bandwidth=%" PRIu64, r->change.v.link_bandwidth);
+	if (r->change.has_max_total_s)
+		g_string_append_printf(s, " max_total_s=%u", r->change.v.max_total_s);
 	g_string_append_c(s, '\n');
 	return g_string_free(s, FALSE);
 }
@@ -108,7 +124,9 @@ static void fuzz_track(const char *buf, size_t size)
 
 static void fuzz_settings(const char *buf, size_t size)
 {
-	static const char *const keys[] = {"period", "sample_pages", "mode"};
+	static const char *const keys[] = {"period",	  "sample_pages", "mode",
+					   "bandwidth", "downtime_ms",	"link_bandwidth",
+					   "max_total_s"};
 
 	for (size_t k = 0; k < G_N_ELEMENTS(keys); k++) {
 		ms_settings_change c;
@@ -123,6 +141,15 @@ static void fuzz_settings(const char *buf, size_t size)
 		FUZZ_CHECK(c.has_period == (k == 0));
 		FUZZ_CHECK(c.has_sample_pages == (k == 1));
 		FUZZ_CHECK(c.has_mode == (k == 2));
+		FUZZ_CHECK(c.has_bandwidth == (k == 3));
+		FUZZ_CHECK(c.has_downtime_ms == (k == 4));
+		FUZZ_CHECK(c.has_link_bandwidth == (k == 5));
+		FUZZ_CHECK(c.has_max_total_s == (k == 6));
+		FUZZ_CHECK(!c.has_max_total_s || c.v.max_total_s <= MS_MAX_TOTAL_S_MAX);
+		FUZZ_CHECK(!c.has_bandwidth ||
+			   (c.v.bandwidth >= MS_BANDWIDTH_MIN && c.v.bandwidth <= MS_BANDWIDTH_MAX));
+		FUZZ_CHECK(!c.has_downtime_ms || c.v.downtime_ms <= MS_DOWNTIME_MS_MAX);
+		FUZZ_CHECK(!c.has_link_bandwidth || c.v.link_bandwidth <= MS_BANDWIDTH_MAX);
 		check_change(&c);
 		ms_settings s = {.period_s = 1, .sample_pages = 512, .mode = "page-sampling"};
 		ms_settings_apply(&s, &c);

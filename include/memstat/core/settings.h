@@ -23,18 +23,42 @@
 #define MS_SAMPLE_PAGES_MAX 16384
 #define MS_WRITE_MAX	    4096 /* longest control-file write taken */
 
+/* The migration forecast's settings (migration/ files, precopy.h).  Bytes
+ * per second, written as a whole number with an optional suffix: K M G T
+ * (powers of 1000), Ki Mi Gi Ti (of 1024). */
+#define MS_BANDWIDTH_MIN 1
+#define MS_BANDWIDTH_MAX 1000000000000000ull /* 1P: precopy.h's search bound */
+#define MS_BANDWIDTH_DEFAULT                                                                       \
+	33554432		       /* QEMU 7.2's max-bandwidth: MAX_THROTTLE, 32 MiB/s         \
+					* (migration/migration.c) */
+#define MS_DOWNTIME_MS_MAX     2000000 /* QEMU's MAX_MIGRATE_DOWNTIME (2000 s) */
+#define MS_DOWNTIME_MS_DEFAULT 300     /* QEMU's DEFAULT_MIGRATE_SET_DOWNTIME */
+#define MS_MAX_TOTAL_S_MAX     86400   /* a day */
+
 typedef struct {
 	uint32_t period_s;     /* MS_PERIOD_MIN..MS_PERIOD_MAX */
 	uint32_t sample_pages; /* per GiB, MS_SAMPLE_PAGES_MIN..MAX */
 	char mode[MS_MODE_MAX];
+	uint64_t bandwidth;	 /* bytes/s, MS_BANDWIDTH_MIN..MAX */
+	uint32_t downtime_ms;	 /* 0..MS_DOWNTIME_MS_MAX */
+	uint64_t link_bandwidth; /* bytes/s the link carries; 0: bandwidth */
+	uint32_t max_total_s;	 /* when the user would cancel, s; 0: never
+				  * (0..MS_MAX_TOTAL_S_MAX) */
+	bool forecast;		 /* a forecast setting was given for this target:
+				  * its growth curve is measured for good */
 } ms_settings;
 
 /* Settings given in one write; a field applies only when its has_ flag is
  * set. */
 typedef struct {
 	bool has_period, has_sample_pages, has_mode;
+	bool has_bandwidth, has_downtime_ms, has_link_bandwidth, has_max_total_s;
 	ms_settings v;
 } ms_settings_change;
+
+/* A bandwidth as written ("10G", "512Mi", "1000000"), the whole of
+ * [p, end): true with *out in MS_BANDWIDTH_MIN..MAX (link: 0 allowed). */
+bool ms_parse_bandwidth(const char *p, const char *end, bool zero_ok, uint64_t *out);
 
 typedef struct {
 	const ms_source *source; /* whose parse claimed the target */

@@ -104,6 +104,17 @@ typedef struct {
 /* Worker only: runs one step of t's source and publishes its outcome. */
 ms_step_outcome ms_target_step(ms_target *t);
 
+/* The growth curve (methods/growth.h) is measured while wanted: for
+ * MS_GROWTH_WANTED_S after a reader of growth or migration/ asked
+ * (ms_target_want_growth), and for good once a forecast setting was given
+ * (ms_settings.forecast).  Its ladder runs up to this many periods. */
+#define MS_GROWTH_WANTED_S	  600
+#define MS_GROWTH_HORIZON_PERIODS 4
+void ms_target_want_growth(ms_target *t);
+/* The latest finished curve into *out: true, or false when there is none
+ * yet. */
+bool ms_target_get_growth(ms_target *t, ms_growth_curve *out);
+
 /* Worker only: frees what only measuring needs (t is done, untracked, or
  * the registry stops). */
 void ms_target_rest(ms_target *t);

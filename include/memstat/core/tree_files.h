@@ -61,3 +61,10 @@ int ms_lookup_cgroup_memory(ms_node_ctx *c, const char *name, uint32_t *id, uint
 int ms_render_pressure(ms_node_ctx *c, char **out);
 void ms_list_pressure(ms_node_ctx *c, ms_entry_fn add, void *data);
 int ms_lookup_pressure(ms_node_ctx *c, const char *name, uint32_t *id, uint32_t *idx);
+/* growth and migration/ (forecast.h): the growth curve, the forecast's
+ * settings (bandwidth, downtime_ms, link_bandwidth: rendered by name) and
+ * its results (by name; ENODATA before the first curve, but verdict and
+ * model). */
+int ms_render_growth(ms_node_ctx *c, char **out);
+int ms_render_migration_setting(ms_node_ctx *c, char **out);
+int ms_render_migration(ms_node_ctx *c, char **out);

@@ -42,6 +42,9 @@ typedef struct {
 typedef struct {
 	uint32_t period_ms;    /* how long the window being opened should last */
 	uint32_t sample_pages; /* pages per GiB to sample */
+	uint32_t growth_ms;    /* someone wants the growth curve (growth.h) up to
+				* this window length, ms; 0: nobody, and the
+				* rate path runs as it would without it */
 } ms_params;
 
 /* Zeroes *m and fills the fields every method sets alike: start_ms (wall

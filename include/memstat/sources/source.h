@@ -27,6 +27,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "memstat/methods/growth.h"
 #include "memstat/methods/measurement.h"
 #include "memstat/sources/access.h"
 
@@ -74,9 +75,12 @@ typedef struct {
 
 /* The outcome of one step, besides its return value. */
 typedef struct {
-	ms_measurement m;  /* a figure (step returned 1) */
-	uint32_t again_ms; /* -EINPROGRESS, -EBUSY: ask again after this long
-			    * rather than a period later */
+	ms_measurement m;	 /* a figure (step returned 1) */
+	uint32_t again_ms;	 /* -EINPROGRESS, -EBUSY: ask again after this long
+				  * rather than a period later; 0 and 1 too, when
+				  * a growth window (growth.h) wants its next look
+				  * before the period is over */
+	ms_growth_curve *growth; /* a finished growth curve (g_free it), or NULL */
 } ms_step;
 
 typedef struct ms_source {
