@@ -42,6 +42,14 @@ static const char *const state_names[MS_STATE_COUNT] = {
 	[MS_STATE_MEASURED] = "measured",
 	[MS_STATE_EXITED] = "exited",
 	[MS_STATE_ERROR] = "error",
+	[MS_STATE_PAUSED] = "paused",
+	[MS_STATE_MIGRATING] = "migrating",
+};
+
+/* The state a step's ms_held puts a target in. */
+static const ms_state held_states[] = {
+	[MS_HELD_PAUSED] = MS_STATE_PAUSED,
+	[MS_HELD_MIGRATING] = MS_STATE_MIGRATING,
 };
 
 const char *ms_state_name(ms_state s)
@@ -242,6 +250,15 @@ ms_step_outcome ms_target_step(ms_target *t)
 			step.m.period_ms);
 		publish(t, &step.m);
 		t->st = MS_STATE_MEASURED;
+		/* A figure may come with a note (it waited for another client). */
+		g_strlcpy(t->why, why ? why : "", sizeof(t->why));
+	} else if (r == 0 && step.held != MS_HELD_NONE &&
+		   (unsigned)step.held < G_N_ELEMENTS(held_states)) {
+		t->st = held_states[step.held];
+		t->why[0] = '\0';
+	} else if (r == 0 && (t->st == MS_STATE_PAUSED || t->st == MS_STATE_MIGRATING)) {
+		/* Going on: resumed, or migrated. */
+		t->st = t->last_seq ? MS_STATE_MEASURED : MS_STATE_MEASURING;
 		t->why[0] = '\0';
 	} else if (r == -ESRCH) {
 		t->st = MS_STATE_EXITED;
@@ -259,6 +276,8 @@ ms_step_outcome ms_target_step(ms_target *t)
 		g_strlcpy(t->why, why ? why : g_strerror(-r), sizeof(t->why));
 		g_message("%s: %s", t->name, t->why);
 	}
+	if (r >= 0 && step.again_ms)
+		o.again_us = (int64_t)step.again_ms * 1000;
 	o.settled = before == MS_STATE_MEASURING && t->st != MS_STATE_MEASURING;
 	o.period_us = (int64_t)t->settings.period_s * G_USEC_PER_SEC;
 	pthread_mutex_unlock(&t->lock);

@@ -40,6 +40,7 @@ enum {
 	N_VCPU_DIR,
 	N_VCPU,
 	N_VCPU_RATE,
+	N_LIBVIRT_QEMU_PID,
 	N_COUNT
 };
 
@@ -48,6 +49,7 @@ enum {
 #define CTRL (S_IFREG | 0644)
 #define ALL  MS_KIND_ALL
 #define VM   MS_KIND_VM
+#define LV   MS_KIND_LIBVIRT
 #define PROC MS_KIND_PROCESS
 #define PRIV MS_NODE_PRIVATE
 #define OWN  MS_NODE_OWNED
@@ -97,12 +99,14 @@ static const ms_node table[N_COUNT] = {
 			    .render = ms_render_qemu_pid},
 	[N_SOCKET]       = {.name = "socket", .parent = N_TARGET, .mode = FILE, .kinds = VM,
 			    .render = ms_render_socket},
-	[N_VCPU_DIR]     = {.name = "vcpu", .parent = N_TARGET, .mode = DIR, .kinds = VM,
+	[N_VCPU_DIR]     = {.name = "vcpu", .parent = N_TARGET, .mode = DIR, .kinds = VM | LV,
 			    .flags = PRIV},
-	[N_VCPU]         = {.parent = N_VCPU_DIR, .mode = DIR, .kinds = VM, .flags = PRIV,
+	[N_VCPU]         = {.parent = N_VCPU_DIR, .mode = DIR, .kinds = VM | LV, .flags = PRIV,
 			    .list = ms_list_vcpus, .lookup = ms_lookup_vcpu, .attr = ms_attr_vcpu},
-	[N_VCPU_RATE]    = {.name = "rate", .parent = N_VCPU, .mode = FILE, .kinds = VM,
+	[N_VCPU_RATE]    = {.name = "rate", .parent = N_VCPU, .mode = FILE, .kinds = VM | LV,
 			    .flags = PRIV, .render = ms_render_vcpu_rate, .attr = ms_attr_vcpu},
+	[N_LIBVIRT_QEMU_PID] = {.name = "qemu_pid", .parent = N_TARGET, .mode = FILE, .kinds = LV,
+			    .render = ms_render_libvirt_qemu_pid},
 };
 // clang-format on
 

@@ -173,9 +173,22 @@ static int check_caller(void *state, const ms_caller *c, char **why)
 
 static int step(void *state, const char *mode, const ms_params *p, ms_step *out, char **why)
 {
-	int r = ms_vm_step(((vm_state *)state)->vm, p, mode, &out->m, why);
+	return ms_vm_source_step(((vm_state *)state)->vm, mode, p, out, why);
+}
 
-	out->again_ms = r == -EINPROGRESS ? POLL_RETRY_MS : r == -EBUSY ? BUSY_RETRY_MS : 0;
+int ms_vm_source_step(ms_vm *vm, const char *mode, const ms_params *p, ms_step *out, char **why)
+{
+	ms_vm_run run = MS_VM_RUNNING;
+	int r = ms_vm_step(vm, p, mode, &out->m, &out->again_ms, &run, why);
+
+	if (r == -EINPROGRESS && !out->again_ms)
+		out->again_ms = POLL_RETRY_MS;
+	if (r == -EBUSY && !out->again_ms)
+		out->again_ms = BUSY_RETRY_MS;
+	if (r == 0)
+		out->held = run == MS_VM_PAUSED	     ? MS_HELD_PAUSED
+			    : run == MS_VM_MIGRATING ? MS_HELD_MIGRATING
+						     : MS_HELD_NONE;
 	return r;
 }
 
