@@ -179,6 +179,7 @@ static void lv_free(void *vb)
 }
 
 static const ms_vm_backend lv_ops = {
+	.method = "libvirt:dirtyrate",
 	.start = lv_start,
 	.query = lv_query,
 	.run_state = lv_run_state,

@@ -246,6 +246,7 @@ static int close_window(ms_vm *vm, ms_measurement *out, char **why)
 		ms_vm_fill_measurement(&q, w->start_ms, w->calc_s, w->sample_pages, w->ram_bytes,
 				       out);
 		out->mode = w->mode;
+		out->method = vm->ops->method;
 		g_free(q.vcpu);
 		return 1;
 	}
@@ -518,6 +519,7 @@ static void qmp_free(void *b)
 }
 
 static const ms_vm_backend qmp_ops = {
+	.method = "qmp:calc-dirty-rate",
 	.start = qmp_start,
 	.query = qmp_query,
 	.run_state = qmp_run_state,

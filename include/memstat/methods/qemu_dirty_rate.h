@@ -55,6 +55,7 @@ typedef struct {
 /* How QEMU is asked: all return 0 or -errno with *why; -ESRCH: the guest
  * is gone for good. */
 typedef struct {
+	const char *method; /* a sample's method: "qmp:calc-dirty-rate"... */
 	/* Starts a measurement of calc_s seconds in mode (sample_pages per GiB
 	 * for page-sampling, when the backend can say it).  -EBUSY when
 	 * another client's is running, -EOPNOTSUPP when QEMU cannot. */
