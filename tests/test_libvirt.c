@@ -339,7 +339,7 @@ Test(libvirt, a_domain_measured_shared_paused_and_destroyed)
 	srand((unsigned)getpid());
 	long before = latest_seq("web1");
 	for (int i = 0; i < 3; i++) {
-		usleep((useconds_t)(rand() % 2000) * 1000);
+		usleep((useconds_t)(3000 + rand() % 3000) * 1000);
 		double asked = now_s();
 		int r = -1;
 		char *out = NULL;

@@ -24,6 +24,9 @@
 /* How long after its calc-time QEMU may take to publish a result. */
 #define RESULT_GRACE_MS 5000
 #define BUSY_RETRY_MS	1000
+/* How often to look again while another client measures: its end is seen
+ * soon, and its hold (MS_VM_SHARE_HOLD_MS) counts from then. */
+#define FOREIGN_POLL_MS 250
 
 typedef struct {
 	bool open;
@@ -269,10 +272,10 @@ static int slot_free(ms_vm *vm, uint32_t *again_ms, char **why)
 		return r;
 	int64_t now = mono_ms();
 	if (q.status == 1) {
-		*again_ms = BUSY_RETRY_MS;
-		vm->waited_ms += BUSY_RETRY_MS;
+		*again_ms = FOREIGN_POLL_MS;
+		vm->waited_ms += FOREIGN_POLL_MS;
 		return ms_fail(why, -EBUSY,
-			       "another client is measuring the dirty rate; waiting for it");
+			       "another QMP client is measuring the dirty rate; waiting for it");
 	}
 	if (q.status == 2 && (q.start_time != vm->foreign_st || q.mode != vm->foreign_mode) &&
 	    q.start_time != vm->win.start_time && q.start_time != vm->win.start_time + 1) {
@@ -285,7 +288,7 @@ static int slot_free(ms_vm *vm, uint32_t *again_ms, char **why)
 		*again_ms = (uint32_t)(vm->foreign_seen + MS_VM_SHARE_HOLD_MS - now);
 		vm->waited_ms += *again_ms;
 		return ms_fail(why, -EBUSY,
-			       "another client's dirty-rate result is left for it to read; "
+			       "another QMP client's dirty-rate result is left for it to read; "
 			       "waiting %u ms",
 			       *again_ms);
 	}

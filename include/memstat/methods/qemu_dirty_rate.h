@@ -28,7 +28,7 @@
 #include "memstat/methods/measurement.h"
 
 #define MS_VM_SHARE_GAP_MS  1000
-#define MS_VM_SHARE_HOLD_MS 3000
+#define MS_VM_SHARE_HOLD_MS 2000
 
 typedef struct ms_vm ms_vm;
 
