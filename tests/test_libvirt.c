@@ -100,8 +100,10 @@ static void libvirt_start(void)
 	char opts[500];
 	snprintf(opts, sizeof(opts), "allow_other,libvirt_uri=%s", uri);
 	mount_start(&M, opts);
-	if (track_line("libvirt:web1\n") == EOPNOTSUPP)
+	if (track_line("libvirt:web1\n") == EOPNOTSUPP) {
+		fprintf(stderr, "skipped: memstatfs was built without libvirt\n");
 		cr_skip_test("memstatfs was built without libvirt (meson option libvirt)");
+	}
 	pid_t parent = getpid();
 	libvirtd = fork();
 	cr_assert(libvirtd >= 0);
@@ -120,8 +122,10 @@ static void libvirt_start(void)
 		if (waitpid(libvirtd, &status, WNOHANG) == libvirtd) {
 			libvirtd = 0;
 			char *text = read_file(log);
-			if (WIFEXITED(status) && WEXITSTATUS(status) == 77)
+			if (WIFEXITED(status) && WEXITSTATUS(status) == 77) {
+				fprintf(stderr, "skipped: %s", text);
 				cr_skip_test("%s", text);
+			}
 			cr_assert_fail("libvirtd did not start: %s", text);
 		}
 		cr_assert(now_s() < end, "libvirtd's socket did not come up");
