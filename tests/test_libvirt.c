@@ -41,9 +41,14 @@ static char dir[200];  /* libvirtd's private root */
 static char uri[400];  /* qemu+unix:///system?socket=... */
 static pid_t libvirtd; /* tests/libvirt/libvirtd.sh, become libvirtd */
 static volatile uint32_t *ram;
+static struct pacer *running; /* a pacer to stop before ram goes */
+
+static void pacer_stop(struct pacer *p);
 
 static void teardown(void)
 {
+	if (running)
+		pacer_stop(running);
 	if (libvirtd > 0) {
 		/* Domains first: QEMU outlives libvirtd otherwise. */
 		sh_out(NULL, "for d in $(virsh -c '%s' list --name 2>/dev/null); do "
@@ -186,7 +191,7 @@ static void domain_create(const char *name)
 
 enum { MB_MAGIC, MB_START, MB_PAGES, MB_TARGET, MB_DONE };
 
-typedef struct {
+typedef struct pacer {
 	unsigned pages_per_sec;
 	atomic_bool stop;
 	pthread_t thread;
@@ -217,12 +222,14 @@ static void pacer_start(pacer *p, unsigned pages_per_sec)
 	p->pages_per_sec = pages_per_sec;
 	atomic_store(&p->stop, false);
 	cr_assert(pthread_create(&p->thread, NULL, pace, p) == 0);
+	running = p;
 }
 
 static void pacer_stop(pacer *p)
 {
 	atomic_store(&p->stop, true);
 	pthread_join(p->thread, NULL);
+	running = NULL;
 }
 
 static uint32_t guest_lag(void)
@@ -243,7 +250,7 @@ static double sample_value(const char *name, long seq, const char *key)
 {
 	char *text = sample_wait_name(&M, name, seq, 40);
 	double v = NAN;
-	cr_assert(text, "no sample %ld of %s", seq, name);
+	cr_assert(text, "no sample %ld of %s (status: %s)", seq, name, target_file(name, "status"));
 	cr_assert(sample_get(text, key, &v), "no %s in %s", key, text);
 	free(text);
 	return v;
@@ -267,16 +274,25 @@ static bool status_is(const char *name, const char *state, double seconds)
 	return r;
 }
 
-/* A stats field of `virsh domstats --dirtyrate`, or -1. */
-static long long dirtyrate_field(const char *name, const char *field)
+/* `virsh domstats --dirtyrate`, read once: its status, start time and rate
+ * (-1 for a field it does not show); its text in *text when not NULL. */
+static void dirtyrate_stats(const char *name, long long *status, long long *start,
+			    long long *rate, char **text)
 {
 	char *out = NULL, args[200];
 	snprintf(args, sizeof(args), "domstats %s --dirtyrate", name);
 	virsh(&out, args);
-	const char *at = out ? strstr(out, field) : NULL;
-	long long v = at ? atoll(at + strlen(field) + 1) : -1;
-	free(out);
-	return v;
+	const char *keys[] = {"dirtyrate.calc_status=", "dirtyrate.calc_start_time=",
+			      "dirtyrate.megabytes_per_second="};
+	long long *vals[] = {status, start, rate};
+	for (int i = 0; i < 3; i++) {
+		const char *at = out ? strstr(out, keys[i]) : NULL;
+		*vals[i] = at ? atoll(at + strlen(keys[i])) : -1;
+	}
+	if (text)
+		*text = out;
+	else
+		free(out);
 }
 
 /* ---- tests ---- */
@@ -356,19 +372,22 @@ Test(libvirt, a_domain_measured_shared_paused_and_destroyed)
 		}
 		cr_expect_eq(r, 0, "virsh domdirtyrate-calc could not start in 15 s: %s", out);
 		free(out);
-		long long st = dirtyrate_field("web1", "dirtyrate.calc_start_time");
+		long long status = -1, st = -1, st2 = -1, rate = -1;
+		dirtyrate_stats("web1", &status, &st, &rate, NULL);
 		fprintf(stderr, "  another client started after %.1f s (start time %lld)\n",
 			now_s() - asked, st);
-		long long status = -1, st2 = -1;
+		char *text = NULL;
 		for (double end = now_s() + 10; now_s() < end && status != 2; usleep(200000)) {
-			status = dirtyrate_field("web1", "dirtyrate.calc_status");
-			st2 = dirtyrate_field("web1", "dirtyrate.calc_start_time");
+			free(text);
+			dirtyrate_stats("web1", &status, &st2, &rate, &text);
 		}
-		cr_expect_eq(status, 2, "the other client's measurement did not finish");
+		/* One read: finished, its own (start time), with a figure. */
+		cr_expect_eq(status, 2, "the other client's measurement did not finish: %s", text);
 		cr_expect(st2 == st || st2 == st + 1,
 			  "the other client read another measurement (start %lld, not %lld)", st2,
 			  st);
-		cr_expect_geq(dirtyrate_field("web1", "dirtyrate.megabytes_per_second"), 0);
+		cr_expect_geq(rate, 0, "no figure: %s", text);
+		free(text);
 	}
 	cr_expect(latest_seq("web1") >= before + 2, "memstatfs's figures stopped: %ld then %ld",
 		  before, latest_seq("web1"));

@@ -51,7 +51,7 @@ struct ms_vm {
 	bool bitmap_seen; /* the first dirty-bitmap figure was left out */
 	int64_t gap_until;   /* monotonic ms: QEMU's slot is left free until then */
 	int64_t foreign_st;  /* another client's finished measurement: start-time */
-	const char *foreign_mode;
+	char foreign_mode[32];
 	int64_t foreign_seen; /* monotonic ms it was first seen finished; 0: none */
 	int64_t waited_ms;    /* how long the next window waited for others */
 };
@@ -240,7 +240,7 @@ static int close_window(ms_vm *vm, ms_measurement *out, char **why)
 	/* QEMU sets start-time (whole seconds) when asked, and its measuring
 	 * thread sets it again when it starts: one more is still ours. */
 	if (q.start_time < w->start_time || q.start_time > w->start_time + 1 ||
-	    (q.mode && q.mode != w->mode)) {
+	    (q.mode && strcmp(q.mode, w->mode) != 0)) {
 		g_free(q.vcpu);
 		g_message("a measurement by another client replaced ours");
 		return 0;
@@ -277,11 +277,13 @@ static int slot_free(ms_vm *vm, uint32_t *again_ms, char **why)
 		return ms_fail(why, -EBUSY,
 			       "another QMP client is measuring the dirty rate; waiting for it");
 	}
-	if (q.status == 2 && (q.start_time != vm->foreign_st || q.mode != vm->foreign_mode) &&
+	if (q.status == 2 &&
+	    (q.start_time != vm->foreign_st ||
+	     strcmp(q.mode ? q.mode : "", vm->foreign_mode) != 0) &&
 	    q.start_time != vm->win.start_time && q.start_time != vm->win.start_time + 1) {
 		/* A result we did not start: its client reads it first. */
 		vm->foreign_st = q.start_time;
-		vm->foreign_mode = q.mode;
+		g_strlcpy(vm->foreign_mode, q.mode ? q.mode : "", sizeof(vm->foreign_mode));
 		vm->foreign_seen = now;
 	}
 	if (vm->foreign_seen && now < vm->foreign_seen + MS_VM_SHARE_HOLD_MS) {
