@@ -54,6 +54,7 @@ struct ms_vm {
 	char foreign_mode[32];
 	int64_t foreign_seen; /* monotonic ms it was first seen finished; 0: none */
 	int64_t waited_ms;    /* how long the next window waited for others */
+	int64_t ours_st;      /* start-time of the last result taken as ours */
 };
 
 static const char *const vm_modes[] = {"page-sampling", "dirty-bitmap", "dirty-ring"};
@@ -237,15 +238,22 @@ static int close_window(ms_vm *vm, ms_measurement *out, char **why)
 	int r = vm->ops->query(vm->b, &q, why);
 	if (r < 0)
 		return r;
-	/* QEMU sets start-time (whole seconds) when asked, and its measuring
-	 * thread sets it again when it starts: one more is still ours. */
-	if (q.start_time < w->start_time || q.start_time > w->start_time + 1 ||
+	/* QEMU sets start-time (whole seconds of the host's monotonic clock)
+	 * when asked, and its measuring thread sets it again from when it
+	 * began: one more can still be ours.  But another client's, started
+	 * once ours had finished, can have that start-time too: it cannot have
+	 * finished before ours had, plus its own second at least.  Closed
+	 * later than that, a start-time one more is not taken as ours. */
+	bool later_is_ours = mono_ms() < w->start_mono + (int64_t)w->calc_s * 1000 + 1000;
+	if (q.start_time < w->start_time ||
+	    q.start_time > w->start_time + (later_is_ours ? 1 : 0) ||
 	    (q.mode && strcmp(q.mode, w->mode) != 0)) {
 		g_free(q.vcpu);
 		g_message("a measurement by another client replaced ours");
 		return 0;
 	}
 	if (q.status == 2) {
+		vm->ours_st = q.start_time;
 		ms_vm_fill_measurement(&q, w->start_ms, w->calc_s, w->sample_pages, w->ram_bytes,
 				       out);
 		out->mode = w->mode;
@@ -280,7 +288,7 @@ static int slot_free(ms_vm *vm, uint32_t *again_ms, char **why)
 	if (q.status == 2 &&
 	    (q.start_time != vm->foreign_st ||
 	     strcmp(q.mode ? q.mode : "", vm->foreign_mode) != 0) &&
-	    q.start_time != vm->win.start_time && q.start_time != vm->win.start_time + 1) {
+	    q.start_time != vm->ours_st) {
 		/* A result we did not start: its client reads it first. */
 		vm->foreign_st = q.start_time;
 		g_strlcpy(vm->foreign_mode, q.mode ? q.mode : "", sizeof(vm->foreign_mode));
