@@ -51,8 +51,9 @@ static void teardown(void)
 		pacer_stop(running);
 	if (libvirtd > 0) {
 		/* Domains first: QEMU outlives libvirtd otherwise. */
-		sh_out(NULL, "for d in $(virsh -c '%s' list --name 2>/dev/null); do "
-			     "virsh -c '%s' destroy $d >/dev/null 2>&1; done",
+		sh_out(NULL,
+		       "for d in $(virsh -c '%s' list --name 2>/dev/null); do "
+		       "virsh -c '%s' destroy $d >/dev/null 2>&1; done",
 		       uri, uri);
 		kill(libvirtd, SIGTERM);
 		waitpid(libvirtd, NULL, 0);
@@ -142,8 +143,10 @@ static int virsh(char **out, const char *args)
 	return sh_out(out, "virsh -q -c '%s' %s 2>&1", uri, args);
 }
 
-/* Creates a transient TCG domain booting the test guest, and maps its RAM. */
-static void domain_create(const char *name)
+/* Creates a transient domain booting the test guest, and maps its RAM:
+ * type "qemu" (TCG) or "kvm" (features: what <features> holds).  0, or
+ * virsh's exit status with *why (its words). */
+static int domain_create(const char *name, const char *type, const char *features, char **why)
 {
 	const char *guest = getenv("GUEST");
 	cr_assert(guest && *guest, "GUEST is not set: no guest was built");
@@ -152,11 +155,12 @@ static void domain_create(const char *name)
 	FILE *f = fopen(xml, "w");
 	cr_assert(f);
 	fprintf(f,
-		"<domain type='qemu' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>\n"
+		"<domain type='%s' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>\n"
 		"  <name>%s</name>\n"
 		"  <memory unit='MiB'>%u</memory>\n"
 		"  <vcpu>1</vcpu>\n"
 		"  <os><type arch='x86_64' machine='pc'>hvm</type><kernel>%s</kernel></os>\n"
+		"  <features>%s</features>\n"
 		"  <memoryBacking><source type='file'/><access mode='shared'/></memoryBacking>\n"
 		"  <devices>\n"
 		"    <emulator>/usr/bin/qemu-system-x86_64</emulator>\n"
@@ -166,14 +170,14 @@ static void domain_create(const char *name)
 		"  <qemu:commandline><qemu:env name='MEMSTATFS_TEST_RUN' value='%s'/>"
 		"</qemu:commandline>\n"
 		"</domain>\n",
-		name, RAM_MIB, guest, dir, name,
+		type, name, RAM_MIB, guest, features ? features : "", dir, name,
 		getenv("MEMSTATFS_TEST_RUN") ? getenv("MEMSTATFS_TEST_RUN") : "1");
 	fclose(f);
-	char *out = NULL, args[400];
+	char args[400];
 	snprintf(args, sizeof(args), "create '%s'", xml);
-	int r = virsh(&out, args);
-	cr_assert_eq(r, 0, "virsh create: %s", out);
-	free(out);
+	int r = virsh(why, args);
+	if (r != 0)
+		return r;
 	/* libvirt's RAM file for the domain: the guest's mailbox is in it. */
 	char pattern[300];
 	glob_t g;
@@ -185,6 +189,7 @@ static void domain_create(const char *name)
 	ram = mmap(NULL, (size_t)RAM_MIB << 20, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	close(fd);
 	cr_assert(ram != MAP_FAILED);
+	return 0;
 }
 
 /* ---- the guest, paced through its mailbox (as in test_vm.c) ---- */
@@ -276,8 +281,8 @@ static bool status_is(const char *name, const char *state, double seconds)
 
 /* `virsh domstats --dirtyrate`, read once: its status, start time and rate
  * (-1 for a field it does not show); its text in *text when not NULL. */
-static void dirtyrate_stats(const char *name, long long *status, long long *start,
-			    long long *rate, char **text)
+static void dirtyrate_stats(const char *name, long long *status, long long *start, long long *rate,
+			    char **text)
 {
 	char *out = NULL, args[200];
 	snprintf(args, sizeof(args), "domstats %s --dirtyrate", name);
@@ -300,7 +305,9 @@ static void dirtyrate_stats(const char *name, long long *status, long long *star
 Test(libvirt, a_domain_measured_shared_paused_and_destroyed)
 {
 	libvirt_start();
-	domain_create("web1");
+	char *why = NULL;
+	cr_assert_eq(domain_create("web1", "qemu", NULL, &why), 0, "virsh create: %s", why);
+	free(why);
 
 	/* What cannot be tracked. */
 	cr_expect_eq(track_line("libvirt:nosuch\n"), ENOENT);
@@ -337,8 +344,8 @@ Test(libvirt, a_domain_measured_shared_paused_and_destroyed)
 		double r = sample_value("web1", s, "rate");
 		double lo = sample_value("web1", s, "rate_ci95_low");
 		double hi = sample_value("web1", s, "rate_ci95_high");
-		fprintf(stderr, "  web1 sample %ld: %.2f [%.2f, %.2f] MiB/s, truth %.2f\n", s, r, lo,
-			hi, truth);
+		fprintf(stderr, "  web1 sample %ld: %.2f [%.2f, %.2f] MiB/s, truth %.2f\n", s, r,
+			lo, hi, truth);
 		sum += r;
 		double sd = (hi - lo) / 2 / 1.96;
 		var += sd * sd;
@@ -424,4 +431,50 @@ Test(libvirt, a_domain_measured_shared_paused_and_destroyed)
 	waitpid(libvirtd, NULL, 0);
 	libvirtd = 0;
 	cr_expect_eq(track_line("libvirt:web2\n"), ECONNREFUSED);
+}
+
+/* KVM with its dirty ring, through libvirt: the default mode is dirty-ring,
+ * with a rate per vCPU; skipped, saying why, where libvirt cannot start a
+ * KVM domain. */
+Test(libvirt, a_kvm_domain_with_the_dirty_ring)
+{
+	if (access("/dev/kvm", R_OK | W_OK) != 0) {
+		fprintf(stderr, "skipped: no /dev/kvm\n");
+		cr_skip_test("no /dev/kvm");
+	}
+	libvirt_start();
+	char *why = NULL;
+	int r = domain_create("ring1", "kvm", "<kvm><dirty-ring state='on' size='65536'/></kvm>",
+			      &why);
+	if (r != 0) {
+		fprintf(stderr, "skipped: libvirt could not start a KVM domain: %s\n", why);
+		cr_skip_test("libvirt could not start a KVM domain: %s", why);
+	}
+	free(why);
+	cr_assert_eq(track_line("libvirt:ring1\n"), 0);
+	char *mode = target_file("ring1", "mode");
+	cr_expect_str_eq(mode, "dirty-ring\n", "KVM's dirty ring is on: the default");
+	free(mode);
+	cr_expect_eq(track_line("libvirt:ring1 mode=dirty-bitmap\n"), EOPNOTSUPP,
+		     "dirty-bitmap while the ring is on");
+	/* 5120 distinct pages/s: 20 MiB/s. */
+	pacer pc;
+	pacer_start(&pc, 5120);
+	long first = latest_seq("ring1") + 2;
+	double sum = 0;
+	for (long s = first; s < first + 4; s++) {
+		double rate = sample_value("ring1", s, "rate");
+		fprintf(stderr, "  ring1 sample %ld: %.2f MiB/s, truth 20.00\n", s, rate);
+		sum += rate;
+	}
+	uint32_t lag = guest_lag();
+	char *vr = target_file("ring1", "vcpu/0/rate");
+	pacer_stop(&pc);
+	double mean = sum / 4;
+	cr_expect_lt(lag, 512, "the guest did not keep up: truth unknown");
+	/* The ring counts write events: the mailbox and the stack are written
+	 * again and again, so it reads a little high (as through QMP). */
+	cr_expect(mean > 20 - 1.5 && mean < 20 * 1.15 + 2, "dirty-ring %.2f vs truth 20", mean);
+	cr_expect(vr && atof(vr) > 0, "vcpu/0/rate: %s", vr);
+	free(vr);
 }

@@ -203,8 +203,8 @@ Test(qmp, vm_step_reads_qemu_8_2_millisecond_calc_time)
 		 "{\"return\": {\"base-memory\": 1073741824, \"plugged-memory\": 0}}"},
 		{"query-kvm", NULL, "{\"return\": {\"enabled\": false, \"present\": true}}"},
 #define RUNNING                                                                                    \
-	{"query-status", NULL, "{\"return\": {\"running\": true, \"status\": \"running\"}}"},    \
-		{"query-migrate", NULL, "{\"return\": {}}"},                                      \
+	{"query-status", NULL, "{\"return\": {\"running\": true, \"status\": \"running\"}}"},      \
+		{"query-migrate", NULL, "{\"return\": {}}"},                                       \
 		{"query-memory-size-summary", NULL,                                                \
 		 "{\"return\": {\"base-memory\": 1073741824, \"plugged-memory\": 0}}"}
 		RUNNING,
@@ -221,12 +221,14 @@ Test(qmp, vm_step_reads_qemu_8_2_millisecond_calc_time)
 		 "\"mode\": \"page-sampling\", \"start-time\": 777, \"calc-time\": 1000, "
 		 "\"calc-time-unit\": \"millisecond\"}}"},
 		/* paused: no measurement is started */
-		{"query-status", NULL, "{\"return\": {\"running\": false, \"status\": \"paused\"}}"},
+		{"query-status", NULL,
+		 "{\"return\": {\"running\": false, \"status\": \"paused\"}}"},
 		{"query-migrate", NULL, "{\"return\": {}}"},
 		{"query-memory-size-summary", NULL,
 		 "{\"return\": {\"base-memory\": 1073741824, \"plugged-memory\": 0}}"},
 		/* migrating */
-		{"query-status", NULL, "{\"return\": {\"running\": true, \"status\": \"running\"}}"},
+		{"query-status", NULL,
+		 "{\"return\": {\"running\": true, \"status\": \"running\"}}"},
 		{"query-migrate", NULL, "{\"return\": {\"status\": \"active\"}}"},
 		{"query-memory-size-summary", NULL,
 		 "{\"return\": {\"base-memory\": 1073741824, \"plugged-memory\": 0}}"},

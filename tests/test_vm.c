@@ -213,7 +213,8 @@ static void pacer_start(pacer *p, vm_t *v, unsigned pages_per_sec)
 	for (double end = now_s() + 60; mb[MB_MAGIC] != GUEST_MAGIC && now_s() < end;) {
 		if (waitpid(v->pid, NULL, WNOHANG) == v->pid) {
 			v->pid = 0;
-			cr_assert_fail("QEMU exited before the guest started: %s", read_file(v->log));
+			cr_assert_fail("QEMU exited before the guest started: %s",
+				       read_file(v->log));
 		}
 		usleep(20000);
 	}
@@ -623,8 +624,8 @@ static int qmp_kvm_enabled(const vm_t *v)
 
 	strcpy(sa.sun_path, v->sock);
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 && qmp_line(fd, line, sizeof(line)) &&
-	    strstr(line, "\"QMP\"")) {
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+	    qmp_line(fd, line, sizeof(line)) && strstr(line, "\"QMP\"")) {
 		static const char ask[] = "{\"execute\":\"qmp_capabilities\"}\n"
 					  "{\"execute\":\"query-kvm\",\"id\":\"kvm\"}\n";
 		if (write(fd, ask, sizeof(ask) - 1) == (ssize_t)sizeof(ask) - 1)
@@ -661,9 +662,13 @@ static vm_t *kvm_vm_or_skip(const char *accel, const char *name)
 		why = read_file(v->log);
 		vm_stop(v);
 		fprintf(stderr, "skipped: QEMU -accel %s: %s\n", accel,
-			kvm == 0 ? "query-kvm says KVM is not enabled" : why ? why : "no answer");
+			kvm == 0 ? "query-kvm says KVM is not enabled"
+			: why	 ? why
+				 : "no answer");
 		cr_skip_test("QEMU -accel %s: %s", accel,
-			     kvm == 0 ? "query-kvm says KVM is not enabled" : why ? why : "no answer");
+			     kvm == 0 ? "query-kvm says KVM is not enabled"
+			     : why    ? why
+				      : "no answer");
 	}
 	return v;
 }
@@ -703,8 +708,8 @@ Test(vm, dirty_bitmap_under_kvm)
 	char *text = sample_wait_name(&M, "kvm1", 2, 5);
 	double exact = 1, rate = 0, hi = 0;
 	cr_expect(text && sample_get(text, "exact", &exact) && exact == 0);
-	cr_expect(text && sample_get(text, "rate", &rate) && sample_get(text, "rate_ci95_high", &hi) &&
-		  hi == rate + 1);
+	cr_expect(text && sample_get(text, "rate", &rate) &&
+		  sample_get(text, "rate_ci95_high", &hi) && hi == rate + 1);
 	free(text);
 }
 
@@ -791,10 +796,12 @@ Test(vm, another_client_at_random_times_starts_and_reads_its_own)
 		bool started = false;
 		while (!started && now_s() < asked + 15) {
 			client_cmd(fd,
-				   "{\"execute\":\"calc-dirty-rate\",\"arguments\":{\"calc-time\":1}}\n",
+				   "{\"execute\":\"calc-dirty-rate\",\"arguments\":{\"calc-time\":"
+				   "1}}\n",
 				   buf, sizeof(buf));
 			started = strstr(buf, "\"return\"") != NULL;
-			cr_assert(started || strstr(buf, "already being measured"), "QEMU: %s", buf);
+			cr_assert(started || strstr(buf, "already being measured"), "QEMU: %s",
+				  buf);
 			if (!started)
 				usleep(200000);
 		}

@@ -333,7 +333,8 @@ static void targets(GString *out, GArray *all)
 	family(out, "memstat_targets", "gauge", "Targets tracked.");
 	g_string_append_printf(out, "memstat_targets %u\n", all->len);
 	family(out, "memstat_target_state", "gauge",
-	       "1 for the state each target is in (measuring, measured, exited, error, paused, migrating).");
+	       "1 for the state each target is in (measuring, measured, exited, error, paused, "
+	       "migrating).");
 	for (guint i = 0; i < all->len; i++) {
 		const snap *s = &g_array_index(all, snap, i);
 		for (ms_state k = 0; k < MS_STATE_COUNT; k++) {

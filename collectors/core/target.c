@@ -38,12 +38,9 @@ struct ms_target {
 };
 
 static const char *const state_names[MS_STATE_COUNT] = {
-	[MS_STATE_MEASURING] = "measuring",
-	[MS_STATE_MEASURED] = "measured",
-	[MS_STATE_EXITED] = "exited",
-	[MS_STATE_ERROR] = "error",
-	[MS_STATE_PAUSED] = "paused",
-	[MS_STATE_MIGRATING] = "migrating",
+	[MS_STATE_MEASURING] = "measuring", [MS_STATE_MEASURED] = "measured",
+	[MS_STATE_EXITED] = "exited",	    [MS_STATE_ERROR] = "error",
+	[MS_STATE_PAUSED] = "paused",	    [MS_STATE_MIGRATING] = "migrating",
 };
 
 /* The state a step's ms_held puts a target in. */

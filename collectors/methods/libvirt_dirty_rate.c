@@ -56,8 +56,7 @@ static int lv_same(lv_backend *b, char **why)
 	return state;
 }
 
-static int lv_start(void *vb, uint32_t calc_s, uint32_t sample_pages, const char *mode,
-		    char **why)
+static int lv_start(void *vb, uint32_t calc_s, uint32_t sample_pages, const char *mode, char **why)
 {
 	lv_backend *b = vb;
 	unsigned flags = 0;
@@ -249,7 +248,8 @@ int ms_libvirt_open(const char *uri, const char *name, ms_vm **out, pid_t *qemu_
 	b->id = id;
 	xml = virDomainGetXMLDesc(b->dom, 0);
 	/* <domain type='kvm'>; KVM's dirty ring: <dirty-ring state='on' .../> */
-	bool kvm = xml && (strstr(xml, "<domain type='kvm'") || strstr(xml, "<domain type=\"kvm\""));
+	bool kvm =
+		xml && (strstr(xml, "<domain type='kvm'") || strstr(xml, "<domain type=\"kvm\""));
 	bool ring = xml && (strstr(xml, "<dirty-ring state='on'") ||
 			    strstr(xml, "<dirty-ring state=\"on\""));
 	virDomainInfo info = {0};

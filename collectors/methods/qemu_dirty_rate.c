@@ -46,11 +46,11 @@ struct ms_vm {
 	char *name; /* query-name, or NULL */
 	uint64_t ram_bytes;
 	bool kvm;
-	ms_ring ring;	  /* KVM's dirty ring: on, off, or unknown */
-	window win;	  /* QEMU's measurement we started and have not read yet */
-	bool bitmap_seen; /* the first dirty-bitmap figure was left out */
-	int64_t gap_until;   /* monotonic ms: QEMU's slot is left free until then */
-	int64_t foreign_st;  /* another client's finished measurement: start-time */
+	ms_ring ring;	    /* KVM's dirty ring: on, off, or unknown */
+	window win;	    /* QEMU's measurement we started and have not read yet */
+	bool bitmap_seen;   /* the first dirty-bitmap figure was left out */
+	int64_t gap_until;  /* monotonic ms: QEMU's slot is left free until then */
+	int64_t foreign_st; /* another client's finished measurement: start-time */
 	char foreign_mode[32];
 	int64_t foreign_seen; /* monotonic ms it was first seen finished; 0: none */
 	int64_t waited_ms;    /* how long the next window waited for others */
@@ -263,9 +263,10 @@ static int close_window(ms_vm *vm, ms_measurement *out, char **why)
 	}
 	g_free(q.vcpu);
 	if (mono_ms() > deadline)
-		return ms_fail(why, -ETIMEDOUT,
-			       "QEMU's measurement is still running %d s after it should have ended",
-			       RESULT_GRACE_MS / 1000);
+		return ms_fail(
+			why, -ETIMEDOUT,
+			"QEMU's measurement is still running %d s after it should have ended",
+			RESULT_GRACE_MS / 1000);
 	return -EINPROGRESS;
 }
 
@@ -326,8 +327,8 @@ int ms_vm_step(ms_vm *vm, const ms_params *p, const char *mode, ms_measurement *
 		vm->gap_until = mono_ms() + MS_VM_SHARE_GAP_MS;
 		if (r < 0)
 			return r;
-		bool first_bitmap = r == 1 && strcmp(vm->win.mode, "dirty-bitmap") == 0 &&
-				    !vm->bitmap_seen;
+		bool first_bitmap =
+			r == 1 && strcmp(vm->win.mode, "dirty-bitmap") == 0 && !vm->bitmap_seen;
 		if (first_bitmap)
 			vm->bitmap_seen = true;
 		if (r == 1 && (!wanted || *run != MS_VM_RUNNING || first_bitmap)) {
@@ -411,8 +412,7 @@ static const char *string_member(JsonObject *o, const char *name)
 	return json_node_get_string(n);
 }
 
-static int qmp_start(void *b, uint32_t calc_s, uint32_t sample_pages, const char *mode,
-		     char **why)
+static int qmp_start(void *b, uint32_t calc_s, uint32_t sample_pages, const char *mode, char **why)
 {
 	g_autoptr(JsonObject) args = json_object_new();
 	g_autoptr(JsonNode) ret = NULL;
@@ -486,8 +486,8 @@ static uint64_t ram_of(JsonObject *m)
 /* QMP's RunState values in which the guest does not run, and those of a
  * migration. */
 static const char *const migrating_states[] = {"inmigrate", "finish-migrate", "postmigrate"};
-static const char *const migration_active[] = {"setup", "active", "pre-switchover", "device",
-					       "postcopy-active", "wait-unplug"};
+static const char *const migration_active[] = {"setup",	 "active",	    "pre-switchover",
+					       "device", "postcopy-active", "wait-unplug"};
 
 static bool in(const char *s, const char *const *set, size_t n)
 {

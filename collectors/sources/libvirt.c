@@ -91,8 +91,8 @@ static int caller_may(const ms_caller *c, bool connect, char **why)
 
 	if (!sock)
 		return c->uid == 0 ? 0
-				   : ms_fail(why, -EACCES,
-					     "only root may track domains through %s", uri);
+				   : ms_fail(why, -EACCES, "only root may track domains through %s",
+					     uri);
 	if (!connect)
 		return ms_may_connect_as(sock, c) < 0
 			       ? ms_fail(why, -EACCES, "uid %u may not open %s", (unsigned)c->uid,
@@ -100,8 +100,8 @@ static int caller_may(const ms_caller *c, bool connect, char **why)
 			       : 0;
 	int fd = ms_connect_as(sock, c, &owner, why);
 	if (fd == -ENOENT || fd == -ECONNREFUSED)
-		return ms_fail(why, -ECONNREFUSED, "libvirtd is not running (nothing listens on %s)",
-			       sock);
+		return ms_fail(why, -ECONNREFUSED,
+			       "libvirtd is not running (nothing listens on %s)", sock);
 	if (fd < 0)
 		return fd;
 	close(fd);

@@ -30,7 +30,7 @@
 #include "fuzz.h"
 #include "memstat/methods/qemu_dirty_rate.h"
 
-#define STEPS 3	    /* windows asked for */
+#define STEPS	  3   /* windows asked for */
 #define MAX_CALLS 256 /* calls of ms_vm_step, -EINPROGRESS included */
 
 static void *drain(void *data)

@@ -42,12 +42,12 @@ typedef enum {
 /* What QEMU says of the latest measurement (query-dirty-rate, or libvirt's
  * dirtyrate stats group). */
 typedef struct {
-	int status;	    /* 0 unstarted, 1 measuring, 2 measured */
-	int64_t start_time; /* QEMU's start-time, s; -1 when not said */
-	uint32_t calc_ms;   /* calc-time, ms; 0 when not said */
-	const char *mode;   /* static: "page-sampling"...; NULL when not said */
+	int status;	       /* 0 unstarted, 1 measuring, 2 measured */
+	int64_t start_time;    /* QEMU's start-time, s; -1 when not said */
+	uint32_t calc_ms;      /* calc-time, ms; 0 when not said */
+	const char *mode;      /* static: "page-sampling"...; NULL when not said */
 	uint32_t sample_pages; /* 0 when not said */
-	int64_t rate;	    /* MiB/s, truncated (status 2) */
+	int64_t rate;	       /* MiB/s, truncated (status 2) */
 	uint32_t vcpus;
 	ms_vcpu_rate *vcpu; /* g_free it */
 } ms_vm_result;
