@@ -49,6 +49,7 @@ typedef struct {
 } vm_t;
 
 static vm_t *vms[8];
+static const char *incoming; /* vm_start: -incoming URI, when not NULL */
 static int nvms;
 static pid_t helpers[8];
 static int nhelpers;
@@ -155,6 +156,10 @@ static vm_t *vm_start(const char *accel, bool guest, const char *name, char **wh
 	if (name) {
 		argv[argc++] = "-name";
 		argv[argc++] = namearg;
+	}
+	if (incoming) {
+		argv[argc++] = "-incoming";
+		argv[argc++] = incoming;
 	}
 	argv[argc] = NULL;
 	pid_t parent = getpid();
@@ -853,6 +858,52 @@ Test(vm, a_paused_guest_is_paused_and_goes_on_when_resumed)
 	cr_expect(s, "no figure after the guest was resumed");
 	free(s);
 	cr_expect(wait_content(p, "measured", 10), "status after cont: %s", read_file(p));
+	free(p);
+	close(fd);
+}
+
+Test(vm, a_migrating_guest_is_migrating_and_not_measured)
+{
+	char *why = NULL, buf[4096], line[300], uri[300];
+	vm_t *v = vm_start("tcg", false, "web1", &why);
+	cr_assert(v, "QEMU did not start: %s", why);
+	/* The destination: the same machine, waiting for the guest. */
+	snprintf(uri, sizeof(uri), "unix:%s/mig.sock", v->dir);
+	incoming = uri;
+	vm_t *dst = vm_start("tcg", false, "web1-dst", &why);
+	incoming = NULL;
+	cr_assert(dst, "the destination QEMU did not start: %s", why);
+	/* 12800 pages/s (50 MiB/s) dirtied against a 5 MiB/s link: the
+	 * migration cannot converge, and stays active until cancelled. */
+	snprintf(line, sizeof(line), "file=%s", v->ram);
+	helpers[nhelpers++] = dirtier_start(RAM_MIB, RAM_MIB, 12800, line);
+	snprintf(line, sizeof(line), "%s\n", v->sock);
+	cr_assert_eq(track_line(line), 0);
+	free(sample_wait_name(&M, "web1", 1, 30));
+	int fd = client_open(v->sock2);
+	client_cmd(fd,
+		   "{\"execute\":\"migrate-set-parameters\",\"arguments\":"
+		   "{\"max-bandwidth\":5242880}}\n",
+		   buf, sizeof(buf));
+	cr_assert(strstr(buf, "\"return\""), "QEMU: %s", buf);
+	char cmd[400];
+	snprintf(cmd, sizeof(cmd), "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"%s\"}}\n",
+		 uri);
+	client_cmd(fd, cmd, buf, sizeof(buf));
+	cr_assert(strstr(buf, "\"return\""), "QEMU: %s", buf);
+	char *p = mpath(&M, "web1/status");
+	cr_expect(wait_content(p, "migrating", 10), "status during a migration: %s", read_file(p));
+	long held = latest_seq("web1");
+	sleep(3);
+	cr_expect(wait_content(p, "migrating", 1), "status during a migration: %s", read_file(p));
+	cr_expect_leq(latest_seq("web1"), held + 1,
+		      "figures were measured during the migration: %ld then %ld", held,
+		      latest_seq("web1"));
+	client_cmd(fd, "{\"execute\":\"migrate_cancel\"}\n", buf, sizeof(buf));
+	char *s = sample_wait_name(&M, "web1", latest_seq("web1") + 1, 30);
+	cr_expect(s, "no figure after the migration was cancelled");
+	free(s);
+	cr_expect(wait_content(p, "measured", 10), "status after the cancel: %s", read_file(p));
 	free(p);
 	close(fd);
 }

@@ -485,7 +485,8 @@ static uint64_t ram_of(JsonObject *m)
 
 /* QMP's RunState values in which the guest does not run, and those of a
  * migration. */
-static const char *const migrating_states[] = {"inmigrate", "finish-migrate", "postmigrate"};
+/* (postmigrate: migrated away, stopped here: paused.) */
+static const char *const migrating_states[] = {"inmigrate", "finish-migrate"};
 static const char *const migration_active[] = {"setup",	 "active",	    "pre-switchover",
 					       "device", "postcopy-active", "wait-unplug"};
 

@@ -39,7 +39,7 @@ static int set_uri(const char *value, char **why)
 }
 
 static const ms_source_option options[] = {
-	{"libvirt_uri", "-o libvirt_uri=URI      libvirt's connection (default qemu:///system)",
+	{"libvirt_uri", "-o libvirt_uri=URI     libvirt's connection (default qemu:///system)",
 	 set_uri},
 	{NULL, NULL, NULL},
 };
