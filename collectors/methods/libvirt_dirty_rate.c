@@ -23,6 +23,7 @@ typedef struct {
 	virConnectPtr conn;
 	virDomainPtr dom;
 	int id; /* the running domain's id at admission */
+	unsigned char uuid[VIR_UUID_BUFLEN];
 } lv_backend;
 
 static const char *const modes[] = {"page-sampling", "dirty-bitmap", "dirty-ring"};
@@ -50,9 +51,16 @@ static int lv_same(lv_backend *b, char **why)
 			return ms_fail(why, -EIO, "libvirt: %s", lv_message());
 		return ms_fail(why, -EIO, "libvirt: %s", lv_message());
 	}
-	if (state == VIR_DOMAIN_SHUTOFF || state == VIR_DOMAIN_CRASHED ||
-	    (int)virDomainGetID(b->dom) != b->id)
+	if (state == VIR_DOMAIN_SHUTOFF || state == VIR_DOMAIN_CRASHED)
 		return ms_fail(why, -ESRCH, "the domain is shut off");
+	/* A handle keeps the id it was looked up with: ask afresh whether the
+	 * domain running now is the one admitted (not started anew). */
+	virDomainPtr now = virDomainLookupByUUID(b->conn, b->uuid);
+	int id = now ? (int)virDomainGetID(now) : -1;
+	if (now)
+		virDomainFree(now);
+	if (id != b->id)
+		return ms_fail(why, -ESRCH, "the domain was shut off (it runs anew as id %d)", id);
 	return state;
 }
 
@@ -246,6 +254,7 @@ int ms_libvirt_open(const char *uri, const char *name, ms_vm **out, pid_t *qemu_
 		goto fail;
 	}
 	b->id = id;
+	virDomainGetUUID(b->dom, b->uuid);
 	xml = virDomainGetXMLDesc(b->dom, 0);
 	/* <domain type='kvm'>; KVM's dirty ring: <dirty-ring state='on' .../> */
 	bool kvm =
