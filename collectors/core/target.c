@@ -275,7 +275,13 @@ ms_step_outcome ms_target_step(ms_target *t)
 	}
 	if (r >= 0 && step.again_ms)
 		o.again_us = (int64_t)step.again_ms * 1000;
-	o.settled = before == MS_STATE_MEASURING && t->st != MS_STATE_MEASURING;
+	/* Readers parked before a first figure wait on through a pause (a
+	 * paused guest will have one); a figure, an exit or an error answers
+	 * them. */
+	bool waiting = before == MS_STATE_MEASURING || before == MS_STATE_PAUSED ||
+		       before == MS_STATE_MIGRATING;
+	o.settled = waiting && (t->st == MS_STATE_MEASURED || t->st == MS_STATE_EXITED ||
+				t->st == MS_STATE_ERROR);
 	o.period_us = (int64_t)t->settings.period_s * G_USEC_PER_SEC;
 	pthread_mutex_unlock(&t->lock);
 	g_free(step.m.vcpu);
