@@ -709,6 +709,12 @@ Test(vm, dirty_bitmap_under_kvm)
 	double r = kvm_rate(v, "kvm1", "dirty-bitmap", 2560);
 	/* KVM's log is exact; QEMU truncates to whole MiB/s. */
 	cr_expect(r > 10 - 1.5 && r < 10 + 1, "dirty-bitmap %.2f vs truth 10", r);
+	/* KVM's first dirty log can count every page (256 MiB/s was seen for
+	 * this guest): that figure is left out, so the first sample is the
+	 * guest's.  (Not every run shows the all-pages figure: then this
+	 * holds either way.) */
+	double first = sample_value("kvm1", 1, "rate");
+	cr_expect(first < 128, "the first dirty-bitmap figure was kept: %.2f MiB/s", first);
 	/* Exact counting, but a truncated figure: not exact, [r, r + 1). */
 	char *text = sample_wait_name(&M, "kvm1", 2, 5);
 	double exact = 1, rate = 0, hi = 0;
