@@ -25,6 +25,7 @@
 #include "file.h"
 #include "fs.h"
 #include "memstat/core/settings.h"
+#include "memstat/sources/source.h"
 
 #ifndef MEMSTATFS_VERSION
 #define MEMSTATFS_VERSION "0"
@@ -77,8 +78,16 @@ static int option_proc(void *data, const char *arg, int key, struct fuse_args *o
 		o->version = 1;
 		return 0;
 	default:
-		return 1; /* libfuse's own option: keep it */
+		break;
 	}
+	/* A source's own option (-o libvirt_uri=...), from the sources' tables. */
+	g_autofree char *why = NULL;
+	int r = ms_source_option_set(arg, &why);
+	if (r < 0) {
+		fprintf(stderr, "memstatfs: %s\n", why);
+		return -1;
+	}
+	return r > 0 ? 0 : 1; /* else libfuse's own option: keep it */
 }
 
 static void usage(const char *prog)
@@ -106,7 +115,8 @@ static void usage(const char *prog)
 	       "    -V, --version          versions\n",
 	       prog);
 	g_autofree char *modes = ms_modes_help();
-	printf("%s\nlibfuse options:\n", modes);
+	g_autofree char *sopts = ms_source_options_help();
+	printf("%s%s\nlibfuse options:\n", sopts, modes);
 	fuse_cmdline_help();
 	fuse_lowlevel_help();
 }

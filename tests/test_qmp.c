@@ -202,21 +202,41 @@ Test(qmp, vm_step_reads_qemu_8_2_millisecond_calc_time)
 		{"query-memory-size-summary", NULL,
 		 "{\"return\": {\"base-memory\": 1073741824, \"plugged-memory\": 0}}"},
 		{"query-kvm", NULL, "{\"return\": {\"enabled\": false, \"present\": true}}"},
+#define RUNNING                                                                                    \
+	{"query-status", NULL, "{\"return\": {\"running\": true, \"status\": \"running\"}}"},      \
+		{"query-migrate", NULL, "{\"return\": {}}"},                                       \
+		{"query-memory-size-summary", NULL,                                                \
+		 "{\"return\": {\"base-memory\": 1073741824, \"plugged-memory\": 0}}"}
+		RUNNING,
+		{"query-dirty-rate", NULL, "{\"return\": {\"status\": \"unstarted\"}}"},
 		{"calc-dirty-rate", NULL, "{\"return\": {}}"},
 		{"query-dirty-rate", NULL,
 		 "{\"return\": {\"status\": \"measuring\", \"sample-pages\": 512, \"mode\": "
 		 "\"page-sampling\", \"start-time\": 777, \"calc-time\": 1000, "
 		 "\"calc-time-unit\": \"millisecond\"}}"},
+		RUNNING,
 		{"query-dirty-rate", NULL,
 		 "{\"return\": {\"status\": \"measured\", \"sample-pages\": 512, \"dirty-rate\": "
 		 "42, "
 		 "\"mode\": \"page-sampling\", \"start-time\": 777, \"calc-time\": 1000, "
 		 "\"calc-time-unit\": \"millisecond\"}}"},
-		{"calc-dirty-rate", NULL, "{\"return\": {}}"},
+		/* paused: no measurement is started */
+		{"query-status", NULL,
+		 "{\"return\": {\"running\": false, \"status\": \"paused\"}}"},
+		{"query-migrate", NULL, "{\"return\": {}}"},
+		{"query-memory-size-summary", NULL,
+		 "{\"return\": {\"base-memory\": 1073741824, \"plugged-memory\": 0}}"},
+		/* migrating */
+		{"query-status", NULL,
+		 "{\"return\": {\"running\": true, \"status\": \"running\"}}"},
+		{"query-migrate", NULL, "{\"return\": {\"status\": \"active\"}}"},
+		{"query-memory-size-summary", NULL,
+		 "{\"return\": {\"base-memory\": 1073741824, \"plugged-memory\": 0}}"},
+		/* running, and another client's result not read yet: left alone */
+		RUNNING,
 		{"query-dirty-rate", NULL,
-		 "{\"return\": {\"status\": \"measuring\", \"sample-pages\": 512, \"mode\": "
-		 "\"page-sampling\", \"start-time\": 778, \"calc-time\": 1000, "
-		 "\"calc-time-unit\": \"millisecond\"}}"},
+		 "{\"return\": {\"status\": \"measured\", \"dirty-rate\": 3, \"mode\": "
+		 "\"page-sampling\", \"start-time\": 900, \"calc-time\": 1}}"},
 		{NULL, NULL, NULL},
 	};
 	peer p;
@@ -236,20 +256,39 @@ Test(qmp, vm_step_reads_qemu_8_2_millisecond_calc_time)
 	cr_expect_eq(ms_vm_mode_supported(vm, "full-scan", &why), -EINVAL);
 	g_free(why);
 	why = NULL;
+	uint32_t again = 0;
+	ms_vm_run run;
 	/* First step: nothing to close, starts QEMU's measurement. */
-	cr_assert_eq(ms_vm_step(vm, &params, "page-sampling", &m, &why), 0, "%s", why);
-	/* Second: reads it and starts the next. */
-	cr_assert_eq(ms_vm_step(vm, &params, "page-sampling", &m, &why), 1, "%s", why);
+	cr_assert_eq(ms_vm_step(vm, &params, "page-sampling", &m, &again, &run, &why), 0, "%s",
+		     why);
+	/* Second: reads it, and leaves QEMU's slot free for a while. */
+	cr_assert_eq(ms_vm_step(vm, &params, "page-sampling", &m, &again, &run, &why), 1, "%s",
+		     why);
+	cr_expect_eq(again, MS_VM_SHARE_GAP_MS);
 	cr_expect_eq(m.period_ms, 1000, "calc-time 1000 ms read as %u ms", m.period_ms);
 	cr_expect_eq(m.rate, 42);
 	cr_expect_eq(m.pages_total, 262144);
 	cr_expect_eq(m.pages_sampled, 512);
-	cr_expect(m.rate_lo < 42 && m.rate_hi > 42, "[%f, %f]", m.rate_lo, m.rate_hi);
+	/* QEMU truncates: its estimate was in [42, 43). */
+	cr_expect(m.rate_lo < 42 && m.rate_hi > 43, "[%f, %f]", m.rate_lo, m.rate_hi);
 	cr_expect_not(m.exact);
 	g_free(m.vcpu);
+	/* Paused, then migrating: held, nothing started. */
+	cr_assert_eq(ms_vm_step(vm, &params, "page-sampling", &m, &again, &run, &why), 0, "%s",
+		     why);
+	cr_expect_eq(run, MS_VM_PAUSED);
+	cr_assert_eq(ms_vm_step(vm, &params, "page-sampling", &m, &again, &run, &why), 0, "%s",
+		     why);
+	cr_expect_eq(run, MS_VM_MIGRATING);
+	/* Another client's result: held for it to read. */
+	usleep(MS_VM_SHARE_GAP_MS * 1000);
+	cr_expect_eq(ms_vm_step(vm, &params, "page-sampling", &m, &again, &run, &why), -EBUSY);
+	cr_expect(again > 0 && again <= MS_VM_SHARE_HOLD_MS, "%u", again);
+	g_free(why);
+	why = NULL;
 	peer_join(&p);
 	/* QEMU gone: the VM has exited. */
-	cr_expect_eq(ms_vm_step(vm, &params, "page-sampling", &m, &why), -ESRCH);
+	cr_expect_eq(ms_vm_step(vm, &params, "page-sampling", &m, &again, &run, &why), -ESRCH);
 	g_free(why);
 	ms_vm_free(vm);
 }
@@ -258,6 +297,23 @@ static int track(const char *s, ms_track_request *r)
 {
 	g_autofree char *why = NULL;
 	return ms_parse_track(s, strlen(s), r, &why);
+}
+
+/* QEMU's whole MiB/s, truncated: the interval holds [r, r + 1). */
+Test(vm, truncation_intervals)
+{
+	ms_vm_result r = {.status = 2, .mode = "dirty-bitmap", .rate = 7, .calc_ms = 1000};
+	ms_measurement m;
+
+	ms_vm_fill_measurement(&r, 0, 1, 512, 256u << 20, &m);
+	cr_expect_not(m.exact, "a truncated figure is not exact");
+	cr_expect(m.rate_lo == 7.0 && m.rate_hi == 8.0, "[%f, %f]", m.rate_lo, m.rate_hi);
+	r.mode = "page-sampling";
+	ms_vm_fill_measurement(&r, 0, 1, 16384, 256u << 20, &m);
+	cr_expect(m.rate_lo < 7.0 && m.rate_hi > 8.0, "[%f, %f]", m.rate_lo, m.rate_hi);
+	r.rate = 0;
+	ms_vm_fill_measurement(&r, 0, 1, 512, 256u << 20, &m);
+	cr_expect(m.rate_lo == 0.0 && m.rate_hi >= 1.0, "[%f, %f]", m.rate_lo, m.rate_hi);
 }
 
 Test(settings, vm_track_lines)

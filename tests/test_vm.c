@@ -43,12 +43,14 @@ typedef struct {
 	pid_t pid;
 	char dir[160];
 	char sock[200];
+	char sock2[200]; /* a second QMP monitor: another client */
 	char ram[200];
 	char log[200];
 	volatile uint32_t *mem; /* the guest's RAM, shared */
 } vm_t;
 
 static vm_t *vms[8];
+static const char *incoming; /* vm_start: -incoming URI, when not NULL */
 static int nvms;
 static pid_t helpers[8];
 static int nhelpers;
@@ -65,6 +67,7 @@ static void vm_stop(vm_t *v)
 		v->mem = NULL;
 	}
 	unlink(v->sock);
+	unlink(v->sock2);
 	unlink(v->ram);
 	unlink(v->log);
 	rmdir(v->dir);
@@ -97,10 +100,12 @@ static bool connectable(const char *path)
 	return ok;
 }
 
-/* Starts QEMU with 256 MiB of RAM in a shared file and a QMP socket.
- * accel: "tcg", "kvm", "kvm,dirty-ring-size=65536".  With guest, boots
- * tests/helpers/guest; without, stays paused (-S).  NULL and *why (QEMU's
- * log) when it does not come up. */
+/* Starts QEMU with 256 MiB of RAM in a shared file, a QMP socket and a
+ * second one for another client (sock2).  accel: "tcg", "kvm",
+ * "kvm,dirty-ring-size=65536".  With guest, boots tests/helpers/guest;
+ * without, runs with nothing to boot (the firmware idles: a running guest
+ * that writes nothing itself).  NULL and *why (QEMU's log) when it does not
+ * come up. */
 static vm_t *vm_start(const char *accel, bool guest, const char *name, char **why)
 {
 	vm_t *v = calloc(1, sizeof(*v));
@@ -109,6 +114,7 @@ static vm_t *vm_start(const char *accel, bool guest, const char *name, char **wh
 	cr_assert(mkdtemp(v->dir));
 	cr_assert(chmod(v->dir, 0755) == 0);
 	snprintf(v->sock, sizeof(v->sock), "%s/%s.qmp", v->dir, name ? name : "vm");
+	snprintf(v->sock2, sizeof(v->sock2), "%s/client2.mon", v->dir);
 	snprintf(v->ram, sizeof(v->ram), "%s/ram", v->dir);
 	snprintf(v->log, sizeof(v->log), "%s/qemu.log", v->dir);
 	int fd = open(v->ram, O_RDWR | O_CREAT, 0600);
@@ -117,11 +123,12 @@ static vm_t *vm_start(const char *accel, bool guest, const char *name, char **wh
 	close(fd);
 	cr_assert(v->mem != MAP_FAILED);
 
-	char backend[512], qmp[300], mem[16], namearg[64];
+	char backend[512], qmp[300], qmp2[300], mem[16], namearg[64];
 	snprintf(backend, sizeof(backend),
 		 "memory-backend-file,id=ram,size=%uM,mem-path=%s,share=on,prealloc=on", RAM_MIB,
 		 v->ram);
 	snprintf(qmp, sizeof(qmp), "unix:%s,server=on,wait=off", v->sock);
+	snprintf(qmp2, sizeof(qmp2), "unix:%s,server=on,wait=off", v->sock2);
 	snprintf(mem, sizeof(mem), "%uM", RAM_MIB);
 	snprintf(namearg, sizeof(namearg), "%s", name ? name : "");
 	const char *guest_elf = getenv("GUEST");
@@ -139,17 +146,21 @@ static vm_t *vm_start(const char *accel, bool guest, const char *name, char **wh
 				"-machine",
 				"pc,memory-backend=ram",
 				"-qmp",
-				qmp};
-	int argc = 14;
+				qmp,
+				"-qmp",
+				qmp2};
+	int argc = 16;
 	if (guest) {
 		argv[argc++] = "-kernel";
 		argv[argc++] = guest_elf;
-	} else {
-		argv[argc++] = "-S";
 	}
 	if (name) {
 		argv[argc++] = "-name";
 		argv[argc++] = namearg;
+	}
+	if (incoming) {
+		argv[argc++] = "-incoming";
+		argv[argc++] = incoming;
 	}
 	argv[argc] = NULL;
 	pid_t parent = getpid();
@@ -164,7 +175,7 @@ static vm_t *vm_start(const char *accel, bool guest, const char *name, char **wh
 		_exit(127);
 	}
 	for (double end = now_s() + 30; now_s() < end; usleep(20000)) {
-		if (connectable(v->sock))
+		if (connectable(v->sock) && connectable(v->sock2))
 			return v;
 		if (waitpid(v->pid, NULL, WNOHANG) == v->pid) {
 			v->pid = 0;
@@ -208,7 +219,8 @@ static void pacer_start(pacer *p, vm_t *v, unsigned pages_per_sec)
 	for (double end = now_s() + 60; mb[MB_MAGIC] != GUEST_MAGIC && now_s() < end;) {
 		if (waitpid(v->pid, NULL, WNOHANG) == v->pid) {
 			v->pid = 0;
-			cr_assert_fail("QEMU exited before the guest started: %s", read_file(v->log));
+			cr_assert_fail("QEMU exited before the guest started: %s",
+				       read_file(v->log));
 		}
 		usleep(20000);
 	}
@@ -618,8 +630,8 @@ static int qmp_kvm_enabled(const vm_t *v)
 
 	strcpy(sa.sun_path, v->sock);
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 && qmp_line(fd, line, sizeof(line)) &&
-	    strstr(line, "\"QMP\"")) {
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+	    qmp_line(fd, line, sizeof(line)) && strstr(line, "\"QMP\"")) {
 		static const char ask[] = "{\"execute\":\"qmp_capabilities\"}\n"
 					  "{\"execute\":\"query-kvm\",\"id\":\"kvm\"}\n";
 		if (write(fd, ask, sizeof(ask) - 1) == (ssize_t)sizeof(ask) - 1)
@@ -656,9 +668,13 @@ static vm_t *kvm_vm_or_skip(const char *accel, const char *name)
 		why = read_file(v->log);
 		vm_stop(v);
 		fprintf(stderr, "skipped: QEMU -accel %s: %s\n", accel,
-			kvm == 0 ? "query-kvm says KVM is not enabled" : why ? why : "no answer");
+			kvm == 0 ? "query-kvm says KVM is not enabled"
+			: why	 ? why
+				 : "no answer");
 		cr_skip_test("QEMU -accel %s: %s", accel,
-			     kvm == 0 ? "query-kvm says KVM is not enabled" : why ? why : "no answer");
+			     kvm == 0 ? "query-kvm says KVM is not enabled"
+			     : why    ? why
+				      : "no answer");
 	}
 	return v;
 }
@@ -694,9 +710,18 @@ Test(vm, dirty_bitmap_under_kvm)
 	double r = kvm_rate(v, "kvm1", "dirty-bitmap", 2560);
 	/* KVM's log is exact; QEMU truncates to whole MiB/s. */
 	cr_expect(r > 10 - 1.5 && r < 10 + 1, "dirty-bitmap %.2f vs truth 10", r);
+	/* KVM's first dirty log can count every page (256 MiB/s was seen for
+	 * this guest): that figure is left out, so the first sample is the
+	 * guest's.  (Not every run shows the all-pages figure: then this
+	 * holds either way.) */
+	double first = sample_value("kvm1", 1, "rate");
+	cr_expect(first < 128, "the first dirty-bitmap figure was kept: %.2f MiB/s", first);
+	/* Exact counting, but a truncated figure: not exact, [r, r + 1). */
 	char *text = sample_wait_name(&M, "kvm1", 2, 5);
-	double exact = 0;
-	cr_expect(text && sample_get(text, "exact", &exact) && exact == 1);
+	double exact = 1, rate = 0, hi = 0;
+	cr_expect(text && sample_get(text, "exact", &exact) && exact == 0);
+	cr_expect(text && sample_get(text, "rate", &rate) &&
+		  sample_get(text, "rate_ci95_high", &hi) && hi == rate + 1);
 	free(text);
 }
 
@@ -715,6 +740,179 @@ Test(vm, dirty_ring_under_kvm_with_vcpu_rates)
 	cr_expect_eq(write_file(p, "dirty-bitmap\n"), EOPNOTSUPP,
 		     "QEMU refuses dirty-bitmap while the ring is on");
 	free(p);
+}
+
+/* ---- another QMP client on the second monitor ---- */
+
+/* Connects to sock and negotiates QMP: the fd. */
+static int client_open(const char *sock)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct timeval tv = {.tv_sec = 10};
+	char line[4096];
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	strcpy(sa.sun_path, sock);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	cr_assert(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+	cr_assert(qmp_line(fd, line, sizeof(line)) && strstr(line, "\"QMP\""));
+	const char *caps = "{\"execute\":\"qmp_capabilities\"}\n";
+	cr_assert(write(fd, caps, strlen(caps)) == (ssize_t)strlen(caps));
+	cr_assert(qmp_line(fd, line, sizeof(line)) && strstr(line, "\"return\""));
+	return fd;
+}
+
+/* Runs command; its reply line (events skipped) in buf. */
+static void client_cmd(int fd, const char *command, char *buf, size_t size)
+{
+	cr_assert(write(fd, command, strlen(command)) == (ssize_t)strlen(command));
+	do
+		cr_assert(qmp_line(fd, buf, size), "QEMU did not answer %s", command);
+	while (strstr(buf, "\"event\""));
+}
+
+static long long json_int(const char *line, const char *key)
+{
+	char k[64];
+	snprintf(k, sizeof(k), "\"%s\": ", key);
+	const char *at = strstr(line, k);
+	return at ? atoll(at + strlen(k)) : -1;
+}
+
+static long latest_seq(const char *name)
+{
+	char *text = target_file(name, "samples/latest");
+	double v = 0;
+	if (text)
+		sample_get(text, "seq", &v);
+	free(text);
+	return (long)v;
+}
+
+Test(vm, another_client_at_random_times_starts_and_reads_its_own)
+{
+	char *why = NULL;
+	vm_t *v = vm_start("tcg", false, "web1", &why);
+	cr_assert(v, "QEMU did not start: %s", why);
+	char line[300], buf[4096];
+	snprintf(line, sizeof(line), "%s\n", v->sock);
+	cr_assert_eq(track_line(line), 0);
+	free(sample_wait_name(&M, "web1", 1, 30));
+	int fd = client_open(v->sock2);
+	long before = latest_seq("web1");
+	srand((unsigned)getpid());
+	/* 3-6 s apart: longer than memstatfs holds another client's result
+	 * (MS_VM_SHARE_HOLD_MS), so memstatfs measures between them. */
+	for (int i = 0; i < 4; i++) {
+		usleep((useconds_t)(3000 + rand() % 3000) * 1000);
+		double asked = now_s();
+		bool started = false;
+		while (!started && now_s() < asked + 15) {
+			client_cmd(fd,
+				   "{\"execute\":\"calc-dirty-rate\",\"arguments\":{\"calc-time\":"
+				   "1}}\n",
+				   buf, sizeof(buf));
+			started = strstr(buf, "\"return\"") != NULL;
+			cr_assert(started || strstr(buf, "already being measured"), "QEMU: %s",
+				  buf);
+			if (!started)
+				usleep(200000);
+		}
+		cr_expect(started, "the other client could not start in 15 s");
+		if (!started)
+			continue;
+		client_cmd(fd, "{\"execute\":\"query-dirty-rate\"}\n", buf, sizeof(buf));
+		long long st = json_int(buf, "start-time");
+		fprintf(stderr, "  another client started after %.1f s (start-time %lld)\n",
+			now_s() - asked, st);
+		long long st2 = -1;
+		bool measured = false;
+		for (double end = now_s() + 10; !measured && now_s() < end; usleep(200000)) {
+			client_cmd(fd, "{\"execute\":\"query-dirty-rate\"}\n", buf, sizeof(buf));
+			measured = strstr(buf, "\"measured\"") != NULL;
+			st2 = json_int(buf, "start-time");
+		}
+		cr_expect(measured, "the other client's measurement never finished: %s", buf);
+		cr_expect(st2 == st || st2 == st + 1,
+			  "the other client read another measurement (start-time %lld, not %lld)",
+			  st2, st);
+		cr_expect(strstr(buf, "\"dirty-rate\""), "no figure: %s", buf);
+	}
+	close(fd);
+	long after = latest_seq("web1");
+	fprintf(stderr, "  memstatfs's samples meanwhile: %ld -> %ld\n", before, after);
+	cr_expect(after >= before + 2, "memstatfs's figures stopped: %ld then %ld", before, after);
+}
+
+Test(vm, a_paused_guest_is_paused_and_goes_on_when_resumed)
+{
+	char *why = NULL;
+	vm_t *v = vm_start("tcg", false, "web1", &why);
+	cr_assert(v, "QEMU did not start: %s", why);
+	char line[300], buf[4096];
+	snprintf(line, sizeof(line), "%s\n", v->sock);
+	cr_assert_eq(track_line(line), 0);
+	free(sample_wait_name(&M, "web1", 1, 30));
+	int fd = client_open(v->sock2);
+	client_cmd(fd, "{\"execute\":\"stop\"}\n", buf, sizeof(buf));
+	char *p = mpath(&M, "web1/status");
+	cr_expect(wait_content(p, "paused", 10), "status of a stopped guest: %s", read_file(p));
+	long held = latest_seq("web1");
+	sleep(3);
+	cr_expect_eq(latest_seq("web1"), held, "a figure was published while paused");
+	cr_expect(wait_content(p, "paused", 1));
+	client_cmd(fd, "{\"execute\":\"cont\"}\n", buf, sizeof(buf));
+	char *s = sample_wait_name(&M, "web1", held + 1, 30);
+	cr_expect(s, "no figure after the guest was resumed");
+	free(s);
+	cr_expect(wait_content(p, "measured", 10), "status after cont: %s", read_file(p));
+	free(p);
+	close(fd);
+}
+
+Test(vm, a_migrating_guest_is_migrating_and_not_measured)
+{
+	char *why = NULL, buf[4096], line[300], uri[300];
+	vm_t *v = vm_start("tcg", false, "web1", &why);
+	cr_assert(v, "QEMU did not start: %s", why);
+	/* The destination: the same machine, waiting for the guest. */
+	snprintf(uri, sizeof(uri), "unix:%s/mig.sock", v->dir);
+	incoming = uri;
+	vm_t *dst = vm_start("tcg", false, "web1-dst", &why);
+	incoming = NULL;
+	cr_assert(dst, "the destination QEMU did not start: %s", why);
+	/* 12800 pages/s (50 MiB/s) dirtied against a 5 MiB/s link: the
+	 * migration cannot converge, and stays active until cancelled. */
+	snprintf(line, sizeof(line), "file=%s", v->ram);
+	helpers[nhelpers++] = dirtier_start(RAM_MIB, RAM_MIB, 12800, line);
+	snprintf(line, sizeof(line), "%s\n", v->sock);
+	cr_assert_eq(track_line(line), 0);
+	free(sample_wait_name(&M, "web1", 1, 30));
+	int fd = client_open(v->sock2);
+	client_cmd(fd,
+		   "{\"execute\":\"migrate-set-parameters\",\"arguments\":"
+		   "{\"max-bandwidth\":5242880}}\n",
+		   buf, sizeof(buf));
+	cr_assert(strstr(buf, "\"return\""), "QEMU: %s", buf);
+	char cmd[400];
+	snprintf(cmd, sizeof(cmd), "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"%s\"}}\n",
+		 uri);
+	client_cmd(fd, cmd, buf, sizeof(buf));
+	cr_assert(strstr(buf, "\"return\""), "QEMU: %s", buf);
+	char *p = mpath(&M, "web1/status");
+	cr_expect(wait_content(p, "migrating", 10), "status during a migration: %s", read_file(p));
+	long held = latest_seq("web1");
+	sleep(3);
+	cr_expect(wait_content(p, "migrating", 1), "status during a migration: %s", read_file(p));
+	cr_expect_leq(latest_seq("web1"), held + 1,
+		      "figures were measured during the migration: %ld then %ld", held,
+		      latest_seq("web1"));
+	client_cmd(fd, "{\"execute\":\"migrate_cancel\"}\n", buf, sizeof(buf));
+	char *s = sample_wait_name(&M, "web1", latest_seq("web1") + 1, 30);
+	cr_expect(s, "no figure after the migration was cancelled");
+	free(s);
+	cr_expect(wait_content(p, "measured", 10), "status after the cancel: %s", read_file(p));
+	free(p);
+	close(fd);
 }
 
 /* The growth curve of a VM, measured from outside through QEMU's process:

@@ -287,14 +287,22 @@ static double exact(const ms_sample *s)
 	return s->m.exact ? 1 : 0;
 }
 
+/* Whether a target's latest figure is live (see per_target). */
+static bool live(const snap *s)
+{
+	return s->view.state != MS_STATE_EXITED && s->view.state != MS_STATE_PAUSED &&
+	       s->view.state != MS_STATE_MIGRATING;
+}
+
 static void per_target(GString *out, GArray *all, const char *metric, const char *help,
 		       sample_value get)
 {
 	family(out, metric, "gauge", help);
 	for (guint i = 0; i < all->len; i++) {
 		const snap *s = &g_array_index(all, snap, i);
-		/* A target that has exited has no live figure. */
-		if (!s->latest || s->view.state == MS_STATE_EXITED)
+		/* A target that has exited has no live figure, nor a guest
+		 * that is paused or being migrated (its last one is old). */
+		if (!s->latest || !live(s))
 			continue;
 		/* The mode the figure was measured in. */
 		target_labels(out, metric, s, s->latest->m.mode);
@@ -337,7 +345,8 @@ static void targets(GString *out, GArray *all)
 	family(out, "memstat_targets", "gauge", "Targets tracked.");
 	g_string_append_printf(out, "memstat_targets %u\n", all->len);
 	family(out, "memstat_target_state", "gauge",
-	       "1 for the state each target is in (measuring, measured, exited, error).");
+	       "1 for the state each target is in (measuring, measured, exited, error, paused, "
+	       "migrating).");
 	for (guint i = 0; i < all->len; i++) {
 		const snap *s = &g_array_index(all, snap, i);
 		for (ms_state k = 0; k < MS_STATE_COUNT; k++) {
@@ -375,7 +384,7 @@ static void targets(GString *out, GArray *all)
 	       "Latest dirty rate of one vCPU of a VM (dirty-ring mode).");
 	for (guint i = 0; i < all->len; i++) {
 		const snap *s = &g_array_index(all, snap, i);
-		if (!s->latest || s->view.state == MS_STATE_EXITED)
+		if (!s->latest || !live(s))
 			continue;
 		for (uint32_t v = 0; v < s->latest->m.vcpus; v++) {
 			g_string_append(out, "memstat_vcpu_dirty_rate_bytes_per_second{target=\"");

@@ -45,10 +45,15 @@ struct ms_target {
 };
 
 static const char *const state_names[MS_STATE_COUNT] = {
-	[MS_STATE_MEASURING] = "measuring",
-	[MS_STATE_MEASURED] = "measured",
-	[MS_STATE_EXITED] = "exited",
-	[MS_STATE_ERROR] = "error",
+	[MS_STATE_MEASURING] = "measuring", [MS_STATE_MEASURED] = "measured",
+	[MS_STATE_EXITED] = "exited",	    [MS_STATE_ERROR] = "error",
+	[MS_STATE_PAUSED] = "paused",	    [MS_STATE_MIGRATING] = "migrating",
+};
+
+/* The state a step's ms_held puts a target in. */
+static const ms_state held_states[] = {
+	[MS_HELD_PAUSED] = MS_STATE_PAUSED,
+	[MS_HELD_MIGRATING] = MS_STATE_MIGRATING,
 };
 
 const char *ms_state_name(ms_state s)
@@ -253,6 +258,15 @@ ms_step_outcome ms_target_step(ms_target *t)
 			step.m.period_ms);
 		publish(t, &step.m);
 		t->st = MS_STATE_MEASURED;
+		/* A figure may come with a note (it waited for another client). */
+		g_strlcpy(t->why, why ? why : "", sizeof(t->why));
+	} else if (r == 0 && step.held != MS_HELD_NONE &&
+		   (unsigned)step.held < G_N_ELEMENTS(held_states)) {
+		t->st = held_states[step.held];
+		t->why[0] = '\0';
+	} else if (r == 0 && (t->st == MS_STATE_PAUSED || t->st == MS_STATE_MIGRATING)) {
+		/* Going on: resumed, or migrated. */
+		t->st = t->last_seq ? MS_STATE_MEASURED : MS_STATE_MEASURING;
 		t->why[0] = '\0';
 	} else if (r == -ESRCH) {
 		t->st = MS_STATE_EXITED;
@@ -274,10 +288,17 @@ ms_step_outcome ms_target_step(ms_target *t)
 		g_free(t->growth);
 		t->growth = g_steal_pointer(&step.growth);
 	}
-	/* A growth window's next look, before the period is over. */
-	if (!o.done && !o.again_us && step.again_ms && r >= 0)
+	/* A growth window's next look, or a VM's share gap: before the
+	 * period is over. */
+	if (r >= 0 && step.again_ms)
 		o.again_us = (int64_t)step.again_ms * 1000;
-	o.settled = before == MS_STATE_MEASURING && t->st != MS_STATE_MEASURING;
+	/* Readers parked before a first figure wait on through a pause (a
+	 * paused guest will have one); a figure, an exit or an error answers
+	 * them. */
+	bool waiting = before == MS_STATE_MEASURING || before == MS_STATE_PAUSED ||
+		       before == MS_STATE_MIGRATING;
+	o.settled = waiting && (t->st == MS_STATE_MEASURED || t->st == MS_STATE_EXITED ||
+				t->st == MS_STATE_ERROR);
 	o.period_us = (int64_t)t->settings.period_s * G_USEC_PER_SEC;
 	pthread_mutex_unlock(&t->lock);
 	g_free(step.m.vcpu);

@@ -59,6 +59,7 @@ enum {
 	N_MIG_MIN_BANDWIDTH,
 	N_MIG_MIN_DOWNTIME_MS,
 	N_MIG_MODEL,
+	N_LIBVIRT_QEMU_PID,
 	N_COUNT
 };
 
@@ -70,6 +71,7 @@ enum {
  * yet (their population is the union of the members' frames). */
 #define FORECAST (PROC | VM)
 #define VM   MS_KIND_VM
+#define LV   MS_KIND_LIBVIRT
 #define PROC MS_KIND_PROCESS
 #define CG   MS_KIND_CGROUP
 #define PRIV MS_NODE_PRIVATE
@@ -120,11 +122,11 @@ static const ms_node table[N_COUNT] = {
 			    .render = ms_render_qemu_pid},
 	[N_SOCKET]       = {.name = "socket", .parent = N_TARGET, .mode = FILE, .kinds = VM,
 			    .render = ms_render_socket},
-	[N_VCPU_DIR]     = {.name = "vcpu", .parent = N_TARGET, .mode = DIR, .kinds = VM,
+	[N_VCPU_DIR]     = {.name = "vcpu", .parent = N_TARGET, .mode = DIR, .kinds = VM | LV,
 			    .flags = PRIV},
-	[N_VCPU]         = {.parent = N_VCPU_DIR, .mode = DIR, .kinds = VM, .flags = PRIV,
+	[N_VCPU]         = {.parent = N_VCPU_DIR, .mode = DIR, .kinds = VM | LV, .flags = PRIV,
 			    .list = ms_list_vcpus, .lookup = ms_lookup_vcpu, .attr = ms_attr_vcpu},
-	[N_VCPU_RATE]    = {.name = "rate", .parent = N_VCPU, .mode = FILE, .kinds = VM,
+	[N_VCPU_RATE]    = {.name = "rate", .parent = N_VCPU, .mode = FILE, .kinds = VM | LV,
 			    .flags = PRIV, .render = ms_render_vcpu_rate, .attr = ms_attr_vcpu},
 	[N_PIDS]         = {.name = "pids", .parent = N_TARGET, .mode = FILE, .kinds = CG,
 			    .flags = PRIV, .render = ms_render_pids},
@@ -159,6 +161,8 @@ static const ms_node table[N_COUNT] = {
 	MIG_RESULT(N_MIG_MIN_DOWNTIME_MS, "min_downtime_ms"),
 	[N_MIG_MODEL]    = {.name = "model", .parent = N_MIGRATION_DIR, .mode = FILE, .kinds = FORECAST,
 			    .render = ms_render_migration},
+	[N_LIBVIRT_QEMU_PID] = {.name = "qemu_pid", .parent = N_TARGET, .mode = FILE, .kinds = LV,
+			    .render = ms_render_libvirt_qemu_pid},
 };
 // clang-format on
 

@@ -20,6 +20,7 @@
 #include "memstat/methods/meminfo.h"
 #include "memstat/sources/cgroup.h"
 #include "memstat/sources/process.h"
+#include "memstat/sources/libvirt.h"
 #include "memstat/sources/qemu.h"
 
 /* The meminfo/ names, fixed at start. */
@@ -319,6 +320,12 @@ int ms_attr_memory(ms_node_ctx *c, ms_node_attr *a)
 }
 
 /* ---- a VM's files ---- */
+
+int ms_render_libvirt_qemu_pid(ms_node_ctx *c, char **out)
+{
+	*out = g_strdup_printf("%d\n", (int)ms_libvirt_qemu_pid(ms_target_state(c->t)));
+	return 0;
+}
 
 int ms_render_qemu_pid(ms_node_ctx *c, char **out)
 {

@@ -191,8 +191,7 @@ static int step(void *state, const char *mode, const ms_params *p, ms_step *out,
 
 	/* Nobody wants the growth curve: every step is QMP's, as it was. */
 	if (!growth || s->qmp_due_us == 0 || now + GRID_US >= s->qmp_due_us) {
-		r = ms_vm_step(s->vm, p, mode, &out->m, why);
-		out->again_ms = r == -EINPROGRESS ? POLL_RETRY_MS : r == -EBUSY ? BUSY_RETRY_MS : 0;
+		r = ms_vm_source_step(s->vm, mode, p, out, why);
 		s->qmp_due_us = now + (out->again_ms ? (int64_t)out->again_ms * 1000
 						     : (int64_t)p->period_ms * 1000);
 		if (r < 0 && r != -EINPROGRESS && r != -EBUSY)
@@ -218,6 +217,22 @@ static int step(void *state, const char *mode, const ms_params *p, ms_step *out,
 		now = ms_now_us(CLOCK_MONOTONIC);
 		out->again_ms = next > now ? (uint32_t)((next - now + 999) / 1000) : 1;
 	}
+	return r;
+}
+
+int ms_vm_source_step(ms_vm *vm, const char *mode, const ms_params *p, ms_step *out, char **why)
+{
+	ms_vm_run run = MS_VM_RUNNING;
+	int r = ms_vm_step(vm, p, mode, &out->m, &out->again_ms, &run, why);
+
+	if (r == -EINPROGRESS && !out->again_ms)
+		out->again_ms = POLL_RETRY_MS;
+	if (r == -EBUSY && !out->again_ms)
+		out->again_ms = BUSY_RETRY_MS;
+	if (r == 0)
+		out->held = run == MS_VM_PAUSED	     ? MS_HELD_PAUSED
+			    : run == MS_VM_MIGRATING ? MS_HELD_MIGRATING
+						     : MS_HELD_NONE;
 	return r;
 }
 

@@ -6,6 +6,7 @@
 
 #include "memstat/methods/fail.h"
 #include "memstat/sources/cgroup.h"
+#include "memstat/sources/libvirt.h"
 #include "memstat/sources/process.h"
 #include "memstat/sources/qemu.h"
 
@@ -13,8 +14,33 @@ const ms_source *const ms_sources[] = {
 	&ms_process_source,
 	&ms_cgroup_source, /* tells its paths by what they are: before QMP's */
 	&ms_qemu_source,
+	&ms_libvirt_source,
 	NULL,
 };
+
+int ms_source_option_set(const char *arg, char **why)
+{
+	const char *eq = strchr(arg, '=');
+
+	if (!eq)
+		return 0;
+	for (const ms_source *const *s = ms_sources; *s; s++)
+		for (const ms_source_option *o = (*s)->options; o && o->key; o++)
+			if (strlen(o->key) == (size_t)(eq - arg) &&
+			    strncmp(o->key, arg, (size_t)(eq - arg)) == 0)
+				return o->set(eq + 1, why) < 0 ? -EINVAL : 1;
+	return 0;
+}
+
+char *ms_source_options_help(void)
+{
+	GString *help = g_string_new(NULL);
+
+	for (const ms_source *const *s = ms_sources; *s; s++)
+		for (const ms_source_option *o = (*s)->options; o && o->key; o++)
+			g_string_append_printf(help, "    %s\n", o->help);
+	return g_string_free(help, FALSE);
+}
 
 int ms_source_parse(const char *word, size_t len, const ms_source **src, char key[MS_KEY_MAX],
 		    char **why)

@@ -30,7 +30,7 @@
 #include "fuzz.h"
 #include "memstat/methods/qemu_dirty_rate.h"
 
-#define STEPS 3	    /* windows asked for */
+#define STEPS	  3   /* windows asked for */
 #define MAX_CALLS 256 /* calls of ms_vm_step, -EINPROGRESS included */
 
 static void *drain(void *data)
@@ -98,7 +98,9 @@ static void use_vm(ms_vm *vm)
 	for (int i = 0; i < STEPS && calls < MAX_CALLS; calls++) {
 		ms_measurement m;
 		memset(&m, 0, sizeof(m));
-		int r = ms_vm_step(vm, &params, modes[i], &m, &why);
+		uint32_t again;
+		ms_vm_run run;
+		int r = ms_vm_step(vm, &params, modes[i], &m, &again, &run, &why);
 		if (r == 1)
 			check_measurement(&m);
 		else if (r == 0 || r == -EINPROGRESS)

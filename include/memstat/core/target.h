@@ -26,10 +26,12 @@ typedef enum {
 	MS_STATE_MEASURED,  /* at least one sample */
 	MS_STATE_EXITED,    /* what it measured is gone (a pid reused...) */
 	MS_STATE_ERROR,	    /* measuring failed; why says so */
+	MS_STATE_PAUSED,    /* a guest that is paused: no figure meanwhile */
+	MS_STATE_MIGRATING, /* a guest being migrated: not measured meanwhile */
 	MS_STATE_COUNT
 } ms_state;
 
-/* "measuring", "measured", "exited", "error". */
+/* "measuring", "measured", "exited", "error", "paused", "migrating". */
 const char *ms_state_name(ms_state s);
 
 /* A new target in MS_STATE_MEASURING, taking adm->state; id and generation

@@ -44,6 +44,7 @@ int ms_lookup_memory(ms_node_ctx *c, const char *name, uint32_t *id, uint32_t *i
 int ms_attr_memory(ms_node_ctx *c, ms_node_attr *a);
 
 /* A VM's qemu_pid, socket and vcpu/<id>/rate (qemu.h). */
+int ms_render_libvirt_qemu_pid(ms_node_ctx *c, char **out);
 int ms_render_qemu_pid(ms_node_ctx *c, char **out);
 int ms_render_socket(ms_node_ctx *c, char **out);
 void ms_list_vcpus(ms_node_ctx *c, ms_entry_fn add, void *data);

@@ -6,6 +6,7 @@
 
 #include <sys/types.h>
 
+#include "memstat/methods/qemu_dirty_rate.h"
 #include "memstat/sources/source.h"
 
 extern const ms_source ms_qemu_source;
@@ -16,3 +17,8 @@ pid_t ms_qemu_pid(void *state);
 
 /* The QMP socket's path.  Immutable. */
 const char *ms_qemu_socket(void *state);
+
+/* A step of a source whose target QEMU measures (ms_vm_step), in a
+ * source's terms: the retry delays, and a paused or migrating guest held.
+ * Shared by the QEMU and libvirt sources. */
+int ms_vm_source_step(ms_vm *vm, const char *mode, const ms_params *p, ms_step *out, char **why);

@@ -44,8 +44,9 @@ typedef enum {
 	MS_KIND_PROCESS = 1u << 0,
 	MS_KIND_VM = 1u << 1,
 	MS_KIND_CGROUP = 1u << 2,
+	MS_KIND_LIBVIRT = 1u << 3, /* a libvirt domain (a VM too) */
 } ms_kind;
-#define MS_KIND_ALL (MS_KIND_PROCESS | MS_KIND_VM | MS_KIND_CGROUP)
+#define MS_KIND_ALL (MS_KIND_PROCESS | MS_KIND_VM | MS_KIND_CGROUP | MS_KIND_LIBVIRT)
 
 /* One way a source can measure (one row of its mode table). */
 typedef struct {
@@ -73,14 +74,23 @@ typedef struct {
 				   * daemon's, if the table has it */
 } ms_admitted;
 
+/* Why a target that is there is not measured for now (a step's outcome). */
+typedef enum {
+	MS_HELD_NONE,	   /* measured as usual */
+	MS_HELD_PAUSED,	   /* a guest that is paused: no figure, not even 0 */
+	MS_HELD_MIGRATING, /* a guest being migrated: nothing is started that
+			    * would disturb it */
+} ms_held;
+
 /* The outcome of one step, besides its return value. */
 typedef struct {
 	ms_measurement m;	 /* a figure (step returned 1) */
-	uint32_t again_ms;	 /* -EINPROGRESS, -EBUSY: ask again after this long
-				  * rather than a period later; 0 and 1 too, when
-				  * a growth window (growth.h) wants its next look
-				  * before the period is over */
+	uint32_t again_ms;	 /* ask again after this long rather than a period
+				  * later: -EINPROGRESS, -EBUSY, a VM's share gap;
+				  * 0 and 1 too, when a growth window (growth.h)
+				  * wants its next look before the period is over */
 	ms_growth_curve *growth; /* a finished growth curve (g_free it), or NULL */
+	ms_held held;		 /* not measured for now, and why (step returned 0) */
 } ms_step;
 
 typedef struct ms_source {
@@ -135,7 +145,26 @@ typedef struct ms_source {
 	 * untracked).  NULL: nothing. */
 	void (*rest)(void *state);
 	void (*free)(void *state);
+
+	/* The daemon options (-o KEY=VALUE) this source takes; NULL: none. */
+	const struct ms_source_option *options;
 } ms_source;
+
+/* One daemon option of a source (-o KEY=VALUE), set before any target is
+ * tracked. */
+typedef struct ms_source_option {
+	const char *key;  /* "libvirt_uri"; NULL ends a table */
+	const char *help; /* one line for --help: "-o KEY=VALUE  what" */
+	/* 0, or -EINVAL with *why. */
+	int (*set)(const char *value, char **why);
+} ms_source_option;
+
+/* Sets a source's daemon option from "KEY=VALUE": 1 when some source took
+ * it, 0 when no source has KEY, -EINVAL with *why for a bad value. */
+int ms_source_option_set(const char *arg, char **why);
+
+/* Every source's daemon options, one help line each (free it). */
+char *ms_source_options_help(void);
 
 /* Every source, in the order a track line's first word is tried; NULL
  * ends it. */
