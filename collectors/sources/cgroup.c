@@ -6,24 +6,8 @@
  * open: a process that joins is measured from the next window on, one that
  * leaves is not looked at again.
  *
- * One population, the union: each window finds every member's resident
- * pages of its writable mappings (PAGEMAP_SCAN where the kernel has it,
- * else pagemap entries), and each page's physical frame (pagemap's PFN,
- * bits 0-54, which only CAP_SYS_ADMIN reads: the daemon is root).  A frame
- * that several members map (shmem, a memfd, a shared file mapping, an
- * anonymous page still shared after fork) is one page of the population,
- * whatever number of processes map it.  Page-sampling draws pages from the
- * distinct frames (QEMU's rule, as for one process: ms_sample_count),
- * full-scan takes them all; each drawn frame is hashed through one member
- * that maps it.  At the close, every mapping the frame had at the open that
- * is still resident (in a member still there) is hashed again: the frame is
- * dirty when any of them differs, so a write that copied a page shared
- * after fork (the writer's mapping now holds a new frame with new content)
- * counts too, once.  Pages resident at the close that were neither resident
- * at the same address of the same member nor one of the open's frames are
- * new (counted exactly, deduplicated by frame, as pages_new).  The interval
- * is the one of a sample drawn from that one population
- * (ms_measurement_finish).
+ * One population, the union of the members' physical frames: memory that
+ * several members map counts once (methods/frames.h says how).
  *
  * Soft-dirty is refused: a set of processes would need every member's bits
  * cleared at once, and a frame's writes seen through any of its mappings.
@@ -47,31 +31,14 @@
 #include <unistd.h>
 
 #include "memstat/methods/fail.h"
+#include "memstat/methods/frames.h"
 #include "memstat/methods/page_sampling.h"
-#include "memstat/methods/pagemap.h"
-#include "memstat/methods/pages.h"
 #include "memstat/methods/proc.h"
 #include "memstat/methods/soft_dirty.h"
 
 #define CGROUP_SUPER_MAGIC  0x27e0eb
 #define CGROUP2_SUPER_MAGIC 0x63677270
 #define CG_DEPTH_MAX	    64 /* directories below the tracked one */
-
-/* One member's resident pages at one look: addresses ascending, and each
- * page's frame key (its PFN, or a key of its own where none is readable). */
-typedef struct {
-	pid_t pid;
-	unsigned long long starttime;
-	GArray *addrs; /* uint64_t */
-	GArray *keys;  /* uint64_t */
-} cg_look;
-
-/* One mapping of a frame: which member, which of its pages. */
-typedef struct {
-	uint64_t key;
-	uint32_t member;
-	uint32_t page;
-} cg_mapping;
 
 typedef struct {
 	char path[MS_KEY_MAX];
@@ -83,29 +50,7 @@ typedef struct {
 			* controller, else v1's memory directory, or NULL */
 	bool mem_v2;
 	ms_caller tracker; /* who tracked it: checked on every member */
-	uint32_t ps;
-	GRand *rand;
-
-	/* The open window (the worker's). */
-	bool open;
-	const char *mode;
-	GArray *members;      /* cg_look, at the open */
-	cg_mapping *mappings; /* sorted by key */
-	size_t nmappings;
-	uint64_t *frame_keys;  /* distinct keys, ascending */
-	uint32_t *frame_first; /* index in mappings of each frame's first */
-	size_t nframes;
-	size_t n;	  /* frames drawn */
-	uint64_t *drawn;  /* their indices in frame_keys */
-	uint64_t *hashes; /* at the open */
-	bool *readable;
-	int64_t start_wall_ms, start_mid_us;
-
-	/* What the last close found of its members, taken over by the open
-	 * that comes right after it: one look a step, not two.  NULL
-	 * otherwise. */
-	GArray *next; /* cg_look, by pid */
-	int64_t next_us;
+	ms_frames w; /* the window over the members' frames (the worker's) */
 
 	bool had_members;
 	bool empty_before; /* the last step found no member */
@@ -271,6 +216,7 @@ static int add_procs(int dirfd, GArray *pids, int depth)
 	return 0;
 }
 
+
 /* The cgroup's processes now (GArray of pid_t, ascending, no duplicates):
  * 0, or -ESRCH with *why when the directory is gone (or is another now). */
 static int read_members(const cg_state *s, GArray **out, char **why)
@@ -317,398 +263,6 @@ static int check_members(GArray *pids, const ms_caller *c, char **why)
 				       pwhy ? pwhy : g_strerror(-r));
 	}
 	return 0;
-}
-
-/* ---- looking at members' pages ---- */
-
-static void look_clear(gpointer p)
-{
-	cg_look *l = p;
-	g_clear_pointer(&l->addrs, g_array_unref);
-	g_clear_pointer(&l->keys, g_array_unref);
-}
-
-/* pid's resident pages of its writable mappings now, with their frames:
- * 0, -ESRCH (gone), or -errno with *why. */
-static int look_at(pid_t pid, uint32_t ps, cg_look *out, char **why)
-{
-	g_autoptr(GArray) vmas = NULL;
-	g_autoptr(GArray) runs = NULL;
-	ms_proc_stat st;
-	int r;
-
-	if (ms_proc_stat_read(pid, &st) < 0 || st.state == 'Z' || st.state == 'X')
-		return -ESRCH;
-	if (st.flags & MS_PF_KTHREAD)
-		return -ESRCH; /* no memory of its own: not a member to measure */
-	if ((r = ms_proc_writable_vmas(pid, &vmas, why)) < 0)
-		return r;
-	if ((r = ms_pagemap_runs(pid, vmas,
-				 ms_pagemap_scan_supported() ? MS_RUNS_SCAN : MS_RUNS_PAGEMAP,
-				 &runs, why)) < 0)
-		return r;
-	uint64_t pages = ms_runs_pages(runs, ps);
-	g_autofree uint64_t *entries = g_new(uint64_t, MAX(pages, 1));
-	int fd = ms_open_pagemap(pid, why);
-	if (fd < 0)
-		return fd;
-	r = ms_pagemap_entries_of_runs(fd, runs, ps, entries);
-	close(fd);
-	if (r < 0)
-		return r == -ESRCH ? r
-				   : ms_fail(why, r, "cannot read the pagemap of process %d: %s",
-					     (int)pid, g_strerror(-r));
-	out->pid = pid;
-	out->starttime = st.starttime;
-	out->addrs = g_array_sized_new(FALSE, FALSE, sizeof(uint64_t), (guint)pages);
-	out->keys = g_array_sized_new(FALSE, FALSE, sizeof(uint64_t), (guint)pages);
-	uint64_t k = 0;
-	for (guint i = 0; i < runs->len; i++) {
-		const ms_range *x = &g_array_index(runs, ms_range, i);
-		for (uint64_t a = x->start; a < x->end; a += ps, k++) {
-			if (!(entries[k] & MS_PM_PRESENT))
-				continue; /* went away between the scan and the read */
-			uint64_t pfn = entries[k] & MS_PM_PFN_MASK;
-			/* Without a frame (a daemon without CAP_SYS_ADMIN): a
-			 * key of this page's own, never shared. */
-			uint64_t key =
-				pfn ? pfn : (1ULL << 63) | (((uint64_t)pid << 36) ^ (a / ps));
-			g_array_append_val(out->addrs, a);
-			g_array_append_val(out->keys, key);
-		}
-	}
-	return 0;
-}
-
-static bool find_u64(const uint64_t *v, size_t n, uint64_t x, size_t *at)
-{
-	size_t lo = 0, hi = n;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (v[mid] < x)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	if (at)
-		*at = lo;
-	return lo < n && v[lo] == x;
-}
-
-static gint cmp_u64_fn(gconstpointer a, gconstpointer b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return (x > y) - (x < y);
-}
-
-static int cmp_mapping(const void *a, const void *b)
-{
-	const cg_mapping *x = a, *y = b;
-	if (x->key != y->key)
-		return x->key < y->key ? -1 : 1;
-	if (x->member != y->member)
-		return x->member < y->member ? -1 : 1;
-	return (x->page > y->page) - (x->page < y->page);
-}
-
-/* What to read through one member: addresses, and for each the slot of
- * the drawn frame it belongs to. */
-typedef struct {
-	uint64_t addr;
-	size_t slot;
-} cg_read;
-
-typedef struct {
-	GArray *pairs; /* cg_read */
-} cg_reads;
-
-static gint cmp_read(gconstpointer a, gconstpointer b)
-{
-	const cg_read *x = a, *y = b;
-	return (x->addr > y->addr) - (x->addr < y->addr);
-}
-
-/* Hashes the pages of reads (per member of looks), in address order, and
- * hands each result to fn(slot, hash, readable). */
-static int hash_reads(GArray *looks, cg_reads *reads, uint32_t ps,
-		      void (*fn)(cg_state *s, size_t slot, uint64_t h, bool ok, void *data),
-		      cg_state *s, void *data, char **why)
-{
-	for (guint m = 0; m < looks->len; m++) {
-		GArray *pairs = reads[m].pairs;
-		size_t n = pairs ? pairs->len : 0;
-		if (n == 0)
-			continue;
-		g_array_sort(pairs, cmp_read);
-		g_autofree uint64_t *addrs = g_new(uint64_t, n);
-		g_autofree uint64_t *h = g_new(uint64_t, n);
-		g_autofree bool *ok = g_new(bool, n);
-		for (size_t i = 0; i < n; i++)
-			addrs[i] = g_array_index(pairs, cg_read, i).addr;
-		ms_page_reader reader;
-		ms_page_reader_init(&reader, g_array_index(looks, cg_look, m).pid);
-		reader.page_size = ps;
-		int r = ms_hash_pages(&reader, addrs, n, h, ok);
-		if (r == -ESRCH) {
-			memset(ok, 0, n * sizeof(*ok)); /* left meanwhile */
-		} else if (r < 0) {
-			return ms_fail(why, r, "cannot read the memory of process %d: %s",
-				       (int)g_array_index(looks, cg_look, m).pid, g_strerror(-r));
-		}
-		for (size_t i = 0; i < n; i++)
-			fn(s, g_array_index(pairs, cg_read, i).slot, h[i], ok[i], data);
-	}
-	return 0;
-}
-
-static void reads_free(cg_reads *reads, guint n)
-{
-	for (guint i = 0; i < n; i++)
-		g_clear_pointer(&reads[i].pairs, g_array_unref);
-	g_free(reads);
-}
-
-static void reads_add(cg_reads *rd, uint64_t addr, size_t slot)
-{
-	cg_read one = {addr, slot};
-
-	if (!rd->pairs)
-		rd->pairs = g_array_new(FALSE, FALSE, sizeof(cg_read));
-	g_array_append_val(rd->pairs, one);
-}
-
-static void free_window(cg_state *s)
-{
-	g_clear_pointer(&s->members, g_array_unref);
-	g_clear_pointer(&s->mappings, g_free);
-	g_clear_pointer(&s->frame_keys, g_free);
-	g_clear_pointer(&s->frame_first, g_free);
-	g_clear_pointer(&s->drawn, g_free);
-	g_clear_pointer(&s->hashes, g_free);
-	g_clear_pointer(&s->readable, g_free);
-	s->nmappings = s->nframes = s->n = 0;
-	s->open = false;
-}
-
-/* known's look of pid (known is ascending by pid), taken over, when pid is
- * still that process. */
-static bool take_known(GArray *known, pid_t pid, cg_look *out)
-{
-	ms_proc_stat st;
-	guint lo = 0, hi = known ? known->len : 0;
-
-	while (lo < hi) {
-		guint mid = lo + (hi - lo) / 2;
-		if (g_array_index(known, cg_look, mid).pid < pid)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	if (!known || lo == known->len)
-		return false;
-	cg_look *k = &g_array_index(known, cg_look, lo);
-	if (k->pid != pid || !k->addrs)
-		return false;
-	if (ms_proc_stat_read(pid, &st) < 0 || st.starttime != k->starttime)
-		return false;
-	*out = *k;
-	k->addrs = k->keys = NULL;
-	return true;
-}
-
-/* The member looks of pids (those still there), ascending by pid; known:
- * looks just taken (or NULL). */
-static int look_all(cg_state *s, GArray *pids, GArray *known, GArray **out, char **why)
-{
-	GArray *looks = g_array_new(FALSE, TRUE, sizeof(cg_look));
-
-	g_array_set_clear_func(looks, look_clear);
-	for (guint i = 0; i < pids->len; i++) {
-		cg_look l = {0};
-		if (take_known(known, g_array_index(pids, pid_t, i), &l)) {
-			g_array_append_val(looks, l);
-			continue;
-		}
-		int r = look_at(g_array_index(pids, pid_t, i), s->ps, &l, why);
-		if (r == -ESRCH) {
-			g_clear_pointer(why, g_free);
-			continue; /* left meanwhile */
-		}
-		if (r < 0) {
-			g_array_unref(looks);
-			return r;
-		}
-		g_array_append_val(looks, l);
-	}
-	*out = looks;
-	return 0;
-}
-
-static void set_start(cg_state *s, size_t slot, uint64_t h, bool ok, void *data)
-{
-	(void)data;
-	s->hashes[slot] = h;
-	s->readable[slot] = ok;
-}
-
-static int open_window(cg_state *s, GArray *pids, const char *mode, const ms_params *p, char **why)
-{
-	int r;
-
-	g_autoptr(GArray) known = g_steal_pointer(&s->next);
-
-	/* Only straight after a close (not after a failed step retried). */
-	if (ms_now_us(CLOCK_MONOTONIC) - s->next_us > 50000)
-		g_clear_pointer(&known, g_array_unref);
-	s->start_wall_ms = ms_now_us(CLOCK_REALTIME) / 1000;
-	if ((r = look_all(s, pids, known, &s->members, why)) < 0)
-		return r;
-	s->mode = ms_source_mode(&ms_cgroup_source, mode)->name;
-	/* Every mapping, then the distinct frames. */
-	size_t total = 0;
-	for (guint m = 0; m < s->members->len; m++)
-		total += g_array_index(s->members, cg_look, m).addrs->len;
-	s->mappings = g_new(cg_mapping, MAX(total, 1));
-	for (guint m = 0; m < s->members->len; m++) {
-		const cg_look *l = &g_array_index(s->members, cg_look, m);
-		for (guint j = 0; j < l->keys->len; j++)
-			s->mappings[s->nmappings++] =
-				(cg_mapping){g_array_index(l->keys, uint64_t, j), m, j};
-	}
-	qsort(s->mappings, s->nmappings, sizeof(cg_mapping), cmp_mapping);
-	s->frame_keys = g_new(uint64_t, MAX(total, 1));
-	s->frame_first = g_new(uint32_t, MAX(total, 1));
-	for (size_t i = 0; i < s->nmappings; i++) {
-		if (s->nframes && s->frame_keys[s->nframes - 1] == s->mappings[i].key)
-			continue;
-		s->frame_keys[s->nframes] = s->mappings[i].key;
-		s->frame_first[s->nframes++] = (uint32_t)i;
-	}
-	bool full = strcmp(s->mode, "full-scan") == 0;
-	s->n = full ? s->nframes : ms_sample_count(s->nframes, s->ps, p->sample_pages);
-	s->drawn = s->n ? ms_pick_indices(s->rand, s->nframes, s->n) : g_new(uint64_t, 1);
-	s->hashes = g_new0(uint64_t, MAX(s->n, 1));
-	s->readable = g_new0(bool, MAX(s->n, 1));
-	s->open = true;
-
-	/* Each drawn frame through its first mapping. */
-	cg_reads *reads = g_new0(cg_reads, MAX(s->members->len, 1));
-	for (size_t i = 0; i < s->n; i++) {
-		const cg_mapping *mp = &s->mappings[s->frame_first[s->drawn[i]]];
-		const cg_look *l = &g_array_index(s->members, cg_look, mp->member);
-		reads_add(&reads[mp->member], g_array_index(l->addrs, uint64_t, mp->page), i);
-	}
-	int64_t t0 = ms_now_us(CLOCK_MONOTONIC);
-	r = hash_reads(s->members, reads, s->ps, set_start, s, NULL, why);
-	s->start_mid_us = (t0 + ms_now_us(CLOCK_MONOTONIC)) / 2;
-	reads_free(reads, s->members->len);
-	return r;
-}
-
-/* What the close found of each drawn frame. */
-typedef struct {
-	bool *seen;    /* some mapping still resident and readable */
-	bool *changed; /* some mapping's content differs */
-} cg_close;
-
-static void set_end(cg_state *s, size_t slot, uint64_t h, bool ok, void *data)
-{
-	cg_close *c = data;
-	if (!ok)
-		return;
-	c->seen[slot] = true;
-	c->changed[slot] |= h != s->hashes[slot];
-}
-
-static int close_window(cg_state *s, ms_measurement *out, char **why)
-{
-	g_autoptr(GArray) pids = g_array_new(FALSE, FALSE, sizeof(pid_t));
-	g_autoptr(GArray) now = NULL;
-	int r;
-
-	/* The open's members that are still the same processes. */
-	for (guint m = 0; m < s->members->len; m++)
-		g_array_append_val(pids, g_array_index(s->members, cg_look, m).pid);
-	if ((r = look_all(s, pids, NULL, &now, why)) < 0)
-		return r;
-	/* now[i] for member m, or -1 when m has left (or its pid is another's). */
-	g_autofree int *now_of = g_new(int, MAX(s->members->len, 1));
-	for (guint m = 0, i = 0; m < s->members->len; m++) {
-		const cg_look *l = &g_array_index(s->members, cg_look, m);
-		now_of[m] = -1;
-		while (i < now->len && g_array_index(now, cg_look, i).pid < l->pid)
-			i++;
-		if (i < now->len && g_array_index(now, cg_look, i).pid == l->pid &&
-		    g_array_index(now, cg_look, i).starttime == l->starttime)
-			now_of[m] = (int)i;
-	}
-	cg_reads *reads = g_new0(cg_reads, MAX(now->len, 1));
-	for (size_t i = 0; i < s->n; i++) {
-		size_t f = s->drawn[i];
-		size_t end = f + 1 < s->nframes ? s->frame_first[f + 1] : s->nmappings;
-		for (size_t k = s->frame_first[f]; k < end; k++) {
-			const cg_mapping *mp = &s->mappings[k];
-			if (now_of[mp->member] < 0)
-				continue;
-			const cg_look *was = &g_array_index(s->members, cg_look, mp->member);
-			const cg_look *is = &g_array_index(now, cg_look, now_of[mp->member]);
-			uint64_t addr = g_array_index(was->addrs, uint64_t, mp->page);
-			if (find_u64((uint64_t *)(void *)is->addrs->data, is->addrs->len, addr,
-				     NULL))
-				reads_add(&reads[now_of[mp->member]], addr, i);
-		}
-	}
-	g_autofree bool *seen = g_new0(bool, MAX(s->n, 1));
-	g_autofree bool *changed = g_new0(bool, MAX(s->n, 1));
-	cg_close c = {seen, changed};
-	int64_t t0 = ms_now_us(CLOCK_MONOTONIC);
-	r = hash_reads(now, reads, s->ps, set_end, s, &c, why);
-	int64_t mid = (t0 + ms_now_us(CLOCK_MONOTONIC)) / 2;
-	reads_free(reads, now->len);
-	if (r < 0)
-		return r;
-
-	ms_measurement_begin(out, s->mode,
-			     ms_pagemap_scan_supported()
-				     ? "cgroup+pagemap_scan+pfn+process_vm_readv"
-				     : "cgroup+pagemap+pfn+process_vm_readv",
-			     s->start_wall_ms, s->start_mid_us, mid, s->ps);
-	out->processes = s->members->len;
-	out->pages_total = s->nframes;
-	out->pages_population = s->nframes;
-	out->pages_sampled = s->n;
-	for (size_t i = 0; i < s->n; i++) {
-		if (!s->readable[i] || !seen[i])
-			out->pages_unmapped++;
-		else if (changed[i])
-			out->pages_dirty++;
-	}
-	/* New: resident now at an address of a member that had none there,
-	 * in a frame that was not one of the open's; each frame once. */
-	g_autoptr(GArray) fresh = g_array_new(FALSE, FALSE, sizeof(uint64_t));
-	for (guint m = 0; m < s->members->len; m++) {
-		if (now_of[m] < 0)
-			continue;
-		const cg_look *was = &g_array_index(s->members, cg_look, m);
-		const cg_look *is = &g_array_index(now, cg_look, now_of[m]);
-		for (guint j = 0; j < is->addrs->len; j++) {
-			uint64_t a = g_array_index(is->addrs, uint64_t, j);
-			uint64_t key = g_array_index(is->keys, uint64_t, j);
-			if (!find_u64((uint64_t *)(void *)was->addrs->data, was->addrs->len, a,
-				      NULL) &&
-			    !find_u64(s->frame_keys, s->nframes, key, NULL))
-				g_array_append_val(fresh, key);
-		}
-	}
-	g_array_sort(fresh, cmp_u64_fn);
-	for (guint j = 0; j < fresh->len; j++)
-		out->pages_new += j == 0 || g_array_index(fresh, uint64_t, j) !=
-						    g_array_index(fresh, uint64_t, j - 1);
-	ms_measurement_finish(out);
-	g_clear_pointer(&s->next, g_array_unref);
-	s->next = g_steal_pointer(&now);
-	s->next_us = ms_now_us(CLOCK_MONOTONIC);
-	return 1;
 }
 
 /* ---- the source ---- */
@@ -816,12 +370,9 @@ static void free_state(void *state)
 {
 	cg_state *s = state;
 
-	free_window(s);
-	g_clear_pointer(&s->next, g_array_unref);
+	ms_frames_clear(&s->w);
 	g_free(s->v2_dir);
 	g_free(s->mem_dir);
-	if (s->rand)
-		g_rand_free(s->rand);
 	g_free(s);
 }
 
@@ -840,8 +391,7 @@ static int admit(const ms_ident *id, const ms_caller *c, const char *mode, ms_ad
 	s->ino = st.st_ino;
 	s->v2 = fs_magic(s->path) == CGROUP2_SUPER_MAGIC;
 	s->tracker = *c;
-	s->ps = (uint32_t)sysconf(_SC_PAGESIZE);
-	s->rand = g_rand_new();
+	ms_frames_init(&s->w);
 
 	/* The same cgroup in the other hierarchies: v2's (pressure, memory
 	 * where v2 has the controller) and v1's memory (where it is v1's). */
@@ -903,8 +453,7 @@ static void rest(void *state)
 {
 	cg_state *s = state;
 
-	free_window(s);
-	g_clear_pointer(&s->next, g_array_unref);
+	ms_frames_rest(&s->w);
 }
 
 static int step(void *state, const char *mode, const ms_params *p, ms_step *out, char **why)
@@ -920,7 +469,7 @@ static int step(void *state, const char *mode, const ms_params *p, ms_step *out,
 		 * process, after having had some. */
 		bool gone = s->had_members && s->empty_before;
 		s->empty_before = true;
-		free_window(s);
+		ms_frames_free_window(&s->w);
 		if (gone)
 			return ms_fail(why, -ESRCH,
 				       "the cgroup %s has had no process for a whole period",
@@ -931,21 +480,22 @@ static int step(void *state, const char *mode, const ms_params *p, ms_step *out,
 	s->empty_before = false;
 	/* Never a figure of a process the tracker could not read itself. */
 	if (s->tracker.uid != 0 && (r = check_members(pids, &s->tracker, why)) < 0) {
-		free_window(s);
+		ms_frames_free_window(&s->w);
 		return r;
 	}
 	/* A new mode starts with a window of its own. */
-	if (s->open && strcmp(s->mode, mode) == 0) {
-		produced = close_window(s, &out->m, why);
+	if (s->w.open && strcmp(s->w.mode, mode) == 0) {
+		produced = ms_frames_close(&s->w, &out->m, why);
 		if (produced < 0) {
-			free_window(s);
+			ms_frames_free_window(&s->w);
 			return produced;
 		}
 	}
-	free_window(s);
-	r = open_window(s, pids, mode, p, why);
+	ms_frames_free_window(&s->w);
+	const char *name = ms_source_mode(&ms_cgroup_source, mode)->name;
+	r = ms_frames_open(&s->w, pids, name, strcmp(name, "full-scan") == 0, p, why);
 	if (r < 0) {
-		free_window(s);
+		ms_frames_free_window(&s->w);
 		if (produced == 1) {
 			g_clear_pointer(why, g_free);
 			return produced;

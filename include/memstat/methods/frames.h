@@ -1,0 +1,78 @@
+/* frames.h: many processes measured as one population of physical frames,
+ * in windows (a cgroup's members: sources/cgroup.h).
+ *
+ * One population, the union: each window finds every member's resident
+ * pages of its writable mappings (PAGEMAP_SCAN where the kernel has it,
+ * else pagemap entries), and each page's physical frame (pagemap's PFN,
+ * bits 0-54, which only CAP_SYS_ADMIN reads; without it every page is a
+ * frame of its own, and shared pages are not told apart).  A frame that
+ * several members map (shmem, a memfd, a shared file mapping, an anonymous
+ * page still shared after fork) is one page of the population, whatever
+ * number of processes map it.  Page-sampling draws pages from the distinct
+ * frames (QEMU's rule, as for one process: ms_sample_count), an exact
+ * window takes them all; each drawn frame is hashed through one member that
+ * maps it.  At the close, every mapping the frame had at the open that is
+ * still resident (in a member still there) is hashed again: the frame is
+ * dirty when any of them differs, so a write that copied a page shared
+ * after fork (the writer's mapping now holds a new frame with new content)
+ * counts too, once.  Pages resident at the close that were neither resident
+ * at the same address of the same member nor one of the open's frames are
+ * new (counted exactly, deduplicated by frame, as pages_new).  The interval
+ * is the one of a sample drawn from that one population
+ * (ms_measurement_finish).  The close's look at the members is kept for
+ * an open that comes right after it: one look a step, not two.
+ *
+ * Not thread-safe: one worker at a time owns an ms_frames (source.h).
+ */
+#pragma once
+
+#include <glib.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "memstat/methods/measurement.h"
+
+struct ms_frame_mapping;
+
+typedef struct {
+	uint32_t ps; /* page size, bytes */
+	GRand *rand;
+
+	/* The open window. */
+	bool open;
+	const char *mode; /* static: the samples' mode name */
+	GArray *members;  /* one look per member (pid ascending), at the open */
+	struct ms_frame_mapping *mappings; /* sorted by frame */
+	size_t nmappings;
+	uint64_t *frame_keys;  /* distinct frames, ascending */
+	uint32_t *frame_first; /* index in mappings of each frame's first */
+	size_t nframes;
+	size_t n;	  /* frames drawn */
+	uint64_t *drawn;  /* their indices in frame_keys */
+	uint64_t *hashes; /* at the open */
+	bool *readable;
+	int64_t start_wall_ms, start_mid_us;
+
+	/* What the last close found of its members, taken over by the open
+	 * that comes right after it; NULL otherwise. */
+	GArray *next;
+	int64_t next_us;
+} ms_frames;
+
+/* A new state, no window open. */
+void ms_frames_init(ms_frames *f);
+/* Drops the open window and the kept look (a mode change, a rest). */
+void ms_frames_rest(ms_frames *f);
+/* ms_frames_rest, and frees what init made. */
+void ms_frames_clear(ms_frames *f);
+/* Drops the open window's data. */
+void ms_frames_free_window(ms_frames *f);
+
+/* Opens a window over the processes pids (GArray of pid_t, ascending):
+ * sample_pages per GiB of the distinct frames, or every frame when exact;
+ * mode is the samples' mode name (static).  0, or -errno with *why. */
+int ms_frames_open(ms_frames *f, GArray *pids, const char *mode, bool exact, const ms_params *p,
+		   char **why);
+/* Closes the open window into *out: 1, or -errno with *why.  Members that
+ * left meanwhile are looked at no more (their pages count as unmapped). */
+int ms_frames_close(ms_frames *f, ms_measurement *out, char **why);
