@@ -73,10 +73,14 @@ run_procs() { # this run's processes, but this shell and its own children
 		grep -qsz "^MEMSTATFS_TEST_RUN=$run_id\$" "$e" && echo "$p"
 	done
 }
-run_containers() { # podman containers the run's tests labelled
-	command -v podman >/dev/null || return 0
+podman_env() { # the settings contrib/container/memstatfs-podman.sh chose for this host
 	[[ -f /run/memstatfs-podman/containers.conf ]] &&
 		export CONTAINERS_CONF=/run/memstatfs-podman/containers.conf
+	return 0
+}
+run_containers() { # podman containers the run's tests labelled
+	command -v podman >/dev/null || return 0
+	podman_env
 	podman ps -aq --filter "label=memstatfs.test-run=$run_id" 2>/dev/null
 }
 run_mounts() { # this run's mounts, deepest first
@@ -85,7 +89,7 @@ run_mounts() { # this run's mounts, deepest first
 sweep() { # kills and unmounts what is left of this run
 	local pids m c
 	c=$(run_containers)
-	[[ -n $c ]] && podman rm -f -t 5 $c >/dev/null 2>&1
+	[[ -n $c ]] && (podman_env && podman rm -f -t 5 $c >/dev/null 2>&1)
 	pids=$(run_procs)
 	if [[ -n $pids ]]; then
 		kill -TERM $pids 2>/dev/null

@@ -73,6 +73,7 @@ static void teardown(void)
 	if (!scratch[0])
 		return;
 	char *cmd = g_strdup_printf(
+		"[ -f /run/memstatfs-podman/containers.conf ] && "
 		"export CONTAINERS_CONF=/run/memstatfs-podman/containers.conf; "
 		"podman rm -f -t 5 $(podman ps -aq --filter label=%s) >/dev/null 2>&1; "
 		"%s%s%s"

@@ -376,13 +376,14 @@ static void free_state(void *state)
 	g_free(s);
 }
 
+static int mode_ok(void *state, const char *mode, char **why);
+
 static int admit(const ms_ident *id, const ms_caller *c, const char *mode, ms_admitted *out,
 		 char **why)
 {
 	struct stat st;
 	const cg_mount *mnt;
 
-	(void)mode;
 	if (stat(id->key, &st) < 0 || (uint64_t)st.st_ino != id->instance)
 		return ms_fail(why, -ENOENT, "no cgroup %s", id->key);
 	cg_state *s = g_new0(cg_state, 1);
@@ -414,7 +415,10 @@ static int admit(const ms_ident *id, const ms_caller *c, const char *mode, ms_ad
 		g_autofree char *base = g_path_get_basename(s->path);
 		g_strlcpy(out->name, base, sizeof(out->name));
 	}
-	out->default_mode = NULL;
+	/* The daemon's default mode may be one a cgroup refuses (soft-dirty):
+	 * then its first mode, unless the line asked for it (mode_ok says why
+	 * not). */
+	out->default_mode = mode_ok(NULL, mode, NULL) < 0 ? modes[0].name : NULL;
 	return 0;
 }
 

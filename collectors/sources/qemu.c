@@ -35,6 +35,7 @@ typedef struct {
 	 * (qmp_due_us), the growth looks between them. */
 	ms_growth_probe *growth;
 	int64_t qmp_due_us; /* CLOCK_MONOTONIC; 0: at the next step */
+	ms_held held;	    /* the guest as the last QMP step found it */
 } vm_state;
 
 static const ms_mode modes[] = {
@@ -194,11 +195,27 @@ static int step(void *state, const char *mode, const ms_params *p, ms_step *out,
 		r = ms_vm_source_step(s->vm, mode, p, out, why);
 		s->qmp_due_us = now + (out->again_ms ? (int64_t)out->again_ms * 1000
 						     : (int64_t)p->period_ms * 1000);
+		if (r == 0 || r == 1)
+			s->held = out->held;
 		if (r < 0 && r != -EINPROGRESS && r != -EBUSY)
 			return r;
+	} else {
+		/* A growth look between QMP steps: the guest is as the last
+		 * one found it (a paused guest stays paused). */
+		out->held = s->held;
 	}
 	if (!growth && !s->growth)
 		return r;
+	if (s->held != MS_HELD_NONE) {
+		/* Paused or migrating: no look at its memory meanwhile (it
+		 * would disturb a migration); QMP's next step says when it
+		 * goes on. */
+		now = ms_now_us(CLOCK_MONOTONIC);
+		out->again_ms = s->qmp_due_us > now
+					? (uint32_t)((s->qmp_due_us - now + 999) / 1000)
+					: 1;
+		return r;
+	}
 	if (!s->growth)
 		s->growth = ms_growth_probe_new(s->proc.pid);
 	/* The guest from outside: QEMU's own memory, its RAM a mapping of it
