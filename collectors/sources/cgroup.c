@@ -410,7 +410,7 @@ static int admit(const ms_ident *id, const ms_caller *c, const char *mode, ms_ad
 		}
 	}
 	out->state = s;
-	out->owner = st.st_uid;
+	out->owner = 0; /* owning its directory gives no right to members' memory */
 	if (!container_id(s->path, out->name)) {
 		g_autofree char *base = g_path_get_basename(s->path);
 		g_strlcpy(out->name, base, sizeof(out->name));
