@@ -64,7 +64,8 @@ void ms_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	d->ends = g_array_new(FALSE, FALSE, sizeof(size_t));
 	dir_add_ino(d, ".", ms_ino_of(n), S_IFDIR);
 	dir_add_ino(d, "..", FUSE_ROOT_ID, S_IFDIR);
-	int r = ms_tree_list(fs->reg, n, dir_add, d);
+	ms_caller c = ms_caller_for(req, n);
+	int r = ms_tree_list(fs->reg, n, &c, dir_add, d);
 	d->req = NULL;
 	if (r < 0) {
 		dirbuf_free(&d->base);

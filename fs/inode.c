@@ -66,8 +66,9 @@ static void reply_entry(fuse_req_t req, ms_node_ref n)
 
 void ms_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	ms_node_ref child;
-	int r = ms_tree_lookup(ms_fs_of(req)->reg, ms_node_of(parent), name, &child);
+	ms_node_ref child, p = ms_node_of(parent);
+	ms_caller c = ms_caller_for(req, p);
+	int r = ms_tree_lookup(ms_fs_of(req)->reg, p, name, &c, &child);
 
 	if (r < 0)
 		fuse_reply_err(req, -r);

@@ -320,6 +320,25 @@ Test(libvirt, a_domain_measured_shared_paused_and_destroyed)
 	free(tp);
 
 	cr_assert_eq(track_line("libvirt:web1 period=1\n"), 0);
+	/* Someone who could not reach libvirt does not learn that the domain
+	 * is there: not listed, not in track, not looked up, not untracked. */
+	char *listing = NULL, *tracked = NULL, *probe = NULL;
+	const char *nobody = "setpriv --reuid=65534 --regid=65534 --clear-groups";
+	sh_out(&listing, "%s ls -1 %s", nobody, M.mnt);
+	sh_out(&tracked, "%s cat %s/track", nobody, M.mnt);
+	sh_out(&probe, "%s bash -c 'test -e %s/web1 && echo seen; echo web1 > %s/untrack' 2>&1", nobody,
+	       M.mnt, M.mnt);
+	cr_expect(listing && strstr(listing, "track") && !strstr(listing, "web1"),
+		  "uid 65534 lists: %s", listing);
+	cr_expect(tracked && !strstr(tracked, "libvirt:web1"), "uid 65534 reads track: %s", tracked);
+	cr_expect(probe && !strstr(probe, "seen") && strstr(probe, "No such file"),
+		  "uid 65534 found or untracked web1: %s", probe);
+	free(listing);
+	free(tracked);
+	free(probe);
+	char *all = read_file(mpath(&M, "track"));
+	cr_expect(all && strstr(all, "libvirt:web1"), "root reads track: %s", all);
+	free(all);
 	char *mode = target_file("web1", "mode");
 	cr_expect_str_eq(mode, "page-sampling\n");
 	free(mode);

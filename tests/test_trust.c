@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <glib.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -352,12 +353,13 @@ static void execs_are_not_exits(const char *mode)
 		free(st);
 		/* The last incarnation runs with exec=0 (arguments are
 		 * NUL-separated: the fifth is the mode). */
-		size_t n = 0;
-		char *args = read_file(cmdline);
-		for (char *a = args; a && n < 5; a += strlen(a) + 1, n++)
-			if (n == 4)
-				settled = strcmp(a, "exec=0") == 0;
-		free(args);
+		gchar *args = NULL;
+		gsize len = 0;
+		if (g_file_get_contents(cmdline, &args, &len, NULL))
+			for (gsize off = 0, n = 0; off < len && n < 5; off += strlen(args + off) + 1, n++)
+				if (n == 4)
+					settled = strcmp(args + off, "exec=0") == 0;
+		g_free(args);
 	}
 	cr_assert(settled, "%s: the helper never finished its execs", mode);
 	/* Settled: two whole windows later it is measured. */

@@ -141,6 +141,12 @@ bool ms_target_owned_by(const ms_target *t, const ms_caller *c)
 	return c->uid == 0 || c->uid == t->owner || c->uid == t->tracker.uid;
 }
 
+bool ms_target_visible(const ms_target *t, const ms_caller *c)
+{
+	return !t->source->visible || !c || ms_target_owned_by(t, c) ||
+	       t->source->visible(t->state, c);
+}
+
 bool ms_target_may_read(const ms_target *t, const ms_caller *c)
 {
 	g_autofree char *why = NULL;

@@ -80,7 +80,7 @@ enum {
 /* The rows: a named node, or a family (list, lookup) of entries. */
 // clang-format off
 static const ms_node table[N_COUNT] = {
-	[N_ROOT]         = {.name = "", .parent = N_ROOT, .mode = DIR},
+	[N_ROOT]         = {.name = "", .parent = N_ROOT, .mode = DIR, .flags = MS_NODE_GROUPS},
 	[N_TRACK]        = {.name = "track", .parent = N_ROOT, .mode = CTRL,
 			    .render = ms_render_track, .write = ms_write_track},
 	[N_UNTRACK]      = {.name = "untrack", .parent = N_ROOT, .mode = S_IFREG | 0200,
@@ -212,7 +212,8 @@ static bool fits(const ms_node *row, const ms_target *t)
 	return !t || !row->kinds || (ms_target_source(t)->bit & row->kinds);
 }
 
-int ms_tree_lookup(ms_registry *reg, ms_node_ref p, const char *name, ms_node_ref *child)
+int ms_tree_lookup(ms_registry *reg, ms_node_ref p, const char *name, const ms_caller *caller,
+		   ms_node_ref *child)
 {
 	const ms_node *prow = ms_tree_node(p);
 	bool gone;
@@ -233,7 +234,8 @@ int ms_tree_lookup(ms_registry *reg, ms_node_ref p, const char *name, ms_node_re
 	for (uint8_t i = 1; i < N_COUNT; i++) {
 		const ms_node *row = &table[i];
 		uint32_t id = p.id, idx = p.idx;
-		ms_node_ctx c = {.reg = reg, .node = row, .row = i, .t = t, .idx = p.idx};
+		ms_node_ctx c = {
+			.reg = reg, .node = row, .row = i, .t = t, .idx = p.idx, .caller = caller};
 		if (row->parent == p.node && !row->name && fits(row, t) &&
 		    row->lookup(&c, name, &id, &idx) == 0) {
 			*child = (ms_node_ref){i, id, idx};
@@ -243,7 +245,8 @@ int ms_tree_lookup(ms_registry *reg, ms_node_ref p, const char *name, ms_node_re
 	return -ENOENT;
 }
 
-int ms_tree_list(ms_registry *reg, ms_node_ref n, ms_entry_fn add, void *data)
+int ms_tree_list(ms_registry *reg, ms_node_ref n, const ms_caller *caller, ms_entry_fn add,
+		 void *data)
 {
 	ms_node_attr a;
 	uint64_t generation;
@@ -256,7 +259,8 @@ int ms_tree_list(ms_registry *reg, ms_node_ref n, ms_entry_fn add, void *data)
 	g_autoptr(ms_target) t = target_of(reg, n, &gone);
 	for (uint8_t i = 1; i < N_COUNT; i++) {
 		const ms_node *row = &table[i];
-		ms_node_ctx c = {.reg = reg, .node = row, .row = i, .t = t, .idx = n.idx};
+		ms_node_ctx c = {
+			.reg = reg, .node = row, .row = i, .t = t, .idx = n.idx, .caller = caller};
 		ms_node_attr ca = {.mode = row->mode};
 		if (row->parent != n.node || !fits(row, t))
 			continue;
@@ -331,9 +335,11 @@ int ms_tree_rmdir(ms_registry *reg, ms_node_ref parent, const char *name, const 
 	if (parent.node != N_ROOT || !reg)
 		return -EPERM;
 	g_autoptr(ms_target) t = ms_registry_lookup(reg, name);
+	if (t && !ms_target_visible(t, caller))
+		return -ENOENT;
 	if (!t)
 		/* The tree's own directories stay. */
-		return ms_tree_lookup(reg, parent, name, &child) == 0 ? -EPERM : -ENOENT;
+		return ms_tree_lookup(reg, parent, name, caller, &child) == 0 ? -EPERM : -ENOENT;
 	int r = ms_registry_untrack(reg, name, caller, &why);
 	if (r < 0)
 		g_message("rmdir: %s (%s)", why, g_strerror(-r));

@@ -28,6 +28,9 @@ int ms_write_untrack(ms_node_ctx *c, const char *buf, size_t len, char **why)
 	int r = ms_parse_name(buf, len, name, sizeof(name), &inner);
 	if (r < 0)
 		return ms_fail(why, r, "untrack: %s", inner);
+	g_autoptr(ms_target) t = ms_registry_lookup(c->reg, name);
+	if (t && !ms_target_visible(t, c->caller))
+		return ms_fail(why, -ENOENT, "untrack %s: not tracked", name);
 	r = ms_registry_untrack(c->reg, name, c->caller, &inner);
 	if (r < 0)
 		return ms_fail(why, r, "untrack %s: %s", name, inner ? inner : "");

@@ -77,6 +77,8 @@ int ms_render_track(ms_node_ctx *c, char **out)
 	for (guint i = 0; i < all->len; i++) {
 		ms_target *t = g_ptr_array_index(all, i);
 		ms_target_view v;
+		if (!ms_target_visible(t, c->caller))
+			continue;
 		ms_target_get_view(t, &v);
 		g_string_append(s, ms_target_ident(t)->key);
 		if (ms_target_source(t)->named)
@@ -100,7 +102,9 @@ void ms_list_targets(ms_node_ctx *c, ms_entry_fn add, void *data)
 	g_autoptr(GPtrArray) all = c->reg ? ms_registry_list(c->reg) : g_ptr_array_new();
 	for (guint i = 0; i < all->len; i++) {
 		ms_target *t = g_ptr_array_index(all, i);
-		add(ms_target_name(t), (ms_node_ref){c->row, ms_target_id(t), 0}, S_IFDIR, data);
+		if (ms_target_visible(t, c->caller))
+			add(ms_target_name(t), (ms_node_ref){c->row, ms_target_id(t), 0}, S_IFDIR,
+			    data);
 	}
 }
 
@@ -108,7 +112,7 @@ int ms_lookup_target(ms_node_ctx *c, const char *name, uint32_t *id, uint32_t *i
 {
 	g_autoptr(ms_target) t = c->reg ? ms_registry_lookup(c->reg, name) : NULL;
 
-	if (!t)
+	if (!t || !ms_target_visible(t, c->caller))
 		return -ENOENT;
 	*id = ms_target_id(t);
 	*idx = 0;

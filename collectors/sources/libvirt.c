@@ -228,6 +228,12 @@ static int check_caller(void *state, const ms_caller *c, char **why)
 	return c->uid == 0 ? 0 : caller_may(c, false, why);
 }
 
+static bool visible(void *state, const ms_caller *c)
+{
+	g_autofree char *why = NULL;
+	return check_caller(state, c, &why) == 0;
+}
+
 const ms_source ms_libvirt_source = {
 	.kind = "libvirt",
 	.noun = "libvirt domain",
@@ -243,6 +249,7 @@ const ms_source ms_libvirt_source = {
 	.step = step,
 	.alive = alive,
 	.check_caller = check_caller,
+	.visible = visible,
 	.free = free_state,
 	.options = options,
 };

@@ -63,6 +63,10 @@ uint64_t ms_target_generation(const ms_target *t);
  * uid that tracked it.  Owners may change and untrack it. */
 bool ms_target_owned_by(const ms_target *t, const ms_caller *c);
 
+/* Whether the caller may know t is there (listed, looked up, in track's
+ * text): the source's visible (everyone when it has none), an owner, or a
+ * NULL caller (the daemon itself). */
+bool ms_target_visible(const ms_target *t, const ms_caller *c);
 /* Whether the caller may read t's figures (rate, samples, metrics): an
  * owner, or a caller who could reach what it measures on its own (the
  * source's check_caller).  What /proc shows everyone (status, memory/) is

@@ -95,13 +95,17 @@ const ms_node *ms_tree_node(ms_node_ref n);
 /* Names the tree keeps for itself (the root's own entries). */
 extern const char *const ms_tree_reserved_names[];
 
-/* The child of parent called name: 0, -ENOENT, -ENOTDIR. */
-int ms_tree_lookup(ms_registry *reg, ms_node_ref parent, const char *name, ms_node_ref *child);
+/* The child of parent called name, as caller sees the tree (a target it
+ * may not know of is not there): 0, -ENOENT, -ENOTDIR. */
+int ms_tree_lookup(ms_registry *reg, ms_node_ref parent, const char *name, const ms_caller *caller,
+		   ms_node_ref *child);
 /* 0 with *a and *generation (the target's, 0 outside targets) when n
  * exists now, else -ENOENT. */
 int ms_tree_stat(ms_registry *reg, ms_node_ref n, ms_node_attr *a, uint64_t *generation);
-/* The entries of directory n (without . and ..): 0, -ENOENT, -ENOTDIR. */
-int ms_tree_list(ms_registry *reg, ms_node_ref n, ms_entry_fn add, void *data);
+/* The entries of directory n (without . and ..) that caller may know of:
+ * 0, -ENOENT, -ENOTDIR. */
+int ms_tree_list(ms_registry *reg, ms_node_ref n, const ms_caller *caller, ms_entry_fn add,
+		 void *data);
 /* Whether caller may open n (MS_NODE_PRIVATE). */
 bool ms_tree_may_read(ms_registry *reg, ms_node_ref n, const ms_caller *caller);
 /* Whether checking a caller on n needs its supplementary groups. */

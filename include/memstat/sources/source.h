@@ -141,6 +141,12 @@ typedef struct ms_source {
 	 * uid that tracked it. */
 	int (*check_caller)(void *state, const ms_caller *c, char **why);
 
+	/* Whether caller c may know the target is there at all (see it in
+	 * the root and in track, look it up): NULL, everyone, as /proc and
+	 * /sys show processes and cgroups to all; a libvirt domain only to
+	 * those who could reach libvirt.  Any thread. */
+	bool (*visible)(void *state, const ms_caller *c);
+
 	/* Frees what only measuring needs (the target stays listed, exited or
 	 * untracked).  NULL: nothing. */
 	void (*rest)(void *state);
