@@ -149,8 +149,11 @@ against() { # daemon, wrapper ("" for none), test...
 	local daemon=$1 wrapper=$2 t r=0
 	shift 2
 	for t in "$@"; do
-		MEMSTATFS=$daemon MEMSTATFS_WRAPPER=$wrapper DIRTIER=build/tests/dirtier \
-			GUEST=$(ls build/tests/guest.elf 2>/dev/null) build/tests/test_$t --jobs 1 || r=1
+		# Absolute paths, as meson gives them (a container mounts the
+		# helper's directory).
+		MEMSTATFS=$daemon MEMSTATFS_WRAPPER=$wrapper DIRTIER=$PWD/build/tests/dirtier \
+			SRCDIR=$PWD GUEST=$(ls "$PWD"/build/tests/guest.elf 2>/dev/null) \
+			build/tests/test_$t --jobs 1 || r=1
 	done
 	return $r
 }
