@@ -15,6 +15,7 @@
 #include "fuzz.h"
 #include "memstat/core/settings.h"
 #include "memstat/sources/cgroup.h"
+#include "memstat/sources/libvirt.h"
 #include "memstat/sources/process.h"
 #include "memstat/sources/qemu.h"
 
@@ -97,6 +98,9 @@ static void fuzz_track(const char *buf, size_t size)
 		FUZZ_CHECK(req.target[0] == '/');
 		FUZZ_CHECK(req.source == &ms_qemu_source || strlen(req.target) < 2 ||
 			   req.target[strlen(req.target) - 1] != '/');
+	} else if (req.source == &ms_libvirt_source) {
+		/* libvirt:NAME, the domain's name checked when it is tracked. */
+		FUZZ_CHECK(strncmp(req.target, "libvirt:", 8) == 0 && req.target[8] != '\0');
 	} else {
 		FUZZ_CHECK(req.source == &ms_process_source);
 		long pid = strtol(req.target, NULL, 10);

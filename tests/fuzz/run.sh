@@ -84,6 +84,11 @@ status=0
 	-print_final_stats=1 \
 	-artifact_prefix="$artifacts/$name-" \
 	"$@" || status=$?
+# libFuzzer's exit code for a finding is 77 (-error_exitcode), which meson
+# reads as "skipped": a finding must fail the test.
+if [ "$status" -eq 77 ]; then
+	status=1
+fi
 if [ "$status" -ne 0 ]; then
 	echo "fuzz_$name failed (exit $status): the input is in $artifacts/$name-*;" \
 		"reproduce with: $fuzzer $artifacts/$name-<file>" >&2
