@@ -245,6 +245,14 @@ read -r passed failed < <(awk '
 	/Synthesis: Tested:/ { for (i = 1; i <= NF; i++) { if ($i == "Passing:") p += $(i+1); if ($i == "Failing:" || $i == "Crashing:") f += $(i+1) } }
 	/^(registry|fuzz|bench|release|fresh-machine|leftovers): [0-9]+ passed, [0-9]+ failed$/ { p += $2; f += $4 }
 	END { print p + 0, f + 0 }' "$log")
+if ((${#failed_phases[@]} || failed)); then
+	# What failed, again at the end, where a reader of the run's tail
+	# (CI shows only that) finds it: Criterion's failed assertions and
+	# tests, meson's failed tests, the fuzzers' findings.
+	echo "== what failed"
+	grep -E '^\[(----|FAIL)\]|^ *[0-9]+/[0-9]+ +[^ ]+ +(FAIL|TIMEOUT|ERROR)|harness check failed|^test\.sh: ' \
+		"$log" | tail -n 80
+fi
 if ((${#failed_phases[@]})); then
 	echo "failed phases: ${failed_phases[*]}"
 	((failed == 0)) && failed=${#failed_phases[@]}
