@@ -82,11 +82,24 @@ static void run_case(const char *name, ms_precopy_verdict expect)
 	cr_assert(mig_far_from_boundary(c, &f, 1.25),
 		  "%s is near the boundary: the test's matrix is wrong", name);
 
+	/* The ground truth must hold (below): while QEMU migrated, the guest
+	 * did the writes it was told to, to within 10% (a guest that stalled
+	 * would dirty nothing and make any migration converge).  A guest
+	 * behind its pacing on a busy machine is the test's truth failing,
+	 * not the product: the migration is run again, up to three times,
+	 * and the truth is asserted on the last. */
 	mig_result q;
-	measuring ms = {.c = c, .link = link};
-	int r = mig_run_with(c, accel, guest, tmp_dir(), CANCEL_S, before, &ms, &q, err,
-			     sizeof(err));
-	cr_assert_eq(r, 0, "%s: %s", name, err);
+	measuring ms;
+	for (int attempt = 1;; attempt++) {
+		ms = (measuring){.c = c, .link = link};
+		int r = mig_run_with(c, accel, guest, tmp_dir(), CANCEL_S, before, &ms, &q, err,
+				     sizeof(err));
+		cr_assert_eq(r, 0, "%s: %s", name, err);
+		if (q.pages_written >= 0.9 * q.pages_asked || attempt == 3)
+			break;
+		fprintf(stderr, "%s: the guest did %u of %u writes (attempt %d): again\n", name,
+			q.pages_written, q.pages_asked, attempt);
+	}
 	fprintf(stderr, "%s: memstatfs, from the curve it measured of QEMU (pid) in %.1f s: %s, "
 		"%.0f syncs, %.2f s [%.2f, %.2f], %.1f MB\n",
 		name, ms.m.seconds, ms.m.verdict, ms.m.iterations[0], ms.m.total_s[0],
@@ -107,10 +120,8 @@ static void run_case(const char *name, ms_precopy_verdict expect)
 		q.cancelled ? 0 : q.downtime_ms,
 		q.transferred / 1e6, q.pages_written, q.pages_asked, q.max_lag);
 
-	/* The ground truth held: while QEMU migrated, the guest did the writes
-	 * it was told to, to within 10% (a guest that stalled would dirty
-	 * nothing and make any migration converge).  It may fall behind for a
-	 * moment on a busy machine and catch up: that is printed, not judged. */
+	/* The ground truth held.  It may fall behind for a moment on a busy
+	 * machine and catch up: that is printed, not judged. */
 	cr_expect_geq(q.pages_written, 0.9 * q.pages_asked,
 		      "the guest did %u of the %u writes it was told: the curve was not the truth",
 		      q.pages_written, q.pages_asked);
