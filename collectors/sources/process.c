@@ -193,6 +193,34 @@ static int check_caller(void *state, const ms_caller *c, char **why)
 	return alive(s) ? 0 : ms_fail(why, -ESRCH, "process %d has exited", (int)s->proc.pid);
 }
 
+/* What the caller's own /proc would show of the process (access.h): under
+ * hidepid=, an exited process's pid may be another's now, and /proc shows
+ * nothing of it. */
+static int see(proc_state *s, const ms_caller *c, bool entered)
+{
+	int r = ms_caller_may_see_process(s->proc.pid, c, entered);
+
+	if (r == 0 && c->uid != 0 && ms_proc_view_get().hidepid != MS_HIDEPID_OFF && !alive(s))
+		r = -ENOENT;
+	return r;
+}
+
+static bool visible(void *state, const ms_caller *c)
+{
+	return see(state, c, false) == 0;
+}
+
+static int enter(void *state, const ms_caller *c)
+{
+	return see(state, c, true);
+}
+
+static bool per_caller(void *state)
+{
+	(void)state;
+	return ms_proc_view_get().hidepid != MS_HIDEPID_OFF;
+}
+
 /* The workers' wake-up grid (scheduler.c): a rate window due within it is
  * closed now. */
 #define GRID_US 20000
@@ -249,6 +277,9 @@ const ms_source ms_process_source = {
 	.step = step,
 	.alive = alive,
 	.check_caller = check_caller,
+	.visible = visible,
+	.enter = enter,
+	.per_caller = per_caller,
 	.rest = rest,
 	.free = free_state,
 };
