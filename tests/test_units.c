@@ -165,9 +165,36 @@ Test(meminfo, values_from_text)
 	cr_expect_str_eq(t, "50\n");
 	g_free(t);
 	cr_expect_eq(ms_meminfo_value_from("nonesuch", meminfo_text, oc, &t), -ENOENT);
-	cr_expect_eq(ms_meminfo_value_from("commit_percent",
+	/* CommitLimit 0 (overcommit_ratio=0, no swap) counts as 1 kB. */
+	cr_assert_eq(ms_meminfo_value_from("commit_percent",
 					   "CommitLimit: 0 kB\nCommitted_AS: 5 kB\n", oc, &t),
+		     0);
+	cr_expect_str_eq(t, "500.00\n");
+	g_free(t);
+	cr_assert_eq(ms_meminfo_value_from("commit_percent",
+					   "CommitLimit: 0 kB\nCommitted_AS: 0 kB\n", oc, &t),
+		     0);
+	cr_expect_str_eq(t, "0.00\n");
+	g_free(t);
+	t = NULL;
+	/* Missing inputs: no such figure; not a number: EIO. */
+	cr_expect_eq(ms_meminfo_value_from("used", "MemTotal: 5 kB\n", oc, &t), -ENOENT);
+	cr_expect_eq(ms_meminfo_value_from("commit_percent", "CommitLimit: 5 kB\n", oc, &t),
+		     -ENOENT);
+	/* (A line whose value is not digits is no field at all.) */
+	cr_expect_eq(ms_meminfo_value_from("used", "MemTotal: 5 kB\nMemAvailable: -1 kB\n", oc,
+					   &t),
+		     -ENOENT);
+	cr_expect_eq(ms_meminfo_value_from("used",
+					   "MemTotal: 5 kB\nMemAvailable: 99999999999999999999 kB\n",
+					   oc, &t),
 		     -EIO);
+	cr_expect_eq(ms_meminfo_value_from("commit_percent",
+					   "CommitLimit: 18446744073709551616 kB\n"
+					   "Committed_AS: 1 kB\n",
+					   oc, &t),
+		     -EIO);
+	cr_expect_null(t);
 }
 
 Test(stats, wilson_interval_known_values)
