@@ -17,11 +17,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/pidfd.h>
 #include <unistd.h>
 
 #include "memstat/methods/fail.h"
 #include "memstat/methods/full_scan.h"
+#include "memstat/methods/kernel.h"
 #include "memstat/methods/meminfo.h"
 #include "memstat/methods/page_sampling.h"
 #include "memstat/methods/soft_dirty.h"
@@ -153,13 +153,15 @@ static int admit(const ms_ident *id, const ms_caller *c, const char *mode, ms_ad
 
 	(void)c;
 	/* Pin the process, then make sure the pid still names the process
-	 * that was checked.  Without pidfd_open (before Linux 5.3, or under
-	 * valgrind) the start time alone tells processes apart. */
-	int pidfd = pidfd_open(pid, 0);
-	if (pidfd < 0 && errno == ESRCH)
+	 * that was checked.  Without pidfd_open (before Linux 5.3, under
+	 * valgrind, or refused by a seccomp filter or an LSM: kernel.h) the
+	 * start time alone tells processes apart. */
+	int pidfd = ms_pidfd_open(pid);
+	if (pidfd == -ESRCH)
 		return ms_fail(why, -ESRCH, "no process %d", (int)pid);
-	if (pidfd < 0 && errno != ENOSYS)
-		return ms_fail(why, -errno, "pidfd_open(%d): %s", (int)pid, g_strerror(errno));
+	if (pidfd < 0 && pidfd != -ENOSYS)
+		return ms_fail(why, pidfd, "pidfd_open(%d): %s", (int)pid, g_strerror(-pidfd));
+	pidfd = pidfd < 0 ? -1 : pidfd;
 	proc_state *s = g_new0(proc_state, 1);
 	s->proc = (ms_proc_id){.pid = pid, .pidfd = pidfd, .starttime = id->instance};
 	int r = -ESRCH;
