@@ -169,7 +169,7 @@ Test(access, each_caller_sees_what_its_own_proc_shows)
 			gid_t group;
 			pid_t pid;
 		} who[] = {
-			{UID_A, 0, roots},  {UID_A, 0, as},	  {UID_B, GID_SEE, roots},
+			{UID_A, 0, roots},    {UID_A, 0, as},	 {UID_B, GID_SEE, roots},
 			{UID_B, GID_SEE, as}, {UID_B, 0, roots}, {0, 0, as},
 		};
 		for (size_t j = 0; j < sizeof(who) / sizeof(who[0]); j++) {
@@ -199,9 +199,10 @@ Test(access, each_caller_sees_what_its_own_proc_shows)
 				     strerror(ours.status), strerror(kernel.status));
 			/* memory/ is what /proc/PID/status shows. */
 			cr_expect_eq(ours.vmrss, kernel.status,
-				     "%s, uid %u (group %u), pid %d: memory/vmrss %s, /proc %s", what,
-				     (unsigned)who[j].uid, (unsigned)who[j].group, (int)who[j].pid,
-				     strerror(ours.vmrss), strerror(kernel.status));
+				     "%s, uid %u (group %u), pid %d: memory/vmrss %s, /proc %s",
+				     what, (unsigned)who[j].uid, (unsigned)who[j].group,
+				     (int)who[j].pid, strerror(ours.vmrss),
+				     strerror(kernel.status));
 		}
 		/* And what proc.rst says, so that a kernel that did otherwise
 		 * would be noticed too. */
@@ -212,8 +213,8 @@ Test(access, each_caller_sees_what_its_own_proc_shows)
 			     strerror(a.status));
 		cr_expect_eq(a.listed, k->lookup == 0, "%s: listed to A", k->opts);
 		/* Untracking what one cannot see: not there; else not A's. */
-		cr_expect_eq(a.untrack, k->lookup ? ENOENT : EACCES, "%s: A's untrack: %s",
-			     k->opts, strerror(a.untrack));
+		cr_expect_eq(a.untrack, k->lookup ? ENOENT : EACCES, "%s: A's untrack: %s", k->opts,
+			     strerror(a.untrack));
 		seen b = look_as(UID_B, GID_SEE, M.mnt, roots, false);
 		cr_expect_eq(b.status == 0, k->b_sees, "%s: B (group %d) status: %s", k->opts,
 			     GID_SEE, strerror(b.status));

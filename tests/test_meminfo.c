@@ -206,7 +206,8 @@ static double metric(const char *text, const char *name)
 	size_t n = strlen(name);
 	for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
 		if (strncmp(l, name, n) == 0 && l[n] == ' ')
-			return strncmp(l + n + 1, "+Inf", 4) == 0 ? INFINITY : strtod(l + n + 1, NULL);
+			return strncmp(l + n + 1, "+Inf", 4) == 0 ? INFINITY
+								  : strtod(l + n + 1, NULL);
 	return NAN;
 }
 
@@ -254,7 +255,8 @@ Test(meminfo, derived_figures_at_the_edges_of_their_inputs)
 	t = ours_text("overcommit_ratio");
 	cr_expect_str_eq(t ? t : "(none)", "0\n");
 	free(t);
-	rewrite(fake, "MemTotal:        1000 kB\nCommitLimit:        0 kB\nCommitted_AS:       0 kB\n");
+	rewrite(fake,
+		"MemTotal:        1000 kB\nCommitLimit:        0 kB\nCommitted_AS:       0 kB\n");
 	t = ours_text("commit_percent");
 	cr_expect_str_eq(t ? t : "(EIO)", "0.00\n");
 	free(t);

@@ -333,20 +333,26 @@ Test(precopy, edges_of_the_inputs_give_defined_figures, .timeout = 120)
 						ms_precopy_forecast f;
 						const char *why = NULL;
 						int r = ms_precopy_forecast_compute(&in, &f, &why);
-						cr_assert_eq(r, 0, "mem %g bw %g down %g limit %g curve %zu: %s",
-							     mems[m], bws[b], downs[d], limits[l], k,
-							     why ? why : "");
-						cr_expect_lt((int)f.verdict, (int)_MS_PRECOPY_VERDICT_MAX);
+						cr_assert_eq(r, 0,
+							     "mem %g bw %g down %g limit %g curve "
+							     "%zu: %s",
+							     mems[m], bws[b], downs[d], limits[l],
+							     k, why ? why : "");
+						cr_expect_lt((int)f.verdict,
+							     (int)_MS_PRECOPY_VERDICT_MAX);
 						for (int w = 0; w < _MS_GROWTH_MAX; w++) {
 							const ms_precopy_run *x = &f.run[w];
-							const double v[] = {x->total_s, x->downtime_ms,
+							const double v[] = {x->total_s,
+									    x->downtime_ms,
 									    x->transferred_bytes,
 									    x->min_bandwidth,
 									    x->min_downtime_ms};
 							for (size_t i = 0; i < G_N_ELEMENTS(v); i++)
 								cr_expect(!isnan(v[i]) && v[i] >= 0,
-									  "mem %g bw %g down %g limit %g "
-									  "curve %zu run %d figure %zu: %g",
+									  "mem %g bw %g down %g "
+									  "limit %g "
+									  "curve %zu run %d figure "
+									  "%zu: %g",
 									  mems[m], bws[b], downs[d],
 									  limits[l], k, w, i, v[i]);
 						}

@@ -159,8 +159,8 @@ Test(restricted, process_vm_readv_refused_says_why)
 	pid_t p = keep(sleeper_start(0));
 	cr_assert_eq(track_pid(&M, p, NULL), 0);
 	char *st = status_becomes(p, "error", 20);
-	cr_expect(st && strncmp(st, "error\n", 6) == 0 && strstr(st, "not permitted"),
-		  "status: %s", st ? st : "(none)");
+	cr_expect(st && strncmp(st, "error\n", 6) == 0 && strstr(st, "not permitted"), "status: %s",
+		  st ? st : "(none)");
 	free(st);
 	char *mi = mread(&M, "meminfo/memtotal");
 	cr_expect(mi, "the daemon still serves");

@@ -182,13 +182,12 @@ Test(meminfo, values_from_text)
 	cr_expect_eq(ms_meminfo_value_from("commit_percent", "CommitLimit: 5 kB\n", oc, &t),
 		     -ENOENT);
 	/* (A line whose value is not digits is no field at all.) */
-	cr_expect_eq(ms_meminfo_value_from("used", "MemTotal: 5 kB\nMemAvailable: -1 kB\n", oc,
-					   &t),
+	cr_expect_eq(ms_meminfo_value_from("used", "MemTotal: 5 kB\nMemAvailable: -1 kB\n", oc, &t),
 		     -ENOENT);
-	cr_expect_eq(ms_meminfo_value_from("used",
-					   "MemTotal: 5 kB\nMemAvailable: 99999999999999999999 kB\n",
-					   oc, &t),
-		     -EIO);
+	cr_expect_eq(
+		ms_meminfo_value_from(
+			"used", "MemTotal: 5 kB\nMemAvailable: 99999999999999999999 kB\n", oc, &t),
+		-EIO);
 	cr_expect_eq(ms_meminfo_value_from("commit_percent",
 					   "CommitLimit: 18446744073709551616 kB\n"
 					   "Committed_AS: 1 kB\n",
@@ -391,9 +390,9 @@ Test(access, proc_view_from_mountinfo)
 		     0);
 	cr_expect_eq(v.gid, 27);
 	/* A value not known here hides rather than shows. */
-	cr_expect_eq(ms_proc_view_parse("1 0 0:1 / /proc rw - proc proc rw,hidepid=9\n", "/proc",
-					&v),
-		     -EINVAL);
+	cr_expect_eq(
+		ms_proc_view_parse("1 0 0:1 / /proc rw - proc proc rw,hidepid=9\n", "/proc", &v),
+		-EINVAL);
 	cr_expect_eq(v.hidepid, MS_HIDEPID_INVISIBLE);
 	/* Garbage lines are skipped. */
 	cr_expect_eq(ms_proc_view_parse("x\n\n1 2\n", "/proc", &v), 0);

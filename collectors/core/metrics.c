@@ -90,8 +90,7 @@ static void value(GString *out, double v)
 /* The number a meminfo/ file shows (digits, then its newline): false when
  * it is missing or not one (the family is then left out, as when the
  * kernel has no such field). */
-static bool host_number(const char *name, const char *meminfo, const char *const oc[3],
-			double *out)
+static bool host_number(const char *name, const char *meminfo, const char *const oc[3], double *out)
 {
 	g_autofree char *text = NULL;
 	char *end;

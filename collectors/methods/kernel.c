@@ -40,7 +40,8 @@ static void report(const char *name, int e, const char *instead)
 		g_message("kernel interface %s: in use", name);
 	else
 		g_message("kernel interface %s: not in use (%s%s): %s", name, g_strerror(e),
-			  refused(e) && e != ENOSYS ? ", refused by a filter or an LSM" : "", instead);
+			  refused(e) && e != ENOSYS ? ", refused by a filter or an LSM" : "",
+			  instead);
 }
 
 void ms_kernel_log_interfaces(void)
@@ -53,8 +54,7 @@ void ms_kernel_log_interfaces(void)
 	report("pidfd_open", fd >= 0 ? 0 : errno,
 	       "a process is told from a later one with its pid by its start time");
 
-	report("PAGEMAP_SCAN", ms_pagemap_scan_errno(),
-	       "/proc/PID/pagemap is read entry by entry");
+	report("PAGEMAP_SCAN", ms_pagemap_scan_errno(), "/proc/PID/pagemap is read entry by entry");
 	if (ms_pagemap_scan_supported() && !ms_pagemap_scan_soft_dirty_supported())
 		g_message("kernel interface PAGEMAP_SCAN: without the soft-dirty category: "
 			  "soft-dirty reads /proc/PID/pagemap entry by entry");
@@ -80,6 +80,5 @@ void ms_kernel_log_interfaces(void)
 	e = clock_getcpuclockid(getpid(), &clock);
 	if (e == 0 && clock_gettime(clock, &ts) != 0)
 		e = errno;
-	report("per-process CPU clock", e,
-	       "page-sampling does without the target's CPU time");
+	report("per-process CPU clock", e, "page-sampling does without the target's CPU time");
 }

@@ -135,7 +135,7 @@ static int sd_close_window(void *state, ms_measurement *out, char **why)
 		return r;
 	ms_measurement_begin(out, ms_soft_dirty.mode,
 			     ms_pagemap_scan_soft_dirty_supported() ? "clear_refs+pagemap_scan"
-							 : "clear_refs+pagemap",
+								    : "clear_refs+pagemap",
 			     s->start_wall_ms, s->start_mono_us, mono, s->page_size);
 	for (guint i = 0; i < vmas->len; i++) {
 		const ms_vma *v = &g_array_index(vmas, ms_vma, i);

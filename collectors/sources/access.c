@@ -328,7 +328,8 @@ static char *unescape(const char *f)
 	for (; *f; f++) {
 		if (f[0] == '\\' && f[1] >= '0' && f[1] <= '3' && f[2] >= '0' && f[2] <= '7' &&
 		    f[3] >= '0' && f[3] <= '7') {
-			g_string_append_c(s, (char)((f[1] - '0') * 64 + (f[2] - '0') * 8 + (f[3] - '0')));
+			g_string_append_c(
+				s, (char)((f[1] - '0') * 64 + (f[2] - '0') * 8 + (f[3] - '0')));
 			f += 3;
 		} else {
 			g_string_append_c(s, *f);
@@ -341,9 +342,9 @@ static const struct {
 	const char *name;
 	ms_hidepid value;
 } hidepid_names[] = {
-	{"0", MS_HIDEPID_OFF},		{"off", MS_HIDEPID_OFF},
-	{"1", MS_HIDEPID_NOACCESS},	{"noaccess", MS_HIDEPID_NOACCESS},
-	{"2", MS_HIDEPID_INVISIBLE},	{"invisible", MS_HIDEPID_INVISIBLE},
+	{"0", MS_HIDEPID_OFF},	      {"off", MS_HIDEPID_OFF},
+	{"1", MS_HIDEPID_NOACCESS},   {"noaccess", MS_HIDEPID_NOACCESS},
+	{"2", MS_HIDEPID_INVISIBLE},  {"invisible", MS_HIDEPID_INVISIBLE},
 	{"4", MS_HIDEPID_PTRACEABLE}, {"ptraceable", MS_HIDEPID_PTRACEABLE},
 };
 

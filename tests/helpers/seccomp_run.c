@@ -43,8 +43,9 @@ int main(int argc, char **argv)
 			       125;
 		*eq = '\0';
 		if (strcmp(argv[i], "pagemap_scan") == 0) {
-			r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(e), SCMP_SYS(ioctl), 1,
-					     SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffu, PAGEMAP_SCAN));
+			r = seccomp_rule_add(
+				ctx, SCMP_ACT_ERRNO(e), SCMP_SYS(ioctl), 1,
+				SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffu, PAGEMAP_SCAN));
 		} else {
 			int nr = seccomp_syscall_resolve_name(argv[i]);
 			if (nr == __NR_SCMP_ERROR)
