@@ -166,3 +166,25 @@ Test(restricted, process_vm_readv_refused_says_why)
 	cr_expect(mi, "the daemon still serves");
 	free(mi);
 }
+
+/* The per-process CPU clock refused (clock_getcpuclockid asks clock_getres
+ * of the process's clock): page-sampling does without it, reading the
+ * pages of a process that did not run rather than calling the window
+ * idle. */
+Test(restricted, the_cpu_clock_refused_reads_the_pages)
+{
+	mount_filtered("clock_getres=EPERM", NULL);
+	char *log = daemon_log();
+	cr_expect(strstr(log, "kernel interface per-process CPU clock: not in use (Operation not "
+			      "permitted"),
+		  "%s", log);
+	free(log);
+	pid_t p = keep(sleeper_start(0));
+	cr_assert_eq(track_pid(&M, p, NULL), 0);
+	char *s = sample_wait(&M, p, 3, 20);
+	cr_assert(s, "no sample under the filter");
+	cr_expect(strstr(s, "method pagemap_scan+process_vm_readv\n") ||
+			  strstr(s, "method pagemap+process_vm_readv\n"),
+		  "a sleeper's pages are read, not skipped as idle: %s", s);
+	free(s);
+}
