@@ -486,3 +486,37 @@ Test(access, yama_ptrace_scope_decides_on_the_value_read)
 	waitpid(other, NULL, 0);
 	rmdir(dir);
 }
+
+/* A sample's figures at the edges of their inputs: nothing sampled, a
+ * census, every page dirty, no population, 64-bit counts, a period of 0
+ * (a clock that did not move) and of a day: rate and its interval are
+ * numbers, never NaN or negative, with low <= rate <= high. */
+Test(stats, a_sample_at_the_edges_of_its_inputs)
+{
+	const uint64_t counts[] = {0, 1, 512, UINT64_MAX / 2};
+	const uint32_t periods[] = {0, 1, 1000, 86400000};
+	for (size_t a = 0; a < G_N_ELEMENTS(counts); a++) /* population */
+		for (size_t b = 0; b <= a; b++)		  /* sampled <= population */
+			for (size_t c = 0; c <= b; c++)	  /* dirty <= sampled */
+				for (size_t d = 0; d < G_N_ELEMENTS(periods); d++) {
+					ms_measurement m = {0};
+					m.page_size = 4096;
+					m.pages_total = counts[a];
+					m.pages_population = counts[a];
+					m.pages_sampled = counts[b];
+					m.pages_dirty = counts[c];
+					m.pages_new = counts[c];
+					m.period_ms = periods[d];
+					ms_measurement_finish(&m);
+					cr_expect(isfinite(m.rate) && isfinite(m.rate_lo) &&
+							  isfinite(m.rate_hi) && m.rate_lo >= 0 &&
+							  m.rate_lo <= m.rate &&
+							  m.rate <= m.rate_hi,
+						  "N %llu n %llu d %llu period %u: %g [%g, %g]",
+						  (unsigned long long)counts[a],
+						  (unsigned long long)counts[b],
+						  (unsigned long long)counts[c], periods[d], m.rate,
+						  m.rate_lo, m.rate_hi);
+					cr_expect(isfinite(m.memory_mib) && m.memory_mib >= 0);
+				}
+}
