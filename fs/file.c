@@ -95,7 +95,7 @@ void ms_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	h->n = n;
 	h->flags = fi->flags;
 	/* metrics checks every target, VMs' sockets among them. */
-	h->caller = (row->flags & MS_NODE_GROUPS) ? ms_caller_with_groups(req) : ms_caller_of(req);
+	h->caller = c; /* with its groups where n needs them (ms_tree_needs_groups) */
 	pthread_mutex_init(&h->lock, NULL);
 	h->base.free = handle_free;
 	fi->fh = ms_open_add(fs, &h->base);

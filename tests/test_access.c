@@ -321,3 +321,53 @@ Test(access, the_default_per_uid_limit_is_a_quarter_of_max_targets)
 	cr_expect_eq(track_as(UID_A, a[1]), 0);
 	cr_expect_eq(track_as(UID_A, a[2]), ENOSPC);
 }
+
+/* A VM's qemu_pid tells a process's pid: as the caller's own /proc would,
+ * under hidepid=invisible a user who cannot see QEMU's process reads 0. */
+Test(access, qemu_pid_follows_hidepid)
+{
+	cr_assert(unshare(CLONE_NEWNS) == 0, "unshare: %s", strerror(errno));
+	cr_assert(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0);
+	mount_proc("hidepid=invisible");
+	mount_start(&M, "allow_other");
+
+	char sock[600];
+	snprintf(sock, sizeof(sock), "%s/vm1.qmp", M.dir);
+	pid_t parent = getpid();
+	pid_t q = fork();
+	cr_assert(q >= 0);
+	if (q == 0) {
+		die_with_parent(parent, SIGKILL);
+		char qmp[700];
+		snprintf(qmp, sizeof(qmp), "unix:%s,server=on,wait=off", sock);
+		int null = open("/dev/null", O_RDWR);
+		dup2(null, 0);
+		dup2(null, 1);
+		execlp("qemu-system-x86_64", "qemu-system-x86_64", "-machine", "none",
+		       "-nodefaults", "-display", "none", "-qmp", qmp, (char *)NULL);
+		_exit(127);
+	}
+	keep(q);
+	struct stat st;
+	for (int i = 0; i < 3000 && stat(sock, &st) != 0; i++)
+		usleep(10000);
+	cr_assert(stat(sock, &st) == 0, "QEMU made no QMP socket");
+	char line[700];
+	snprintf(line, sizeof(line), "%s\n", sock);
+	char *p = mpath(&M, "track");
+	cr_assert_eq(write_file(p, line), 0);
+	free(p);
+
+	char *mine = mread(&M, "vm1/qemu_pid");
+	cr_assert(mine);
+	cr_expect_eq(atoi(mine), (int)q, "root reads %s", mine);
+	free(mine);
+	char *text = NULL;
+	p = mpath(&M, "vm1/qemu_pid");
+	cr_assert_eq(sh_out(&text, "setpriv --reuid=%d --regid=%d --clear-groups cat %s", UID_A,
+			    UID_A, p),
+		     0);
+	cr_expect_str_eq(text, "0\n", "uid %d reads %s", UID_A, text);
+	free(text);
+	free(p);
+}
