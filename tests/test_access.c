@@ -130,6 +130,8 @@ static void mount_proc(const char *opts)
 		  "mount proc -o %s: %s", opts, strerror(errno));
 }
 
+static int track_as(uid_t uid, pid_t pid);
+
 typedef struct {
 	const char *opts;
 	/* What proc.rst says A is shown of root's process: its lookup's and
@@ -218,6 +220,9 @@ Test(access, each_caller_sees_what_its_own_proc_shows)
 		seen b = look_as(UID_B, GID_SEE, M.mnt, roots, false);
 		cr_expect_eq(b.status == 0, k->b_sees, "%s: B (group %d) status: %s", k->opts,
 			     GID_SEE, strerror(b.status));
+		/* Tracking what one's /proc does not show: no such process. */
+		cr_expect_eq(track_as(UID_A, roots), k->lookup ? ESRCH : EACCES,
+			     "%s: A tracks root's", k->opts);
 		/* Its own process: always, rate included (ptrace's rule). */
 		seen own = look_as(UID_A, 0, M.mnt, as, false);
 		cr_expect(own.listed && own.lookup == 0 && own.status == 0, "%s: A's own", k->opts);

@@ -92,6 +92,12 @@ static int resolve(const char *key, const ms_caller *c, ms_ident *out, char **wh
 		return ms_fail(why, r, "cannot read /proc/%d/stat: %s", (int)pid, g_strerror(-r));
 	if (r < 0 || st.state == 'Z' || st.state == 'X')
 		return ms_fail(why, -ESRCH, "no process %d", (int)pid);
+	/* A process the writer's own /proc would not show (hidepid=) is not
+	 * there for it. */
+	if (ms_caller_may_see_process(pid, c, false) < 0)
+		return ms_fail(why, -ESRCH,
+			       "no process %d (hidden from uid %u by /proc's hidepid=)", (int)pid,
+			       (unsigned)c->uid);
 	if (st.flags & MS_PF_KTHREAD)
 		return ms_fail(why, -EINVAL, "%d is a kernel thread: it has no memory of its own",
 			       (int)pid);
