@@ -9,7 +9,7 @@ if [[ ${1:-} == --test ]]; then
 	pkgs+=(libcriterion-dev procps util-linux valgrind qemu-system-x86 gcc-multilib
 		prometheus prometheus-node-exporter gnuplot-nox man-db clang libclang-rt-14-dev lxcfs debootstrap
 		podman runc catatonit uidmap slirp4netns containernetworking-plugins iptables python3-yaml
-		libvirt-dev libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients)
+		libvirt-dev libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libseccomp-dev)
 fi
 
 missing=()

@@ -82,6 +82,11 @@ void ms_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	ms_caller c = ms_caller_for(req, n);
+	int r = ms_tree_may_enter(fs->reg, n, &c);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
 	if ((row->flags & MS_NODE_PRIVATE) && !ms_tree_may_read(fs->reg, n, &c)) {
 		fuse_reply_err(req, EACCES);
 		return;
@@ -90,7 +95,7 @@ void ms_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	h->n = n;
 	h->flags = fi->flags;
 	/* metrics checks every target, VMs' sockets among them. */
-	h->caller = (row->flags & MS_NODE_GROUPS) ? ms_caller_with_groups(req) : ms_caller_of(req);
+	h->caller = c; /* with its groups where n needs them (ms_tree_needs_groups) */
 	pthread_mutex_init(&h->lock, NULL);
 	h->base.free = handle_free;
 	fi->fh = ms_open_add(fs, &h->base);

@@ -60,7 +60,10 @@ static void reply_entry(fuse_req_t req, ms_node_ref n)
 	 * target's. */
 	e.generation = generation;
 	e.attr_timeout = 1.0;
-	e.entry_timeout = 1.0;
+	/* A lookup answered for one caller is not the kernel's to reuse for
+	 * another when what a target shows depends on who asks (hidepid=,
+	 * libvirt's visibility). */
+	e.entry_timeout = ms_tree_per_caller(ms_fs_of(req)->reg, n) ? 0.0 : 1.0;
 	fuse_reply_entry(req, &e);
 }
 
@@ -121,11 +124,16 @@ void ms_op_readlink(fuse_req_t req, fuse_ino_t ino)
 		return;
 	}
 	ms_caller c = ms_caller_for(req, n);
+	int r = ms_tree_may_enter(fs->reg, n, &c);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
 	if (!ms_tree_may_read(fs->reg, n, &c)) {
 		fuse_reply_err(req, EACCES);
 		return;
 	}
-	int r = ms_tree_render(fs->reg, n, &c, &target);
+	r = ms_tree_render(fs->reg, n, &c, &target);
 	if (r < 0)
 		fuse_reply_err(req, -r);
 	else

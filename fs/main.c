@@ -33,6 +33,7 @@
 
 typedef struct {
 	unsigned period, sample_pages, history, max_targets, workers;
+	unsigned max_targets_per_uid; /* 0: a quarter of max_targets */
 	char *mode;
 	char *bandwidth; /* the migration forecast's defaults */
 	unsigned downtime_ms;
@@ -51,6 +52,7 @@ static const struct fuse_opt option_spec[] = {OPT("period=%u", period),
 					      OPT("sample_pages=%u", sample_pages),
 					      OPT("history=%u", history),
 					      OPT("max_targets=%u", max_targets),
+					      OPT("max_targets_per_uid=%u", max_targets_per_uid),
 					      OPT("workers=%u", workers),
 					      OPT("mode=%s", mode),
 					      OPT("bandwidth=%s", bandwidth),
@@ -108,6 +110,8 @@ static void usage(const char *prog)
 	       "bandwidth)\n"
 	       "    -o history=N           samples kept per target (default 60)\n"
 	       "    -o max_targets=N       most targets tracked at once (default 4096)\n"
+	       "    -o max_targets_per_uid=N  most targets one uid other than root tracks\n"
+	       "                           (default: a quarter of max_targets)\n"
 	       "    -o workers=N           measurement threads (default: number of CPUs)\n"
 	       "    -f                     stay in the foreground, log to stderr\n"
 	       "    -d                     debug: foreground, libfuse's request log\n"
@@ -179,6 +183,8 @@ static int check_options(const options *o)
 		return fprintf(stderr, "memstatfs: history must be 1..1000000\n"), -1;
 	if (o->max_targets < 1 || o->max_targets > 0xffffff)
 		return fprintf(stderr, "memstatfs: max_targets must be 1..16777215\n"), -1;
+	if (o->max_targets_per_uid > 0xffffff)
+		return fprintf(stderr, "memstatfs: max_targets_per_uid must be 1..16777215\n"), -1;
 	if (o->workers < 1 || o->workers > 64)
 		return fprintf(stderr, "memstatfs: workers must be 1..64\n"), -1;
 	uint64_t b;
@@ -276,6 +282,8 @@ int main(int argc, char *argv[])
 			     .downtime_ms = o.downtime_ms},
 		.history = o.history,
 		.max_targets = o.max_targets,
+		.max_targets_per_uid =
+			o.max_targets_per_uid ? o.max_targets_per_uid : MAX(o.max_targets / 4, 1),
 		.workers = o.workers,
 		.on_settled = ms_fs_target_settled,
 		.on_settled_data = &fs,

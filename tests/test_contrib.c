@@ -251,7 +251,8 @@ Test(contrib, man_page_renders_without_warnings)
 			       "meminfo/", "status",	    "rate",   "memory/",  "samples/",
 			       "latest",   "qemu_pid",	    "socket", "vcpu/",	  "commit_percent",
 			       "growth",   "migration/",    "bandwidth=", "downtime_ms=",
-			       "link_bandwidth=", "verdict", "min_bandwidth", "model"};
+			       "link_bandwidth=", "verdict", "min_bandwidth", "model",
+			       "max_targets_per_uid=", "hidepid"};
 	for (size_t i = 0; i < G_N_ELEMENTS(words); i++)
 		cr_expect(out && strstr(out, words[i]), "%s is not in the man page", words[i]);
 	free(out);

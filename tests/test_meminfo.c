@@ -3,11 +3,15 @@
 #include <criterion/criterion.h>
 #include <ctype.h>
 #include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -45,6 +49,18 @@ static long ours(const char *name)
 	free(t);
 	free(p);
 	return v;
+}
+
+/* Reads path; 0 or the errno. */
+static int read_errno(const char *path)
+{
+	char buf[256];
+	int fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return errno;
+	int r = read(fd, buf, sizeof(buf)) < 0 ? errno : 0;
+	close(fd);
+	return r;
 }
 
 static long kernels(const char *field)
@@ -162,4 +178,158 @@ Test(meminfo, used_matches_free_and_commit_percent_its_definition)
 	cr_expect(fabs(pct - want) < 0.5, "commit_percent %f, want %f", pct, want);
 	free(t);
 	free(p);
+}
+
+/* Writes text over path in place (the daemon keeps /proc/meminfo open and
+ * reads it again from offset 0). */
+static void rewrite(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "r+");
+	cr_assert(f, "%s: %m", path);
+	cr_assert(ftruncate(fileno(f), 0) == 0);
+	cr_assert(fputs(text, f) >= 0);
+	cr_assert(fclose(f) == 0);
+}
+
+static char *ours_text(const char *name)
+{
+	char *p = mpath(&M, "meminfo/%s", name);
+	char *t = read_file(p);
+	free(p);
+	return t;
+}
+
+/* The value of one metrics family without labels, as Prometheus parses
+ * it; NAN when it is not there. */
+static double metric(const char *text, const char *name)
+{
+	size_t n = strlen(name);
+	for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+		if (strncmp(l, name, n) == 0 && l[n] == ' ')
+			return strncmp(l + n + 1, "+Inf", 4) == 0 ? INFINITY
+								  : strtod(l + n + 1, NULL);
+	return NAN;
+}
+
+/* The derived figures at the edges of their inputs, from a /proc/meminfo
+ * and a vm.overcommit_ratio the test writes: bind-mounted over the real
+ * ones in this test's own mount namespace (criterion runs each test in a
+ * process of its own), where the daemon is started. */
+Test(meminfo, derived_figures_at_the_edges_of_their_inputs)
+{
+	char dir[512], fake[600], ratio[600];
+	snprintf(dir, sizeof(dir), "%s/meminfo-edges-XXXXXX", tmp_dir());
+	cr_assert(mkdtemp(dir));
+	snprintf(fake, sizeof(fake), "%s/meminfo", dir);
+	snprintf(ratio, sizeof(ratio), "%s/overcommit_ratio", dir);
+	/* A kernel without MemAvailable (before 3.14): no `used`. */
+	close(open(fake, O_CREAT | O_WRONLY, 0644));
+	close(open(ratio, O_CREAT | O_WRONLY, 0644));
+	rewrite(fake, "MemTotal:        1000 kB\n"
+		      "MemFree:          400 kB\n"
+		      "CommitLimit:        0 kB\n"
+		      "Committed_AS:    1234 kB\n");
+	rewrite(ratio, "0\n");
+	cr_assert(unshare(CLONE_NEWNS) == 0, "unshare: %m");
+	cr_assert(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0);
+	cr_assert(mount(fake, "/proc/meminfo", NULL, MS_BIND, NULL) == 0, "bind: %m");
+	cr_assert(mount(ratio, "/proc/sys/vm/overcommit_ratio", NULL, MS_BIND, NULL) == 0);
+	mount_start(&M, NULL);
+
+	char *p = mpath(&M, "meminfo/used");
+	cr_expect(access(p, F_OK) < 0 && errno == ENOENT, "used without MemAvailable: %m");
+	free(p);
+	char *t = mpath(&M, "meminfo");
+	char *ls = NULL;
+	cr_assert_eq(sh_out(&ls, "ls '%s'", t), 0);
+	cr_expect(!strstr(ls, "used\n"), "listed: %s", ls);
+	cr_expect(strstr(ls, "commit_percent\n"), "listed: %s", ls);
+	free(ls);
+	free(t);
+
+	/* vm.overcommit_ratio=0 without swap: CommitLimit 0.  It counts as
+	 * 1 kB: a figure far above 100, never EIO. */
+	t = ours_text("commit_percent");
+	cr_expect_str_eq(t ? t : "(EIO)", "123400.00\n");
+	free(t);
+	t = ours_text("overcommit_ratio");
+	cr_expect_str_eq(t ? t : "(none)", "0\n");
+	free(t);
+	rewrite(fake,
+		"MemTotal:        1000 kB\nCommitLimit:        0 kB\nCommitted_AS:       0 kB\n");
+	t = ours_text("commit_percent");
+	cr_expect_str_eq(t ? t : "(EIO)", "0.00\n");
+	free(t);
+	t = mread(&M, "metrics");
+	cr_assert(t);
+	cr_expect_eq(metric(t, "memstat_commit_limit_bytes"), 0);
+	cr_expect_eq(metric(t, "memstat_overcommit_ratio"), 0);
+	free(t);
+
+	/* A kernel with MemAvailable (the names are the running kernel's,
+	 * taken at start): a daemon started afresh. */
+	rewrite(fake, "MemTotal:        1000 kB\nMemAvailable:    400 kB\n"
+		      "CommitLimit:     2000 kB\nCommitted_AS:    1000 kB\n");
+	mount_start(&M, NULL);
+	t = ours_text("used");
+	cr_expect_str_eq(t ? t : "(none)", "600\n");
+	free(t);
+	/* MemAvailable above MemTotal (a kernel's estimate can be): used 0,
+	 * as free prints it. */
+	rewrite(fake, "MemTotal:        1000 kB\nMemAvailable:    5000 kB\n"
+		      "CommitLimit:     2000 kB\nCommitted_AS:    1000 kB\n");
+	t = ours_text("used");
+	cr_expect_str_eq(t ? t : "(none)", "0\n");
+	free(t);
+	t = ours_text("commit_percent");
+	cr_expect_str_eq(t ? t : "(EIO)", "50.00\n");
+	free(t);
+
+	/* 64-bit fields: exact in meminfo/, no wrap in metrics' bytes. */
+	rewrite(fake, "MemTotal:       18446744073709551615 kB\n"
+		      "MemAvailable:   0 kB\n"
+		      "CommitLimit:    1 kB\n"
+		      "Committed_AS:   18446744073709551615 kB\n"
+		      "Hugepagesize:   18446744073709551615 kB\n"
+		      "HugePages_Total: 18446744073709551615\n");
+	t = ours_text("used");
+	cr_expect_str_eq(t ? t : "(none)", "18446744073709551615\n");
+	free(t);
+	t = ours_text("commit_percent");
+	cr_expect_str_eq(t ? t : "(EIO)", "1844674407370955161600.00\n");
+	free(t);
+	t = mread(&M, "metrics");
+	cr_assert(t);
+	double total = metric(t, "memstat_memory_total_bytes");
+	cr_expect(fabs(total / (18446744073709551615.0 * 1024) - 1) < 1e-12, "%g", total);
+	double pool = metric(t, "memstat_hugepages_total_bytes");
+	cr_expect(fabs(pool / (18446744073709551615.0 * 1024 * 18446744073709551615.0) - 1) < 1e-12,
+		  "hugepages: %g", pool);
+	free(t);
+
+	/* A field beyond 64 bits: its file shows it as printed, a figure
+	 * derived from it is EIO (nothing half-read), metrics has its bytes
+	 * as a double.  One that is not a number is no field (as if missing:
+	 * ENOENT), and metrics leaves its family out. */
+	rewrite(fake, "MemTotal:        1000 kB\nMemAvailable:    x kB\n"
+		      "CommitLimit:     99999999999999999999999 kB\nCommitted_AS:    1 kB\n");
+	p = mpath(&M, "meminfo/used");
+	cr_expect_eq(read_errno(p), ENOENT);
+	free(p);
+	p = mpath(&M, "meminfo/commit_percent");
+	cr_expect_eq(read_errno(p), EIO);
+	free(p);
+	t = mread(&M, "metrics");
+	cr_assert(t);
+	double limit = metric(t, "memstat_commit_limit_bytes");
+	cr_expect(fabs(limit / (99999999999999999999999.0 * 1024) - 1) < 1e-12, "%g", limit);
+	cr_expect(isnan(metric(t, "memstat_memory_available_bytes")), "%s", t);
+	free(t);
+
+	mount_stop(&M);
+	umount2("/proc/meminfo", MNT_DETACH);
+	umount2("/proc/sys/vm/overcommit_ratio", MNT_DETACH);
+	unlink(fake);
+	unlink(ratio);
+	rmdir(dir);
 }

@@ -8,6 +8,7 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <glib.h>
 #include <math.h>
 
 #include "memstat/core/precopy.h"
@@ -292,4 +293,68 @@ Test(precopy, a_fast_link_sends_each_window_in_a_burst)
 	cr_expect(CLOSE(r.total_s, 10.00055, 1e-7), "total %.6f", r.total_s);
 	cr_expect(CLOSE(r.downtime_ms, 0.05, 1e-6), "downtime %g", r.downtime_ms);
 	cr_expect(CLOSE(r.transferred_bytes, 4126572, 1e-6), "bytes %g", r.transferred_bytes);
+}
+
+/* Every figure of migration/ at the edges of its inputs (one page of
+ * memory and a petabyte; 1 byte/s and 1 PB/s; no downtime and the most
+ * allowed; a curve of nothing, of one page, and of more pages than there
+ * are): a verdict, and figures that are numbers or +inf (never NaN,
+ * negative or -inf), from every run. */
+Test(precopy, edges_of_the_inputs_give_defined_figures, .timeout = 120)
+{
+	const double mems[] = {PAGE, 1e15};
+	const double bws[] = {1, BW, 1e15};
+	const double downs[] = {0, 300, 2000000};
+	const double limits[] = {0, 86400};
+	const double links[] = {0, 1e15};
+	const ms_growth_point idle[] = {{1, 0, 0, 0}};
+	const ms_growth_point one[] = {{0.001, 1, 1, 1}};
+	const ms_growth_point all[] = {{1, 1e15, 1e15, 1e15}, {2, 2e15, 2e15, 2e15}};
+	const ms_growth_point flat[] = {{1e-9, 1e3, 0, 1e12}, {1e9, 1e3, 0, 1e12}};
+	const struct {
+		const ms_growth_point *c;
+		size_t n;
+	} curves[] = {{idle, 1}, {one, 1}, {all, 2}, {flat, 2}};
+
+	for (size_t m = 0; m < G_N_ELEMENTS(mems); m++)
+		for (size_t b = 0; b < G_N_ELEMENTS(bws); b++)
+			for (size_t d = 0; d < G_N_ELEMENTS(downs); d++)
+				for (size_t l = 0; l < G_N_ELEMENTS(limits); l++)
+					for (size_t k = 0; k < G_N_ELEMENTS(curves) * 2; k++) {
+						ms_precopy_input in = {
+							.link_bandwidth = links[k % 2],
+							.curve = curves[k / 2].c,
+							.n = curves[k / 2].n,
+							.memory_bytes = (uint64_t)mems[m],
+							.page_size = PAGE,
+							.bandwidth = bws[b],
+							.downtime_ms = downs[d],
+							.max_total_s = limits[l]};
+						ms_precopy_forecast f;
+						const char *why = NULL;
+						int r = ms_precopy_forecast_compute(&in, &f, &why);
+						cr_assert_eq(r, 0,
+							     "mem %g bw %g down %g limit %g curve "
+							     "%zu: %s",
+							     mems[m], bws[b], downs[d], limits[l],
+							     k, why ? why : "");
+						cr_expect_lt((int)f.verdict,
+							     (int)_MS_PRECOPY_VERDICT_MAX);
+						for (int w = 0; w < _MS_GROWTH_MAX; w++) {
+							const ms_precopy_run *x = &f.run[w];
+							const double v[] = {x->total_s,
+									    x->downtime_ms,
+									    x->transferred_bytes,
+									    x->min_bandwidth,
+									    x->min_downtime_ms};
+							for (size_t i = 0; i < G_N_ELEMENTS(v); i++)
+								cr_expect(!isnan(v[i]) && v[i] >= 0,
+									  "mem %g bw %g down %g "
+									  "limit %g "
+									  "curve %zu run %d figure "
+									  "%zu: %g",
+									  mems[m], bws[b], downs[d],
+									  limits[l], k, w, i, v[i]);
+						}
+					}
 }

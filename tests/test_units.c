@@ -4,7 +4,12 @@
 #include <errno.h>
 #include <math.h>
 #include <string.h>
+#include <grp.h>
+#include <signal.h>
+#include <stdio.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "memstat/core/metrics.h"
@@ -14,6 +19,7 @@
 #include "memstat/methods/pagemap.h"
 #include "memstat/methods/pages.h"
 #include "memstat/methods/procfs.h"
+#include "memstat/sources/access.h"
 #include "memstat/sources/process.h"
 
 static int track(const char *s, ms_track_request *r)
@@ -159,9 +165,35 @@ Test(meminfo, values_from_text)
 	cr_expect_str_eq(t, "50\n");
 	g_free(t);
 	cr_expect_eq(ms_meminfo_value_from("nonesuch", meminfo_text, oc, &t), -ENOENT);
-	cr_expect_eq(ms_meminfo_value_from("commit_percent",
+	/* CommitLimit 0 (overcommit_ratio=0, no swap) counts as 1 kB. */
+	cr_assert_eq(ms_meminfo_value_from("commit_percent",
 					   "CommitLimit: 0 kB\nCommitted_AS: 5 kB\n", oc, &t),
+		     0);
+	cr_expect_str_eq(t, "500.00\n");
+	g_free(t);
+	cr_assert_eq(ms_meminfo_value_from("commit_percent",
+					   "CommitLimit: 0 kB\nCommitted_AS: 0 kB\n", oc, &t),
+		     0);
+	cr_expect_str_eq(t, "0.00\n");
+	g_free(t);
+	t = NULL;
+	/* Missing inputs: no such figure; not a number: EIO. */
+	cr_expect_eq(ms_meminfo_value_from("used", "MemTotal: 5 kB\n", oc, &t), -ENOENT);
+	cr_expect_eq(ms_meminfo_value_from("commit_percent", "CommitLimit: 5 kB\n", oc, &t),
+		     -ENOENT);
+	/* (A line whose value is not digits is no field at all.) */
+	cr_expect_eq(ms_meminfo_value_from("used", "MemTotal: 5 kB\nMemAvailable: -1 kB\n", oc, &t),
+		     -ENOENT);
+	cr_expect_eq(
+		ms_meminfo_value_from(
+			"used", "MemTotal: 5 kB\nMemAvailable: 99999999999999999999 kB\n", oc, &t),
+		-EIO);
+	cr_expect_eq(ms_meminfo_value_from("commit_percent",
+					   "CommitLimit: 18446744073709551616 kB\n"
+					   "Committed_AS: 1 kB\n",
+					   oc, &t),
 		     -EIO);
+	cr_expect_null(t);
 }
 
 Test(stats, wilson_interval_known_values)
@@ -311,4 +343,180 @@ Test(metrics, host_figures_in_base_units)
 	g_auto(GStrv) types = g_strsplit(text, "# TYPE ", -1);
 	cr_expect_eq(g_strv_length(helps), g_strv_length(types));
 	g_free(text);
+}
+
+/* ---- who sees what (access.h) ---- */
+
+Test(access, proc_view_from_mountinfo)
+{
+	ms_proc_view v;
+	const char *base = "22 27 0:21 / /proc rw,relatime - proc proc rw\n"
+			   "23 27 0:22 / /sys rw,relatime - sysfs sysfs rw\n";
+
+	cr_expect_eq(ms_proc_view_parse(base, "/proc", &v), 0);
+	cr_expect_eq(v.hidepid, MS_HIDEPID_OFF);
+	cr_expect_not(v.has_gid);
+	/* The last mount on /proc is the one seen; named and numeric values;
+	 * gid=; optional fields before the separator. */
+	const struct {
+		const char *line;
+		ms_hidepid want;
+		bool has_gid;
+	} cases[] = {
+		{"67 22 0:40 / /proc rw,relatime - proc proc rw,gid=27,hidepid=invisible\n",
+		 MS_HIDEPID_INVISIBLE, true},
+		{"67 22 0:40 / /proc rw shared:5 - proc proc rw,hidepid=2\n", MS_HIDEPID_INVISIBLE,
+		 false},
+		{"67 22 0:40 / /proc rw - proc proc rw,hidepid=1\n", MS_HIDEPID_NOACCESS, false},
+		{"67 22 0:40 / /proc rw - proc proc rw,hidepid=noaccess\n", MS_HIDEPID_NOACCESS,
+		 false},
+		{"67 22 0:40 / /proc rw - proc proc rw,hidepid=ptraceable,gid=5\n",
+		 MS_HIDEPID_PTRACEABLE, true},
+		{"67 22 0:40 / /proc rw - proc proc rw,hidepid=4\n", MS_HIDEPID_PTRACEABLE, false},
+		{"67 22 0:40 / /proc rw - proc proc rw,hidepid=off\n", MS_HIDEPID_OFF, false},
+		/* Another file system over /proc: no proc there, nothing hidden. */
+		{"67 22 0:40 / /proc rw - tmpfs tmpfs rw\n", MS_HIDEPID_OFF, false},
+		/* A proc elsewhere is not /proc. */
+		{"67 22 0:40 / /proc\\040x rw - proc proc rw,hidepid=2\n", MS_HIDEPID_OFF, false},
+	};
+	for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+		g_autofree char *text = g_strconcat(base, cases[i].line, NULL);
+		cr_expect_eq(ms_proc_view_parse(text, "/proc", &v), 0, "%s", cases[i].line);
+		cr_expect_eq(v.hidepid, cases[i].want, "%s: %d", cases[i].line, v.hidepid);
+		cr_expect_eq(v.has_gid, cases[i].has_gid, "%s", cases[i].line);
+	}
+	cr_expect_eq(ms_proc_view_parse("1 0 0:1 / /proc rw - proc proc rw,gid=27,hidepid=2\n",
+					"/proc", &v),
+		     0);
+	cr_expect_eq(v.gid, 27);
+	/* A value not known here hides rather than shows. */
+	cr_expect_eq(
+		ms_proc_view_parse("1 0 0:1 / /proc rw - proc proc rw,hidepid=9\n", "/proc", &v),
+		-EINVAL);
+	cr_expect_eq(v.hidepid, MS_HIDEPID_INVISIBLE);
+	/* Garbage lines are skipped. */
+	cr_expect_eq(ms_proc_view_parse("x\n\n1 2\n", "/proc", &v), 0);
+	cr_expect_eq(v.hidepid, MS_HIDEPID_OFF);
+}
+
+/* A process of uid that sleeps (a child of this test); killed with it. */
+static pid_t sleeper_as(uid_t uid)
+{
+	pid_t parent = getpid(), pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		if (setgroups(0, NULL) != 0 || setresgid(uid, uid, uid) != 0 ||
+		    setresuid(uid, uid, uid) != 0)
+			_exit(126);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(0);
+		execlp("sleep", "sleep", "60", (char *)NULL);
+		_exit(127);
+	}
+	/* Until it is sleep (dumpable again after the exec). */
+	char exe[64], link[256];
+	snprintf(exe, sizeof(exe), "/proc/%d/exe", (int)pid);
+	for (int i = 0; i < 5000; i++, usleep(1000)) {
+		ssize_t n = readlink(exe, link, sizeof(link) - 1);
+		if (n > 0 && (link[n] = '\0', strstr(link, "sleep")))
+			break;
+	}
+	return pid;
+}
+
+/* Yama's ptrace_scope, taken on the value read: this kernel may have no
+ * Yama (then /proc/sys/kernel/yama/ptrace_scope is missing and the scope is
+ * 0), so the test points ms_yama_ptrace_scope at a file it writes, and the
+ * access rule is asked with each value. */
+Test(access, yama_ptrace_scope_decides_on_the_value_read)
+{
+	g_autofree char *dir = g_build_filename(g_get_tmp_dir(), "memstatfs-yama-XXXXXX", NULL);
+	cr_assert(g_mkdtemp(dir));
+	g_autofree char *path = g_strdup_printf("%s/ptrace_scope", dir);
+	const uid_t uid = 60001;
+	pid_t child = sleeper_as(uid), other = sleeper_as(uid);
+	/* The same uid as both, and this test's process: child is its
+	 * descendant; from other's side, child is not. */
+	ms_caller parent_side = {.uid = uid, .gid = uid, .pid = getpid()};
+	ms_caller sibling = {.uid = uid, .gid = uid, .pid = other};
+	ms_caller attached = {.uid = uid, .gid = uid, .pid = other, .attached = true};
+	ms_caller root = {.uid = 0, .pid = other};
+	const struct {
+		const char *value; /* NULL: no such file (no Yama) */
+		int parent, sibling, attached, root;
+	} cases[] = {
+		{NULL, 0, 0, 0, 0},
+		{"0\n", 0, 0, 0, 0},
+		{"1\n", 0, -EACCES, 0, 0},
+		{"2\n", -EACCES, -EACCES, 0, 0},
+		{"3\n", -EACCES, -EACCES, 0, -EACCES},
+		{"junk\n", -EACCES, -EACCES, 0, -EACCES}, /* unreadable: as 3 */
+	};
+	ms_yama_set_path(path);
+	for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+		unlink(path);
+		if (cases[i].value)
+			cr_assert(g_file_set_contents(path, cases[i].value, -1, NULL));
+		uid_t owner;
+		g_autofree char *w1 = NULL, *w2 = NULL, *w3 = NULL, *w4 = NULL;
+		const char *v = cases[i].value ? cases[i].value : "(none)\n";
+		cr_expect_eq(ms_caller_may_read_process(child, &parent_side, &owner, &w1),
+			     cases[i].parent, "scope %s: ancestor: %s", v, w1 ? w1 : "ok");
+		cr_expect_eq(ms_caller_may_read_process(child, &sibling, &owner, &w2),
+			     cases[i].sibling, "scope %s: sibling: %s", v, w2 ? w2 : "ok");
+		cr_expect_eq(ms_caller_may_read_process(child, &attached, &owner, &w3),
+			     cases[i].attached, "scope %s: attached: %s", v, w3 ? w3 : "ok");
+		cr_expect_eq(ms_caller_may_read_process(child, &root, &owner, &w4), cases[i].root,
+			     "scope %s: root: %s", v, w4 ? w4 : "ok");
+		if (cases[i].sibling)
+			cr_expect(w2 && strstr(w2, "ptrace_scope"), "the reason names Yama: %s",
+				  w2 ? w2 : "");
+	}
+	/* Another uid: refused by ptrace's own rule, whatever Yama says. */
+	unlink(path);
+	ms_caller stranger = {.uid = uid + 1, .gid = uid + 1, .pid = getpid()};
+	uid_t owner;
+	g_autofree char *why = NULL;
+	cr_expect_eq(ms_caller_may_read_process(child, &stranger, &owner, &why), -EACCES);
+	ms_yama_set_path(NULL);
+	kill(child, SIGKILL);
+	kill(other, SIGKILL);
+	waitpid(child, NULL, 0);
+	waitpid(other, NULL, 0);
+	rmdir(dir);
+}
+
+/* A sample's figures at the edges of their inputs: nothing sampled, a
+ * census, every page dirty, no population, 64-bit counts, a period of 0
+ * (a clock that did not move) and of a day: rate and its interval are
+ * numbers, never NaN or negative, with low <= rate <= high. */
+Test(stats, a_sample_at_the_edges_of_its_inputs)
+{
+	const uint64_t counts[] = {0, 1, 512, UINT64_MAX / 2};
+	const uint32_t periods[] = {0, 1, 1000, 86400000};
+	for (size_t a = 0; a < G_N_ELEMENTS(counts); a++) /* population */
+		for (size_t b = 0; b <= a; b++)		  /* sampled <= population */
+			for (size_t c = 0; c <= b; c++)	  /* dirty <= sampled */
+				for (size_t d = 0; d < G_N_ELEMENTS(periods); d++) {
+					ms_measurement m = {0};
+					m.page_size = 4096;
+					m.pages_total = counts[a];
+					m.pages_population = counts[a];
+					m.pages_sampled = counts[b];
+					m.pages_dirty = counts[c];
+					m.pages_new = counts[c];
+					m.period_ms = periods[d];
+					ms_measurement_finish(&m);
+					cr_expect(isfinite(m.rate) && isfinite(m.rate_lo) &&
+							  isfinite(m.rate_hi) && m.rate_lo >= 0 &&
+							  m.rate_lo <= m.rate &&
+							  m.rate <= m.rate_hi,
+						  "N %llu n %llu d %llu period %u: %g [%g, %g]",
+						  (unsigned long long)counts[a],
+						  (unsigned long long)counts[b],
+						  (unsigned long long)counts[c], periods[d], m.rate,
+						  m.rate_lo, m.rate_hi);
+					cr_expect(isfinite(m.memory_mib) && m.memory_mib >= 0);
+				}
 }

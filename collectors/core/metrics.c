@@ -74,6 +74,10 @@ static void value(GString *out, double v)
 		g_string_append(out, v > 0 ? " +Inf\n" : " -Inf\n");
 		return;
 	}
+	if (isnan(v)) {
+		g_string_append(out, " NaN\n"); /* the exposition format's spelling */
+		return;
+	}
 	for (const char *const *f = (const char *const[]){"%.15g", "%.16g", "%.17g", NULL}; *f;
 	     f++) {
 		g_ascii_formatd(buf, sizeof(buf), *f, v);
@@ -83,16 +87,31 @@ static void value(GString *out, double v)
 	g_string_append_printf(out, " %s\n", buf);
 }
 
-/* One meminfo field, kB, as bytes. */
+/* The number a meminfo/ file shows (digits, then its newline): false when
+ * it is missing or not one (the family is then left out, as when the
+ * kernel has no such field). */
+static bool host_number(const char *name, const char *meminfo, const char *const oc[3], double *out)
+{
+	g_autofree char *text = NULL;
+	char *end;
+
+	if (ms_meminfo_value_from(name, meminfo, oc, &text) < 0 || !g_ascii_isdigit(text[0]))
+		return false;
+	*out = g_ascii_strtod(text, &end);
+	return *end == '\n' && isfinite(*out);
+}
+
+/* One meminfo field, kB, as bytes (a double, as Prometheus keeps it: no
+ * 64-bit product wraps, however large the field). */
 static void host_bytes(GString *out, const char *meminfo, const char *const oc[3],
 		       const char *field, const char *metric, const char *help)
 {
-	g_autofree char *text = NULL;
-	if (ms_meminfo_value_from(field, meminfo, oc, &text) < 0)
+	double kb;
+	if (!host_number(field, meminfo, oc, &kb))
 		return;
 	family(out, metric, "gauge", help);
-	g_string_append_printf(out, "%s %" PRIu64 "\n", metric,
-			       (uint64_t)strtoull(text, NULL, 10) * 1024);
+	g_string_append(out, metric);
+	value(out, kb * 1024);
 }
 
 /* The default-size hugepage pool (HugePages_* are counts of Hugepagesize
@@ -112,20 +131,20 @@ static void hugepages(GString *out, const char *meminfo, const char *const oc[3]
 		{"hugepages_surp", "memstat_hugepages_surplus_bytes",
 		 "HugePages_Surp x Hugepagesize: pool pages above vm.nr_hugepages."},
 	};
-	g_autofree char *size = NULL;
-	if (ms_meminfo_value_from("hugepagesize", meminfo, oc, &size) < 0)
+	double page, count;
+	if (!host_number("hugepagesize", meminfo, oc, &page))
 		return;
-	uint64_t page = (uint64_t)strtoull(size, NULL, 10) * 1024;
+	page *= 1024;
 	family(out, "memstat_hugepage_size_bytes", "gauge",
 	       "Hugepagesize of /proc/meminfo: the default hugepage size.");
-	g_string_append_printf(out, "memstat_hugepage_size_bytes %" PRIu64 "\n", page);
+	g_string_append(out, "memstat_hugepage_size_bytes");
+	value(out, page);
 	for (size_t i = 0; i < G_N_ELEMENTS(pool); i++) {
-		g_autofree char *count = NULL;
-		if (ms_meminfo_value_from(pool[i].field, meminfo, oc, &count) < 0)
+		if (!host_number(pool[i].field, meminfo, oc, &count))
 			continue;
 		family(out, pool[i].metric, "gauge", pool[i].help);
-		g_string_append_printf(out, "%s %" PRIu64 "\n", pool[i].metric,
-				       (uint64_t)strtoull(count, NULL, 10) * page);
+		g_string_append(out, pool[i].metric);
+		value(out, count * page);
 	}
 	host_bytes(out, meminfo, oc, "hugetlb", "memstat_hugetlb_bytes",
 		   "Hugetlb of /proc/meminfo: memory in hugepage pools of every size.");
@@ -213,18 +232,18 @@ static void host(GString *out, const char *meminfo, const char *const oc[3])
 	for (size_t i = 0; i < G_N_ELEMENTS(bytes); i++)
 		host_bytes(out, meminfo, oc, bytes[i].field, bytes[i].metric, bytes[i].help);
 
-	g_autofree char *mode = NULL;
-	if (ms_meminfo_value_from("overcommit_memory", meminfo, oc, &mode) == 0) {
+	double mode, ratio;
+	if (host_number("overcommit_memory", meminfo, oc, &mode)) {
 		family(out, "memstat_overcommit_memory", "gauge",
 		       "vm.overcommit_memory: 0 heuristic, 1 always, 2 never (strict).");
-		g_string_append_printf(out, "memstat_overcommit_memory %ld\n", atol(mode));
+		g_string_append(out, "memstat_overcommit_memory");
+		value(out, mode);
 	}
-	g_autofree char *ratio = NULL;
-	if (ms_meminfo_value_from("overcommit_ratio", meminfo, oc, &ratio) == 0) {
+	if (host_number("overcommit_ratio", meminfo, oc, &ratio)) {
 		family(out, "memstat_overcommit_ratio", "gauge",
 		       "vm.overcommit_ratio as a fraction (50% is 0.5).");
 		g_string_append(out, "memstat_overcommit_ratio");
-		value(out, atof(ratio) / 100.0);
+		value(out, ratio / 100.0);
 	}
 	host_bytes(out, meminfo, oc, "overcommit_kbytes", "memstat_overcommit_bytes",
 		   "vm.overcommit_kbytes in bytes: when not 0 the kernel uses it, not the ratio, "

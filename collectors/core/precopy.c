@@ -194,8 +194,12 @@ static void simulate(const ms_precopy_input *in, ms_growth_which which, double b
 		}
 		/* R2: whole windows while what waits stays at or above the
 		 * threshold (no sync between them)... */
-		if (budget >= per_window * (1 - 1e-12) && waiting - per_window >= thr) {
-			double n = floor((waiting - thr) / per_window);
+		double n = budget >= per_window * (1 - 1e-12) && waiting - per_window >= thr
+				   ? floor((waiting - thr) / per_window)
+				   : 0;
+		/* (n is 0 when waiting - per_window only rounds to thr: then
+		 * the window below, else the loop would never move on.) */
+		if (n >= 1) {
 			if (win_start + n * W_S >= limit) { /* R7 */
 				sent += (limit - win_start) / W_S * per_window;
 				t = limit;

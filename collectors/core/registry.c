@@ -123,10 +123,29 @@ static int retrack(ms_target *old, const ms_track_request *req, const ms_ident *
 	return ms_target_change(old, &req->change, caller, true, id->instance, why);
 }
 
-static int full(ms_registry *reg, char **why)
+/* Under reg->lock: 0 when caller may have one more target tracked, else
+ * -ENOSPC with *why: max_targets in all, or max_targets_per_uid for the
+ * caller's uid (root's are bounded by max_targets only).  The targets a uid
+ * has are those it tracked, listed until untracked. */
+static int room_for(ms_registry *reg, const ms_caller *caller, char **why)
 {
-	return ms_fail(why, -ENOSPC, "already tracking max_targets=%u targets",
-		       reg->cfg.max_targets);
+	GHashTableIter it;
+	gpointer v;
+	uint32_t n = 0;
+
+	if (g_hash_table_size(reg->by_name) >= reg->cfg.max_targets)
+		return ms_fail(why, -ENOSPC, "already tracking max_targets=%u targets",
+			       reg->cfg.max_targets);
+	if (caller->uid == 0 || !reg->cfg.max_targets_per_uid)
+		return 0;
+	g_hash_table_iter_init(&it, reg->by_name);
+	while (g_hash_table_iter_next(&it, NULL, &v))
+		n += ms_target_tracker_uid(v) == caller->uid;
+	if (n >= reg->cfg.max_targets_per_uid)
+		return ms_fail(why, -ENOSPC,
+			       "uid %u already tracks max_targets_per_uid=%u targets: untrack one",
+			       (unsigned)caller->uid, reg->cfg.max_targets_per_uid);
+	return 0;
 }
 
 /* Under reg->lock: makes t findable and schedules its first step, or says
@@ -143,8 +162,9 @@ static int insert(ms_registry *reg, ms_target *t, const ms_track_request *req,
 	if (name_taken(reg, ms_target_name(t)))
 		return ms_fail(why, -EEXIST, "the name %s is taken; choose another with name=",
 			       ms_target_name(t));
-	if (g_hash_table_size(reg->by_name) >= reg->cfg.max_targets)
-		return full(reg, why);
+	int r = room_for(reg, caller, why);
+	if (r < 0)
+		return r;
 	if (reg->stopping)
 		return ms_fail(why, -ESHUTDOWN, "shutting down");
 	uint32_t id_num = next_free_id(reg, &generation);
@@ -192,14 +212,10 @@ int ms_registry_track(ms_registry *reg, const ms_track_request *req, const ms_ca
 
 	pthread_mutex_lock(&reg->lock);
 	ms_target *old = find_key(reg, src, &id);
-	bool is_full = g_hash_table_size(reg->by_name) >= reg->cfg.max_targets;
-	if (old)
-		r = retrack(old, req, &id, caller, why);
+	r = old ? retrack(old, req, &id, caller, why) : room_for(reg, caller, why);
 	pthread_mutex_unlock(&reg->lock);
-	if (old)
+	if (r < 0 || old)
 		return r;
-	if (is_full)
-		return full(reg, why);
 
 	/* The settings: the line's, else the source's default mode for this
 	 * target, else the daemon's (if the source has it). */

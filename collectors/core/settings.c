@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "memstat/methods/fail.h"
+#include "memstat/methods/kernel.h"
 
 static bool is_space(char c)
 {
@@ -336,6 +337,7 @@ int ms_check_default_mode(const char *mode, char **why)
 
 void ms_log_mode_support(void)
 {
+	ms_kernel_log_interfaces();
 	for (const ms_source *const *src = ms_sources; *src; src++) {
 		for (const ms_mode *m = (*src)->modes; m->name; m++) {
 			g_autofree char *why = NULL;

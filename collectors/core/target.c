@@ -73,6 +73,7 @@ ms_target *ms_target_new(const ms_source *src, const ms_ident *ident, const ms_a
 	t->ident = *ident;
 	t->owner = adm->owner;
 	t->tracker = *tracker;
+	t->tracker.attached = true; /* Yama's relation: checked at track */
 	t->history = MAX(history, 1);
 	g_strlcpy(t->name, name, sizeof(t->name));
 	pthread_mutex_init(&t->lock, NULL);
@@ -131,6 +132,10 @@ uid_t ms_target_owner(const ms_target *t)
 {
 	return t->owner;
 }
+uid_t ms_target_tracker_uid(const ms_target *t)
+{
+	return t->tracker.uid;
+}
 uint64_t ms_target_generation(const ms_target *t)
 {
 	return t->generation;
@@ -145,6 +150,20 @@ bool ms_target_visible(const ms_target *t, const ms_caller *c)
 {
 	return !t->source->visible || !c || ms_target_owned_by(t, c) ||
 	       t->source->visible(t->state, c);
+}
+
+int ms_target_may_enter(const ms_target *t, const ms_caller *c)
+{
+	if (!t->source->enter || !c || ms_target_owned_by(t, c))
+		return 0;
+	return t->source->enter(t->state, c);
+}
+
+bool ms_target_per_caller(const ms_target *t)
+{
+	if (t->source->per_caller)
+		return t->source->per_caller(t->state);
+	return t->source->visible || t->source->enter;
 }
 
 bool ms_target_may_read(const ms_target *t, const ms_caller *c)

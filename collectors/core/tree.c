@@ -221,6 +221,9 @@ int ms_tree_lookup(ms_registry *reg, ms_node_ref p, const char *name, const ms_c
 	if (!prow || !S_ISDIR(prow->mode))
 		return -ENOTDIR;
 	g_autoptr(ms_target) t = target_of(reg, p, &gone);
+	int r = t && caller ? ms_target_may_enter(t, caller) : 0;
+	if (r < 0)
+		return r;
 	/* Named rows first, then families; a name may have a row per kind of
 	 * target. */
 	for (uint8_t i = 1; i < N_COUNT; i++) {
@@ -257,6 +260,9 @@ int ms_tree_list(ms_registry *reg, ms_node_ref n, const ms_caller *caller, ms_en
 	if (!S_ISDIR(a.mode))
 		return -ENOTDIR;
 	g_autoptr(ms_target) t = target_of(reg, n, &gone);
+	int r = t && caller ? ms_target_may_enter(t, caller) : 0;
+	if (r < 0)
+		return r;
 	for (uint8_t i = 1; i < N_COUNT; i++) {
 		const ms_node *row = &table[i];
 		ms_node_ctx c = {
@@ -280,8 +286,27 @@ bool ms_tree_may_read(ms_registry *reg, ms_node_ref n, const ms_caller *caller)
 	return !row || !(row->flags & MS_NODE_PRIVATE) || !t || ms_target_may_read(t, caller);
 }
 
+int ms_tree_may_enter(ms_registry *reg, ms_node_ref n, const ms_caller *caller)
+{
+	bool gone;
+	g_autoptr(ms_target) t = target_of(reg, n, &gone);
+
+	return t ? ms_target_may_enter(t, caller) : 0;
+}
+
+bool ms_tree_per_caller(ms_registry *reg, ms_node_ref n)
+{
+	bool gone;
+	g_autoptr(ms_target) t = target_of(reg, n, &gone);
+
+	return t && ms_target_per_caller(t);
+}
+
 bool ms_tree_needs_groups(ms_registry *reg, ms_node_ref n)
 {
+	if (ms_proc_view_get().has_gid)
+		return true;
+
 	g_autoptr(ms_target) t = reg && n.id ? ms_registry_lookup_id(reg, n.id) : NULL;
 	const ms_node *row = ms_tree_node(n);
 

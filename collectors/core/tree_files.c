@@ -325,16 +325,26 @@ int ms_attr_memory(ms_node_ctx *c, ms_node_attr *a)
 
 /* ---- a VM's files ---- */
 
+/* QEMU's pid as the caller's own /proc would let it know it: 0 (as for a
+ * QEMU the daemon cannot see) when /proc's hidepid= hides that process
+ * from the caller. */
+static int render_pid(ms_node_ctx *c, pid_t pid, char **out)
+{
+	if (pid > 0 && c->caller && !ms_target_owned_by(c->t, c->caller) &&
+	    ms_caller_may_see_process(pid, c->caller, false) < 0)
+		pid = 0;
+	*out = g_strdup_printf("%d\n", (int)pid);
+	return 0;
+}
+
 int ms_render_libvirt_qemu_pid(ms_node_ctx *c, char **out)
 {
-	*out = g_strdup_printf("%d\n", (int)ms_libvirt_qemu_pid(ms_target_state(c->t)));
-	return 0;
+	return render_pid(c, ms_libvirt_qemu_pid(ms_target_state(c->t)), out);
 }
 
 int ms_render_qemu_pid(ms_node_ctx *c, char **out)
 {
-	*out = g_strdup_printf("%d\n", (int)ms_qemu_pid(ms_target_state(c->t)));
-	return 0;
+	return render_pid(c, ms_qemu_pid(ms_target_state(c->t)), out);
 }
 
 int ms_render_socket(ms_node_ctx *c, char **out)

@@ -47,6 +47,22 @@ static int read_meminfo(char **out)
 	return 0;
 }
 
+/* The value of the field kname (a kernel name): 0, -ENOENT when there is
+ * no such field, -EIO when it is not a number of at most 64 bits. */
+static int field_u64(GArray *fields, const char *kname, uint64_t *out)
+{
+	const ms_field *f = ms_fields_find(fields, kname);
+	char *end;
+
+	if (!f)
+		return -ENOENT;
+	if (!g_ascii_isdigit(f->value[0]))
+		return -EIO;
+	errno = 0;
+	*out = strtoull(f->value, &end, 10);
+	return *end == '\0' && errno == 0 ? 0 : -EIO;
+}
+
 GPtrArray *ms_meminfo_names(void)
 {
 	g_autofree char *text = NULL;
@@ -62,20 +78,15 @@ GPtrArray *ms_meminfo_names(void)
 	}
 	for (int i = 0; i < 3; i++)
 		g_ptr_array_add(names, g_strdup(overcommit_names[i]));
-	g_ptr_array_add(names, g_strdup("used"));
-	g_ptr_array_add(names, g_strdup("commit_percent"));
+	/* The derived figures where this kernel has what they come from. */
+	uint64_t v;
+	if (field_u64(fields, "MemTotal", &v) != -ENOENT &&
+	    field_u64(fields, "MemAvailable", &v) != -ENOENT)
+		g_ptr_array_add(names, g_strdup("used"));
+	if (field_u64(fields, "Committed_AS", &v) != -ENOENT &&
+	    field_u64(fields, "CommitLimit", &v) != -ENOENT)
+		g_ptr_array_add(names, g_strdup("commit_percent"));
 	return names;
-}
-
-static bool field_u64(GArray *fields, const char *kname, uint64_t *out)
-{
-	const ms_field *f = ms_fields_find(fields, kname);
-	char *end;
-
-	if (!f)
-		return false;
-	*out = strtoull(f->value, &end, 10);
-	return *end == '\0';
 }
 
 /* The field of one line of meminfo whose file name is name, parsed by the
@@ -103,12 +114,15 @@ static bool field_named(const char *meminfo, const char *name, ms_field *out)
 	return false;
 }
 
-/* The values of the fields named ka and kb (kernel names): 0 or -EIO. */
+/* The values of the fields named ka and kb (kernel names): 0, -ENOENT
+ * (one is missing: the kernel has no such figure, so neither has the one
+ * derived from it), -EIO (one is not a number). */
 static int two_fields(const char *meminfo, const char *ka, const char *kb, uint64_t *a, uint64_t *b)
 {
 	g_autoptr(GArray) fields = ms_parse_fields(meminfo);
+	int r = field_u64(fields, ka, a);
 
-	return field_u64(fields, ka, a) && field_u64(fields, kb, b) ? 0 : -EIO;
+	return r < 0 ? r : field_u64(fields, kb, b);
 }
 
 int ms_meminfo_value_from(const char *name, const char *meminfo, const char *const overcommit[3],
@@ -127,17 +141,26 @@ int ms_meminfo_value_from(const char *name, const char *meminfo, const char *con
 			return 0;
 		}
 	}
+	int r;
 	if (strcmp(name, "used") == 0) {
-		/* procps 4's free: used = MemTotal - MemAvailable */
-		if (two_fields(meminfo, "MemTotal", "MemAvailable", &a, &b) < 0)
-			return -EIO;
+		/* procps 4's free: used = MemTotal - MemAvailable (0 when
+		 * MemAvailable is larger, as free prints it) */
+		if ((r = two_fields(meminfo, "MemTotal", "MemAvailable", &a, &b)) < 0)
+			return r;
 		*text = g_strdup_printf("%" PRIu64 "\n", a > b ? a - b : 0);
 		return 0;
 	}
 	if (strcmp(name, "commit_percent") == 0) {
-		if (two_fields(meminfo, "Committed_AS", "CommitLimit", &a, &b) < 0 || b == 0)
-			return -EIO;
-		*text = g_strdup_printf("%.2f\n", (double)a * 100.0 / (double)b);
+		/* Committed_AS x 100 / CommitLimit.  A CommitLimit of 0
+		 * (vm.overcommit_ratio=0 without swap, overcommit_kbytes
+		 * unset) counts as 1 kB, the least meminfo can show: 0.00
+		 * when nothing is committed, else a figure far above 100,
+		 * which is where the commit stands against that limit.  The
+		 * file stays a number for scripts and alerts (never EIO, inf
+		 * or nan). */
+		if ((r = two_fields(meminfo, "Committed_AS", "CommitLimit", &a, &b)) < 0)
+			return r;
+		*text = g_strdup_printf("%.2f\n", (double)a * 100.0 / (double)(b ? b : 1));
 		return 0;
 	}
 	if (!field_named(meminfo, name, &one))

@@ -152,31 +152,62 @@ int ms_pagemap_scan_present(int fd, uint64_t start, uint64_t end, GArray *ranges
 	return scan(fd, start, end, &arg, ranges);
 }
 
-static bool scan_supported;
+/* Set once by probe_scan. */
+static bool scan_supported, scan_soft_dirty;
+static int scan_errno; /* why not, when not: ENOTTY, EINVAL, EPERM... */
 
 static void probe_scan(void)
 {
 	/* The tests use this to run the path of kernels before 6.7. */
-	if (getenv("MEMSTATFS_NO_PAGEMAP_SCAN"))
+	if (getenv("MEMSTATFS_NO_PAGEMAP_SCAN")) {
+		scan_errno = ENOTTY;
 		return;
+	}
 	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 	GArray *r = g_array_new(FALSE, FALSE, sizeof(ms_range));
 	static char probe[4096];
 
 	probe[0] = 1; /* one resident page of ours to look at */
-	if (fd >= 0) {
+	if (fd < 0) {
+		scan_errno = errno;
+	} else {
+		/* Each category used, not the ioctl once: kernels differ in
+		 * which they know (an unknown one is EINVAL), and a filter
+		 * (seccomp, an LSM) may refuse the ioctl (EPERM, EACCES,
+		 * ENOSYS): then the pagemap is read entry by entry. */
 		uint64_t a = (uint64_t)(uintptr_t)probe & ~(uint64_t)4095;
-		scan_supported = ms_pagemap_scan_present(fd, a, a + 4096, r) == 0;
+		int e = ms_pagemap_scan_present(fd, a, a + 4096, r);
+		scan_supported = e == 0;
+		scan_errno = -e;
+		struct ms_pm_scan_arg sd = {
+			.category_mask = MS_PAGE_IS_SOFT_DIRTY,
+			.category_anyof_mask = MS_PAGE_IS_PRESENT | MS_PAGE_IS_SWAPPED,
+			.return_mask = MS_PAGE_IS_SOFT_DIRTY,
+		};
+		scan_soft_dirty = scan_supported && scan(fd, a, a + 4096, &sd, r) == 0;
 		close(fd);
 	}
 	g_array_unref(r);
 }
 
+static pthread_once_t scan_once = PTHREAD_ONCE_INIT;
+
 bool ms_pagemap_scan_supported(void)
 {
-	static pthread_once_t once = PTHREAD_ONCE_INIT;
-	pthread_once(&once, probe_scan);
+	pthread_once(&scan_once, probe_scan);
 	return scan_supported;
+}
+
+bool ms_pagemap_scan_soft_dirty_supported(void)
+{
+	pthread_once(&scan_once, probe_scan);
+	return scan_soft_dirty;
+}
+
+int ms_pagemap_scan_errno(void)
+{
+	pthread_once(&scan_once, probe_scan);
+	return scan_errno;
 }
 
 uint64_t ms_ranges_pages_not_in(const GArray *b, const GArray *a, uint32_t page_size)
@@ -237,7 +268,7 @@ int ms_pagemap_runs(pid_t pid, GArray *vmas, ms_runs_how how, GArray **out, char
 {
 	g_autoptr(GArray) runs = g_array_new(FALSE, FALSE, sizeof(ms_range));
 	uint32_t ps = (uint32_t)sysconf(_SC_PAGESIZE);
-	bool scanning = ms_pagemap_scan_supported();
+	bool scanning = ms_pagemap_scan_soft_dirty_supported();
 	int fd = -1, r = 0;
 
 	if (how != MS_RUNS_WHOLE && (fd = ms_open_pagemap(pid, why)) < 0)

@@ -53,8 +53,11 @@ static void probe(void)
 		return;
 	}
 	page[0] = 1;
-	if (write_clear_refs(getpid()) < 0) {
-		snprintf(sd_why, sizeof(sd_why), "cannot write /proc/self/clear_refs");
+	int e = write_clear_refs(getpid());
+	if (e < 0) {
+		/* EACCES, EPERM: an LSM refuses it; no soft-dirty then. */
+		snprintf(sd_why, sizeof(sd_why), "cannot write /proc/self/clear_refs: %s",
+			 g_strerror(-e));
 		goto out;
 	}
 	page[0] = 2; /* sets the bit, where the kernel tracks it */
@@ -131,8 +134,8 @@ static int sd_close_window(void *state, ms_measurement *out, char **why)
 	if ((r = ms_pagemap_runs(s->pid, vmas, MS_RUNS_SOFT_DIRTY, &dirty, why)) < 0)
 		return r;
 	ms_measurement_begin(out, ms_soft_dirty.mode,
-			     ms_pagemap_scan_supported() ? "clear_refs+pagemap_scan"
-							 : "clear_refs+pagemap",
+			     ms_pagemap_scan_soft_dirty_supported() ? "clear_refs+pagemap_scan"
+								    : "clear_refs+pagemap",
 			     s->start_wall_ms, s->start_mono_us, mono, s->page_size);
 	for (guint i = 0; i < vmas->len; i++) {
 		const ms_vma *v = &g_array_index(vmas, ms_vma, i);

@@ -17,11 +17,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/pidfd.h>
 #include <unistd.h>
 
 #include "memstat/methods/fail.h"
 #include "memstat/methods/full_scan.h"
+#include "memstat/methods/kernel.h"
 #include "memstat/methods/meminfo.h"
 #include "memstat/methods/page_sampling.h"
 #include "memstat/methods/soft_dirty.h"
@@ -92,6 +92,12 @@ static int resolve(const char *key, const ms_caller *c, ms_ident *out, char **wh
 		return ms_fail(why, r, "cannot read /proc/%d/stat: %s", (int)pid, g_strerror(-r));
 	if (r < 0 || st.state == 'Z' || st.state == 'X')
 		return ms_fail(why, -ESRCH, "no process %d", (int)pid);
+	/* A process the writer's own /proc would not show (hidepid=) is not
+	 * there for it. */
+	if (ms_caller_may_see_process(pid, c, false) < 0)
+		return ms_fail(why, -ESRCH,
+			       "no process %d (hidden from uid %u by /proc's hidepid=)", (int)pid,
+			       (unsigned)c->uid);
 	if (st.flags & MS_PF_KTHREAD)
 		return ms_fail(why, -EINVAL, "%d is a kernel thread: it has no memory of its own",
 			       (int)pid);
@@ -153,13 +159,15 @@ static int admit(const ms_ident *id, const ms_caller *c, const char *mode, ms_ad
 
 	(void)c;
 	/* Pin the process, then make sure the pid still names the process
-	 * that was checked.  Without pidfd_open (before Linux 5.3, or under
-	 * valgrind) the start time alone tells processes apart. */
-	int pidfd = pidfd_open(pid, 0);
-	if (pidfd < 0 && errno == ESRCH)
+	 * that was checked.  Without pidfd_open (before Linux 5.3, under
+	 * valgrind, or refused by a seccomp filter or an LSM: kernel.h) the
+	 * start time alone tells processes apart. */
+	int pidfd = ms_pidfd_open(pid);
+	if (pidfd == -ESRCH)
 		return ms_fail(why, -ESRCH, "no process %d", (int)pid);
-	if (pidfd < 0 && errno != ENOSYS)
-		return ms_fail(why, -errno, "pidfd_open(%d): %s", (int)pid, g_strerror(errno));
+	if (pidfd < 0 && pidfd != -ENOSYS)
+		return ms_fail(why, pidfd, "pidfd_open(%d): %s", (int)pid, g_strerror(-pidfd));
+	pidfd = pidfd < 0 ? -1 : pidfd;
 	proc_state *s = g_new0(proc_state, 1);
 	s->proc = (ms_proc_id){.pid = pid, .pidfd = pidfd, .starttime = id->instance};
 	int r = -ESRCH;
@@ -191,6 +199,34 @@ static int check_caller(void *state, const ms_caller *c, char **why)
 		return r;
 	/* The process may be gone: then no one else learns anything new. */
 	return alive(s) ? 0 : ms_fail(why, -ESRCH, "process %d has exited", (int)s->proc.pid);
+}
+
+/* What the caller's own /proc would show of the process (access.h): under
+ * hidepid=, an exited process's pid may be another's now, and /proc shows
+ * nothing of it. */
+static int see(proc_state *s, const ms_caller *c, bool entered)
+{
+	int r = ms_caller_may_see_process(s->proc.pid, c, entered);
+
+	if (r == 0 && c->uid != 0 && ms_proc_view_get().hidepid != MS_HIDEPID_OFF && !alive(s))
+		r = -ENOENT;
+	return r;
+}
+
+static bool visible(void *state, const ms_caller *c)
+{
+	return see(state, c, false) == 0;
+}
+
+static int enter(void *state, const ms_caller *c)
+{
+	return see(state, c, true);
+}
+
+static bool per_caller(void *state)
+{
+	(void)state;
+	return ms_proc_view_get().hidepid != MS_HIDEPID_OFF;
 }
 
 /* The workers' wake-up grid (scheduler.c): a rate window due within it is
@@ -249,6 +285,9 @@ const ms_source ms_process_source = {
 	.step = step,
 	.alive = alive,
 	.check_caller = check_caller,
+	.visible = visible,
+	.enter = enter,
+	.per_caller = per_caller,
 	.rest = rest,
 	.free = free_state,
 };

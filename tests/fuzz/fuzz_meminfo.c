@@ -11,6 +11,7 @@
  * that does not exist.
  */
 #include <errno.h>
+#include <math.h>
 #include <glib.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,7 +36,30 @@ static void value(const char *name, const char *meminfo, const char *const oc[3]
 	size_t len = strlen(text);
 	FUZZ_CHECK(len >= 2 && text[len - 1] == '\n');
 	FUZZ_CHECK(memchr(text, '\n', len - 1) == NULL);
+	/* A derived figure is a plain number: digits, at most one point
+	 * (never inf, nan or a sign), whatever its inputs. */
+	if (strcmp(name, "used") == 0 || strcmp(name, "commit_percent") == 0) {
+		size_t digits = strspn(text, "0123456789");
+		FUZZ_CHECK(digits > 0);
+		if (text[digits] == '.')
+			digits += 1 + strspn(text + digits + 1, "0123456789");
+		FUZZ_CHECK(text[digits] == '\n');
+	}
 	g_free(text);
+}
+
+/* A field's value as meminfo/ parses it: 1 with *v, 0 when missing or not
+ * a number. */
+static int number(GArray *fields, const char *kname, unsigned long long *v)
+{
+	const ms_field *f = ms_fields_find(fields, kname);
+	char *end;
+
+	if (!f || f->value[0] < '0' || f->value[0] > '9')
+		return 0;
+	errno = 0;
+	*v = strtoull(f->value, &end, 10);
+	return !*end && !errno;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -62,6 +86,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (ms_field_file_name(g_array_index(fields, ms_field, i).name, name, sizeof(name)))
 			value(name, meminfo, oc);
 	}
+	/* Inputs at their edges give a figure, never an error: a CommitLimit
+	 * of 0 (overcommit_ratio=0 without swap), a MemAvailable above
+	 * MemTotal, values up to 64 bits. */
+	unsigned long long a, b;
+	char *t = NULL;
+	if (number(fields, "Committed_AS", &a) && number(fields, "CommitLimit", &b)) {
+		FUZZ_CHECK(ms_meminfo_value_from("commit_percent", meminfo, oc, &t) == 0);
+		g_free(t);
+		t = NULL;
+	}
+	if (number(fields, "MemTotal", &a) && number(fields, "MemAvailable", &b)) {
+		FUZZ_CHECK(ms_meminfo_value_from("used", meminfo, oc, &t) == 0);
+		FUZZ_CHECK(strtoull(t, NULL, 10) == (a > b ? a - b : 0));
+		g_free(t);
+	}
 	g_array_unref(fields);
 
 	ms_metrics_texts in = {
@@ -71,8 +110,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* Every line a comment or "name value", newline-terminated. */
 	size_t mlen = strlen(metrics);
 	FUZZ_CHECK(mlen > 0 && metrics[mlen - 1] == '\n');
-	for (const char *l = metrics; *l; l = strchr(l, '\n') + 1)
+	for (const char *l = metrics; *l; l = strchr(l, '\n') + 1) {
 		FUZZ_CHECK(l[0] == '#' || strncmp(l, "memstat_", 8) == 0);
+		if (l[0] == '#')
+			continue;
+		/* The value: a number Prometheus reads; no host figure is NaN
+		 * or negative, however large or odd its input. */
+		const char *nl = strchr(l, '\n'), *sp = nl;
+		while (sp > l && sp[-1] != ' ')
+			sp--;
+		FUZZ_CHECK(sp > l && sp < nl);
+		char *end;
+		double v = g_ascii_strtod(sp, &end);
+		FUZZ_CHECK(end == nl || strncmp(sp, "+Inf\n", 5) == 0);
+		FUZZ_CHECK(!isnan(v) && v >= 0);
+	}
 	g_free(metrics);
 	free(buf);
 	return 0;

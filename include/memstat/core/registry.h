@@ -24,6 +24,9 @@ typedef struct {
 	ms_settings defaults;
 	uint32_t history; /* samples kept per target */
 	uint32_t max_targets;
+	/* Targets one uid other than root may have tracked at once (exited
+	 * ones too, until untracked); root is bounded by max_targets only. */
+	uint32_t max_targets_per_uid;
 	uint32_t workers; /* measurement threads */
 	/* Called, from a registry thread and with no registry lock held, when
 	 * a target leaves MS_STATE_MEASURING or is untracked, so that readers
@@ -40,8 +43,9 @@ void ms_registry_free(ms_registry *reg);
 
 /* Tracks the target the request names (its source admits it with the
  * caller's rights), or applies the settings to it if it is tracked.  0 or a
- * negative errno (-ESRCH, -EACCES, -EEXIST, -ENOSPC, -EINVAL, -EOPNOTSUPP,
- * the source's), with *why (free it). */
+ * negative errno (-ESRCH, -EACCES, -EEXIST, -ENOSPC: max_targets, or the
+ * caller's uid at max_targets_per_uid; -EINVAL, -EOPNOTSUPP, the source's),
+ * with *why (free it). */
 int ms_registry_track(ms_registry *reg, const ms_track_request *req, const ms_caller *caller,
 		      char **why);
 /* 0, -ENOENT or -EACCES with *why. */

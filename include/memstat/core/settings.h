@@ -99,7 +99,8 @@ const char *ms_default_mode(void);
  * measure in it, else -EINVAL or -EOPNOTSUPP with *why. */
 int ms_check_default_mode(const char *mode, char **why);
 
-/* Logs, at start, each mode this host cannot measure in, and why. */
+/* Logs, at start, which optional kernel interfaces are in use (kernel.h),
+ * and each mode this host cannot measure in, and why. */
 void ms_log_mode_support(void);
 
 /* Every source's modes with a line of help each, for --help (free it). */

@@ -55,6 +55,8 @@ const ms_ident *ms_target_ident(const ms_target *t);
  * qemu.h). */
 void *ms_target_state(const ms_target *t);
 uid_t ms_target_owner(const ms_target *t);
+/* The uid that tracked t. */
+uid_t ms_target_tracker_uid(const ms_target *t);
 /* Different for every target a registry ever had, even when an id is
  * reused (after 16M others): the FUSE generation of its inodes. */
 uint64_t ms_target_generation(const ms_target *t);
@@ -72,6 +74,12 @@ bool ms_target_visible(const ms_target *t, const ms_caller *c);
  * source's check_caller).  What /proc shows everyone (status, memory/) is
  * not restricted. */
 bool ms_target_may_read(const ms_target *t, const ms_caller *c);
+/* Whether the caller may see inside t's directory (its files): 0, or the
+ * source's -EPERM or -ENOENT (enter: a process's /proc/PID under
+ * hidepid=).  Owners may. */
+int ms_target_may_enter(const ms_target *t, const ms_caller *c);
+/* Whether what t shows depends on who asks (the source's per_caller). */
+bool ms_target_per_caller(const ms_target *t);
 
 /* A consistent copy of a target's changing state. */
 typedef struct {

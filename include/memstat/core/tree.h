@@ -96,19 +96,29 @@ const ms_node *ms_tree_node(ms_node_ref n);
 extern const char *const ms_tree_reserved_names[];
 
 /* The child of parent called name, as caller sees the tree (a target it
- * may not know of is not there): 0, -ENOENT, -ENOTDIR. */
+ * may not know of is not there; inside a target it may not enter,
+ * ms_tree_may_enter's errno): 0, -ENOENT, -ENOTDIR, -EPERM. */
 int ms_tree_lookup(ms_registry *reg, ms_node_ref parent, const char *name, const ms_caller *caller,
 		   ms_node_ref *child);
 /* 0 with *a and *generation (the target's, 0 outside targets) when n
  * exists now, else -ENOENT. */
 int ms_tree_stat(ms_registry *reg, ms_node_ref n, ms_node_attr *a, uint64_t *generation);
 /* The entries of directory n (without . and ..) that caller may know of:
- * 0, -ENOENT, -ENOTDIR. */
+ * 0, -ENOENT, -ENOTDIR, or ms_tree_may_enter's errno. */
 int ms_tree_list(ms_registry *reg, ms_node_ref n, const ms_caller *caller, ms_entry_fn add,
 		 void *data);
 /* Whether caller may open n (MS_NODE_PRIVATE). */
 bool ms_tree_may_read(ms_registry *reg, ms_node_ref n, const ms_caller *caller);
-/* Whether checking a caller on n needs its supplementary groups. */
+/* Whether caller may see n if it is inside a target's directory (the
+ * target directory itself included, not its entry in the root): 0, or
+ * -EPERM or -ENOENT (ms_target_may_enter: a process's /proc/PID under
+ * hidepid=). */
+int ms_tree_may_enter(ms_registry *reg, ms_node_ref n, const ms_caller *caller);
+/* Whether what n shows depends on who asks, beyond a private file's open
+ * (a lookup answered for one caller must not be cached for another). */
+bool ms_tree_per_caller(ms_registry *reg, ms_node_ref n);
+/* Whether checking a caller on n needs its supplementary groups (also
+ * whenever /proc's gid= exempts a group from hidepid=). */
 bool ms_tree_needs_groups(ms_registry *reg, ms_node_ref n);
 /* n's content now: 0 with *out, or -errno (-EAGAIN: no figure yet). */
 int ms_tree_render(ms_registry *reg, ms_node_ref n, const ms_caller *caller, char **out);

@@ -38,6 +38,12 @@ typedef struct {
 /* Whether this kernel has PAGEMAP_SCAN (probed once, on ourselves;
  * MEMSTATFS_NO_PAGEMAP_SCAN in the environment says no). */
 bool ms_pagemap_scan_supported(void);
+/* Whether PAGEMAP_SCAN also knows the soft-dirty category (probed apart:
+ * kernels differ in the categories they know). */
+bool ms_pagemap_scan_soft_dirty_supported(void);
+/* Why PAGEMAP_SCAN is not used: 0 when it is, else the probe's errno
+ * (ENOTTY: no such ioctl; EPERM, EACCES, ENOSYS: refused by a filter). */
+int ms_pagemap_scan_errno(void);
 
 /* Appends the resident runs of [start, end) to ranges (GArray of ms_range,
  * adjacent runs merged), using PAGEMAP_SCAN on fd.  Pages mapped to the

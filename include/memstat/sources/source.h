@@ -147,6 +147,17 @@ typedef struct ms_source {
 	 * those who could reach libvirt.  Any thread. */
 	bool (*visible)(void *state, const ms_caller *c);
 
+	/* 0 when caller c may see inside the target's directory (its
+	 * files), else -EPERM or -ENOENT, as /proc answers for the files of
+	 * another user's /proc/PID under hidepid= (access.h).  NULL: all who
+	 * see the target.  Any thread. */
+	int (*enter)(void *state, const ms_caller *c);
+
+	/* Whether visible's and enter's answers depend on the caller now
+	 * (then no lookup is cached for one caller and used by another).
+	 * NULL: whenever visible or enter is set.  Any thread. */
+	bool (*per_caller)(void *state);
+
 	/* Frees what only measuring needs (the target stays listed, exited or
 	 * untracked).  NULL: nothing. */
 	void (*rest)(void *state);
