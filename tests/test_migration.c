@@ -20,6 +20,7 @@
  */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +54,19 @@ static int before(pid_t qemu_pid, const char *sock, void *data, char *err, size_
 	return mig_measure(M.mnt, qemu_pid, ms->c, ms->link, CANCEL_S, &ms->m, err, errlen);
 }
 
+/* The guest's writes kept to the truth during the migration: it did what
+ * its pacing asked, less at most 10% or 100 ms of pacing, whichever is
+ * more.  At the migration's start KVM write-protects the guest's memory
+ * for the dirty log, and the guest's first write to each page then waits
+ * for a fault: tens of ms behind for a moment, which in a 0.35 s
+ * migration is more than 10% (a guest that stalled would be behind for
+ * the whole migration). */
+static bool truth_held(const mig_case *c, const mig_result *q, double *slack)
+{
+	*slack = fmax(0.1 * q->pages_asked, 0.1 * c->pages_per_sec);
+	return q->pages_written + *slack >= q->pages_asked;
+}
+
 static void run_case(const char *name, ms_precopy_verdict expect)
 {
 	char why[1024], err[2048];
@@ -83,7 +97,7 @@ static void run_case(const char *name, ms_precopy_verdict expect)
 		  "%s is near the boundary: the test's matrix is wrong", name);
 
 	/* The ground truth must hold (below): while QEMU migrated, the guest
-	 * did the writes it was told to, to within 10% (a guest that stalled
+	 * did the writes it was told to (truth_held: a guest that stalled
 	 * would dirty nothing and make any migration converge).  A guest
 	 * behind its pacing on a busy machine is the test's truth failing,
 	 * not the product: the migration is run again, up to three times,
@@ -95,7 +109,8 @@ static void run_case(const char *name, ms_precopy_verdict expect)
 		int r = mig_run_with(c, accel, guest, tmp_dir(), CANCEL_S, before, &ms, &q, err,
 				     sizeof(err));
 		cr_assert_eq(r, 0, "%s: %s", name, err);
-		if (q.pages_written >= 0.9 * q.pages_asked || attempt == 3)
+		double slack;
+		if (truth_held(c, &q, &slack) || attempt == 3)
 			break;
 		fprintf(stderr, "%s: the guest did %u of %u writes (attempt %d): again\n", name,
 			q.pages_written, q.pages_asked, attempt);
@@ -122,9 +137,11 @@ static void run_case(const char *name, ms_precopy_verdict expect)
 
 	/* The ground truth held.  It may fall behind for a moment on a busy
 	 * machine and catch up: that is printed, not judged. */
-	cr_expect_geq(q.pages_written, 0.9 * q.pages_asked,
-		      "the guest did %u of the %u writes it was told: the curve was not the truth",
-		      q.pages_written, q.pages_asked);
+	double slack;
+	cr_expect(truth_held(c, &q, &slack),
+		  "the guest did %u of the %u writes it was told (%.0f behind allowed): the "
+		  "curve was not the truth",
+		  q.pages_written, q.pages_asked, slack);
 	bool converged = strcmp(q.status, "completed") == 0;
 	if (converged)
 		cr_expect(q.destination_running, "the destination is not running the guest");
