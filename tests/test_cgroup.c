@@ -295,8 +295,6 @@ Test(cgroup, full_scan_counts_shared_pages_once_exactly)
 
 /* ---- the growth curve over the members' union ---- */
 
-#define MAXPTS 16
-
 /* Averages `windows` growth curves of name (after the first, which may
  * predate the helpers' steady state); per point, the truth
  * n_procs x min(k t, own) must be within 4.5 standard errors of the mean
@@ -306,40 +304,9 @@ Test(cgroup, full_scan_counts_shared_pages_once_exactly)
 static void growth_truth(const char *name, int procs, double k, double own, int windows,
 			 double slack, bool exact)
 {
-	double t[MAXPTS] = {0}, f[MAXPTS] = {0}, var[MAXPTS] = {0};
-	int n = MAXPTS, got = 0;
-	char *last = NULL;
-
-	for (double t0 = now_s(); got < windows + 1 && now_s() - t0 < 60; usleep(200000)) {
-		char *text = read_file(mpath(&M, "%s/growth", name));
-		cr_assert(text, "read %s/growth: %s", name, strerror(errno));
-		if (!*text || (last && strcmp(text, last) == 0)) {
-			free(text);
-			continue;
-		}
-		free(last);
-		last = text;
-		cr_log_info("%s/growth:\n%s", name, text);
-		if (++got == 1)
-			continue;
-		g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
-		int i = 0;
-		for (; lines[i] && *lines[i] && i < MAXPTS; i++) {
-			double ts, pg, mib, lo, hi;
-			cr_assert_eq(sscanf(lines[i], "%lf %lf %lf %lf %lf", &ts, &pg, &mib, &lo, &hi),
-				     5, "not \"t_s pages mib ci95_low ci95_high\": %s", lines[i]);
-			cr_expect(lo <= pg && pg <= hi, "%s", lines[i]);
-			if (exact)
-				cr_expect_eq(lo, hi, "an exact curve has no interval: %s", lines[i]);
-			t[i] += ts / windows;
-			f[i] += pg / windows;
-			var[i] += pow((hi - lo) / 2 / 1.96, 2) / (windows * windows);
-		}
-		n = MIN(n, i);
-	}
-	free(last);
-	cr_assert_eq(got, windows + 1, "fewer than %d growth curves of %s in 60 s", windows + 1,
-		     name);
+	double t[GROWTH_MAX_STEPS], f[GROWTH_MAX_STEPS], var[GROWTH_MAX_STEPS];
+	g_autofree char *path = mpath(&M, "%s/growth", name);
+	int n = growth_mean(path, windows, 60, exact, t, f, var);
 	cr_assert_geq(n, 5, "a ladder from 0.1 s to 4 periods has 6 steps");
 	for (int i = 0; i < n; i++) {
 		double truth = procs * MIN(k * t[i], own);

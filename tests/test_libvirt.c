@@ -301,6 +301,43 @@ static void dirtyrate_stats(const char *name, long long *status, long long *star
 		free(out);
 }
 
+/* Suspends name (or, suspend false, one suspended already): its status
+ * reads paused, and for `seconds` after, at every read, with no figure
+ * published; returns its last figure's seq. */
+static long suspend_held(const char *name, double seconds, bool suspend)
+{
+	char *out = NULL, args[200];
+	snprintf(args, sizeof(args), "suspend %s", name);
+	if (suspend) {
+		cr_assert_eq(virsh(&out, args), 0, "%s", out);
+		free(out);
+	}
+	cr_expect(status_is(name, "paused", 10), "status of a suspended domain: %s",
+		  target_file(name, "status"));
+	long held = latest_seq(name);
+	char *p = mpath(&M, "%s/status", name);
+	for (double end = now_s() + seconds; now_s() < end; usleep(50000)) {
+		char *st = read_file(p);
+		cr_expect(st && strncmp(st, "paused", 6) == 0, "a suspended domain read as %s", st);
+		free(st);
+	}
+	free(p);
+	cr_expect_eq(latest_seq(name), held, "a figure was published while paused");
+	return held;
+}
+
+/* Resumes name: a figure after held, and its status measured. */
+static void resume_goes_on(const char *name, long held)
+{
+	char *out = NULL, args[200];
+	snprintf(args, sizeof(args), "resume %s", name);
+	cr_assert_eq(virsh(&out, args), 0, "%s", out);
+	free(out);
+	free(sample_wait_name(&M, name, held + 1, 30));
+	cr_expect(status_is(name, "measured", 10), "status after resume: %s",
+		  target_file(name, "status"));
+}
+
 /* ---- tests ---- */
 
 Test(libvirt, a_domain_measured_shared_paused_and_destroyed)
@@ -421,20 +458,9 @@ Test(libvirt, a_domain_measured_shared_paused_and_destroyed)
 	pacer_stop(&pc);
 
 	/* Paused: says so, publishes nothing; resumed: goes on. */
+	long held = suspend_held("web1", 3, true);
+	resume_goes_on("web1", held);
 	char *out = NULL;
-	cr_assert_eq(virsh(&out, "suspend web1"), 0, "%s", out);
-	free(out);
-	cr_expect(status_is("web1", "paused", 10), "status of a suspended domain: %s",
-		  target_file("web1", "status"));
-	long held = latest_seq("web1");
-	sleep(3);
-	cr_expect_eq(latest_seq("web1"), held, "a figure was published while paused");
-	cr_expect(status_is("web1", "paused", 1));
-	cr_assert_eq(virsh(&out, "resume web1"), 0, "%s", out);
-	free(out);
-	free(sample_wait_name(&M, "web1", held + 1, 30));
-	cr_expect(status_is("web1", "measured", 10), "status after resume: %s",
-		  target_file("web1", "status"));
 
 	/* Destroyed: exited. */
 	cr_assert_eq(virsh(&out, "destroy web1"), 0, "%s", out);
@@ -507,40 +533,14 @@ Test(libvirt, growth_of_a_domain_from_its_qemu_process)
 	cr_assert(pthread_create(&lw.thread, NULL, watch, &lw) == 0);
 	cr_assert_eq(track_line("libvirt:grow1 sample_pages=16384 bandwidth=1G\n"), 0);
 
-	double t[16] = {0}, f[16] = {0}, var[16] = {0};
-	int n = 16, got = 0;
-	char *last = NULL;
-	for (double t0 = now_s(); got < 3 && now_s() - t0 < 60; usleep(200000)) {
-		char *text = target_file("grow1", "growth");
-		cr_assert(text, "read grow1/growth: %s", strerror(errno));
-		if (!*text || (last && strcmp(text, last) == 0)) {
-			free(text);
-			continue;
-		}
-		free(last);
-		last = text;
-		fprintf(stderr, "grow1/growth:\n%s", text);
-		if (++got == 1)
-			continue; /* the first may predate the settings */
-		char **lines = g_strsplit(text, "\n", -1);
-		int k = 0;
-		for (; lines[k] && *lines[k] && k < 16; k++) {
-			double ts, p, mib, lo, hi;
-			cr_assert_eq(sscanf(lines[k], "%lf %lf %lf %lf %lf", &ts, &p, &mib, &lo, &hi),
-				     5, "%s", lines[k]);
-			t[k] += ts / 2;
-			f[k] += p / 2;
-			var[k] += pow((hi - lo) / 2 / 1.96, 2) / 4;
-		}
-		g_strfreev(lines);
-		n = MIN(n, k);
-	}
-	free(last);
+	double t[GROWTH_MAX_STEPS], f[GROWTH_MAX_STEPS], var[GROWTH_MAX_STEPS];
+	char *path = mpath(&M, "grow1/growth");
+	int n = growth_mean(path, 2, 60, false, t, f, var);
+	free(path);
 	atomic_store(&lw.stop, true);
 	pthread_join(lw.thread, NULL);
 	double stray = lw.hi - lw.lo;
 	fprintf(stderr, "the guest strayed by up to %.0f pages from 12800 t\n", stray);
-	cr_assert_eq(got, 3, "fewer than 3 growth curves of grow1 in 60 s");
 	cr_assert_geq(n, 5);
 	for (int k = 0; k < n; k++) {
 		double truth = MIN(12800 * t[k], (double)REGION_PAGES);
@@ -562,37 +562,17 @@ Test(libvirt, growth_of_a_domain_from_its_qemu_process)
 	pacer_stop(&pc);
 
 	/* Suspended while the curve is wanted: paused, no figure and no
-	 * new curve until resumed. */
-	char *out = NULL;
-	cr_assert_eq(virsh(&out, "suspend grow1"), 0, "%s", out);
-	free(out);
-	cr_expect(status_is("grow1", "paused", 10), "status of a suspended domain: %s",
-		  target_file("grow1", "status"));
-	long held = latest_seq("grow1");
-	char *curve = target_file("grow1", "growth");
-	char *p = mpath(&M, "grow1/status");
-	for (double end = now_s() + 3; now_s() < end; usleep(50000)) {
-		char *st = read_file(p);
-		cr_expect(st && strncmp(st, "paused", 6) == 0, "a suspended domain read as %s", st);
-		free(st);
-	}
-	free(p);
+	 * new curve (a window opened before the suspend may end: the curve
+	 * a second in is the one at the end) until resumed. */
+	long held = suspend_held("grow1", 1, true);
 	char *after = target_file("grow1", "growth");
-	cr_expect_eq(latest_seq("grow1"), held, "a figure was published while paused");
-	/* A window opened before the suspend may end: at most one curve. */
-	char *again = NULL;
-	sleep(1);
-	again = target_file("grow1", "growth");
+	suspend_held("grow1", 3, false);
+	char *again = target_file("grow1", "growth");
 	cr_expect(after && again && strcmp(after, again) == 0,
 		  "a growth curve was measured while paused:\n%s\nthen\n%s", after, again);
-	free(curve);
 	free(after);
 	free(again);
-	cr_assert_eq(virsh(&out, "resume grow1"), 0, "%s", out);
-	free(out);
-	free(sample_wait_name(&M, "grow1", held + 1, 30));
-	cr_expect(status_is("grow1", "measured", 10), "status after resume: %s",
-		  target_file("grow1", "status"));
+	resume_goes_on("grow1", held);
 }
 
 /* KVM with its dirty ring, through libvirt: the default mode is dirty-ring,

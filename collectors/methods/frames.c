@@ -143,10 +143,12 @@ static gint cmp_read(gconstpointer a, gconstpointer b)
 }
 
 /* Hashes the pages of reads (per member of looks), in address order, and
- * hands each result to fn(slot, hash, readable). */
-static int hash_reads(GArray *looks, cg_reads *reads, uint32_t ps,
+ * hands each result to fn(slot, hash, readable); when resident_only, only
+ * the pages still resident at that address are read (the others are
+ * handed as not readable), and *read is added the pages read. */
+static int hash_reads(GArray *looks, cg_reads *reads, uint32_t ps, bool resident_only,
 		      void (*fn)(ms_frames *s, size_t slot, uint64_t h, bool ok, void *data),
-		      ms_frames *s, void *data, char **why)
+		      ms_frames *s, void *data, uint64_t *read, char **why)
 {
 	for (guint m = 0; m < looks->len; m++) {
 		GArray *pairs = reads[m].pairs;
@@ -157,20 +159,26 @@ static int hash_reads(GArray *looks, cg_reads *reads, uint32_t ps,
 		g_autofree uint64_t *addrs = g_new(uint64_t, n);
 		g_autofree uint64_t *h = g_new(uint64_t, n);
 		g_autofree bool *ok = g_new(bool, n);
+		g_autofree bool *present = g_new(bool, n);
 		for (size_t i = 0; i < n; i++)
 			addrs[i] = g_array_index(pairs, cg_read, i).addr;
 		ms_page_reader reader;
 		ms_page_reader_init(&reader, g_array_index(looks, cg_look, m).pid);
 		reader.page_size = ps;
-		int r = ms_hash_pages(&reader, addrs, n, h, ok);
+		int r = resident_only ? ms_look_pages(&reader, addrs, n, present, ok, h, read, why)
+				      : ms_hash_pages(&reader, addrs, n, h, ok);
 		if (r == -ESRCH) {
+			g_clear_pointer(why, g_free);
 			memset(ok, 0, n * sizeof(*ok)); /* left meanwhile */
 		} else if (r < 0) {
-			return ms_fail(why, r, "cannot read the memory of process %d: %s",
-				       (int)g_array_index(looks, cg_look, m).pid, g_strerror(-r));
+			return resident_only ? r
+					     : ms_fail(why, r, "cannot read the memory of process %d: %s",
+						       (int)g_array_index(looks, cg_look, m).pid,
+						       g_strerror(-r));
 		}
 		for (size_t i = 0; i < n; i++)
-			fn(s, g_array_index(pairs, cg_read, i).slot, h[i], ok[i], data);
+			fn(s, g_array_index(pairs, cg_read, i).slot, h[i],
+			   ok[i] && (!resident_only || present[i]), data);
 	}
 	return 0;
 }
@@ -320,7 +328,7 @@ static int draw(ms_frames *s, size_t n, char **why)
 		reads_add(&reads[mp->member], g_array_index(l->addrs, uint64_t, mp->page), i);
 	}
 	int64_t t0 = ms_now_us(CLOCK_MONOTONIC);
-	int r = hash_reads(s->members, reads, s->ps, set_start, s, NULL, why);
+	int r = hash_reads(s->members, reads, s->ps, false, set_start, s, NULL, NULL, why);
 	s->start_mid_us = (t0 + ms_now_us(CLOCK_MONOTONIC)) / 2;
 	reads_free(reads, s->members->len);
 	return r;
@@ -336,12 +344,24 @@ int ms_frames_open(ms_frames *s, GArray *pids, const char *mode, bool exact, con
 		    why);
 }
 
+/* What a look again found: changed[j] for the drawn frame idx[j]. */
+typedef struct {
+	const size_t *idx;
+	bool *changed;
+} cg_relook;
+
+static void set_relook(ms_frames *s, size_t slot, uint64_t h, bool ok, void *data)
+{
+	cg_relook *c = data;
+	if (ok && h != s->hashes[c->idx[slot]])
+		c->changed[slot] = true;
+}
+
 int ms_frames_look(ms_frames *s, const size_t *idx, size_t count, bool *changed, uint64_t *read,
 		   char **why)
 {
 	guint nm = s->members->len;
 	cg_reads *reads = g_new0(cg_reads, MAX(nm, 1));
-	int r = 0;
 
 	memset(changed, 0, count * sizeof(*changed));
 	/* Every mapping the drawn frame had at the open, in the members
@@ -367,33 +387,8 @@ int ms_frames_look(ms_frames *s, const size_t *idx, size_t count, bool *changed,
 	}
 	/* Through each member, the mappings still resident: the frame is
 	 * dirty when one of them reads otherwise than at the open. */
-	for (guint m = 0; m < nm && r >= 0; m++) {
-		GArray *pairs = reads[m].pairs;
-		size_t n = pairs ? pairs->len : 0;
-		if (n == 0)
-			continue;
-		g_array_sort(pairs, cmp_read);
-		g_autofree uint64_t *addrs = g_new(uint64_t, n);
-		g_autofree uint64_t *h = g_new(uint64_t, n);
-		g_autofree bool *present = g_new(bool, n);
-		g_autofree bool *ok = g_new(bool, n);
-		for (size_t i = 0; i < n; i++)
-			addrs[i] = g_array_index(pairs, cg_read, i).addr;
-		ms_page_reader reader;
-		ms_page_reader_init(&reader, g_array_index(s->members, cg_look, m).pid);
-		reader.page_size = s->ps;
-		r = ms_look_pages(&reader, addrs, n, present, ok, h, read, why);
-		if (r == -ESRCH) {
-			g_clear_pointer(why, g_free);
-			r = 0; /* left meanwhile: its mappings are looked at no more */
-			continue;
-		}
-		for (size_t i = 0; r >= 0 && i < n; i++) {
-			size_t j = g_array_index(pairs, cg_read, i).slot;
-			if (present[i] && ok[i] && h[i] != s->hashes[idx[j]])
-				changed[j] = true;
-		}
-	}
+	cg_relook c = {idx, changed};
+	int r = hash_reads(s->members, reads, s->ps, true, set_relook, s, &c, read, why);
 	reads_free(reads, nm);
 	return r;
 }
@@ -525,7 +520,7 @@ int ms_frames_close(ms_frames *s, ms_measurement *out, char **why)
 	g_autofree bool *changed = g_new0(bool, MAX(s->n, 1));
 	cg_close c = {seen, changed};
 	int64_t t0 = ms_now_us(CLOCK_MONOTONIC);
-	r = hash_reads(now, reads, s->ps, set_end, s, &c, why);
+	r = hash_reads(now, reads, s->ps, false, set_end, s, &c, NULL, why);
 	int64_t mid = (t0 + ms_now_us(CLOCK_MONOTONIC)) / 2;
 	reads_free(reads, now->len);
 	if (r < 0)

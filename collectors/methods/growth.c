@@ -82,20 +82,7 @@ static int proc_open(void *b, uint32_t sample_pages, bool exact, ms_growth_drawn
 	uint64_t population = ms_runs_pages(runs, ps);
 	pp->n = ms_growth_sample_count(population, ps, sample_pages, &exact);
 	pp->addrs = pp->n ? ms_pick_indices(pp->rand, population, pp->n) : g_new(uint64_t, 1);
-	guint v = 0;
-	uint64_t before = 0;
-	for (size_t i = 0; i < pp->n; i++) {
-		for (;;) {
-			const ms_range *m = &g_array_index(runs, ms_range, v);
-			uint64_t pages = (m->end - m->start) / ps;
-			if (pp->addrs[i] < before + pages) {
-				pp->addrs[i] = m->start + (pp->addrs[i] - before) * ps;
-				break;
-			}
-			before += pages;
-			v++;
-		}
-	}
+	ms_runs_addresses(runs, ps, pp->addrs, pp->n);
 	pp->hashes = g_new(uint64_t, MAX(pp->n, 1));
 	pp->present = g_new(bool, MAX(pp->n, 1));
 	int64_t t0 = ms_now_us(CLOCK_MONOTONIC);

@@ -260,21 +260,7 @@ static int ps_open_window(void *state, const ms_params *p, char **why)
 	s->n = ms_sample_count(s->pages_population, ps, p->sample_pages);
 	s->addrs = s->n ? ms_pick_indices(s->rand, s->pages_population, s->n) : NULL;
 
-	/* Turn indices into addresses, walking the runs in order. */
-	guint v = 0;
-	uint64_t before = 0; /* pages in runs before v */
-	for (size_t i = 0; i < s->n; i++) {
-		for (;;) {
-			const ms_range *m = &g_array_index(s->population, ms_range, v);
-			uint64_t pages = (m->end - m->start) / ps;
-			if (s->addrs[i] < before + pages) {
-				s->addrs[i] = m->start + (s->addrs[i] - before) * ps;
-				break;
-			}
-			before += pages;
-			v++;
-		}
-	}
+	ms_runs_addresses(s->population, ps, s->addrs, s->n);
 	s->hashes = g_new(uint64_t, MAX(s->n, 1));
 	s->present = g_new(bool, MAX(s->n, 1));
 	s->readable = g_new(bool, MAX(s->n, 1));

@@ -229,20 +229,10 @@ int ms_vm_growth_step(ms_vm_growth *gs, ms_vm *vm, pid_t qemu_pid, const char *m
 		gs->probe = ms_growth_probe_new(qemu_pid);
 	/* The guest from outside: QEMU's own memory, its RAM a mapping of it
 	 * (a QMP client may dump guest memory anyway: hashes tell it less). */
-	ms_growth_curve curve;
-	int64_t due = 0;
-	g_autofree char *gwhy = NULL;
-	int g = ms_growth_tick(gs->probe, growth ? p->growth_ms : 0, p->sample_pages, false,
-			       &curve, &due, &gwhy);
-	if (g == 1)
-		out->growth = g_memdup2(&curve, sizeof(curve));
-	else if (g < 0)
-		g_debug("QEMU %d: growth: %s", (int)qemu_pid, gwhy ? gwhy : "");
-	if (growth) {
-		int64_t next = due && due < gs->qmp_due_us ? due : gs->qmp_due_us;
-		now = ms_now_us(CLOCK_MONOTONIC);
-		out->again_ms = next > now ? (uint32_t)((next - now + 999) / 1000) : 1;
-	}
+	char who[32];
+	snprintf(who, sizeof(who), "QEMU %d", (int)qemu_pid);
+	ms_source_growth_tick(gs->probe, growth ? p->growth_ms : 0, p, false, gs->qmp_due_us, out,
+			      who);
 	return r;
 }
 

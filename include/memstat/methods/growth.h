@@ -1,6 +1,7 @@
-/* growth.h: the dirty-set growth curve f(t) of a process, measured: the
- * distinct pages dirtied within t seconds, for a ladder of t, from one
- * window.
+/* growth.h: the dirty-set growth curve f(t), measured: the distinct pages
+ * dirtied within t seconds, for a ladder of t, from one window, over the
+ * pages of a backend (ms_growth_pages): one process's (here), or the union
+ * of many processes' physical frames (frames.h: a cgroup's members).
  *
  * A method-level capability beside the rate methods (method.h), for any
  * source whose targets are processes (a process; a cgroup's members; a
