@@ -334,12 +334,15 @@ Test(cgroup, growth_of_two_members_holds_the_truth)
 	cr_assert_eq(track(line), 0);
 	growth_truth("grow", 2, 2000, 8192, 2, 2 * 24, false);
 	/* 64 MiB at 1 GB/s, 16 MB/s dirtied: converges. */
-	g_autofree char *verdict = read_file(mpath(&M, "grow/migration/verdict"));
+	g_autofree char *vpath = mpath(&M, "grow/migration/verdict");
+	g_autofree char *tpath = mpath(&M, "grow/migration/total_s");
+	g_autofree char *mpath_ = mpath(&M, "metrics");
+	g_autofree char *verdict = read_file(vpath);
 	cr_expect(verdict && strcmp(verdict, "converges\n") == 0, "verdict at 1 GB/s: %s",
 		  verdict);
-	g_autofree char *total = read_file(mpath(&M, "grow/migration/total_s"));
+	g_autofree char *total = read_file(tpath);
 	cr_expect(total && atof(total) > 0, "migration/total_s: %s", total);
-	g_autofree char *metrics = read_file(mpath(&M, "metrics"));
+	g_autofree char *metrics = read_file(mpath_);
 	cr_expect(metrics && strstr(metrics, "memstat_migration_verdict{target=\"grow\","
 					     "kind=\"container\""),
 		  "memstat_migration_verdict of the cgroup in metrics");

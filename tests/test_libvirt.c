@@ -554,7 +554,9 @@ Test(libvirt, growth_of_a_domain_from_its_qemu_process)
 	char *verdict = target_file("grow1", "migration/verdict");
 	cr_expect(verdict && strcmp(verdict, "converges\n") == 0, "at 1 GB/s: %s", verdict);
 	free(verdict);
-	char *metrics = read_file(mpath(&M, "metrics"));
+	char *mp = mpath(&M, "metrics");
+	char *metrics = read_file(mp);
+	free(mp);
 	cr_expect(metrics && strstr(metrics, "memstat_migration_verdict{target=\"grow1\","
 					     "kind=\"libvirt\""),
 		  "memstat_migration_verdict of the domain in metrics");
