@@ -564,17 +564,27 @@ Test(libvirt, growth_of_a_domain_from_its_qemu_process)
 	pacer_stop(&pc);
 
 	/* Suspended while the curve is wanted: paused, no figure and no
-	 * new curve (a window opened before the suspend may end: the curve
-	 * a second in is the one at the end) until resumed. */
-	long held = suspend_held("grow1", 1, true);
+	 * new curve (the window open at the suspend is dropped) until
+	 * resumed, then curves again. */
+	long held = suspend_held("grow1", 0, true);
 	char *after = target_file("grow1", "growth");
-	suspend_held("grow1", 3, false);
+	suspend_held("grow1", 4, false);
 	char *again = target_file("grow1", "growth");
 	cr_expect(after && again && strcmp(after, again) == 0,
 		  "a growth curve was measured while paused:\n%s\nthen\n%s", after, again);
+	resume_goes_on("grow1", held);
+	char *resumed = NULL;
+	for (double end = now_s() + 20; now_s() < end; usleep(200000)) {
+		free(resumed);
+		resumed = target_file("grow1", "growth");
+		if (resumed && again && strcmp(resumed, again) != 0)
+			break;
+	}
+	cr_expect(resumed && again && strcmp(resumed, again) != 0,
+		  "no growth curve within 20 s of the resume");
 	free(after);
 	free(again);
-	resume_goes_on("grow1", held);
+	free(resumed);
 }
 
 /* KVM with its dirty ring, through libvirt: the default mode is dirty-ring,

@@ -217,8 +217,11 @@ int ms_vm_growth_step(ms_vm_growth *gs, ms_vm *vm, pid_t qemu_pid, const char *m
 		return r;
 	if (gs->held != MS_HELD_NONE) {
 		/* Paused or migrating: no look at its memory meanwhile (it
-		 * would disturb a migration); QMP's next step says when it
-		 * goes on. */
+		 * would disturb a migration), and no curve over a window that
+		 * spans it (a fresh one opens when it runs again); QMP's next
+		 * step says when it goes on. */
+		if (gs->probe)
+			ms_growth_close(gs->probe);
 		now = ms_now_us(CLOCK_MONOTONIC);
 		out->again_ms = gs->qmp_due_us > now
 					? (uint32_t)((gs->qmp_due_us - now + 999) / 1000)
