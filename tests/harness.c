@@ -6,6 +6,7 @@
 #include <glib.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <grp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -500,4 +501,46 @@ int podman_debian12_image(char **out)
 		      "podman tag localhost/deb12 docker.io/library/debian:12 "
 		      "docker.io/library/debian:12-slim 2>&1",
 		      src_dir());
+}
+
+int growth_mean(const char *path, int windows, double seconds, bool exact, double *t, double *f,
+		double *var)
+{
+	int n = GROWTH_MAX_STEPS, got = 0;
+	char *last = NULL;
+
+	for (int i = 0; i < GROWTH_MAX_STEPS; i++)
+		t[i] = f[i] = var[i] = 0;
+	for (double t0 = now_s(); got < windows + 1 && now_s() - t0 < seconds; usleep(200000)) {
+		char *text = read_file(path);
+		cr_assert(text, "read %s: %s", path, strerror(errno));
+		if (!*text || (last && strcmp(text, last) == 0)) {
+			free(text);
+			continue;
+		}
+		free(last);
+		last = text;
+		fprintf(stderr, "%s:\n%s", path, text);
+		if (++got == 1)
+			continue;
+		char **lines = g_strsplit(text, "\n", -1);
+		int k = 0;
+		for (; lines[k] && *lines[k] && k < GROWTH_MAX_STEPS; k++) {
+			double ts, pg, mib, lo, hi;
+			cr_assert_eq(sscanf(lines[k], "%lf %lf %lf %lf %lf", &ts, &pg, &mib, &lo, &hi),
+				     5, "not \"t_s pages mib ci95_low ci95_high\": %s", lines[k]);
+			cr_expect(lo <= pg && pg <= hi, "%s", lines[k]);
+			if (exact)
+				cr_expect_eq(lo, hi, "an exact curve has no interval: %s", lines[k]);
+			t[k] += ts / windows;
+			f[k] += pg / windows;
+			var[k] += pow((hi - lo) / 2 / 1.96, 2) / ((double)windows * windows);
+		}
+		g_strfreev(lines);
+		n = MIN(n, k);
+	}
+	free(last);
+	cr_assert_eq(got, windows + 1, "fewer than %d growth curves at %s in %.0f s", windows + 1,
+		     path, seconds);
+	return n;
 }

@@ -89,3 +89,15 @@ bool wait_content(const char *path, const char *prefix, double seconds);
 /* The number field of /proc/PID/status (kB), or -1. */
 long proc_status_kb(pid_t pid, const char *field);
 double now_s(void);
+
+/* A growth file's curves averaged (NAME/growth, test_growth.c's format):
+ * waits up to `seconds` for windows + 1 new curves at path, skips the first
+ * (it may predate the settings or the helper's steady state) and, per
+ * step, puts the mean of t into t[], of the pages into f[] and the
+ * variance of that mean into var[] (sigma of a curve = half its 95%
+ * interval / 1.96).  Checks every line's shape, lo <= pages <= hi and, when
+ * exact, that the interval is empty.  Returns the steps common to all the
+ * curves (at most GROWTH_MAX_STEPS); fails the test when fewer came. */
+#define GROWTH_MAX_STEPS 16
+int growth_mean(const char *path, int windows, double seconds, bool exact, double *t, double *f,
+		double *var);

@@ -293,6 +293,82 @@ Test(cgroup, full_scan_counts_shared_pages_once_exactly)
 	cr_log_info("full-scan: %.0f dirty pages in 4 windows, truth %.0f", dirty, truth);
 }
 
+/* ---- the growth curve over the members' union ---- */
+
+/* Averages `windows` growth curves of name (after the first, which may
+ * predate the helpers' steady state); per point, the truth
+ * n_procs x min(k t, own) must be within 4.5 standard errors of the mean
+ * (sigma = half the reported 95% interval / 1.96), plus 3%, slack pages
+ * a window (the helpers' stacks and libc) and a 50 ms lag per helper (as
+ * test_growth.c).  An exact curve has no interval. */
+static void growth_truth(const char *name, int procs, double k, double own, int windows,
+			 double slack, bool exact)
+{
+	double t[GROWTH_MAX_STEPS], f[GROWTH_MAX_STEPS], var[GROWTH_MAX_STEPS];
+	g_autofree char *path = mpath(&M, "%s/growth", name);
+	int n = growth_mean(path, windows, 60, exact, t, f, var);
+	cr_assert_geq(n, 5, "a ladder from 0.1 s to 4 periods has 6 steps");
+	for (int i = 0; i < n; i++) {
+		double truth = procs * MIN(k * t[i], own);
+		double lag = k * t[i] < own + k * 0.05 ? procs * k * 0.05 : 0;
+		double tol = 4.5 * sqrt(var[i]) + 0.03 * truth + slack + lag;
+		cr_log_info("%s t %.3f: f %.0f, truth %.0f, tolerance %.0f", name, t[i], f[i], truth,
+			    tol);
+		cr_expect(fabs(f[i] - truth) <= tol, "%s: f(%.3f) = %.0f, truth %.0f (tolerance %.0f)",
+			  name, t[i], f[i], truth, tol);
+	}
+}
+
+/* Two members, each writing 2000 distinct pages a second of its own 32 MiB
+ * (8192 pages): the union dirties 4000 t pages within t (12800 at 3.2 s,
+ * under the 16384 they touch).  The forecast is there for a cgroup too. */
+Test(cgroup, growth_of_two_members_holds_the_truth)
+{
+	const char *cg = make_cgroup(true, "growth");
+	const char *in[] = {cg, NULL};
+
+	keep(dirtier_start_in(in, 32, 32, 2000, NULL));
+	keep(dirtier_start_in(in, 32, 32, 2000, NULL));
+	g_autofree char *line =
+		g_strdup_printf("%s name=grow sample_pages=16384 bandwidth=1G", cg);
+	cr_assert_eq(track(line), 0);
+	growth_truth("grow", 2, 2000, 8192, 2, 2 * 24, false);
+	/* 64 MiB at 1 GB/s, 16 MB/s dirtied: converges. */
+	g_autofree char *vpath = mpath(&M, "grow/migration/verdict");
+	g_autofree char *tpath = mpath(&M, "grow/migration/total_s");
+	g_autofree char *mpath_ = mpath(&M, "metrics");
+	g_autofree char *verdict = read_file(vpath);
+	cr_expect(verdict && strcmp(verdict, "converges\n") == 0, "verdict at 1 GB/s: %s",
+		  verdict);
+	g_autofree char *total = read_file(tpath);
+	cr_expect(total && atof(total) > 0, "migration/total_s: %s", total);
+	g_autofree char *metrics = read_file(mpath_);
+	cr_expect(metrics && strstr(metrics, "memstat_migration_verdict{target=\"grow\","
+					     "kind=\"container\""),
+		  "memstat_migration_verdict of the cgroup in metrics");
+}
+
+/* A file shared by two members, each writing 1000 distinct pages a second
+ * of its own half (2048 pages): the union holds the file's 4096 frames
+ * once, so f plateaus at 4096 (8192 if each member's mappings counted),
+ * exactly in full-scan. */
+Test(cgroup, growth_counts_shared_pages_once)
+{
+	const char *cg = make_cgroup(true, "gshared");
+	const char *in[] = {cg, NULL};
+
+	snprintf(shared_file, sizeof(shared_file), "%s/memstat-shared-%d", tmp_dir(),
+		 (int)getpid());
+	cr_assert(sh_out(NULL, "truncate -s 16M %s", shared_file) == 0);
+	g_autofree char *a = g_strdup_printf("file=%s,part=0/2", shared_file);
+	g_autofree char *b = g_strdup_printf("file=%s,part=1/2", shared_file);
+	keep(dirtier_start_in(in, 16, 16, 1000, a));
+	keep(dirtier_start_in(in, 16, 16, 1000, b));
+	g_autofree char *line = g_strdup_printf("%s name=gshared mode=full-scan bandwidth=1G", cg);
+	cr_assert_eq(track(line), 0);
+	growth_truth("gshared", 2, 1000, 2048, 2, 2 * 24, true);
+}
+
 static char *latest_sample(const char *name)
 {
 	return read_file(mpath(&M, "%s/samples/latest", name)); /* a link to it */

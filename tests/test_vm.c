@@ -941,36 +941,10 @@ Test(vm, growth_of_a_vm_from_its_qemu_process)
 	snprintf(line, sizeof(line), "%s sample_pages=16384 bandwidth=1G\n", v->sock);
 	cr_assert_eq(track_line(line), 0);
 
-	double t[16] = {0}, f[16] = {0}, var[16] = {0};
-	int n = 16, got = 0;
-	char *last = NULL;
-	for (double t0 = now_s(); got < 3 && now_s() - t0 < 60; usleep(200000)) {
-		char *text = target_file("web1", "growth");
-		cr_assert(text, "read web1/growth: %s", strerror(errno));
-		if (!*text || (last && strcmp(text, last) == 0)) {
-			free(text);
-			continue;
-		}
-		free(last);
-		last = text;
-		fprintf(stderr, "web1/growth:\n%s", text);
-		if (++got == 1)
-			continue; /* the first may predate the dirtier's steady state */
-		char **lines = g_strsplit(text, "\n", -1);
-		int k = 0;
-		for (; lines[k] && *lines[k] && k < 16; k++) {
-			double ts, p, mib, lo, hi;
-			cr_assert_eq(sscanf(lines[k], "%lf %lf %lf %lf %lf", &ts, &p, &mib, &lo, &hi),
-				     5, "%s", lines[k]);
-			t[k] += ts / 2;
-			f[k] += p / 2;
-			var[k] += pow((hi - lo) / 2 / 1.96, 2) / 4;
-		}
-		g_strfreev(lines);
-		n = MIN(n, k);
-	}
-	free(last);
-	cr_assert_eq(got, 3, "fewer than 3 growth curves of web1 in 60 s");
+	double t[GROWTH_MAX_STEPS], f[GROWTH_MAX_STEPS], var[GROWTH_MAX_STEPS];
+	char *path = mpath(&M, "web1/growth");
+	int n = growth_mean(path, 2, 60, false, t, f, var);
+	free(path);
 	cr_assert_geq(n, 5);
 	for (int k = 0; k < n; k++) {
 		double truth = MIN(12800 * t[k], 65536.0);

@@ -25,8 +25,9 @@ void ms_target_forecast(ms_target *t, bool want, ms_forecast_view *out)
 	out->memory_bytes = out->curve.pages_population * out->curve.page_size;
 	/* A VM's curve is its QEMU process's: what the first round sends is at
 	 * most the guest's RAM (QEMU's own memory is not migrated as RAM). */
-	g_autoptr(ms_sample) latest =
-		ms_target_source(t)->bit == MS_KIND_VM ? ms_target_get_sample(t, 0) : NULL;
+	g_autoptr(ms_sample) latest = ms_target_source(t)->bit & (MS_KIND_VM | MS_KIND_LIBVIRT)
+					      ? ms_target_get_sample(t, 0)
+					      : NULL;
 	if (latest && latest->m.pages_total && latest->m.page_size) {
 		uint64_t ram = latest->m.pages_total * latest->m.page_size;
 		if (ram < out->memory_bytes)

@@ -67,9 +67,10 @@ enum {
 #define FILE (S_IFREG | 0444)
 #define CTRL (S_IFREG | 0644)
 #define ALL  MS_KIND_ALL
-/* Kinds whose sources measure a growth curve (growth.h): not containers
- * yet (their population is the union of the members' frames). */
-#define FORECAST (PROC | VM)
+/* Kinds whose sources measure a growth curve (growth.h): every kind (a
+ * cgroup's over the union of its members' frames; a VM's and a libvirt
+ * domain's of its QEMU process, from outside). */
+#define FORECAST ALL
 #define VM   MS_KIND_VM
 #define LV   MS_KIND_LIBVIRT
 #define PROC MS_KIND_PROCESS

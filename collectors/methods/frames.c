@@ -143,10 +143,12 @@ static gint cmp_read(gconstpointer a, gconstpointer b)
 }
 
 /* Hashes the pages of reads (per member of looks), in address order, and
- * hands each result to fn(slot, hash, readable). */
-static int hash_reads(GArray *looks, cg_reads *reads, uint32_t ps,
+ * hands each result to fn(slot, hash, readable); when resident_only, only
+ * the pages still resident at that address are read (the others are
+ * handed as not readable), and *read is added the pages read. */
+static int hash_reads(GArray *looks, cg_reads *reads, uint32_t ps, bool resident_only,
 		      void (*fn)(ms_frames *s, size_t slot, uint64_t h, bool ok, void *data),
-		      ms_frames *s, void *data, char **why)
+		      ms_frames *s, void *data, uint64_t *read, char **why)
 {
 	for (guint m = 0; m < looks->len; m++) {
 		GArray *pairs = reads[m].pairs;
@@ -157,20 +159,26 @@ static int hash_reads(GArray *looks, cg_reads *reads, uint32_t ps,
 		g_autofree uint64_t *addrs = g_new(uint64_t, n);
 		g_autofree uint64_t *h = g_new(uint64_t, n);
 		g_autofree bool *ok = g_new(bool, n);
+		g_autofree bool *present = g_new(bool, n);
 		for (size_t i = 0; i < n; i++)
 			addrs[i] = g_array_index(pairs, cg_read, i).addr;
 		ms_page_reader reader;
 		ms_page_reader_init(&reader, g_array_index(looks, cg_look, m).pid);
 		reader.page_size = ps;
-		int r = ms_hash_pages(&reader, addrs, n, h, ok);
+		int r = resident_only ? ms_look_pages(&reader, addrs, n, present, ok, h, read, why)
+				      : ms_hash_pages(&reader, addrs, n, h, ok);
 		if (r == -ESRCH) {
+			g_clear_pointer(why, g_free);
 			memset(ok, 0, n * sizeof(*ok)); /* left meanwhile */
 		} else if (r < 0) {
-			return ms_fail(why, r, "cannot read the memory of process %d: %s",
-				       (int)g_array_index(looks, cg_look, m).pid, g_strerror(-r));
+			return resident_only ? r
+					     : ms_fail(why, r, "cannot read the memory of process %d: %s",
+						       (int)g_array_index(looks, cg_look, m).pid,
+						       g_strerror(-r));
 		}
 		for (size_t i = 0; i < n; i++)
-			fn(s, g_array_index(pairs, cg_read, i).slot, h[i], ok[i], data);
+			fn(s, g_array_index(pairs, cg_read, i).slot, h[i],
+			   ok[i] && (!resident_only || present[i]), data);
 	}
 	return 0;
 }
@@ -265,8 +273,9 @@ static void set_start(ms_frames *s, size_t slot, uint64_t h, bool ok, void *data
 	s->readable[slot] = ok;
 }
 
-int ms_frames_open(ms_frames *s, GArray *pids, const char *mode, bool exact, const ms_params *p,
-		   char **why)
+/* The open's first half: the members' looks, their mappings sorted by
+ * frame and the distinct frames; the window is open, nothing drawn. */
+static int gather(ms_frames *s, GArray *pids, const char *mode, char **why)
 {
 	int r;
 
@@ -299,14 +308,19 @@ int ms_frames_open(ms_frames *s, GArray *pids, const char *mode, bool exact, con
 		s->frame_keys[s->nframes] = s->mappings[i].key;
 		s->frame_first[s->nframes++] = (uint32_t)i;
 	}
-	bool full = exact;
-	s->n = full ? s->nframes : ms_sample_count(s->nframes, s->ps, p->sample_pages);
+	s->open = true;
+	return 0;
+}
+
+/* The open's second half: draws n of the distinct frames and hashes each
+ * through its first mapping. */
+static int draw(ms_frames *s, size_t n, char **why)
+{
+	s->n = n;
 	s->drawn = s->n ? ms_pick_indices(s->rand, s->nframes, s->n) : g_new(uint64_t, 1);
 	s->hashes = g_new0(uint64_t, MAX(s->n, 1));
 	s->readable = g_new0(bool, MAX(s->n, 1));
-	s->open = true;
 
-	/* Each drawn frame through its first mapping. */
 	cg_reads *reads = g_new0(cg_reads, MAX(s->members->len, 1));
 	for (size_t i = 0; i < s->n; i++) {
 		const cg_mapping *mp = &s->mappings[s->frame_first[s->drawn[i]]];
@@ -314,10 +328,139 @@ int ms_frames_open(ms_frames *s, GArray *pids, const char *mode, bool exact, con
 		reads_add(&reads[mp->member], g_array_index(l->addrs, uint64_t, mp->page), i);
 	}
 	int64_t t0 = ms_now_us(CLOCK_MONOTONIC);
-	r = hash_reads(s->members, reads, s->ps, set_start, s, NULL, why);
+	int r = hash_reads(s->members, reads, s->ps, false, set_start, s, NULL, NULL, why);
 	s->start_mid_us = (t0 + ms_now_us(CLOCK_MONOTONIC)) / 2;
 	reads_free(reads, s->members->len);
 	return r;
+}
+
+int ms_frames_open(ms_frames *s, GArray *pids, const char *mode, bool exact, const ms_params *p,
+		   char **why)
+{
+	int r = gather(s, pids, mode, why);
+	if (r < 0)
+		return r;
+	return draw(s, exact ? s->nframes : ms_sample_count(s->nframes, s->ps, p->sample_pages),
+		    why);
+}
+
+/* What a look again found: changed[j] for the drawn frame idx[j]. */
+typedef struct {
+	const size_t *idx;
+	bool *changed;
+} cg_relook;
+
+static void set_relook(ms_frames *s, size_t slot, uint64_t h, bool ok, void *data)
+{
+	cg_relook *c = data;
+	if (ok && h != s->hashes[c->idx[slot]])
+		c->changed[slot] = true;
+}
+
+int ms_frames_look(ms_frames *s, const size_t *idx, size_t count, bool *changed, uint64_t *read,
+		   char **why)
+{
+	guint nm = s->members->len;
+	cg_reads *reads = g_new0(cg_reads, MAX(nm, 1));
+
+	memset(changed, 0, count * sizeof(*changed));
+	/* Every mapping the drawn frame had at the open, in the members
+	 * that are still the same processes. */
+	g_autofree bool *here = g_new0(bool, MAX(nm, 1));
+	for (guint m = 0; m < nm; m++) {
+		const cg_look *l = &g_array_index(s->members, cg_look, m);
+		ms_proc_stat st;
+		here[m] = ms_proc_stat_read(l->pid, &st) == 0 && st.starttime == l->starttime;
+	}
+	for (size_t j = 0; j < count; j++) {
+		size_t f = s->drawn[idx[j]];
+		if (!s->readable[idx[j]])
+			continue; /* never read: never found dirty */
+		size_t end = f + 1 < s->nframes ? s->frame_first[f + 1] : s->nmappings;
+		for (size_t k = s->frame_first[f]; k < end; k++) {
+			const cg_mapping *mp = &s->mappings[k];
+			const cg_look *l = &g_array_index(s->members, cg_look, mp->member);
+			if (here[mp->member])
+				reads_add(&reads[mp->member],
+					  g_array_index(l->addrs, uint64_t, mp->page), j);
+		}
+	}
+	/* Through each member, the mappings still resident: the frame is
+	 * dirty when one of them reads otherwise than at the open. */
+	cg_relook c = {idx, changed};
+	int r = hash_reads(s->members, reads, s->ps, true, set_relook, s, &c, read, why);
+	reads_free(reads, nm);
+	return r;
+}
+
+/* ---- a growth probe over the union (growth.h) ---- */
+
+typedef struct {
+	ms_frames f;
+	GArray *pids; /* the members the next window opens over */
+} frames_growth;
+
+static int fg_open(void *b, uint32_t sample_pages, bool exact, ms_growth_drawn *out, char **why)
+{
+	frames_growth *fg = b;
+
+	ms_frames_free_window(&fg->f);
+	if (!fg->pids || fg->pids->len == 0)
+		return ms_fail(why, -ENOENT, "no member to measure");
+	int r = gather(&fg->f, fg->pids, "growth", why);
+	if (r < 0)
+		return r;
+	size_t n = ms_growth_sample_count(fg->f.nframes, fg->f.ps, sample_pages, &exact);
+	r = draw(&fg->f, n, why);
+	out->n = n;
+	out->population = fg->f.nframes;
+	out->page_size = fg->f.ps;
+	out->mid_us = fg->f.start_mid_us;
+	out->read = n;
+	return r;
+}
+
+static int fg_look(void *b, const size_t *idx, size_t count, bool *changed, uint64_t *read,
+		   char **why)
+{
+	return ms_frames_look(&((frames_growth *)b)->f, idx, count, changed, read, why);
+}
+
+static void fg_close(void *b)
+{
+	ms_frames_free_window(&((frames_growth *)b)->f);
+}
+
+static void fg_free(void *b)
+{
+	frames_growth *fg = b;
+
+	ms_frames_clear(&fg->f);
+	g_clear_pointer(&fg->pids, g_array_unref);
+	g_free(fg);
+}
+
+static const ms_growth_pages frames_growth_ops = {
+	.open = fg_open,
+	.look = fg_look,
+	.close = fg_close,
+	.free = fg_free,
+};
+
+ms_growth_probe *ms_frames_growth_new(void)
+{
+	frames_growth *fg = g_new0(frames_growth, 1);
+
+	ms_frames_init(&fg->f);
+	return ms_growth_probe_new_of(&frames_growth_ops, fg);
+}
+
+void ms_frames_growth_members(ms_growth_probe *g, GArray *pids)
+{
+	frames_growth *fg = ms_growth_probe_backend(g);
+
+	g_clear_pointer(&fg->pids, g_array_unref);
+	fg->pids = g_array_ref(pids);
 }
 
 /* What the close found of each drawn frame. */
@@ -377,7 +520,7 @@ int ms_frames_close(ms_frames *s, ms_measurement *out, char **why)
 	g_autofree bool *changed = g_new0(bool, MAX(s->n, 1));
 	cg_close c = {seen, changed};
 	int64_t t0 = ms_now_us(CLOCK_MONOTONIC);
-	r = hash_reads(now, reads, s->ps, set_end, s, &c, why);
+	r = hash_reads(now, reads, s->ps, false, set_end, s, &c, NULL, why);
 	int64_t mid = (t0 + ms_now_us(CLOCK_MONOTONIC)) / 2;
 	reads_free(reads, now->len);
 	if (r < 0)

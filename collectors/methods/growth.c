@@ -1,5 +1,6 @@
-/* growth.c: the dirty-set growth curve of a process, from one window
- * (growth.h says how and what it costs). */
+/* growth.c: the dirty-set growth curve, from one window, over the pages
+ * of one process (here) or of any backend (frames.c: a cgroup's members);
+ * growth.h says how and what it costs. */
 #define _GNU_SOURCE
 #include "memstat/methods/growth.h"
 
@@ -12,25 +13,124 @@
 
 #include "memstat/methods/fail.h"
 #include "memstat/methods/measurement.h"
+#include "memstat/methods/page_sampling.h"
 #include "memstat/methods/pagemap.h"
 #include "memstat/methods/pages.h"
 #include "memstat/methods/proc.h"
 
-#define MIN_SAMPLES 256u       /* as page-sampling's */
-#define MAX_SAMPLES (1u << 20) /* as page-sampling's */
+/* ---- the pages of one process ---- */
 
-struct ms_growth_probe {
-	pid_t pid;
+typedef struct {
 	ms_page_reader rd;
 	GRand *rand;
+	size_t n;
+	uint64_t *addrs;  /* sorted */
+	uint64_t *hashes; /* at the first look (0: not resident then) */
+	bool *present;	  /* resident (and read) at the first look */
+} proc_pages;
+
+static void proc_close(void *b)
+{
+	proc_pages *pp = b;
+	g_clear_pointer(&pp->addrs, g_free);
+	g_clear_pointer(&pp->hashes, g_free);
+	g_clear_pointer(&pp->present, g_free);
+	pp->n = 0;
+}
+
+static void proc_free(void *b)
+{
+	proc_pages *pp = b;
+	proc_close(pp);
+	g_rand_free(pp->rand);
+	g_free(pp);
+}
+
+/* Looks at the pages of idx (count of them): residency (and read) into
+ * present, hashes of the resident ones into hashes. */
+static int proc_look_at(proc_pages *pp, const size_t *idx, size_t count, bool *present,
+			uint64_t *hashes, uint64_t *read, char **why)
+{
+	g_autofree uint64_t *addrs = g_new(uint64_t, MAX(count, 1));
+	g_autofree bool *readable = g_new(bool, MAX(count, 1));
+
+	for (size_t i = 0; i < count; i++)
+		addrs[i] = pp->addrs[idx ? idx[i] : i];
+	int r = ms_look_pages(&pp->rd, addrs, count, present, readable, hashes, read, why);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < count; i++)
+		present[i] = present[i] && readable[i]; /* unmapped meanwhile */
+	return 0;
+}
+
+static int proc_open(void *b, uint32_t sample_pages, bool exact, ms_growth_drawn *out,
+		     char **why)
+{
+	proc_pages *pp = b;
+	g_autoptr(GArray) vmas = NULL;
+	g_autoptr(GArray) runs = NULL;
+	const uint32_t ps = pp->rd.page_size;
+	int r;
+
+	if ((r = ms_proc_writable_vmas(pp->rd.pid, &vmas, why)) < 0)
+		return r;
+	bool scanned = ms_pagemap_scan_supported();
+	if ((r = ms_pagemap_runs(pp->rd.pid, vmas, scanned ? MS_RUNS_SCAN : MS_RUNS_WHOLE, &runs,
+				 why)) < 0)
+		return r;
+	uint64_t population = ms_runs_pages(runs, ps);
+	pp->n = ms_growth_sample_count(population, ps, sample_pages, &exact);
+	pp->addrs = pp->n ? ms_pick_indices(pp->rand, population, pp->n) : g_new(uint64_t, 1);
+	ms_runs_addresses(runs, ps, pp->addrs, pp->n);
+	pp->hashes = g_new(uint64_t, MAX(pp->n, 1));
+	pp->present = g_new(bool, MAX(pp->n, 1));
+	int64_t t0 = ms_now_us(CLOCK_MONOTONIC);
+	r = proc_look_at(pp, NULL, pp->n, pp->present, pp->hashes, &out->read, why);
+	out->mid_us = (t0 + ms_now_us(CLOCK_MONOTONIC)) / 2;
+	out->n = pp->n;
+	out->population = population;
+	out->page_size = ps;
+	return r;
+}
+
+static int proc_look(void *b, const size_t *idx, size_t count, bool *changed, uint64_t *read,
+		     char **why)
+{
+	proc_pages *pp = b;
+	g_autofree bool *present = g_new(bool, MAX(count, 1));
+	g_autofree uint64_t *hashes = g_new(uint64_t, MAX(count, 1));
+
+	int r = proc_look_at(pp, idx, count, present, hashes, read, why);
+	if (r < 0)
+		return r;
+	for (size_t j = 0; j < count; j++) {
+		size_t i = idx[j];
+		/* Became resident: touched for the first time (or swapped
+		 * in); resident and changed: written.  Not resident now: as it
+		 * was, as far as we know. */
+		changed[j] = pp->present[i] ? present[j] && hashes[j] != pp->hashes[i] : present[j];
+	}
+	return 0;
+}
+
+static const ms_growth_pages proc_pages_ops = {
+	.open = proc_open,
+	.look = proc_look,
+	.close = proc_close,
+	.free = proc_free,
+};
+
+/* ---- the ladder, over any pages ---- */
+
+struct ms_growth_probe {
+	const ms_growth_pages *ops;
+	void *b;
 
 	/* The open window; open false when none. */
 	bool open, exact;
 	size_t n;
-	uint64_t *addrs;  /* sorted */
-	uint64_t *hashes; /* at the first look (0: not resident then) */
-	bool *present;	  /* resident at the first look */
-	bool *dirty;	  /* dirty since the window opened */
+	bool *dirty; /* dirty since the window opened */
 	size_t ndirty;
 	uint64_t population;
 	uint32_t steps;	 /* ladder steps */
@@ -38,21 +138,46 @@ struct ms_growth_probe {
 	ms_growth_curve curve;
 };
 
-ms_growth_probe *ms_growth_probe_new(pid_t pid)
+size_t ms_growth_sample_count(uint64_t population, uint32_t page_size, uint32_t sample_pages,
+			      bool *exact)
+{
+	if (*exact && population > MS_GROWTH_EXACT_MAX_PAGES) {
+		*exact = false; /* too dear to look at whole at each step */
+		sample_pages = MS_GROWTH_EXACT_ELSE_PER_GIB;
+	}
+	if (*exact)
+		return (size_t)population;
+	size_t n = ms_sample_count(population, page_size, sample_pages);
+	*exact = n == population;
+	return n;
+}
+
+ms_growth_probe *ms_growth_probe_new_of(const ms_growth_pages *ops, void *b)
 {
 	ms_growth_probe *g = g_new0(ms_growth_probe, 1);
 
-	g->pid = pid;
-	g->rand = g_rand_new();
-	ms_page_reader_init(&g->rd, pid);
+	g->ops = ops;
+	g->b = b;
 	return g;
+}
+
+ms_growth_probe *ms_growth_probe_new(pid_t pid)
+{
+	proc_pages *pp = g_new0(proc_pages, 1);
+
+	pp->rand = g_rand_new();
+	ms_page_reader_init(&pp->rd, pid);
+	return ms_growth_probe_new_of(&proc_pages_ops, pp);
+}
+
+void *ms_growth_probe_backend(ms_growth_probe *g)
+{
+	return g->b;
 }
 
 void ms_growth_close(ms_growth_probe *g)
 {
-	g_clear_pointer(&g->addrs, g_free);
-	g_clear_pointer(&g->hashes, g_free);
-	g_clear_pointer(&g->present, g_free);
+	g->ops->close(g->b);
 	g_clear_pointer(&g->dirty, g_free);
 	g->open = false;
 	g->n = 0;
@@ -63,7 +188,7 @@ void ms_growth_probe_free(ms_growth_probe *g)
 	if (!g)
 		return;
 	ms_growth_close(g);
-	g_rand_free(g->rand);
+	g->ops->free(g->b);
 	g_free(g);
 }
 
@@ -83,152 +208,35 @@ int64_t ms_growth_due_us(const ms_growth_probe *g)
 	return due_of(g, g->curve.n + 1);
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
-}
-
-/* n distinct indices in [0, total), sorted. */
-static uint64_t *pick(GRand *r, uint64_t total, size_t n)
-{
-	uint64_t *idx = g_new(uint64_t, MAX(n, 1));
-	size_t have = 0;
-
-	if ((uint64_t)n == total) {
-		for (size_t i = 0; i < n; i++)
-			idx[i] = i;
-		return idx;
-	}
-	while (have < n) {
-		for (size_t i = have; i < n; i++)
-			idx[i] = (((uint64_t)g_rand_int(r) << 32) | g_rand_int(r)) % total;
-		qsort(idx, n, sizeof(*idx), cmp_u64);
-		size_t u = 0;
-		for (size_t i = 0; i < n; i++)
-			if (u == 0 || idx[i] != idx[u - 1])
-				idx[u++] = idx[i];
-		have = u;
-	}
-	return idx;
-}
-
-/* Looks at the pages of idx (count of them): residency into present (may
- * be NULL), hashes of the resident ones into hashes. */
-static int look(ms_growth_probe *g, const size_t *idx, size_t count, bool *present,
-		uint64_t *hashes, char **why)
-{
-	g_autofree uint64_t *addrs = g_new(uint64_t, MAX(count, 1));
-	g_autofree uint64_t *entries = g_new(uint64_t, MAX(count, 1));
-	g_autofree uint64_t *res = g_new(uint64_t, MAX(count, 1));
-	g_autofree size_t *where = g_new(size_t, MAX(count, 1));
-	g_autofree uint64_t *rh = g_new(uint64_t, MAX(count, 1));
-	g_autofree bool *rok = g_new(bool, MAX(count, 1));
-	size_t k = 0;
-
-	for (size_t i = 0; i < count; i++)
-		addrs[i] = g->addrs[idx[i]];
-	int fd = ms_open_pagemap(g->pid, why);
-	if (fd < 0)
-		return fd;
-	int r = ms_pagemap_lookup(fd, addrs, count, g->rd.page_size, entries);
-	close(fd);
-	if (r < 0)
-		return ms_fail(why, r, "cannot read the pagemap of process %d: %s", (int)g->pid,
-			       g_strerror(-r));
-	for (size_t i = 0; i < count; i++) {
-		bool p = (entries[i] & MS_PM_PRESENT) != 0;
-		if (present)
-			present[i] = p;
-		hashes[i] = 0;
-		if (p) {
-			res[k] = addrs[i];
-			where[k++] = i;
-		}
-	}
-	r = ms_hash_pages(&g->rd, res, k, rh, rok);
-	if (r < 0)
-		return r == -ESRCH ? r
-				   : ms_fail(why, r, "cannot read the memory of process %d: %s",
-					     (int)g->pid, g_strerror(-r));
-	for (size_t j = 0; j < k; j++) {
-		hashes[where[j]] = rh[j];
-		if (present && !rok[j])
-			present[where[j]] = false; /* unmapped meanwhile */
-	}
-	g->curve.pages_read += k;
-	return 0;
-}
-
 int ms_growth_open(ms_growth_probe *g, uint32_t sample_pages, bool exact, uint32_t horizon_ms,
 		   char **why)
 {
-	g_autoptr(GArray) vmas = NULL;
-	g_autoptr(GArray) runs = NULL;
-	const uint32_t ps = g->rd.page_size;
-	int r;
+	ms_growth_drawn d = {0};
 
 	ms_growth_close(g);
-	if ((r = ms_proc_writable_vmas(g->pid, &vmas, why)) < 0)
-		return r;
-	bool scanned = ms_pagemap_scan_supported();
-	if ((r = ms_pagemap_runs(g->pid, vmas, scanned ? MS_RUNS_SCAN : MS_RUNS_WHOLE, &runs,
-				 why)) < 0)
-		return r;
 	memset(&g->curve, 0, sizeof(g->curve));
-	g->population = ms_runs_pages(runs, ps);
-	if (exact && g->population > MS_GROWTH_EXACT_MAX_PAGES) {
-		exact = false; /* too dear to look at whole at each step */
-		sample_pages = MS_GROWTH_EXACT_ELSE_PER_GIB;
-	}
-	if (exact) {
-		g->n = (size_t)g->population;
-	} else {
-		long double want = (long double)g->population * ps * sample_pages / 1073741824.0L;
-		uint64_t n = (uint64_t)ceill(want);
-		n = MAX(n, MIN_SAMPLES);
-		g->n = (size_t)MIN(MIN(n, g->population), MAX_SAMPLES);
-	}
-	g->exact = g->n == g->population;
-	g->addrs = pick(g->rand, MAX(g->population, 1), g->n);
-	guint v = 0;
-	uint64_t before = 0;
-	for (size_t i = 0; i < g->n; i++) {
-		for (;;) {
-			const ms_range *m = &g_array_index(runs, ms_range, v);
-			uint64_t pages = (m->end - m->start) / ps;
-			if (g->addrs[i] < before + pages) {
-				g->addrs[i] = m->start + (g->addrs[i] - before) * ps;
-				break;
-			}
-			before += pages;
-			v++;
-		}
-	}
-	g->steps = 1;
-	while (g->steps < MS_GROWTH_MAX_STEPS &&
-	       (uint64_t)MS_GROWTH_FIRST_MS << g->steps <= (uint64_t)horizon_ms)
-		g->steps++;
-	g->hashes = g_new(uint64_t, MAX(g->n, 1));
-	g->present = g_new(bool, MAX(g->n, 1));
-	g->dirty = g_new0(bool, MAX(g->n, 1));
-	g->ndirty = 0;
-	g_autofree size_t *all = g_new(size_t, MAX(g->n, 1));
-	for (size_t i = 0; i < g->n; i++)
-		all[i] = i;
 	g->curve.start_ms = ms_now_us(CLOCK_REALTIME) / 1000;
 	int64_t t0 = ms_now_us(CLOCK_MONOTONIC);
-	r = look(g, all, g->n, g->present, g->hashes, why);
-	int64_t t1 = ms_now_us(CLOCK_MONOTONIC);
-	g->mid0_us = (t0 + t1) / 2;
-	g->curve.look_us += (uint64_t)(t1 - t0);
-	g_debug("process %d: growth window: %zu of %" PRIu64 " pages, first look %" PRId64 " us",
-		(int)g->pid, g->n, g->population, t1 - t0);
+	int r = g->ops->open(g->b, sample_pages, exact, &d, why);
+	g->curve.look_us += (uint64_t)(ms_now_us(CLOCK_MONOTONIC) - t0);
+	g->curve.pages_read += d.read;
 	if (r < 0) {
 		ms_growth_close(g);
 		return r;
 	}
-	g->curve.page_size = ps;
+	g_debug("growth window: %zu of %" PRIu64 " pages, opened in %" PRIu64 " us", d.n,
+		d.population, g->curve.look_us);
+	g->n = d.n;
+	g->population = d.population;
+	g->exact = d.n == d.population;
+	g->mid0_us = d.mid_us;
+	g->steps = 1;
+	while (g->steps < MS_GROWTH_MAX_STEPS &&
+	       (uint64_t)MS_GROWTH_FIRST_MS << g->steps <= (uint64_t)horizon_ms)
+		g->steps++;
+	g->dirty = g_new0(bool, MAX(g->n, 1));
+	g->ndirty = 0;
+	g->curve.page_size = d.page_size;
 	g->curve.pages_population = g->population;
 	g->curve.pages_sampled = g->n;
 	g->curve.exact = g->exact;
@@ -250,26 +258,19 @@ int ms_growth_step(ms_growth_probe *g, ms_growth_curve *out, char **why)
 	for (size_t i = 0; i < g->n; i++)
 		if (!g->dirty[i])
 			idx[count++] = i;
-	g_autofree bool *present = g_new(bool, MAX(count, 1));
-	g_autofree uint64_t *hashes = g_new(uint64_t, MAX(count, 1));
-	int r = look(g, idx, count, present, hashes, why);
+	g_autofree bool *changed = g_new(bool, MAX(count, 1));
+	int r = g->ops->look(g->b, idx, count, changed, &g->curve.pages_read, why);
 	int64_t t1 = ms_now_us(CLOCK_MONOTONIC);
 	g->curve.look_us += (uint64_t)(t1 - now);
 	if (r < 0) {
 		ms_growth_close(g);
 		return r;
 	}
-	for (size_t j = 0; j < count; j++) {
-		size_t i = idx[j];
-		/* Became resident: touched for the first time (or swapped
-		 * in); resident and changed: written.  Not resident now: as it
-		 * was, as far as we know. */
-		bool d = g->present[i] ? present[j] && hashes[j] != g->hashes[i] : present[j];
-		if (d) {
-			g->dirty[i] = true;
+	for (size_t j = 0; j < count; j++)
+		if (changed[j]) {
+			g->dirty[idx[j]] = true;
 			g->ndirty++;
 		}
-	}
 
 	ms_growth_step_point *p = &g->curve.point[g->curve.n];
 	double t = (double)((now + t1) / 2 - g->mid0_us) / 1e6;

@@ -201,41 +201,7 @@ size_t ms_sample_count(uint64_t pages_total, uint32_t page_size, uint32_t per_gi
 /* Residency and content of the window's pages, into present/hashes/readable. */
 static int ps_look(ps_state *s, bool *present, uint64_t *hashes, bool *readable, char **why)
 {
-	g_autofree uint64_t *entries = g_new(uint64_t, s->n);
-	g_autofree uint64_t *resident = g_new(uint64_t, s->n);
-	g_autofree size_t *where = g_new(size_t, s->n);
-	g_autofree uint64_t *rh = g_new(uint64_t, s->n);
-	g_autofree bool *rok = g_new(bool, s->n);
-	int fd = ms_open_pagemap(s->pid, why);
-	size_t k = 0;
-
-	if (fd < 0)
-		return fd;
-	int r = ms_pagemap_lookup(fd, s->addrs, s->n, s->rd.page_size, entries);
-	close(fd);
-	if (r < 0)
-		return ms_fail(why, r, "cannot read the pagemap of process %d: %s", (int)s->pid,
-			       g_strerror(-r));
-	for (size_t i = 0; i < s->n; i++) {
-		present[i] = (entries[i] & MS_PM_PRESENT) != 0;
-		hashes[i] = 0;
-		/* Neither resident nor swapped: not mapped (any more). */
-		readable[i] = (entries[i] & (MS_PM_PRESENT | MS_PM_SWAPPED)) != 0;
-		if (present[i]) {
-			resident[k] = s->addrs[i];
-			where[k++] = i;
-		}
-	}
-	r = ms_hash_pages(&s->rd, resident, k, rh, rok);
-	if (r < 0)
-		return r == -ESRCH ? r
-				   : ms_fail(why, r, "cannot read the memory of process %d: %s",
-					     (int)s->pid, g_strerror(-r));
-	for (size_t j = 0; j < k; j++) {
-		hashes[where[j]] = rh[j];
-		readable[where[j]] = rok[j];
-	}
-	return 0;
+	return ms_look_pages(&s->rd, s->addrs, s->n, present, readable, hashes, NULL, why);
 }
 
 /* The runs to draw from: the resident pages of the writable mappings where
@@ -294,21 +260,7 @@ static int ps_open_window(void *state, const ms_params *p, char **why)
 	s->n = ms_sample_count(s->pages_population, ps, p->sample_pages);
 	s->addrs = s->n ? ms_pick_indices(s->rand, s->pages_population, s->n) : NULL;
 
-	/* Turn indices into addresses, walking the runs in order. */
-	guint v = 0;
-	uint64_t before = 0; /* pages in runs before v */
-	for (size_t i = 0; i < s->n; i++) {
-		for (;;) {
-			const ms_range *m = &g_array_index(s->population, ms_range, v);
-			uint64_t pages = (m->end - m->start) / ps;
-			if (s->addrs[i] < before + pages) {
-				s->addrs[i] = m->start + (s->addrs[i] - before) * ps;
-				break;
-			}
-			before += pages;
-			v++;
-		}
-	}
+	ms_runs_addresses(s->population, ps, s->addrs, s->n);
 	s->hashes = g_new(uint64_t, MAX(s->n, 1));
 	s->present = g_new(bool, MAX(s->n, 1));
 	s->readable = g_new(bool, MAX(s->n, 1));

@@ -322,6 +322,25 @@ uint64_t ms_runs_pages(const GArray *runs, uint32_t page_size)
 	return pages;
 }
 
+void ms_runs_addresses(const GArray *runs, uint32_t page_size, uint64_t *idx, size_t n)
+{
+	guint v = 0;
+	uint64_t before = 0; /* pages in runs before v */
+
+	for (size_t i = 0; i < n; i++) {
+		for (;;) {
+			const ms_range *m = &g_array_index(runs, ms_range, v);
+			uint64_t pages = (m->end - m->start) / page_size;
+			if (idx[i] < before + pages) {
+				idx[i] = m->start + (idx[i] - before) * page_size;
+				break;
+			}
+			before += pages;
+			v++;
+		}
+	}
+}
+
 int ms_pagemap_entries_of_runs(int fd, const GArray *runs, uint32_t page_size, uint64_t *entries)
 {
 	size_t k = 0;

@@ -8,6 +8,8 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "memstat/methods/fail.h"
+
 int ms_hash_pages(ms_page_reader *rd, const uint64_t *addrs, size_t count, uint64_t *hashes,
 		  bool *readable)
 {
@@ -108,5 +110,49 @@ int ms_hash_runs(ms_page_reader *rd, const GArray *runs, uint64_t *hashes, bool 
 			cursor_advance(&c, 1, ps);
 		}
 	}
+	return 0;
+}
+
+int ms_look_pages(ms_page_reader *rd, const uint64_t *addrs, size_t count, bool *present,
+		  bool *readable, uint64_t *hashes, uint64_t *read, char **why)
+{
+	g_autofree uint64_t *entries = g_new(uint64_t, MAX(count, 1));
+	g_autofree uint64_t *resident = g_new(uint64_t, MAX(count, 1));
+	g_autofree size_t *where = g_new(size_t, MAX(count, 1));
+	g_autofree uint64_t *rh = g_new(uint64_t, MAX(count, 1));
+	g_autofree bool *rok = g_new(bool, MAX(count, 1));
+	size_t k = 0;
+
+	if (count == 0)
+		return 0;
+	int fd = ms_open_pagemap(rd->pid, why);
+	if (fd < 0)
+		return fd;
+	int r = ms_pagemap_lookup(fd, addrs, count, rd->page_size, entries);
+	close(fd);
+	if (r < 0)
+		return ms_fail(why, r, "cannot read the pagemap of process %d: %s", (int)rd->pid,
+			       g_strerror(-r));
+	for (size_t i = 0; i < count; i++) {
+		present[i] = (entries[i] & MS_PM_PRESENT) != 0;
+		hashes[i] = 0;
+		/* Neither resident nor swapped: not mapped (any more). */
+		readable[i] = (entries[i] & (MS_PM_PRESENT | MS_PM_SWAPPED)) != 0;
+		if (present[i]) {
+			resident[k] = addrs[i];
+			where[k++] = i;
+		}
+	}
+	r = ms_hash_pages(rd, resident, k, rh, rok);
+	if (r < 0)
+		return r == -ESRCH ? r
+				   : ms_fail(why, r, "cannot read the memory of process %d: %s",
+					     (int)rd->pid, g_strerror(-r));
+	for (size_t j = 0; j < k; j++) {
+		hashes[where[j]] = rh[j];
+		readable[where[j]] = rok[j];
+	}
+	if (read)
+		*read += k;
 	return 0;
 }

@@ -51,6 +51,11 @@ typedef struct {
 	bool mem_v2;
 	ms_caller tracker; /* who tracked it: checked on every member */
 	ms_frames w; /* the window over the members' frames (the worker's) */
+	/* The growth curve over the same union (frames.h), while someone
+	 * wants it: the rate's windows close when due (rate_due_us), the
+	 * growth looks between (the worker's). */
+	ms_growth_probe *growth;
+	int64_t rate_due_us; /* CLOCK_MONOTONIC; 0: at the next step */
 
 	bool had_members;
 	bool empty_before; /* the last step found no member */
@@ -371,6 +376,7 @@ static void free_state(void *state)
 	cg_state *s = state;
 
 	ms_frames_clear(&s->w);
+	ms_growth_probe_free(s->growth);
 	g_free(s->v2_dir);
 	g_free(s->mem_dir);
 	g_free(s);
@@ -458,35 +464,16 @@ static void rest(void *state)
 	cg_state *s = state;
 
 	ms_frames_rest(&s->w);
+	g_clear_pointer(&s->growth, ms_growth_probe_free);
+	s->rate_due_us = 0;
 }
 
-static int step(void *state, const char *mode, const ms_params *p, ms_step *out, char **why)
+/* The rate's step: closes the open window into out->m, opens the next. */
+static int rate_step(cg_state *s, GArray *pids, const char *mode, const ms_params *p,
+		     ms_step *out, char **why)
 {
-	cg_state *s = state;
-	g_autoptr(GArray) pids = NULL;
 	int produced = 0, r;
 
-	if ((r = read_members(s, &pids, why)) < 0)
-		return r;
-	if (pids->len == 0) {
-		/* Empty at two steps in a row: a whole period without a
-		 * process, after having had some. */
-		bool gone = s->had_members && s->empty_before;
-		s->empty_before = true;
-		ms_frames_free_window(&s->w);
-		if (gone)
-			return ms_fail(why, -ESRCH,
-				       "the cgroup %s has had no process for a whole period",
-				       s->path);
-		return 0; /* no figure: nothing to measure */
-	}
-	s->had_members = true;
-	s->empty_before = false;
-	/* Never a figure of a process the tracker could not read itself. */
-	if (s->tracker.uid != 0 && (r = check_members(pids, &s->tracker, why)) < 0) {
-		ms_frames_free_window(&s->w);
-		return r;
-	}
 	/* A new mode starts with a window of its own. */
 	if (s->w.open && strcmp(s->w.mode, mode) == 0) {
 		produced = ms_frames_close(&s->w, &out->m, why);
@@ -507,6 +494,65 @@ static int step(void *state, const char *mode, const ms_params *p, ms_step *out,
 		return r;
 	}
 	return produced;
+}
+
+/* The workers' wake-up grid (scheduler.c): a rate window due within it is
+ * closed now. */
+#define GRID_US 20000
+
+static int step(void *state, const char *mode, const ms_params *p, ms_step *out, char **why)
+{
+	cg_state *s = state;
+	g_autoptr(GArray) pids = NULL;
+	int64_t now = ms_now_us(CLOCK_MONOTONIC);
+	int r = 0;
+
+	/* Nobody wants the growth curve: every step is the rate's, as it was. */
+	bool rate_due =
+		p->growth_ms == 0 || s->rate_due_us == 0 || now + GRID_US >= s->rate_due_us;
+
+	if ((r = read_members(s, &pids, why)) < 0)
+		return r;
+	if (pids->len == 0) {
+		/* Empty at two rate steps in a row: a whole period without a
+		 * process, after having had some. */
+		bool gone = s->had_members && s->empty_before && rate_due;
+		if (rate_due) {
+			s->empty_before = true;
+			s->rate_due_us = now + (int64_t)p->period_ms * 1000;
+		}
+		ms_frames_free_window(&s->w);
+		if (s->growth)
+			ms_growth_close(s->growth);
+		if (gone)
+			return ms_fail(why, -ESRCH,
+				       "the cgroup %s has had no process for a whole period",
+				       s->path);
+		return 0; /* no figure: nothing to measure */
+	}
+	s->had_members = true;
+	s->empty_before = false;
+	/* Never a figure of a process the tracker could not read itself. */
+	if (s->tracker.uid != 0 && (r = check_members(pids, &s->tracker, why)) < 0) {
+		ms_frames_free_window(&s->w);
+		if (s->growth)
+			ms_growth_close(s->growth);
+		return r;
+	}
+	if (rate_due) {
+		r = rate_step(s, pids, mode, p, out, why);
+		if (r < 0)
+			return r;
+		s->rate_due_us = now + (int64_t)p->period_ms * 1000;
+	}
+	if (p->growth_ms == 0 && !s->growth)
+		return r;
+	if (!s->growth)
+		s->growth = ms_frames_growth_new();
+	ms_frames_growth_members(s->growth, pids);
+	ms_source_growth_tick(s->growth, p->growth_ms, p, strcmp(mode, "full-scan") == 0,
+			      s->rate_due_us, out, s->path);
+	return r;
 }
 
 const ms_source ms_cgroup_source = {

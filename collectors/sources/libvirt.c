@@ -121,6 +121,9 @@ static int resolve(const char *key, const ms_caller *c, ms_ident *out, char **wh
 typedef struct {
 	ms_vm *vm;
 	ms_proc_id proc; /* QEMU's process; pid 0 when not found */
+	/* The growth curve, of QEMU's process measured from outside by pid
+	 * (as the QEMU source's): the worker's. */
+	ms_vm_growth growth;
 } lv_state;
 
 static void free_state(void *state)
@@ -128,6 +131,7 @@ static void free_state(void *state)
 	lv_state *s = state;
 
 	ms_vm_free(s->vm);
+	ms_vm_growth_clear(&s->growth);
 	if (s->proc.pidfd >= 0)
 		close(s->proc.pidfd);
 	g_free(s);
@@ -169,7 +173,9 @@ static int mode_ok(void *state, const char *mode, char **why)
 
 static int step(void *state, const char *mode, const ms_params *p, ms_step *out, char **why)
 {
-	return ms_vm_source_step(((lv_state *)state)->vm, mode, p, out, why);
+	lv_state *s = state;
+
+	return ms_vm_growth_step(&s->growth, s->vm, s->proc.pid, mode, p, out, why);
 }
 
 static bool alive(void *state)

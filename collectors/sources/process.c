@@ -254,20 +254,10 @@ static int step(void *state, const char *mode, const ms_params *p, ms_step *out,
 		return r;
 	if (!s->growth)
 		s->growth = ms_growth_probe_new(s->proc.pid);
-	ms_growth_curve curve;
-	int64_t due = 0;
-	g_autofree char *gwhy = NULL;
-	int g = ms_growth_tick(s->growth, p->growth_ms, p->sample_pages,
-			       strcmp(mode, "full-scan") == 0, &curve, &due, &gwhy);
-	if (g == 1)
-		out->growth = g_memdup2(&curve, sizeof(curve));
-	else if (g < 0 && g != -ESRCH)
-		g_debug("process %d: growth: %s", (int)s->proc.pid, gwhy ? gwhy : "");
-	if (p->growth_ms) {
-		int64_t next = due && due < s->rate_due_us ? due : s->rate_due_us;
-		now = ms_now_us(CLOCK_MONOTONIC);
-		out->again_ms = next > now ? (uint32_t)((next - now + 999) / 1000) : 1;
-	}
+	char who[32];
+	snprintf(who, sizeof(who), "process %d", (int)s->proc.pid);
+	ms_source_growth_tick(s->growth, p->growth_ms, p, strcmp(mode, "full-scan") == 0,
+			      s->rate_due_us, out, who);
 	return r;
 }
 

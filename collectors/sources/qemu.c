@@ -30,12 +30,7 @@ typedef struct {
 	ms_vm *vm;
 	char socket[MS_KEY_MAX];
 	ms_proc_id proc; /* QEMU's process; pid 0 when not visible */
-	/* The growth curve, of QEMU's process measured from outside
-	 * (growth.h), while someone wants it: QMP's steps come when due
-	 * (qmp_due_us), the growth looks between them. */
-	ms_growth_probe *growth;
-	int64_t qmp_due_us; /* CLOCK_MONOTONIC; 0: at the next step */
-	ms_held held;	    /* the guest as the last QMP step found it */
+	ms_vm_growth growth; /* the worker's */
 } vm_state;
 
 static const ms_mode modes[] = {
@@ -123,7 +118,7 @@ static void free_state(void *state)
 	vm_state *s = state;
 
 	ms_vm_free(s->vm);
-	ms_growth_probe_free(s->growth);
+	ms_vm_growth_clear(&s->growth);
 	if (s->proc.pidfd >= 0)
 		close(s->proc.pidfd);
 	g_free(s);
@@ -186,54 +181,61 @@ static int check_caller(void *state, const ms_caller *c, char **why)
 static int step(void *state, const char *mode, const ms_params *p, ms_step *out, char **why)
 {
 	vm_state *s = state;
+
+	return ms_vm_growth_step(&s->growth, s->vm, s->proc.pid, mode, p, out, why);
+}
+
+void ms_vm_growth_clear(ms_vm_growth *g)
+{
+	g_clear_pointer(&g->probe, ms_growth_probe_free);
+	g->qmp_due_us = 0;
+	g->held = MS_HELD_NONE;
+}
+
+int ms_vm_growth_step(ms_vm_growth *gs, ms_vm *vm, pid_t qemu_pid, const char *mode,
+		      const ms_params *p, ms_step *out, char **why)
+{
 	int64_t now = ms_now_us(CLOCK_MONOTONIC);
-	bool growth = p->growth_ms && s->proc.pid > 0;
+	bool growth = p->growth_ms && qemu_pid > 0;
 	int r = 0;
 
 	/* Nobody wants the growth curve: every step is QMP's, as it was. */
-	if (!growth || s->qmp_due_us == 0 || now + GRID_US >= s->qmp_due_us) {
-		r = ms_vm_source_step(s->vm, mode, p, out, why);
-		s->qmp_due_us = now + (out->again_ms ? (int64_t)out->again_ms * 1000
-						     : (int64_t)p->period_ms * 1000);
+	if (!growth || gs->qmp_due_us == 0 || now + GRID_US >= gs->qmp_due_us) {
+		r = ms_vm_source_step(vm, mode, p, out, why);
+		gs->qmp_due_us = now + (out->again_ms ? (int64_t)out->again_ms * 1000
+						      : (int64_t)p->period_ms * 1000);
 		if (r == 0 || r == 1)
-			s->held = out->held;
+			gs->held = out->held;
 		if (r < 0 && r != -EINPROGRESS && r != -EBUSY)
 			return r;
 	} else {
 		/* A growth look between QMP steps: the guest is as the last
 		 * one found it (a paused guest stays paused). */
-		out->held = s->held;
+		out->held = gs->held;
 	}
-	if (!growth && !s->growth)
+	if (!growth && !gs->probe)
 		return r;
-	if (s->held != MS_HELD_NONE) {
+	if (gs->held != MS_HELD_NONE) {
 		/* Paused or migrating: no look at its memory meanwhile (it
-		 * would disturb a migration); QMP's next step says when it
-		 * goes on. */
+		 * would disturb a migration), and no curve over a window that
+		 * spans it (a fresh one opens when it runs again); QMP's next
+		 * step says when it goes on. */
+		if (gs->probe)
+			ms_growth_close(gs->probe);
 		now = ms_now_us(CLOCK_MONOTONIC);
-		out->again_ms = s->qmp_due_us > now
-					? (uint32_t)((s->qmp_due_us - now + 999) / 1000)
+		out->again_ms = gs->qmp_due_us > now
+					? (uint32_t)((gs->qmp_due_us - now + 999) / 1000)
 					: 1;
 		return r;
 	}
-	if (!s->growth)
-		s->growth = ms_growth_probe_new(s->proc.pid);
+	if (!gs->probe)
+		gs->probe = ms_growth_probe_new(qemu_pid);
 	/* The guest from outside: QEMU's own memory, its RAM a mapping of it
 	 * (a QMP client may dump guest memory anyway: hashes tell it less). */
-	ms_growth_curve curve;
-	int64_t due = 0;
-	g_autofree char *gwhy = NULL;
-	int g = ms_growth_tick(s->growth, growth ? p->growth_ms : 0, p->sample_pages, false, &curve,
-			       &due, &gwhy);
-	if (g == 1)
-		out->growth = g_memdup2(&curve, sizeof(curve));
-	else if (g < 0)
-		g_debug("QEMU %d: growth: %s", (int)s->proc.pid, gwhy ? gwhy : "");
-	if (growth) {
-		int64_t next = due && due < s->qmp_due_us ? due : s->qmp_due_us;
-		now = ms_now_us(CLOCK_MONOTONIC);
-		out->again_ms = next > now ? (uint32_t)((next - now + 999) / 1000) : 1;
-	}
+	char who[32];
+	snprintf(who, sizeof(who), "QEMU %d", (int)qemu_pid);
+	ms_source_growth_tick(gs->probe, growth ? p->growth_ms : 0, p, false, gs->qmp_due_us, out,
+			      who);
 	return r;
 }
 

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <time.h>
 
 #include "memstat/methods/fail.h"
 #include "memstat/sources/cgroup.h"
@@ -95,4 +96,23 @@ int ms_source_check_mode(const ms_source *src, const char *mode, char **why)
 			       src->noun, names);
 	}
 	return m->supported ? m->supported(why) : 0;
+}
+
+void ms_source_growth_tick(ms_growth_probe *g, uint32_t growth_ms, const ms_params *p, bool exact,
+			   int64_t rate_due_us, ms_step *out, const char *who)
+{
+	ms_growth_curve curve;
+	int64_t due = 0;
+	g_autofree char *why = NULL;
+
+	int r = ms_growth_tick(g, growth_ms, p->sample_pages, exact, &curve, &due, &why);
+	if (r == 1)
+		out->growth = g_memdup2(&curve, sizeof(curve));
+	else if (r < 0 && r != -ESRCH)
+		g_debug("%s: growth: %s", who, why ? why : "");
+	if (growth_ms) {
+		int64_t next = due && due < rate_due_us ? due : rate_due_us;
+		int64_t now = ms_now_us(CLOCK_MONOTONIC);
+		out->again_ms = next > now ? (uint32_t)((next - now + 999) / 1000) : 1;
+	}
 }

@@ -30,6 +30,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "memstat/methods/growth.h"
 #include "memstat/methods/measurement.h"
 
 struct ms_frame_mapping;
@@ -76,3 +77,25 @@ int ms_frames_open(ms_frames *f, GArray *pids, const char *mode, bool exact, con
 /* Closes the open window into *out: 1, or -errno with *why.  Members that
  * left meanwhile are looked at no more (their pages count as unmapped). */
 int ms_frames_close(ms_frames *f, ms_measurement *out, char **why);
+
+/* Looks again at the open window's drawn frames idx[0..count) (indices of
+ * the drawn, ascending): changed[j] when a mapping the frame had at the
+ * open, in a member that is still the same process and still resident at
+ * that address, reads otherwise than at the open (a write, or a write
+ * that copied a frame shared after fork, seen through the writer).  A
+ * member that left is looked at no more; pages that became resident
+ * elsewhere are not counted (growth.h).  *read is added the pages read.
+ * 0, or -errno with *why. */
+int ms_frames_look(ms_frames *f, const size_t *idx, size_t count, bool *changed, uint64_t *read,
+		   char **why);
+
+/* A growth probe (growth.h) over the union of a set of processes' frames:
+ * each window draws from the distinct frames of the members given last
+ * (ms_frames_growth_members), as a rate window does (a frame that several
+ * members map is one page), and each look re-reads the drawn frames not
+ * dirty yet through every mapping they had (ms_frames_look).  Never NULL;
+ * free it with ms_growth_probe_free. */
+ms_growth_probe *ms_frames_growth_new(void);
+/* The members (GArray of pid_t, ascending; a reference is taken) the
+ * next window of g (made by ms_frames_growth_new) opens over. */
+void ms_frames_growth_members(ms_growth_probe *g, GArray *pids);

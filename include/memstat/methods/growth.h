@@ -1,6 +1,7 @@
-/* growth.h: the dirty-set growth curve f(t) of a process, measured: the
- * distinct pages dirtied within t seconds, for a ladder of t, from one
- * window.
+/* growth.h: the dirty-set growth curve f(t), measured: the distinct pages
+ * dirtied within t seconds, for a ladder of t, from one window, over the
+ * pages of a backend (ms_growth_pages): one process's (here), or the union
+ * of many processes' physical frames (frames.h: a cgroup's members).
  *
  * A method-level capability beside the rate methods (method.h), for any
  * source whose targets are processes (a process; a cgroup's members; a
@@ -32,6 +33,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -66,8 +68,49 @@ typedef struct {
 
 typedef struct ms_growth_probe ms_growth_probe;
 
+/* What a window's open drew. */
+typedef struct {
+	size_t n;	     /* pages drawn */
+	uint64_t population; /* pages they were drawn from */
+	uint32_t page_size;  /* bytes */
+	int64_t mid_us;	     /* CLOCK_MONOTONIC, the middle of the first look */
+	uint64_t read;	     /* pages the first look read */
+} ms_growth_drawn;
+
+/* The pages a probe looks at, one kind per population (the pages of one
+ * process here; the union of many processes' frames: frames.h).  Called
+ * by the stepping worker only.  b is the backend's state. */
+typedef struct {
+	/* Draws the window's pages (ms_growth_sample_count) and takes the
+	 * first look (residency and hashes): 0, -ESRCH, or -errno with
+	 * *why. */
+	int (*open)(void *b, uint32_t sample_pages, bool exact, ms_growth_drawn *out,
+		    char **why);
+	/* Looks again at the drawn pages idx[0..count) (ascending indices):
+	 * changed[j] when page idx[j] was written since the open (it became
+	 * resident, or its content differs; not resident now: as it was).
+	 * *read is added the pages read.  0, -ESRCH, or -errno with *why. */
+	int (*look)(void *b, const size_t *idx, size_t count, bool *changed, uint64_t *read,
+		    char **why);
+	/* Drops the open window's data. */
+	void (*close)(void *b);
+	void (*free)(void *b);
+} ms_growth_pages;
+
+/* How many pages a window draws of population pages of page_size bytes:
+ * sample_pages per GiB, at least 256, as page-sampling (ms_sample_count);
+ * all of them when *exact, up to MS_GROWTH_EXACT_MAX_PAGES (beyond, *exact
+ * becomes false and MS_GROWTH_EXACT_ELSE_PER_GIB per GiB are drawn). */
+size_t ms_growth_sample_count(uint64_t population, uint32_t page_size, uint32_t sample_pages,
+			      bool *exact);
+
 /* A probe of process pid (the caller checked access).  Never NULL. */
 ms_growth_probe *ms_growth_probe_new(pid_t pid);
+/* A probe over the pages of backend b (ops static; the probe owns b and
+ * frees it with ops->free).  Never NULL. */
+ms_growth_probe *ms_growth_probe_new_of(const ms_growth_pages *ops, void *b);
+/* The backend state of a probe made by ms_growth_probe_new_of. */
+void *ms_growth_probe_backend(ms_growth_probe *g);
 void ms_growth_probe_free(ms_growth_probe *g);
 
 /* Opens a window: sample_pages pages per GiB of the population, or all of

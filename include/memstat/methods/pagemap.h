@@ -67,6 +67,10 @@ int ms_pagemap_runs(pid_t pid, GArray *vmas, ms_runs_how how, GArray **out, char
 /* Pages in runs. */
 uint64_t ms_runs_pages(const GArray *runs, uint32_t page_size);
 
+/* Turns idx[0..n), indices of pages in runs (ascending, each below
+ * ms_runs_pages), into those pages' addresses, in place. */
+void ms_runs_addresses(const GArray *runs, uint32_t page_size, uint64_t *idx, size_t n);
+
 /* Pages in b that are in no run of a; both sorted and disjoint. */
 uint64_t ms_ranges_pages_not_in(const GArray *b, const GArray *a, uint32_t page_size);
 

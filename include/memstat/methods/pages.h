@@ -29,3 +29,13 @@ int ms_hash_runs(ms_page_reader *rd, const GArray *runs, uint64_t *hashes, bool 
  * 0, -ESRCH, or -errno. */
 int ms_hash_pages(ms_page_reader *rd, const uint64_t *addrs, size_t count, uint64_t *hashes,
 		  bool *readable);
+
+/* A look at the pages of rd's process at addrs (page-aligned, ascending,
+ * count of them): from its pagemap, present[i] (resident now) and
+ * readable[i] (mapped: resident or swapped; false too for a resident page
+ * that could not be read, unmapped meanwhile); the resident ones read and
+ * hashed into hashes (0 for the others).  *read (may be NULL) is added the
+ * pages read.  Shared by page-sampling, the growth probe and the frames'
+ * growth looks.  0, -ESRCH (gone), or -errno with *why. */
+int ms_look_pages(ms_page_reader *rd, const uint64_t *addrs, size_t count, bool *present,
+		  bool *readable, uint64_t *hashes, uint64_t *read, char **why);

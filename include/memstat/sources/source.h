@@ -204,3 +204,13 @@ int ms_source_check_mode(const ms_source *src, const char *mode, char **why);
 
 /* src's mode names, ", " between them (free it). */
 char *ms_source_mode_names(const ms_source *src);
+
+/* A source step's growth part (recipe 4 in the README), after the rate's
+ * own step: ticks probe g (ms_growth_tick) with growth_ms (0: nobody wants
+ * the curve; the window is dropped), hands a finished curve out in
+ * out->growth, and, while growth_ms is not 0, asks in out->again_ms to be
+ * stepped again at the next look or at rate_due_us (CLOCK_MONOTONIC),
+ * whichever comes first.  A failed look is logged (debug) under who; the
+ * next tick opens anew. */
+void ms_source_growth_tick(ms_growth_probe *g, uint32_t growth_ms, const ms_params *p, bool exact,
+			   int64_t rate_due_us, ms_step *out, const char *who);
