@@ -150,7 +150,7 @@ static int look(ms_growth_probe *g, const size_t *idx, size_t count, bool *prese
 	if (r < 0)
 		return r == -ESRCH ? r
 				   : ms_fail(why, r, "cannot read the memory of process %d: %s",
-					     (int)g->pid, g_strerror(-r));
+					     (int)g->pid, ms_page_read_strerror(r));
 	for (size_t j = 0; j < k; j++) {
 		hashes[where[j]] = rh[j];
 		if (present && !rok[j])

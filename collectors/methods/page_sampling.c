@@ -230,7 +230,7 @@ static int ps_look(ps_state *s, bool *present, uint64_t *hashes, bool *readable,
 	if (r < 0)
 		return r == -ESRCH ? r
 				   : ms_fail(why, r, "cannot read the memory of process %d: %s",
-					     (int)s->pid, g_strerror(-r));
+					     (int)s->pid, ms_page_read_strerror(r));
 	for (size_t j = 0; j < k; j++) {
 		hashes[where[j]] = rh[j];
 		readable[where[j]] = rok[j];
@@ -390,8 +390,8 @@ static int ps_close_window(void *state, ms_measurement *out, char **why)
 	/* From the middle of one look to the middle of the other: each drawn
 	 * page's own window, on average. */
 	ms_measurement_begin(out, ms_page_sampling.mode,
-			     s->scanned ? "pagemap_scan+process_vm_readv"
-					: "pagemap+process_vm_readv",
+			     s->scanned ? "pagemap_scan+proc_mem"
+					: "pagemap+proc_mem",
 			     s->start_wall_ms, s->start_mid_us, mid, s->rd.page_size);
 	out->pages_total = s->pages_total;
 	out->pages_population = s->pages_population;
