@@ -121,6 +121,9 @@ static void usage(const char *prog)
 	fuse_lowlevel_help();
 }
 
+/* How long a stop waits for the workers to finish their steps. */
+#define STOP_WAIT_MS 3000
+
 static bool foreground;
 static bool debug; /* -d, or MEMSTATFS_DEBUG in the environment */
 
@@ -218,6 +221,7 @@ int main(int argc, char *argv[])
 	struct fuse_session *se = NULL;
 	struct fuse_loop_config *loop = NULL;
 	ms_fs fs;
+	bool held = false; /* a worker could not be stopped */
 	int ret = 1;
 
 	g_log_set_default_handler(log_handler, NULL);
@@ -311,10 +315,23 @@ int main(int argc, char *argv[])
 	 * that is a clean stop too. */
 	ret = ret < 0 ? 1 : 0;
 
-	ms_registry_free(fs.reg);
-	fs.reg = NULL;
+	/* Unmount before the workers are stopped: a worker that a target
+	 * holds (a read of a file mapping on a hung mount) must not leave a
+	 * mount nobody serves.  No request is served any more (the loop's
+	 * threads are joined); parked reads are answered first, while the
+	 * connection is there. */
 	ms_fs_release_pending(&fs, EINTR);
 	g_message("unmounting %s", cmd.mountpoint);
+	fuse_session_unmount(se);
+	if (!ms_registry_free_within(fs.reg, STOP_WAIT_MS)) {
+		/* It may still answer parked reads through fs: keep that too;
+		 * the exit ends it. */
+		g_warning("a worker is still held by a target after %u ms: exiting without it",
+			  STOP_WAIT_MS);
+		held = true;
+	}
+	fs.reg = NULL;
+	goto out_signals;
 out_unmount:
 	fuse_session_unmount(se);
 out_signals:
@@ -322,7 +339,8 @@ out_signals:
 out_session:
 	fuse_session_destroy(se);
 out_fs:
-	ms_fs_clear(&fs);
+	if (!held)
+		ms_fs_clear(&fs);
 	free(cmd.mountpoint);
 out_args:
 	fuse_opt_free_args(&args);

@@ -10,6 +10,7 @@
  * steps the target until it puts the job back; a job dropped (done, removed,
  * stopping) is never stepped again, and its last worker rests it.
  */
+#define _GNU_SOURCE /* pthread_timedjoin_np */
 #include "memstat/core/scheduler.h"
 
 #include <pthread.h>
@@ -169,23 +170,37 @@ ms_scheduler *ms_scheduler_new(uint32_t workers, ms_settled_fn settled, void *da
 	return s;
 }
 
-void ms_scheduler_free(ms_scheduler *s)
+bool ms_scheduler_free(ms_scheduler *s, uint32_t wait_ms)
 {
 	if (!s)
-		return;
+		return true;
 	pthread_mutex_lock(&s->lock);
 	s->stopping = true;
 	pthread_cond_broadcast(&s->cond);
 	pthread_mutex_unlock(&s->lock);
-	/* Each finishes the step it is running, if any. */
-	for (uint32_t i = 0; i < s->nworkers; i++)
-		pthread_join(s->workers[i], NULL);
+	/* Each finishes the step it is running, if any: within wait_ms, or it
+	 * is left (and all it may still use). */
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += wait_ms / 1000;
+	until.tv_nsec += (long)(wait_ms % 1000) * 1000000;
+	if (until.tv_nsec >= 1000000000) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000;
+	}
+	for (uint32_t i = 0; i < s->nworkers; i++) {
+		int r = wait_ms == UINT32_MAX ? pthread_join(s->workers[i], NULL)
+					      : pthread_timedjoin_np(s->workers[i], NULL, &until);
+		if (r != 0)
+			return false;
+	}
 	g_free(s->workers);
 	g_sequence_free(s->schedule);
 	g_hash_table_destroy(s->jobs);
 	pthread_cond_destroy(&s->cond);
 	pthread_mutex_destroy(&s->lock);
 	g_free(s);
+	return true;
 }
 
 void ms_scheduler_add(ms_scheduler *s, ms_target *t)

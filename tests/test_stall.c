@@ -1,0 +1,231 @@
+/* test_stall.c: a target must never hold a measuring thread.
+ *
+ * tests/helpers/stalled.c is a process whose memory a userfaultfd handler
+ * that never answers serves, and that keeps dropping pages, so that a page
+ * the daemon found resident is often missing when it reads it.  With one
+ * worker (-o workers=1) beside an ordinary process: the ordinary process
+ * keeps getting figures, the stalled one turns `error` with the reason,
+ * untrack frees it, and SIGTERM or fusermount3 -u end the daemon with the
+ * mount gone.  No timing is asserted beyond "a new figure at all within a
+ * few periods". */
+#define _GNU_SOURCE
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+static mount_t M;
+
+static void down(void)
+{
+	kill_kept();
+	mount_stop(&M);
+}
+
+TestSuite(stall, .fini = down, .timeout = 240);
+
+/* Starts tests/helpers/stalled; skips the test, saying why, where the
+ * kernel refuses userfaultfd. */
+static pid_t stalled_start(unsigned region_mib, unsigned zap_pages_per_sec)
+{
+	const char *bin = getenv("STALLED");
+	int pfd[2];
+	char a[2][16];
+
+	cr_assert(bin && *bin, "STALLED is not set: run the tests with meson test");
+	cr_assert(pipe(pfd) == 0);
+	snprintf(a[0], sizeof(a[0]), "%u", region_mib);
+	snprintf(a[1], sizeof(a[1]), "%u", zap_pages_per_sec);
+	pid_t parent = getpid();
+	pid_t pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		die_with_parent(parent, SIGKILL);
+		dup2(pfd[1], 1);
+		close(pfd[0]);
+		execl(bin, bin, a[0], a[1], (char *)NULL);
+		_exit(127);
+	}
+	close(pfd[1]);
+	char buf[256] = {0};
+	ssize_t n = read(pfd[0], buf, sizeof(buf) - 1);
+	close(pfd[0]);
+	if (n > 0 && strncmp(buf, "unsupported:", 12) == 0) {
+		waitpid(pid, NULL, 0);
+		cr_skip_test("this kernel refuses userfaultfd to the tests (%.*s)", (int)strcspn(buf, "\n"),
+			     buf);
+	}
+	cr_assert(n > 0 && strncmp(buf, "ready", 5) == 0, "stalled did not start");
+	return keep(pid);
+}
+
+/* The sequence number of pid's newest sample, or 0. */
+static long latest_seq(pid_t pid)
+{
+	char *p = mpath(&M, "%d/samples/latest", (int)pid);
+	char target[64] = {0};
+	ssize_t n = readlink(p, target, sizeof(target) - 1);
+	free(p);
+	return n > 0 ? strtol(target, NULL, 10) : 0;
+}
+
+/* Waits up to seconds for pid's newest sample to be newer than after. */
+static bool new_sample(pid_t pid, long after, double seconds)
+{
+	for (double end = now_s() + seconds; now_s() < end; usleep(100000))
+		if (latest_seq(pid) > after)
+			return true;
+	return false;
+}
+
+/* The pidfds the daemon holds: one per process target it measures. */
+static int daemon_pidfds(void)
+{
+	char dir[64], link[PATH_MAX], target[128];
+	int n = 0;
+
+	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)M.daemon);
+	DIR *d = opendir(dir);
+	cr_assert(d);
+	for (struct dirent *e; (e = readdir(d));) {
+		snprintf(link, sizeof(link), "%s/%s", dir, e->d_name);
+		ssize_t len = readlink(link, target, sizeof(target) - 1);
+		if (len > 0) {
+			target[len] = '\0';
+			n += strcmp(target, "anon_inode:[pidfd]") == 0;
+		}
+	}
+	closedir(d);
+	return n;
+}
+
+/* Whether /proc/self/mountinfo lists path as a mountpoint. */
+static bool in_mountinfo(const char *path)
+{
+	char *text = read_file("/proc/self/mountinfo");
+	char needle[400];
+
+	cr_assert(text);
+	snprintf(needle, sizeof(needle), " %s ", path);
+	bool found = strstr(text, needle) != NULL;
+	free(text);
+	return found;
+}
+
+/* Waits (up to 30 s: far more than it needs) for the daemon to exit; its
+ * wait status, or -1 if it did not. */
+static int daemon_exit(void)
+{
+	int status;
+	for (double end = now_s() + 30; now_s() < end; usleep(20000))
+		if (waitpid(M.daemon, &status, WNOHANG) == M.daemon) {
+			M.daemon = 0; /* reaped: mount_stop only cleans up */
+			return status;
+		}
+	return -1;
+}
+
+/* The stalled process tracked in mode beside a dirtier, on one worker. */
+static void stalled_beside_dirtier(const char *mode, const char *stalled_settings,
+				   unsigned zap_pages_per_sec)
+{
+	char settings[128];
+
+	mount_start(&M, "workers=1");
+	pid_t busy = keep(dirtier_start(64, 64, 500, NULL));
+	pid_t stuck = stalled_start(128, zap_pages_per_sec);
+	int pidfds_before = daemon_pidfds();
+
+	snprintf(settings, sizeof(settings), "mode=%s", mode);
+	cr_assert_eq(track_pid(&M, busy, settings), 0);
+	char *first = sample_wait(&M, busy, 1, 30);
+	cr_assert(first, "the busy process got no first figure");
+	free(first);
+	snprintf(settings, sizeof(settings), "mode=%s %s", mode, stalled_settings);
+	cr_assert_eq(track_pid(&M, stuck, settings), 0);
+	cr_expect_eq(daemon_pidfds(), pidfds_before + 2);
+
+	/* Until the stalled target turns error, and a while after: the busy
+	 * one gets a new figure every few periods (1 s each); a held worker
+	 * would give it none. */
+	char *status = NULL;
+	int errored_at = -1;
+	for (int round = 0; round < 24 && (errored_at < 0 || round < errored_at + 2); round++) {
+		long seq = latest_seq(busy);
+		cr_assert(new_sample(busy, seq, 5),
+			  "round %d: no new figure for the busy process in 5 periods "
+			  "(status of the stalled one: %s)",
+			  round, status ? status : "?");
+		free(status);
+		status = mread(&M, "%d/status", (int)stuck);
+		cr_assert(status, "status: %s", strerror(errno));
+		if (errored_at < 0 && strncmp(status, "error", 5) == 0)
+			errored_at = round;
+	}
+	cr_assert_geq(errored_at, 0, "the stalled target never turned error: %s", status);
+	cr_expect(strstr(status, "userfaultfd"), "the reason does not say why: %s", status);
+	free(status);
+	char *busy_status = mread(&M, "%d/status", (int)busy);
+	cr_expect(busy_status && strncmp(busy_status, "measured", 8) == 0, "busy: %s",
+		  busy_status ? busy_status : strerror(errno));
+	free(busy_status);
+
+	/* untrack takes it out of the tree and frees what measured it. */
+	char line[32];
+	snprintf(line, sizeof(line), "%d\n", (int)stuck);
+	cr_assert_eq(mwrite(&M, "untrack", line), 0);
+	char *p = mpath(&M, "%d", (int)stuck);
+	struct stat st;
+	cr_expect(stat(p, &st) < 0 && errno == ENOENT, "after untrack: %s", strerror(errno));
+	free(p);
+	bool freed = false;
+	for (double end = now_s() + 10; !freed && now_s() < end; usleep(50000))
+		freed = daemon_pidfds() == pidfds_before + 1;
+	cr_expect(freed, "untrack freed nothing: %d pidfds, %d before the targets",
+		  daemon_pidfds(), pidfds_before);
+	long seq = latest_seq(busy);
+	cr_expect(new_sample(busy, seq, 5), "no figure for the busy process after the untrack");
+}
+
+Test(stall, full_scan_target_turns_error_and_holds_no_worker)
+{
+	stalled_beside_dirtier("full-scan", "", 20000);
+	/* Tracked again, then SIGTERM: the daemon exits and its mount goes. */
+	pid_t stuck = keep(stalled_start(64, 20000));
+	cr_assert_eq(track_pid(&M, stuck, "mode=full-scan"), 0);
+	usleep(1500000);
+	cr_assert_eq(kill(M.daemon, SIGTERM), 0);
+	int status = daemon_exit();
+	cr_expect(status != -1, "the daemon did not exit after SIGTERM");
+	cr_expect(status == -1 || (WIFEXITED(status) && WEXITSTATUS(status) == 0),
+		  "exit status %#x", status);
+	cr_expect(!in_mountinfo(M.mnt), "the mount is still there after SIGTERM");
+}
+
+Test(stall, page_sampling_target_turns_error_and_holds_no_worker)
+{
+	/* The most pages per look: the race between the look at residency and
+	 * the read is met sooner. */
+	stalled_beside_dirtier("page-sampling", "sample_pages=16384", 40000);
+	/* fusermount3 -u: the daemon exits. */
+	pid_t stuck = keep(stalled_start(64, 40000));
+	cr_assert_eq(track_pid(&M, stuck, "mode=page-sampling sample_pages=16384"), 0);
+	usleep(1500000);
+	char *out = NULL;
+	int r = sh_out(&out, "fusermount3 -u '%s' 2>&1", M.mnt);
+	cr_expect_eq(r, 0, "fusermount3 -u: %s", out ? out : "");
+	free(out);
+	int status = daemon_exit();
+	cr_expect(status != -1, "the daemon did not exit after fusermount3 -u");
+	cr_expect(status == -1 || (WIFEXITED(status) && WEXITSTATUS(status) == 0),
+		  "exit status %#x", status);
+	cr_expect(!in_mountinfo(M.mnt), "the mount is still there after fusermount3 -u");
+}
