@@ -34,7 +34,7 @@ TestSuite(stall, .fini = down, .timeout = 240);
 
 /* Starts tests/helpers/stalled; skips the test, saying why, where the
  * kernel refuses userfaultfd. */
-static pid_t stalled_start(unsigned region_mib, unsigned zap_pages_per_sec)
+static pid_t stalled_start_in(const char *cgroup, unsigned region_mib, unsigned zap_pages_per_sec)
 {
 	const char *bin = getenv("STALLED");
 	int pfd[2];
@@ -49,6 +49,12 @@ static pid_t stalled_start(unsigned region_mib, unsigned zap_pages_per_sec)
 	cr_assert(pid >= 0);
 	if (pid == 0) {
 		die_with_parent(parent, SIGKILL);
+		if (cgroup) {
+			char procs[512];
+			snprintf(procs, sizeof(procs), "%s/cgroup.procs", cgroup);
+			if (write_file(procs, "0") != 0)
+				_exit(125);
+		}
 		dup2(pfd[1], 1);
 		close(pfd[0]);
 		execl(bin, bin, a[0], a[1], (char *)NULL);
@@ -65,6 +71,11 @@ static pid_t stalled_start(unsigned region_mib, unsigned zap_pages_per_sec)
 	}
 	cr_assert(n > 0 && strncmp(buf, "ready", 5) == 0, "stalled did not start");
 	return keep(pid);
+}
+
+static pid_t stalled_start(unsigned region_mib, unsigned zap_pages_per_sec)
+{
+	return stalled_start_in(NULL, region_mib, zap_pages_per_sec);
 }
 
 /* The sequence number of pid's newest sample, or 0. */
@@ -133,15 +144,16 @@ static int daemon_exit(void)
 	return -1;
 }
 
-/* The stalled process tracked in mode beside a dirtier, on one worker. */
+/* The stalled process tracked in mode beside a dirtier, on one worker: by
+ * its pid, or (cgroup not NULL) as the cgroup it runs in, named "stuck". */
 static void stalled_beside_dirtier(const char *mode, const char *stalled_settings,
-				   unsigned zap_pages_per_sec)
+				   unsigned zap_pages_per_sec, const char *cgroup)
 {
-	char settings[128];
+	char settings[128], name[32], line[512];
 
 	mount_start(&M, "workers=1");
 	pid_t busy = keep(dirtier_start(64, 64, 500, NULL));
-	pid_t stuck = stalled_start(128, zap_pages_per_sec);
+	pid_t stuck = stalled_start_in(cgroup, 128, zap_pages_per_sec);
 	int pidfds_before = daemon_pidfds();
 
 	snprintf(settings, sizeof(settings), "mode=%s", mode);
@@ -149,9 +161,17 @@ static void stalled_beside_dirtier(const char *mode, const char *stalled_setting
 	char *first = sample_wait(&M, busy, 1, 30);
 	cr_assert(first, "the busy process got no first figure");
 	free(first);
-	snprintf(settings, sizeof(settings), "mode=%s %s", mode, stalled_settings);
-	cr_assert_eq(track_pid(&M, stuck, settings), 0);
-	cr_expect_eq(daemon_pidfds(), pidfds_before + 2);
+	if (cgroup) {
+		snprintf(name, sizeof(name), "stuck");
+		snprintf(line, sizeof(line), "%s name=stuck mode=%s %s\n", cgroup, mode,
+			 stalled_settings);
+	} else {
+		snprintf(name, sizeof(name), "%d", (int)stuck);
+		snprintf(line, sizeof(line), "%d mode=%s %s\n", (int)stuck, mode, stalled_settings);
+	}
+	cr_assert_eq(mwrite(&M, "track", line), 0, "track %s", line);
+	if (!cgroup)
+		cr_expect_eq(daemon_pidfds(), pidfds_before + 2);
 
 	/* Until the stalled target turns error, and a while after: the busy
 	 * one gets a new figure every few periods (1 s each); a held worker
@@ -165,7 +185,7 @@ static void stalled_beside_dirtier(const char *mode, const char *stalled_setting
 			  "(status of the stalled one: %s)",
 			  round, status ? status : "?");
 		free(status);
-		status = mread(&M, "%d/status", (int)stuck);
+		status = mread(&M, "%s/status", name);
 		cr_assert(status, "status: %s", strerror(errno));
 		if (errored_at < 0 && strncmp(status, "error", 5) == 0)
 			errored_at = round;
@@ -179,25 +199,26 @@ static void stalled_beside_dirtier(const char *mode, const char *stalled_setting
 	free(busy_status);
 
 	/* untrack takes it out of the tree and frees what measured it. */
-	char line[32];
-	snprintf(line, sizeof(line), "%d\n", (int)stuck);
+	snprintf(line, sizeof(line), "%s\n", name);
 	cr_assert_eq(mwrite(&M, "untrack", line), 0);
-	char *p = mpath(&M, "%d", (int)stuck);
+	char *p = mpath(&M, "%s", name);
 	struct stat st;
 	cr_expect(stat(p, &st) < 0 && errno == ENOENT, "after untrack: %s", strerror(errno));
 	free(p);
-	bool freed = false;
-	for (double end = now_s() + 10; !freed && now_s() < end; usleep(50000))
-		freed = daemon_pidfds() == pidfds_before + 1;
-	cr_expect(freed, "untrack freed nothing: %d pidfds, %d before the targets",
-		  daemon_pidfds(), pidfds_before);
+	if (!cgroup) {
+		bool freed = false;
+		for (double end = now_s() + 10; !freed && now_s() < end; usleep(50000))
+			freed = daemon_pidfds() == pidfds_before + 1;
+		cr_expect(freed, "untrack freed nothing: %d pidfds, %d before the targets",
+			  daemon_pidfds(), pidfds_before);
+	}
 	long seq = latest_seq(busy);
 	cr_expect(new_sample(busy, seq, 5), "no figure for the busy process after the untrack");
 }
 
 Test(stall, full_scan_target_turns_error_and_holds_no_worker)
 {
-	stalled_beside_dirtier("full-scan", "", 20000);
+	stalled_beside_dirtier("full-scan", "", 20000, NULL);
 	/* Tracked again, then SIGTERM: the daemon exits and its mount goes. */
 	pid_t stuck = keep(stalled_start(64, 20000));
 	cr_assert_eq(track_pid(&M, stuck, "mode=full-scan"), 0);
@@ -214,7 +235,7 @@ Test(stall, page_sampling_target_turns_error_and_holds_no_worker)
 {
 	/* The most pages per look: the race between the look at residency and
 	 * the read is met sooner. */
-	stalled_beside_dirtier("page-sampling", "sample_pages=16384", 40000);
+	stalled_beside_dirtier("page-sampling", "sample_pages=16384", 40000, NULL);
 	/* fusermount3 -u: the daemon exits. */
 	pid_t stuck = keep(stalled_start(64, 40000));
 	cr_assert_eq(track_pid(&M, stuck, "mode=page-sampling sample_pages=16384"), 0);
@@ -228,4 +249,44 @@ Test(stall, page_sampling_target_turns_error_and_holds_no_worker)
 	cr_expect(status == -1 || (WIFEXITED(status) && WEXITSTATUS(status) == 0),
 		  "exit status %#x", status);
 	cr_expect(!in_mountinfo(M.mnt), "the mount is still there after fusermount3 -u");
+}
+
+/* A cgroup v2 directory for the test, removed in cleanup_cgroup; skips,
+ * saying why, when this host mounts no cgroup v2 hierarchy. */
+static char cg[256];
+
+static void cleanup_cgroup(void)
+{
+	kill_kept();
+	for (int t = 0; cg[0] && t < 100 && rmdir(cg) != 0 && errno == EBUSY; t++)
+		usleep(20000);
+	cg[0] = '\0';
+	mount_stop(&M);
+}
+
+static const char *make_cgroup(void)
+{
+	char *out = NULL;
+	sh_out(&out, "findmnt -rn -t cgroup2 -o TARGET | head -n1");
+	char *root = out ? strtok(out, "\n") : NULL;
+	if (!root || !*root) {
+		free(out);
+		cr_skip_test("this host mounts no cgroup v2 hierarchy");
+	}
+	snprintf(cg, sizeof(cg), "%s/memstat-stall-%d", root, (int)getpid());
+	free(out);
+	cr_assert(mkdir(cg, 0755) == 0, "mkdir %s: %s", cg, strerror(errno));
+	return cg;
+}
+
+/* The cgroup source reads its members' frames (frames.c) through the same
+ * reader. */
+Test(stall, cgroup_with_a_stalled_member_turns_error, .fini = cleanup_cgroup)
+{
+	stalled_beside_dirtier("page-sampling", "sample_pages=16384", 40000, make_cgroup());
+}
+
+Test(stall, cgroup_full_scan_with_a_stalled_member_turns_error, .fini = cleanup_cgroup)
+{
+	stalled_beside_dirtier("full-scan", "", 20000, make_cgroup());
 }
