@@ -221,7 +221,6 @@ int main(int argc, char *argv[])
 	struct fuse_session *se = NULL;
 	struct fuse_loop_config *loop = NULL;
 	ms_fs fs;
-	bool held = false; /* a worker could not be stopped */
 	int ret = 1;
 
 	g_log_set_default_handler(log_handler, NULL);
@@ -324,11 +323,15 @@ int main(int argc, char *argv[])
 	g_message("unmounting %s", cmd.mountpoint);
 	fuse_session_unmount(se);
 	if (!ms_registry_free_within(fs.reg, STOP_WAIT_MS)) {
-		/* It may still answer parked reads through fs: keep that too;
-		 * the exit ends it. */
+		/* It still uses the registry and fs: free nothing, run no
+		 * exit handler (it could return meanwhile), end the process.
+		 * A thread held uninterruptibly (a page of a hung mount) keeps
+		 * the process a zombie until that mount answers or is
+		 * aborted; the mount is gone already. */
 		g_warning("a worker is still held by a target after %u ms: exiting without it",
 			  STOP_WAIT_MS);
-		held = true;
+		fuse_remove_signal_handlers(se);
+		_exit(ret);
 	}
 	fs.reg = NULL;
 	goto out_signals;
@@ -339,8 +342,7 @@ out_signals:
 out_session:
 	fuse_session_destroy(se);
 out_fs:
-	if (!held)
-		ms_fs_clear(&fs);
+	ms_fs_clear(&fs);
 	free(cmd.mountpoint);
 out_args:
 	fuse_opt_free_args(&args);

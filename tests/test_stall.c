@@ -290,3 +290,152 @@ Test(stall, cgroup_full_scan_with_a_stalled_member_turns_error, .fini = cleanup_
 {
 	stalled_beside_dirtier("full-scan", "", 20000, make_cgroup());
 }
+
+/* A FUSE mount whose server stops answering (tests/helpers/hungfs.c). */
+static char hung_dir[256], hung_mnt[300];
+static pid_t hung_server;
+
+static void cleanup_hungfs(void)
+{
+	/* SIGKILL aborts its connection: every read still waiting ends. */
+	if (hung_server > 0) {
+		kill(hung_server, SIGKILL);
+		waitpid(hung_server, NULL, 0);
+		hung_server = 0;
+	}
+	kill_kept();
+	if (hung_mnt[0]) {
+		char *out = NULL;
+		sh_out(&out, "umount -l '%s' 2>/dev/null", hung_mnt);
+		free(out);
+		rmdir(hung_mnt);
+		rmdir(hung_dir);
+		hung_mnt[0] = '\0';
+	}
+	mount_stop(&M);
+}
+
+static void hungfs_start(unsigned size_mib)
+{
+	const char *bin = getenv("HUNGFS");
+	char size[16], data[320];
+
+	cr_assert(bin && *bin, "HUNGFS is not set: run the tests with meson test");
+	snprintf(hung_dir, sizeof(hung_dir), "%s/memstatfs-hung-XXXXXX", tmp_dir());
+	cr_assert(mkdtemp(hung_dir));
+	snprintf(hung_mnt, sizeof(hung_mnt), "%s/mnt", hung_dir);
+	cr_assert(mkdir(hung_mnt, 0755) == 0);
+	snprintf(size, sizeof(size), "%u", size_mib);
+	pid_t parent = getpid();
+	hung_server = fork();
+	cr_assert(hung_server >= 0);
+	if (hung_server == 0) {
+		die_with_parent(parent, SIGKILL);
+		execl(bin, bin, size, hung_mnt, (char *)NULL);
+		_exit(127);
+	}
+	snprintf(data, sizeof(data), "%s/data", hung_mnt);
+	struct stat st;
+	for (double end = now_s() + 30; now_s() < end; usleep(20000))
+		if (stat(data, &st) == 0 && st.st_size == (off_t)size_mib << 20)
+			return;
+	cr_assert_fail("hungfs did not mount on %s", hung_mnt);
+}
+
+/* A read of a page the kernel must fetch from a mount that does not answer
+ * holds a worker in the kernel, uninterruptibly: nothing can refuse it.  The
+ * watchdog gives the other targets a new worker and the held one `error`,
+ * untrack acts at once, and SIGTERM takes the mount away at once; the
+ * daemon's process ends once the hung mount's reads end (here: its server
+ * killed, which aborts them). */
+Test(stall, a_hung_mount_holds_a_worker_not_the_others, .fini = cleanup_hungfs)
+{
+	char data[320], how[340], line[32];
+
+	mount_start(&M, "workers=1");
+	hungfs_start(128);
+	snprintf(data, sizeof(data), "%s/data", hung_mnt);
+	snprintf(how, sizeof(how), "file=%s", data);
+	pid_t busy = keep(dirtier_start(64, 64, 500, NULL));
+
+	/* stalled with file=: its pages come from the hung mount. */
+	const char *bin = getenv("STALLED");
+	int pfd[2];
+	cr_assert(pipe(pfd) == 0);
+	pid_t parent = getpid();
+	pid_t stuck = fork();
+	cr_assert(stuck >= 0);
+	if (stuck == 0) {
+		die_with_parent(parent, SIGKILL);
+		dup2(pfd[1], 1);
+		close(pfd[0]);
+		execl(bin, bin, "128", "5000", how, (char *)NULL);
+		_exit(127);
+	}
+	keep(stuck);
+	close(pfd[1]);
+	char buf[64] = {0};
+	cr_assert(read(pfd[0], buf, sizeof(buf) - 1) > 0 && strncmp(buf, "ready", 5) == 0,
+		  "stalled file= did not start");
+	close(pfd[0]);
+
+	cr_assert_eq(track_pid(&M, busy, "mode=full-scan"), 0);
+	cr_assert_eq(track_pid(&M, stuck, "mode=full-scan"), 0);
+	char *first = sample_wait(&M, stuck, 1, 30);
+	cr_assert(first, "the file-backed process got no first figure");
+	free(first);
+	cr_assert_eq(kill(hung_server, SIGUSR1), 0); /* the server hangs */
+
+	/* Held for a few seconds before the watchdog steps in: the busy one
+	 * gets a new figure within 15 periods at any moment. */
+	char *status = NULL;
+	int held_at = -1;
+	for (int round = 0; round < 12 && (held_at < 0 || round < held_at + 2); round++) {
+		long seq = latest_seq(busy);
+		cr_assert(new_sample(busy, seq, 15),
+			  "round %d: no new figure for the busy process in 15 periods "
+			  "(status of the held one: %s)",
+			  round, status ? status : "?");
+		free(status);
+		status = mread(&M, "%d/status", (int)stuck);
+		cr_assert(status, "status: %s", strerror(errno));
+		if (held_at < 0 && strncmp(status, "error", 5) == 0)
+			held_at = round;
+	}
+	cr_assert_geq(held_at, 0, "the held target never turned error: %s", status);
+	cr_expect(strstr(status, "has not returned"), "the reason does not say why: %s", status);
+	free(status);
+
+	snprintf(line, sizeof(line), "%d\n", (int)stuck);
+	cr_assert_eq(mwrite(&M, "untrack", line), 0);
+	char *p = mpath(&M, "%d", (int)stuck);
+	struct stat st;
+	cr_expect(stat(p, &st) < 0 && errno == ENOENT, "after untrack: %s", strerror(errno));
+	free(p);
+	long seq = latest_seq(busy);
+	cr_expect(new_sample(busy, seq, 5), "no figure for the busy process after the untrack");
+
+	/* SIGTERM: the mount goes, though a worker is still held. */
+	cr_assert_eq(kill(M.daemon, SIGTERM), 0);
+	bool gone = false;
+	for (double end = now_s() + 30; !gone && now_s() < end; usleep(50000))
+		gone = !in_mountinfo(M.mnt);
+	cr_expect(gone, "the mount is still there after SIGTERM");
+	/* It does not wait for the held worker for ever: it says so and
+	 * exits; its process ends when the hung mount's reads end (its server
+	 * killed), exit status 0. */
+	bool said = false;
+	for (double end = now_s() + 30; !said && now_s() < end; usleep(50000)) {
+		char *log = read_file(M.log);
+		said = log && strstr(log, "still held");
+		free(log);
+	}
+	cr_expect(said, "the daemon never said it left a held worker");
+	kill(hung_server, SIGKILL);
+	waitpid(hung_server, NULL, 0);
+	hung_server = 0;
+	int status_code = daemon_exit();
+	cr_expect(status_code != -1, "the daemon did not exit");
+	cr_expect(status_code == -1 || (WIFEXITED(status_code) && WEXITSTATUS(status_code) == 0),
+		  "exit status %#x", status_code);
+}
