@@ -138,10 +138,11 @@ int ms_hash_runs(ms_page_reader *rd, const GArray *runs, uint64_t *hashes, bool 
 			}
 			k += full;
 			at += full * ps;
-			if (full < want) {
-				/* The page that stopped the read: unmapped since
-				 * the runs were found, or one the kernel would
-				 * have to wait for (EIO on its own).  Skip it. */
+			if (full == 0) {
+				/* The page that stopped the read (the next read
+				 * starts there after a short one): unmapped
+				 * since the runs were found, or one the kernel
+				 * would have to wait for (EIO).  Skip it. */
 				if (r < 0 && nrefused < G_N_ELEMENTS(refused))
 					refused[nrefused++] = at;
 				hashes[k] = 0;
