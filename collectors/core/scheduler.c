@@ -109,13 +109,14 @@ static void job_free(gpointer p)
 	g_free(j);
 }
 
-/* Runs j's step (the worker owns j) and puts it back, or drops it. */
-static void run_job(ms_scheduler *s, job *j)
+/* Runs j's step (the worker w owns j) and puts it back, or drops it. */
+static void run_job(ms_scheduler *s, worker *w, job *j)
 {
 	int64_t started = mono_us();
 	ms_step_outcome o = ms_target_step(j->t);
 
 	pthread_mutex_lock(&s->lock);
+	w->j = NULL; /* before j may be freed: the watchdog looks at it */
 	j->running = false;
 	j->period_us = o.period_us;
 	bool drop = o.done || j->gone || s->stopping;
@@ -168,9 +169,8 @@ static void *worker_main(void *data)
 		w->j = j;
 		w->started_us = mono_us();
 		pthread_mutex_unlock(&s->lock);
-		run_job(s, j);
+		run_job(s, w, j);
 		pthread_mutex_lock(&s->lock);
-		w->j = NULL;
 	}
 	if (w->held) {
 		/* Replaced while its step was held: leave, to be joined. */
