@@ -211,9 +211,10 @@ static void *watchdog_main(void *data)
 
 	pthread_mutex_lock(&s->lock);
 	while (!s->stopping) {
+		/* Nothing is allocated while no worker is held. */
 		int64_t now = mono_us();
-		g_autoptr(GPtrArray) stuck = g_ptr_array_new();
-		g_autoptr(GArray) for_us = g_array_new(FALSE, FALSE, sizeof(int64_t));
+		GPtrArray *stuck = NULL;
+		GArray *for_us = NULL;
 		for (guint i = 0; i < s->workers->len; i++) {
 			worker *w = g_ptr_array_index(s->workers, i);
 			if (!w->j || w->held || now - w->started_us < MAX(HELD_US, 2 * w->j->period_us))
@@ -223,20 +224,27 @@ static void *watchdog_main(void *data)
 			w->held = true;
 			s->held++;
 			int64_t held_us = now - w->started_us;
+			if (!stuck) {
+				stuck = g_ptr_array_new();
+				for_us = g_array_new(FALSE, FALSE, sizeof(int64_t));
+			}
 			g_ptr_array_add(stuck, ms_target_ref(w->j->t));
 			g_array_append_val(for_us, held_us);
 			start_worker(s);
 		}
-		g_autoptr(GPtrArray) ended = s->ended;
-		s->ended = g_ptr_array_new();
+		GPtrArray *ended = NULL;
+		if (s->ended->len) {
+			ended = s->ended;
+			s->ended = g_ptr_array_new();
+		}
 		pthread_mutex_unlock(&s->lock);
 
-		for (guint i = 0; i < ended->len; i++) {
+		for (guint i = 0; ended && i < ended->len; i++) {
 			worker *w = g_ptr_array_index(ended, i);
 			pthread_join(w->thread, NULL);
 			g_free(w);
 		}
-		for (guint i = 0; i < stuck->len; i++) {
+		for (guint i = 0; stuck && i < stuck->len; i++) {
 			ms_target *t = g_ptr_array_index(stuck, i);
 			int64_t us = g_array_index(for_us, int64_t, i);
 			g_warning("%s: a worker has been held for %.1f s measuring it; another "
@@ -246,6 +254,12 @@ static void *watchdog_main(void *data)
 			if (ms_target_stuck(t, us / 1000) && s->settled)
 				s->settled(t, s->data);
 			ms_target_unref(t);
+		}
+		if (ended)
+			g_ptr_array_unref(ended);
+		if (stuck) {
+			g_ptr_array_unref(stuck);
+			g_array_unref(for_us);
 		}
 
 		pthread_mutex_lock(&s->lock);
