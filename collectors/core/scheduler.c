@@ -349,7 +349,10 @@ bool ms_scheduler_free(ms_scheduler *s, uint32_t wait_ms)
 	for (guint i = 0; i < all->len; i++) {
 		worker *w = g_ptr_array_index(all, i);
 		if (!join_by(w->thread, wait_ms, &until)) {
-			g_ptr_array_extend(s->ended, all, NULL, NULL); /* left as they are */
+			/* Left as they are, s and all: a held worker may still
+			 * use them.  Detached, as the others not joined yet. */
+			for (guint k = i; k < all->len; k++)
+				pthread_detach(((worker *)g_ptr_array_index(all, k))->thread);
 			return false;
 		}
 	}
