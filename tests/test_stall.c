@@ -66,8 +66,8 @@ static pid_t stalled_start_in(const char *cgroup, unsigned region_mib, unsigned 
 	close(pfd[0]);
 	if (n > 0 && strncmp(buf, "unsupported:", 12) == 0) {
 		waitpid(pid, NULL, 0);
-		cr_skip_test("this kernel refuses userfaultfd to the tests (%.*s)", (int)strcspn(buf, "\n"),
-			     buf);
+		cr_skip_test("this kernel refuses userfaultfd to the tests (%.*s)",
+			     (int)strcspn(buf, "\n"), buf);
 	}
 	cr_assert(n > 0 && strncmp(buf, "ready", 5) == 0, "stalled did not start");
 	return keep(pid);

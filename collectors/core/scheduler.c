@@ -36,8 +36,8 @@
 
 /* A step that has run this long (or two of its target's periods) holds its
  * worker. */
-#define HELD_US (5 * G_USEC_PER_SEC)
-#define WATCH_US G_USEC_PER_SEC
+#define HELD_US	    (5 * G_USEC_PER_SEC)
+#define WATCH_US    G_USEC_PER_SEC
 #define MAX_THREADS 64
 
 typedef struct {
@@ -59,7 +59,7 @@ typedef struct {
 struct ms_scheduler {
 	ms_settled_fn settled;
 	void *data;
-	uint32_t nworkers; /* workers that take jobs, held ones not counted */
+	uint32_t nworkers;  /* workers that take jobs, held ones not counted */
 	GPtrArray *workers; /* worker *, held ones included */
 	GPtrArray *ended;   /* worker *: held ones whose step returned, to join */
 	uint32_t held;	    /* workers held by a target now */
@@ -217,7 +217,8 @@ static void *watchdog_main(void *data)
 		GArray *for_us = NULL;
 		for (guint i = 0; i < s->workers->len; i++) {
 			worker *w = g_ptr_array_index(s->workers, i);
-			if (!w->j || w->held || now - w->started_us < MAX(HELD_US, 2 * w->j->period_us))
+			if (!w->j || w->held ||
+			    now - w->started_us < MAX(HELD_US, 2 * w->j->period_us))
 				continue;
 			if (s->workers->len >= MAX_THREADS)
 				break; /* told once there is room */
@@ -264,7 +265,8 @@ static void *watchdog_main(void *data)
 
 		pthread_mutex_lock(&s->lock);
 		int64_t wake = mono_us() + WATCH_US;
-		struct timespec until = {.tv_sec = wake / 1000000, .tv_nsec = (wake % 1000000) * 1000};
+		struct timespec until = {.tv_sec = wake / 1000000,
+					 .tv_nsec = (wake % 1000000) * 1000};
 		if (!s->stopping)
 			pthread_cond_timedwait(&s->watch, &s->lock, &until);
 	}

@@ -31,8 +31,8 @@ int ms_hash_pages(ms_page_reader *rd, const uint64_t *addrs, size_t count, uint6
 	 * one read for them. */
 	for (size_t i = 0; i < count; i++) {
 		ms_range *last = runs->len ? &g_array_index(runs, ms_range, runs->len - 1) : NULL;
-		if (last && last->end == addrs[i] && (last->end - last->start) / rd->page_size <
-							     MS_READ_BATCH) {
+		if (last && last->end == addrs[i] &&
+		    (last->end - last->start) / rd->page_size < MS_READ_BATCH) {
 			last->end += rd->page_size;
 			continue;
 		}
@@ -52,8 +52,8 @@ void ms_page_reader_init(ms_page_reader *rd, pid_t pid)
 const char *ms_page_read_strerror(int err)
 {
 	if (err == -EIO)
-		return "a page of it is missing from a mapping that userfaultfd serves, and reading "
-		       "it would wait for the handler (which may never answer)";
+		return "a page of it is missing from a mapping that userfaultfd serves, and "
+		       "reading it would wait for the handler (which may never answer)";
 	return g_strerror(-err);
 }
 
@@ -96,10 +96,10 @@ int ms_hash_runs(ms_page_reader *rd, const GArray *runs, uint64_t *hashes, bool 
 	const size_t ps = rd->page_size;
 	uint8_t *buf = thread_read_buffer(ps);
 	char path[64];
-	size_t k = 0;	       /* index of the next page */
-	uint64_t refused[8];   /* pages the kernel refused (EIO), the first few */
+	size_t k = 0;	     /* index of the next page */
+	uint64_t refused[8]; /* pages the kernel refused (EIO), the first few */
 	size_t nrefused = 0;
-	bool gone = false;     /* the address space went away (exit, exec) */
+	bool gone = false; /* the address space went away (exit, exec) */
 
 	rd->stalled_at = 0;
 	if (runs->len == 0)

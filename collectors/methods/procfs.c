@@ -275,7 +275,8 @@ int ms_parse_smaps_uffd(const char *text, uint64_t addr)
 			size_t len = eol ? (size_t)(eol - line) : strlen(line);
 			for (size_t i = 8; i + 2 <= len; i++)
 				if (line[i - 1] == ' ' && line[i] == 'u' &&
-				    (line[i + 1] == 'm' || line[i + 1] == 'w' || line[i + 1] == 'i') &&
+				    (line[i + 1] == 'm' || line[i + 1] == 'w' ||
+				     line[i + 1] == 'i') &&
 				    (i + 2 == len || line[i + 2] == ' '))
 					return 1;
 			return 0;
