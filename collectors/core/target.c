@@ -320,8 +320,9 @@ bool ms_target_stuck(ms_target *t, int64_t for_ms)
 	if (t->st != MS_STATE_EXITED) {
 		t->st = MS_STATE_ERROR;
 		snprintf(t->why, sizeof(t->why),
-			 "its measurement has not returned for %.1f s: a read of its memory waits "
-			 "(a page of a file mapped from a mount whose server does not answer?)",
+			 "its measurement has not returned for %.1f s: something it reads waits (a "
+			 "page of a file mapped from a mount whose server does not answer, a QEMU "
+			 "that does not answer?)",
 			 (double)for_ms / 1000);
 	}
 	bool settled = t->st == MS_STATE_ERROR &&
