@@ -156,6 +156,7 @@ against() { # daemon, wrapper ("" for none), test...
 		# Absolute paths, as meson gives them (a container mounts the
 		# helper's directory).
 		MEMSTATFS=$daemon MEMSTATFS_WRAPPER=$wrapper DIRTIER=$PWD/build/tests/dirtier \
+			STALLED=$PWD/build/tests/stalled HUNGFS=$PWD/build/tests/hungfs \
 			SRCDIR=$PWD GUEST=$(ls "$PWD"/build/tests/guest.elf 2>/dev/null) \
 			build/tests/test_$t --jobs 1 || r=1
 	done

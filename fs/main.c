@@ -125,6 +125,9 @@ static void usage(const char *prog)
 	fuse_lowlevel_help();
 }
 
+/* How long a stop waits for the workers to finish their steps. */
+#define STOP_WAIT_MS 3000
+
 static bool foreground;
 static bool debug; /* -d, or MEMSTATFS_DEBUG in the environment */
 
@@ -319,10 +322,27 @@ int main(int argc, char *argv[])
 	 * that is a clean stop too. */
 	ret = ret < 0 ? 1 : 0;
 
-	ms_registry_free(fs.reg);
-	fs.reg = NULL;
+	/* Unmount before the workers are stopped: a worker that a target
+	 * holds (a read of a file mapping on a hung mount) must not leave a
+	 * mount nobody serves.  No request is served any more (the loop's
+	 * threads are joined); parked reads are answered first, while the
+	 * connection is there. */
 	ms_fs_release_pending(&fs, EINTR);
 	g_message("unmounting %s", cmd.mountpoint);
+	fuse_session_unmount(se);
+	if (!ms_registry_free_within(fs.reg, STOP_WAIT_MS)) {
+		/* It still uses the registry and fs: free nothing, run no
+		 * exit handler (it could return meanwhile), end the process.
+		 * A thread held uninterruptibly (a page of a hung mount) keeps
+		 * the process a zombie until that mount answers or is
+		 * aborted; the mount is gone already. */
+		g_warning("a worker is still held by a target after %u ms: exiting without it",
+			  STOP_WAIT_MS);
+		fuse_remove_signal_handlers(se);
+		_exit(ret);
+	}
+	fs.reg = NULL;
+	goto out_signals;
 out_unmount:
 	fuse_session_unmount(se);
 out_signals:

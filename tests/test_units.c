@@ -2,13 +2,17 @@
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
 #include <math.h>
 #include <string.h>
 #include <grp.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -319,6 +323,68 @@ Test(process, hash_runs_skips_an_unmapped_page)
 	cr_expect(ok1[0] && ok1[1] && ok1[2]);
 	cr_expect(h1[0] == h[0] && h1[1] == h[2] && h1[2] == h[3]);
 	g_array_unref(runs);
+	munmap(m, 4 * (size_t)ps);
+}
+
+/* smaps: whether the mapping holding an address is userfaultfd's. */
+Test(process, smaps_says_which_mappings_userfaultfd_serves)
+{
+	const char *text = "7f0000000000-7f0000100000 rw-p 00000000 00:00 0 \n"
+			   "Size:               1024 kB\n"
+			   "Anonymous:          1024 kB\n"
+			   "VmFlags: rd wr mr mw me um ac nh \n"
+			   "7f0000100000-7f0000200000 rw-p 00000000 00:00 0 \n"
+			   "Size:               1024 kB\n"
+			   "VmFlags: rd wr mr mw me ac\n"
+			   "7f0000200000-7f0000300000 rw-p 00000000 00:00 0\n"
+			   "VmFlags: rd wr mr mw me ac uw\n"
+			   "7f0000300000-7f0000400000 rw-p 00000000 00:00 0\n"
+			   "VmFlags: rd wr mr mw me umx ac\n";
+	cr_expect_eq(ms_parse_smaps_uffd(text, 0x7f0000000000), 1);
+	cr_expect_eq(ms_parse_smaps_uffd(text, 0x7f00000fffff), 1);
+	cr_expect_eq(ms_parse_smaps_uffd(text, 0x7f0000100000), 0);
+	cr_expect_eq(ms_parse_smaps_uffd(text, 0x7f0000250000), 1, "uw at the end of the line");
+	cr_expect_eq(ms_parse_smaps_uffd(text, 0x7f0000300000), 0, "not a flag of its own");
+	cr_expect_eq(ms_parse_smaps_uffd(text, 0x7f0000400000), 0, "no mapping there");
+	cr_expect_eq(ms_parse_smaps_uffd("7f00-zz rw-p\n", 0x7f00), -EINVAL);
+	cr_expect_eq(ms_parse_smaps_uffd("", 0), 0);
+}
+
+/* A page missing from our own userfaultfd-registered memory, whose handler
+ * (this test) never answers: the reader does not wait for it, says which
+ * page it was, and hashes the others. */
+Test(process, hash_runs_never_waits_for_userfaultfd, .timeout = 20)
+{
+	long ps = sysconf(_SC_PAGESIZE);
+	char *m = mmap(NULL, 4 * (size_t)ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+		       -1, 0);
+	cr_assert(m != MAP_FAILED);
+	for (int i = 0; i < 4; i++)
+		memset(m + i * ps, 'a' + i, (size_t)ps);
+	int uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (uffd < 0)
+		cr_skip_test("this kernel refuses userfaultfd here: %s", strerror(errno));
+	struct uffdio_api api = {.api = UFFD_API};
+	cr_assert_eq(ioctl(uffd, UFFDIO_API, &api), 0, "UFFDIO_API: %s", strerror(errno));
+	struct uffdio_register reg = {.range = {(uintptr_t)m, 4 * (uint64_t)ps},
+				      .mode = UFFDIO_REGISTER_MODE_MISSING};
+	cr_assert_eq(ioctl(uffd, UFFDIO_REGISTER, &reg), 0, "UFFDIO_REGISTER: %s",
+		     strerror(errno));
+	madvise(m + 2 * ps, (size_t)ps, MADV_DONTNEED); /* page 2 is missing now */
+
+	ms_page_reader rd;
+	ms_page_reader_init(&rd, getpid());
+	GArray *runs = g_array_new(FALSE, FALSE, sizeof(ms_range));
+	ms_range whole = {(uintptr_t)m, (uintptr_t)m + 4 * (uint64_t)ps};
+	g_array_append_val(runs, whole);
+	uint64_t h[4];
+	bool ok[4];
+	cr_expect_eq(ms_hash_runs(&rd, runs, h, ok), -EIO);
+	cr_expect_eq(rd.stalled_at, (uintptr_t)m + 2 * (uint64_t)ps);
+	cr_expect(ok[0] && ok[1] && !ok[2] && ok[3]);
+	cr_expect(strstr(ms_page_read_strerror(-EIO), "userfaultfd"));
+	g_array_unref(runs);
+	close(uffd);
 	munmap(m, 4 * (size_t)ps);
 }
 

@@ -63,17 +63,24 @@ ms_registry *ms_registry_new(const ms_registry_config *cfg)
 
 void ms_registry_free(ms_registry *reg)
 {
+	ms_registry_free_within(reg, UINT32_MAX);
+}
+
+bool ms_registry_free_within(ms_registry *reg, uint32_t wait_ms)
+{
 	if (!reg)
-		return;
+		return true;
 	pthread_mutex_lock(&reg->lock);
 	reg->stopping = true;
 	pthread_mutex_unlock(&reg->lock);
-	ms_scheduler_free(reg->scheduler);
+	if (!ms_scheduler_free(reg->scheduler, wait_ms))
+		return false; /* a worker still steps a target: keep it all */
 	g_hash_table_destroy(reg->by_id);
 	g_hash_table_destroy(reg->by_key);
 	g_hash_table_destroy(reg->by_name);
 	pthread_mutex_destroy(&reg->lock);
 	g_free(reg);
+	return true;
 }
 
 /* The by_key key: kinds do not share keys. */

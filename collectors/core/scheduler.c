@@ -3,13 +3,26 @@
  * Locks and reference counts are pthread's and our own (ref.h), not GLib's,
  * so that ThreadSanitizer can follow them.
  *
- *   s->lock  guards jobs, schedule, stopping and every job's fields.  Taken
- *            after the registry's lock, before any target's; never held
- *            while a step runs.
+ *   s->lock  guards jobs, schedule, stopping, every job's fields, the
+ *            workers (the array, and each one's job, start and held) and
+ *            live.  Taken after the registry's lock, before any target's;
+ *            never held while a step runs.
  * A job is the worker's that took it from the schedule (running): it alone
  * steps the target until it puts the job back; a job dropped (done, removed,
  * stopping) is never stepped again, and its last worker rests it.
+ *
+ * A target must never hold a measuring thread for long: the page reads
+ * cannot be held by userfaultfd (pages.c), but a page of a file mapping that
+ * has to be read from a mount whose server does not answer (a hung FUSE or
+ * NFS mount) can hold a read for ever.  The watchdog thread looks at the
+ * workers every second: one whose step has run for HELD_US (or two of the
+ * target's periods, if longer) is held.  Its target is told
+ * (ms_target_stuck: `error` with the reason) and a new worker takes its
+ * place, so the other targets keep their periods; the held worker ends when
+ * its step returns.  At most MAX_THREADS workers exist at once, held ones
+ * included.
  */
+#define _GNU_SOURCE /* pthread_timedjoin_np */
 #include "memstat/core/scheduler.h"
 
 #include <pthread.h>
@@ -21,18 +34,37 @@
  * thousand targets would mean a thousand a second). */
 #define WAKE_GRID_US 20000
 
+/* A step that has run this long (or two of its target's periods) holds its
+ * worker. */
+#define HELD_US	    (5 * G_USEC_PER_SEC)
+#define WATCH_US    G_USEC_PER_SEC
+#define MAX_THREADS 64
+
 typedef struct {
 	ms_target *t;	    /* a reference */
 	int64_t due_us;	    /* mono_us() when the next step is due */
 	GSequenceIter *it;  /* where it waits in the schedule, or NULL */
 	bool running, gone; /* a worker steps it; removed meanwhile */
+	int64_t period_us;  /* its period, as its last step said */
 } job;
+
+typedef struct {
+	ms_scheduler *s;
+	pthread_t thread;
+	job *j;		    /* the job it steps, or NULL */
+	int64_t started_us; /* when that step started */
+	bool held;	    /* replaced: ends when its step returns */
+} worker;
 
 struct ms_scheduler {
 	ms_settled_fn settled;
 	void *data;
-	uint32_t nworkers;
-	pthread_t *workers;
+	uint32_t nworkers;  /* workers that take jobs, held ones not counted */
+	GPtrArray *workers; /* worker *, held ones included */
+	GPtrArray *ended;   /* worker *: held ones whose step returned, to join */
+	uint32_t held;	    /* workers held by a target now */
+	pthread_t watchdog;
+	pthread_cond_t watch; /* stopping (CLOCK_MONOTONIC) */
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond; /* the schedule's first job changed, or stopping
@@ -77,14 +109,16 @@ static void job_free(gpointer p)
 	g_free(j);
 }
 
-/* Runs j's step (the worker owns j) and puts it back, or drops it. */
-static void run_job(ms_scheduler *s, job *j)
+/* Runs j's step (the worker w owns j) and puts it back, or drops it. */
+static void run_job(ms_scheduler *s, worker *w, job *j)
 {
 	int64_t started = mono_us();
 	ms_step_outcome o = ms_target_step(j->t);
 
 	pthread_mutex_lock(&s->lock);
+	w->j = NULL; /* before j may be freed: the watchdog looks at it */
 	j->running = false;
+	j->period_us = o.period_us;
 	bool drop = o.done || j->gone || s->stopping;
 	if (!drop) {
 		/* One period after it was due, not after it started: the
@@ -111,10 +145,11 @@ static void run_job(ms_scheduler *s, job *j)
 
 static void *worker_main(void *data)
 {
-	ms_scheduler *s = data;
+	worker *w = data;
+	ms_scheduler *s = w->s;
 
 	pthread_mutex_lock(&s->lock);
-	while (!s->stopping) {
+	while (!s->stopping && !w->held) {
 		GSequenceIter *it = g_sequence_get_begin_iter(s->schedule);
 		if (g_sequence_iter_is_end(it)) {
 			pthread_cond_wait(&s->cond, &s->lock);
@@ -131,9 +166,109 @@ static void *worker_main(void *data)
 		g_sequence_remove(it);
 		j->it = NULL;
 		j->running = true;
+		w->j = j;
+		w->started_us = mono_us();
 		pthread_mutex_unlock(&s->lock);
-		run_job(s, j);
+		run_job(s, w, j);
 		pthread_mutex_lock(&s->lock);
+	}
+	if (w->held) {
+		/* Replaced while its step was held: leave, to be joined. */
+		s->held--;
+		g_ptr_array_remove_fast(s->workers, w);
+		g_ptr_array_add(s->ended, w);
+		pthread_cond_signal(&s->watch);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return NULL;
+}
+
+/* Under s->lock: a new worker, signals blocked (SIGTERM must reach the
+ * thread that runs the FUSE loop, or it would not notice it should stop). */
+static void start_worker(ms_scheduler *s)
+{
+	worker *w = g_new0(worker, 1);
+	sigset_t all, old;
+
+	w->s = s;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	int r = pthread_create(&w->thread, NULL, worker_main, w);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (r != 0) {
+		g_warning("cannot start a worker thread: %s", g_strerror(r));
+		g_free(w);
+		return;
+	}
+	g_ptr_array_add(s->workers, w);
+}
+
+/* Every WATCH_US: the workers held by a target are replaced, their targets
+ * told; the held ones that ended are joined. */
+static void *watchdog_main(void *data)
+{
+	ms_scheduler *s = data;
+
+	pthread_mutex_lock(&s->lock);
+	while (!s->stopping) {
+		/* Nothing is allocated while no worker is held. */
+		int64_t now = mono_us();
+		GPtrArray *stuck = NULL;
+		GArray *for_us = NULL;
+		for (guint i = 0; i < s->workers->len; i++) {
+			worker *w = g_ptr_array_index(s->workers, i);
+			if (!w->j || w->held ||
+			    now - w->started_us < MAX(HELD_US, 2 * w->j->period_us))
+				continue;
+			if (s->workers->len >= MAX_THREADS)
+				break; /* told once there is room */
+			w->held = true;
+			s->held++;
+			int64_t held_us = now - w->started_us;
+			if (!stuck) {
+				stuck = g_ptr_array_new();
+				for_us = g_array_new(FALSE, FALSE, sizeof(int64_t));
+			}
+			g_ptr_array_add(stuck, ms_target_ref(w->j->t));
+			g_array_append_val(for_us, held_us);
+			start_worker(s);
+		}
+		GPtrArray *ended = NULL;
+		if (s->ended->len) {
+			ended = s->ended;
+			s->ended = g_ptr_array_new();
+		}
+		pthread_mutex_unlock(&s->lock);
+
+		for (guint i = 0; ended && i < ended->len; i++) {
+			worker *w = g_ptr_array_index(ended, i);
+			pthread_join(w->thread, NULL);
+			g_free(w);
+		}
+		for (guint i = 0; stuck && i < stuck->len; i++) {
+			ms_target *t = g_ptr_array_index(stuck, i);
+			int64_t us = g_array_index(for_us, int64_t, i);
+			g_warning("%s: a worker has been held for %.1f s measuring it; another "
+				  "takes its place",
+				  ms_target_name(t), (double)us / G_USEC_PER_SEC);
+			/* Readers parked before a first figure get its error. */
+			if (ms_target_stuck(t, us / 1000) && s->settled)
+				s->settled(t, s->data);
+			ms_target_unref(t);
+		}
+		if (ended)
+			g_ptr_array_unref(ended);
+		if (stuck) {
+			g_ptr_array_unref(stuck);
+			g_array_unref(for_us);
+		}
+
+		pthread_mutex_lock(&s->lock);
+		int64_t wake = mono_us() + WATCH_US;
+		struct timespec until = {.tv_sec = wake / 1000000,
+					 .tv_nsec = (wake % 1000000) * 1000};
+		if (!s->stopping)
+			pthread_cond_timedwait(&s->watch, &s->lock, &until);
 	}
 	pthread_mutex_unlock(&s->lock);
 	return NULL;
@@ -146,46 +281,94 @@ ms_scheduler *ms_scheduler_new(uint32_t workers, ms_settled_fn settled, void *da
 
 	s->settled = settled;
 	s->data = data;
-	s->nworkers = MAX(workers, 1);
+	s->nworkers = MIN(MAX(workers, 1), MAX_THREADS);
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&s->cond, &ca);
+	pthread_cond_init(&s->watch, &ca);
 	pthread_condattr_destroy(&ca);
 	s->jobs = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, job_free);
 	s->schedule = g_sequence_new(NULL);
-	s->workers = g_new0(pthread_t, s->nworkers);
-	/* Workers take no signals: SIGTERM must reach the thread that runs
-	 * the FUSE loop, or it would not notice it should stop. */
+	s->workers = g_ptr_array_new();
+	s->ended = g_ptr_array_new();
+	pthread_mutex_lock(&s->lock);
+	for (uint32_t i = 0; i < s->nworkers; i++)
+		start_worker(s);
+	pthread_mutex_unlock(&s->lock);
+	if (s->workers->len == 0)
+		g_error("cannot start a worker thread");
 	sigset_t all, old;
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
-	for (uint32_t i = 0; i < s->nworkers; i++) {
-		int r = pthread_create(&s->workers[i], NULL, worker_main, s);
-		if (r != 0)
-			g_error("cannot start a worker thread: %s", g_strerror(r));
-	}
+	int r = pthread_create(&s->watchdog, NULL, watchdog_main, s);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (r != 0)
+		g_error("cannot start the watchdog thread: %s", g_strerror(r));
 	return s;
 }
 
-void ms_scheduler_free(ms_scheduler *s)
+/* pthread_timedjoin_np's deadline (CLOCK_REALTIME), wait_ms from now. */
+static struct timespec deadline(uint32_t wait_ms)
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += wait_ms / 1000;
+	until.tv_nsec += (long)(wait_ms % 1000) * 1000000;
+	if (until.tv_nsec >= 1000000000) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000;
+	}
+	return until;
+}
+
+static bool join_by(pthread_t thread, uint32_t wait_ms, const struct timespec *until)
+{
+	return (wait_ms == UINT32_MAX ? pthread_join(thread, NULL)
+				      : pthread_timedjoin_np(thread, NULL, until)) == 0;
+}
+
+bool ms_scheduler_free(ms_scheduler *s, uint32_t wait_ms)
 {
 	if (!s)
-		return;
+		return true;
 	pthread_mutex_lock(&s->lock);
 	s->stopping = true;
 	pthread_cond_broadcast(&s->cond);
+	pthread_cond_broadcast(&s->watch);
 	pthread_mutex_unlock(&s->lock);
-	/* Each finishes the step it is running, if any. */
-	for (uint32_t i = 0; i < s->nworkers; i++)
-		pthread_join(s->workers[i], NULL);
-	g_free(s->workers);
+	/* The watchdog never waits on a target; then each worker finishes the
+	 * step it is running, if any: within wait_ms, or it is left (and all
+	 * it may still use). */
+	struct timespec until = deadline(wait_ms);
+	pthread_join(s->watchdog, NULL);
+	pthread_mutex_lock(&s->lock);
+	g_autoptr(GPtrArray) all = g_ptr_array_copy(s->workers, NULL, NULL);
+	g_ptr_array_extend_and_steal(all, g_steal_pointer(&s->ended));
+	s->ended = g_ptr_array_new();
+	pthread_mutex_unlock(&s->lock);
+	for (guint i = 0; i < all->len; i++) {
+		worker *w = g_ptr_array_index(all, i);
+		if (!join_by(w->thread, wait_ms, &until)) {
+			/* Left as they are, s and all: a held worker may still
+			 * use them.  Detached, as the others not joined yet. */
+			for (guint k = i; k < all->len; k++)
+				pthread_detach(((worker *)g_ptr_array_index(all, k))->thread);
+			return false;
+		}
+	}
+	for (guint i = 0; i < all->len; i++)
+		g_free(g_ptr_array_index(all, i));
+	g_ptr_array_unref(s->workers);
+	g_ptr_array_unref(s->ended);
 	g_sequence_free(s->schedule);
 	g_hash_table_destroy(s->jobs);
 	pthread_cond_destroy(&s->cond);
+	pthread_cond_destroy(&s->watch);
 	pthread_mutex_destroy(&s->lock);
 	g_free(s);
+	return true;
 }
 
 void ms_scheduler_add(ms_scheduler *s, ms_target *t)
@@ -193,6 +376,7 @@ void ms_scheduler_add(ms_scheduler *s, ms_target *t)
 	job *j = g_new0(job, 1);
 
 	j->t = ms_target_ref(t);
+	j->period_us = G_USEC_PER_SEC;
 	pthread_mutex_lock(&s->lock);
 	g_hash_table_insert(s->jobs, t, j);
 	schedule_at(s, j, mono_us());

@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "memstat/methods/fail.h"
@@ -329,6 +330,25 @@ ms_step_outcome ms_target_step(ms_target *t)
 	g_free(step.m.vcpu);
 	g_free(step.growth);
 	return o;
+}
+
+bool ms_target_stuck(ms_target *t, int64_t for_ms)
+{
+	pthread_mutex_lock(&t->lock);
+	ms_state before = t->st;
+	if (t->st != MS_STATE_EXITED) {
+		t->st = MS_STATE_ERROR;
+		snprintf(t->why, sizeof(t->why),
+			 "its measurement has not returned for %.1f s: something it reads waits (a "
+			 "page of a file mapped from a mount whose server does not answer, a QEMU "
+			 "that does not answer?)",
+			 (double)for_ms / 1000);
+	}
+	bool settled = t->st == MS_STATE_ERROR &&
+		       (before == MS_STATE_MEASURING || before == MS_STATE_PAUSED ||
+			before == MS_STATE_MIGRATING);
+	pthread_mutex_unlock(&t->lock);
+	return settled;
 }
 
 void ms_target_want_growth(ms_target *t)

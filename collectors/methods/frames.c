@@ -174,7 +174,7 @@ static int hash_reads(GArray *looks, cg_reads *reads, uint32_t ps, bool resident
 			return resident_only ? r
 					     : ms_fail(why, r, "cannot read the memory of process %d: %s",
 						       (int)g_array_index(looks, cg_look, m).pid,
-						       g_strerror(-r));
+						       ms_page_read_strerror(r));
 		}
 		for (size_t i = 0; i < n; i++)
 			fn(s, g_array_index(pairs, cg_read, i).slot, h[i],
@@ -528,8 +528,8 @@ int ms_frames_close(ms_frames *s, ms_measurement *out, char **why)
 
 	ms_measurement_begin(out, s->mode,
 			     ms_pagemap_scan_supported()
-				     ? "cgroup+pagemap_scan+pfn+process_vm_readv"
-				     : "cgroup+pagemap+pfn+process_vm_readv",
+				     ? "cgroup+pagemap_scan+pfn+proc_mem"
+				     : "cgroup+pagemap+pfn+proc_mem",
 			     s->start_wall_ms, s->start_mid_us, mid, s->ps);
 	out->processes = s->members->len;
 	out->pages_total = s->nframes;

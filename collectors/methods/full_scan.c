@@ -101,7 +101,7 @@ static int fs_open_window(fs_state *s, char **why)
 	s->start_mid_us = (t0 + ms_now_us(CLOCK_MONOTONIC)) / 2;
 	if (r < 0 && r != -ESRCH)
 		return ms_fail(why, r, "cannot read the memory of process %d: %s", (int)s->pid,
-			       g_strerror(-r));
+			       ms_page_read_strerror(r));
 	return r;
 }
 
@@ -153,14 +153,14 @@ static int fs_close_window(void *state, ms_measurement *out, char **why)
 	if (r < 0)
 		return r == -ESRCH ? r
 				   : ms_fail(why, r, "cannot read the memory of process %d: %s",
-					     (int)s->pid, g_strerror(-r));
+					     (int)s->pid, ms_page_read_strerror(r));
 
 	/* Each page's window runs from its first hashing to its second; on
 	 * average that is from the middle of one pass to the middle of the
 	 * other, which the passes' own lengths do not bias. */
 	ms_measurement_begin(out, ms_full_scan.mode,
-			     s->how == MS_RUNS_SCAN ? "pagemap_scan+process_vm_readv"
-						    : "pagemap+process_vm_readv",
+			     s->how == MS_RUNS_SCAN ? "pagemap_scan+proc_mem"
+						    : "pagemap+proc_mem",
 			     s->start_wall_ms, s->start_mid_us, mid, ps);
 	out->pages_total = s->pages_total;
 	out->pages_population = s->pages;

@@ -342,8 +342,8 @@ static int ps_close_window(void *state, ms_measurement *out, char **why)
 	/* From the middle of one look to the middle of the other: each drawn
 	 * page's own window, on average. */
 	ms_measurement_begin(out, ms_page_sampling.mode,
-			     s->scanned ? "pagemap_scan+process_vm_readv"
-					: "pagemap+process_vm_readv",
+			     s->scanned ? "pagemap_scan+proc_mem"
+					: "pagemap+proc_mem",
 			     s->start_wall_ms, s->start_mid_us, mid, s->rd.page_size);
 	out->pages_total = s->pages_total;
 	out->pages_population = s->pages_population;

@@ -1,22 +1,42 @@
 /* pages.c: reading pages of another process and hashing them, in
- * batches. */
+ * batches.
+ *
+ * Pages are read with pread of /proc/PID/mem, never with process_vm_readv:
+ * a reader must never be held by its target.  Both reach the page through
+ * get_user_pages on the target's mm, but process_vm_readv lets the fault
+ * wait and retry (FAULT_FLAG_ALLOW_RETRY): a page missing from a mapping
+ * that userfaultfd serves makes it wait in handle_userfault for the
+ * target's handler, for ever if that never answers, in a sleep only
+ * SIGKILL ends.  /proc/PID/mem (access_remote_vm) does not allow the retry,
+ * and userfaultfd fails such a fault at once: the read ends with EIO.
+ */
 #define _GNU_SOURCE
 #include "memstat/methods/pages.h"
 
 #include <errno.h>
-#include <sys/uio.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
 #include <unistd.h>
 #include <xxhash.h>
 
 #include "memstat/methods/fail.h"
+#include "memstat/methods/procfs.h"
 
 int ms_hash_pages(ms_page_reader *rd, const uint64_t *addrs, size_t count, uint64_t *hashes,
 		  bool *readable)
 {
 	g_autoptr(GArray) runs = g_array_sized_new(FALSE, FALSE, sizeof(ms_range), (guint)count);
 
-	/* One run a page; ms_hash_runs reads many runs per call. */
+	/* One run per page, or per pages next to each other in addrs' order:
+	 * one read for them. */
 	for (size_t i = 0; i < count; i++) {
+		ms_range *last = runs->len ? &g_array_index(runs, ms_range, runs->len - 1) : NULL;
+		if (last && last->end == addrs[i] &&
+		    (last->end - last->start) / rd->page_size < MS_READ_BATCH) {
+			last->end += rd->page_size;
+			continue;
+		}
 		ms_range r = {addrs[i], addrs[i] + rd->page_size};
 		g_array_append_val(runs, r);
 	}
@@ -27,6 +47,15 @@ void ms_page_reader_init(ms_page_reader *rd, pid_t pid)
 {
 	rd->pid = pid;
 	rd->page_size = (uint32_t)sysconf(_SC_PAGESIZE);
+	rd->stalled_at = 0;
+}
+
+const char *ms_page_read_strerror(int err)
+{
+	if (err == -EIO)
+		return "a page of it is missing from a mapping that userfaultfd serves, and "
+		       "reading it would wait for the handler (which may never answer)";
+	return g_strerror(-err);
 }
 
 /* The buffer pages are read into: one per thread, not one per target (a
@@ -44,73 +73,89 @@ static uint8_t *thread_read_buffer(size_t page_size)
 	return buf;
 }
 
-/* Where ms_hash_runs has got to: run index and address in it. */
-typedef struct {
-	const GArray *runs;
-	guint run;
-	uint64_t at;
-} run_cursor;
-
-static void cursor_advance(run_cursor *c, size_t pages, size_t ps)
+/* The first of the pages at addrs, which reads of /proc/PID/mem refused
+ * with EIO though they were resident a moment before, that is in a mapping
+ * userfaultfd serves, or 0.  The others were unmapped or made unreadable
+ * meanwhile.  smaps says which (at the cost of a walk of the process's page
+ * tables: only on this path). */
+static uint64_t served_by_userfaultfd(pid_t pid, const uint64_t *addrs, size_t n)
 {
-	while (pages > 0 && c->run < c->runs->len) {
-		const ms_range *x = &g_array_index(c->runs, ms_range, c->run);
-		size_t step = (size_t)MIN((x->end - c->at) / ps, (uint64_t)pages);
-		c->at += step * ps;
-		pages -= step;
-		if (c->at >= x->end && ++c->run < c->runs->len)
-			c->at = g_array_index(c->runs, ms_range, c->run).start;
-	}
+	char path[64];
+	g_autofree char *text = NULL;
+
+	snprintf(path, sizeof(path), "/proc/%d/smaps", (int)pid);
+	if (n == 0 || ms_read_file(path, &text, NULL) < 0)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (ms_parse_smaps_uffd(text, addrs[i]) == 1)
+			return addrs[i];
+	return 0;
 }
 
 int ms_hash_runs(ms_page_reader *rd, const GArray *runs, uint64_t *hashes, bool *readable)
 {
 	const size_t ps = rd->page_size;
 	uint8_t *buf = thread_read_buffer(ps);
-	run_cursor c = {runs, 0, runs->len ? g_array_index(runs, ms_range, 0).start : 0};
-	size_t k = 0; /* index of the page at the cursor */
+	char path[64];
+	size_t k = 0;	     /* index of the next page */
+	uint64_t refused[8]; /* pages the kernel refused (EIO), the first few */
+	size_t nrefused = 0;
+	bool gone = false; /* the address space went away (exit, exec) */
 
-	while (c.run < runs->len) {
-		/* Up to MS_READ_BATCH pages per call, from as many runs as that
-		 * takes: one iovec per run. */
-		struct iovec local[MS_READ_BATCH], remote[MS_READ_BATCH];
-		size_t iov = 0, pages = 0;
-		run_cursor next = c;
-		while (next.run < runs->len && pages < MS_READ_BATCH) {
-			const ms_range *x = &g_array_index(runs, ms_range, next.run);
-			size_t take = (size_t)MIN((x->end - next.at) / ps,
-						  (uint64_t)(MS_READ_BATCH - pages));
-			local[iov] = (struct iovec){buf + pages * ps, take * ps};
-			remote[iov] = (struct iovec){(void *)(uintptr_t)next.at, take * ps};
-			iov++;
-			pages += take;
-			cursor_advance(&next, take, ps);
-		}
-		ssize_t r = process_vm_readv(rd->pid, local, iov, remote, iov, 0);
-		if (r < 0) {
-			if (errno == ESRCH)
-				return -ESRCH;
-			if (errno != EFAULT)
-				return -errno;
-			r = 0;
-		}
-		size_t full = (size_t)r / ps;
-		for (size_t j = 0; j < full; j++) {
-			hashes[k + j] = XXH3_64bits(buf + j * ps, ps);
-			readable[k + j] = true;
-		}
-		k += full;
-		cursor_advance(&c, full, ps);
-		if (full < pages) {
-			/* The page that stopped the read is gone (unmapped
-			 * since the runs were found): skip it and go on. */
-			hashes[k] = 0;
-			readable[k] = false;
-			k++;
-			cursor_advance(&c, 1, ps);
+	rd->stalled_at = 0;
+	if (runs->len == 0)
+		return 0;
+	/* Opened for each pass: what it reads is the mm of the process at the
+	 * open, and a pass takes a period at most. */
+	snprintf(path, sizeof(path), "/proc/%d/mem", (int)rd->pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT || errno == ESRCH ? -ESRCH : -errno;
+	for (guint i = 0; i < runs->len; i++) {
+		const ms_range *x = &g_array_index(runs, ms_range, i);
+		uint64_t at = x->start;
+		while (at < x->end) {
+			size_t want = (size_t)MIN((x->end - at) / ps, (uint64_t)MS_READ_BATCH);
+			ssize_t r = gone ? 0 : pread(fd, buf, want * ps, (off_t)at);
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r < 0 && errno != EIO) {
+				int e = errno;
+				close(fd);
+				return -e;
+			}
+			if (r == 0 && !gone) {
+				/* Nothing at all: the mm is gone. */
+				if (kill(rd->pid, 0) < 0 && errno == ESRCH) {
+					close(fd);
+					return -ESRCH;
+				}
+				gone = true; /* exec: the rest is not there */
+			}
+			size_t full = r > 0 ? (size_t)r / ps : 0;
+			for (size_t j = 0; j < full; j++) {
+				hashes[k + j] = XXH3_64bits(buf + j * ps, ps);
+				readable[k + j] = true;
+			}
+			k += full;
+			at += full * ps;
+			if (full == 0) {
+				/* The page that stopped the read (the next read
+				 * starts there after a short one): unmapped
+				 * since the runs were found, or one the kernel
+				 * would have to wait for (EIO).  Skip it. */
+				if (r < 0 && nrefused < G_N_ELEMENTS(refused))
+					refused[nrefused++] = at;
+				hashes[k] = 0;
+				readable[k] = false;
+				k++;
+				at += ps;
+			}
 		}
 	}
-	return 0;
+	close(fd);
+	rd->stalled_at = served_by_userfaultfd(rd->pid, refused, nrefused);
+	return rd->stalled_at ? -EIO : 0;
 }
 
 int ms_look_pages(ms_page_reader *rd, const uint64_t *addrs, size_t count, bool *present,
@@ -147,7 +192,7 @@ int ms_look_pages(ms_page_reader *rd, const uint64_t *addrs, size_t count, bool 
 	if (r < 0)
 		return r == -ESRCH ? r
 				   : ms_fail(why, r, "cannot read the memory of process %d: %s",
-					     (int)rd->pid, g_strerror(-r));
+					     (int)rd->pid, ms_page_read_strerror(r));
 	for (size_t j = 0; j < k; j++) {
 		hashes[where[j]] = rh[j];
 		readable[where[j]] = rok[j];

@@ -255,3 +255,33 @@ int ms_parse_status_ids(const char *text, const char *key, unsigned ids[4])
 	}
 	return -EINVAL;
 }
+
+int ms_parse_smaps_uffd(const char *text, uint64_t addr)
+{
+	bool inside = false;
+
+	for (const char *line = text; line && *line;) {
+		const char *eol = strchr(line, '\n');
+		const char *p = line;
+		uint64_t start, end;
+		if (parse_hex_u64(&p, &start) && *p == '-') {
+			p++;
+			if (!parse_hex_u64(&p, &end) || *p != ' ')
+				return -EINVAL;
+			inside = start <= addr && addr < end;
+		} else if (inside && strncmp(line, "VmFlags:", 8) == 0) {
+			/* Two-letter flags separated by spaces: um (missing),
+			 * uw (write-protect), ui (minor). */
+			size_t len = eol ? (size_t)(eol - line) : strlen(line);
+			for (size_t i = 8; i + 2 <= len; i++)
+				if (line[i - 1] == ' ' && line[i] == 'u' &&
+				    (line[i + 1] == 'm' || line[i + 1] == 'w' ||
+				     line[i + 1] == 'i') &&
+				    (i + 2 == len || line[i + 2] == ' '))
+					return 1;
+			return 0;
+		}
+		line = eol ? eol + 1 : NULL;
+	}
+	return 0;
+}

@@ -40,6 +40,10 @@ typedef struct {
 ms_registry *ms_registry_new(const ms_registry_config *cfg);
 /* Stops the scheduler, joins the workers, drops every target. */
 void ms_registry_free(ms_registry *reg);
+/* The same, waiting at most wait_ms for a worker to finish its step; one
+ * that has not (a target holds it) is left, with everything it may use:
+ * false, and the caller exits.  true when all was freed. */
+bool ms_registry_free_within(ms_registry *reg, uint32_t wait_ms);
 
 /* Tracks the target the request names (its source admits it with the
  * caller's rights), or applies the settings to it if it is tracked.  0 or a

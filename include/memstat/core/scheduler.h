@@ -11,6 +11,7 @@
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "memstat/core/target.h"
@@ -23,8 +24,11 @@ typedef void (*ms_settled_fn)(ms_target *t, void *data);
 
 ms_scheduler *ms_scheduler_new(uint32_t workers, ms_settled_fn settled, void *data);
 /* Stops the workers (each finishes the step it runs) and drops every
- * target's reference. */
-void ms_scheduler_free(ms_scheduler *s);
+ * target's reference.  A worker whose step has not returned within wait_ms
+ * (UINT32_MAX: no limit) is left running: then nothing is freed (it may
+ * still use any of it) and false is returned; the caller is exiting.  true
+ * when every worker was joined and s freed. */
+bool ms_scheduler_free(ms_scheduler *s, uint32_t wait_ms);
 
 /* Schedules t's first step now (takes a reference). */
 void ms_scheduler_add(ms_scheduler *s, ms_target *t);

@@ -118,6 +118,13 @@ typedef struct {
 /* Worker only: runs one step of t's source and publishes its outcome. */
 ms_step_outcome ms_target_step(ms_target *t);
 
+/* The scheduler's watchdog: t's step has held its worker for for_ms (a read
+ * of its memory waits on something that does not answer).  t turns
+ * MS_STATE_ERROR with the reason (unless it has exited), until its step
+ * returns and publishes its own outcome.  Whether readers waiting for a
+ * first figure should be answered now (as ms_step_outcome.settled). */
+bool ms_target_stuck(ms_target *t, int64_t for_ms);
+
 /* The growth curve (methods/growth.h) is measured while wanted: for
  * MS_GROWTH_WANTED_S after a reader of growth or migration/ asked
  * (ms_target_want_growth), and for good once a forecast setting was given

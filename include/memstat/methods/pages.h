@@ -1,5 +1,6 @@
-/* pages.h: reading the pages of another process (process_vm_readv) and
- * hashing them (xxh3), for the methods that compare contents. */
+/* pages.h: reading the pages of another process (pread of /proc/PID/mem,
+ * which never waits for a userfaultfd handler: pages.c) and hashing them
+ * (xxh3), for the methods that compare contents. */
 #pragma once
 
 #include <glib.h>
@@ -9,24 +10,32 @@
 
 #include "memstat/methods/pagemap.h"
 
-#define MS_READ_BATCH 256 /* pages per process_vm_readv */
+#define MS_READ_BATCH 256 /* most pages per read */
 
 typedef struct {
 	pid_t pid;
 	uint32_t page_size;
+	uint64_t stalled_at; /* after -EIO: the page userfaultfd would serve */
 } ms_page_reader;
 
 void ms_page_reader_init(ms_page_reader *rd, pid_t pid);
 
 /* Hashes every page of runs (GArray of ms_range), in order, into hashes
- * (readable[i] false for a page that could not be read).  Reads up to
- * MS_READ_BATCH pages per process_vm_readv, one iovec per run, into a
- * buffer of the calling thread.  0, -ESRCH or -errno. */
+ * (readable[i] false for a page that could not be read: unmapped since the
+ * runs were found).  Reads up to MS_READ_BATCH pages per pread of
+ * /proc/PID/mem (opened for the call), into a buffer of the calling
+ * thread.  Never waits for the target: a page missing from a mapping that
+ * userfaultfd serves (a handler that may never answer) fails the call with
+ * -EIO and its address in rd->stalled_at, after the other pages were read.
+ * A file mapping whose page must be read from a hung mount is the one wait
+ * left (the kernel gives no way to refuse it).  0, -ESRCH, -EIO or -errno:
+ * ms_page_read_strerror says why. */
 int ms_hash_runs(ms_page_reader *rd, const GArray *runs, uint64_t *hashes, bool *readable);
 
-/* Hashes the pages at addrs (resident ones only: reading faults pages in).
+/* Hashes the pages at addrs (resident ones only: reading faults pages in),
+ * as ms_hash_runs; pages next to each other are read together.
  * readable[i] is false for a page that could not be read (unmapped since).
- * 0, -ESRCH, or -errno. */
+ * 0, -ESRCH, -EIO or -errno. */
 int ms_hash_pages(ms_page_reader *rd, const uint64_t *addrs, size_t count, uint64_t *hashes,
 		  bool *readable);
 
@@ -39,3 +48,7 @@ int ms_hash_pages(ms_page_reader *rd, const uint64_t *addrs, size_t count, uint6
  * growth looks.  0, -ESRCH (gone), or -errno with *why. */
 int ms_look_pages(ms_page_reader *rd, const uint64_t *addrs, size_t count, bool *present,
 		  bool *readable, uint64_t *hashes, uint64_t *read, char **why);
+
+/* The reason for an error of ms_hash_runs or ms_hash_pages, to follow
+ * "cannot read the memory of process N: ".  Static. */
+const char *ms_page_read_strerror(int err);

@@ -26,6 +26,12 @@ int ms_parse_maps_line(const char *line, ms_vma *vma);
  * Returns NULL and sets *err to -EINVAL on a malformed line. */
 GArray *ms_parse_maps(const char *text, int *err);
 
+/* Whether the mapping that holds addr, in the text of /proc/PID/smaps, is
+ * registered with userfaultfd (VmFlags um, uw or ui: missing pages,
+ * write-protection or minor faults are served by a handler in user space).
+ * 1 yes, 0 no (or no mapping holds addr), -EINVAL on a malformed header. */
+int ms_parse_smaps_uffd(const char *text, uint64_t addr);
+
 /* Fields of /proc/PID/stat that identify and classify a process. */
 typedef struct {
 	pid_t pid;
