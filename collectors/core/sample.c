@@ -12,6 +12,14 @@ ms_sample *ms_sample_new(uint64_t seq, const ms_measurement *m)
 	ms_ref_init(&s->ref);
 	s->seq = seq;
 	s->m = *m;
+	/* Measurements that time no reads (QEMU's figure) leave these 0. */
+	if (s->m.window_min_ms == 0 || s->m.window_min_ms > s->m.period_ms)
+		s->m.window_min_ms = s->m.period_ms;
+	if (s->m.window_max_ms < s->m.period_ms)
+		s->m.window_max_ms = s->m.period_ms;
+	if (!(s->m.coverage > 0 && s->m.coverage <= 1))
+		s->m.coverage = 1;
+	m = &s->m;
 	s->m.vcpu = m->vcpus ? g_memdup2(m->vcpu, m->vcpus * sizeof(*m->vcpu)) : NULL;
 	snprintf(s->rate_text, sizeof(s->rate_text), "%.2f\n", m->rate);
 	s->text = g_strdup_printf("seq %" PRIu64 "\n"
@@ -30,11 +38,15 @@ ms_sample *ms_sample_new(uint64_t seq, const ms_measurement *m)
 				  "rate %.2f\n"
 				  "rate_ci95_low %.2f\n"
 				  "rate_ci95_high %.2f\n"
-				  "exact %d\n",
+				  "exact %d\n"
+				  "window_min_ms %" PRIu32 "\n"
+				  "window_max_ms %" PRIu32 "\n"
+				  "coverage %.2f\n",
 				  seq, m->start_ms, m->period_ms, m->mode, m->method, m->page_size,
 				  m->pages_total, m->pages_population, m->pages_sampled,
 				  m->pages_dirty, m->pages_new, m->pages_unmapped, m->memory_mib,
-				  m->rate, m->rate_lo, m->rate_hi, m->exact ? 1 : 0);
+				  m->rate, m->rate_lo, m->rate_hi, m->exact ? 1 : 0,
+				  m->window_min_ms, m->window_max_ms, m->coverage);
 	if (m->processes) {
 		char *t = g_strdup_printf("%sprocesses %" PRIu32 "\n", s->text, m->processes);
 		g_free(s->text);

@@ -15,6 +15,10 @@
 
 #include "memstat/methods/fail.h"
 
+/* A window covering less of the time since the last one than this: the
+ * mode cannot keep the period (status says so). */
+#define MS_COVERAGE_LOW 0.9
+
 struct ms_target {
 	ms_ref ref;
 
@@ -32,6 +36,7 @@ struct ms_target {
 	/* Guarded by lock. */
 	pthread_mutex_t lock;
 	ms_state st;
+	bool behind; /* its mode could not keep its period (logged once) */
 	char why[256];
 	ms_settings settings;
 	ms_sample **ring;   /* history slots: sample seq is in ring[seq % history] */
@@ -286,6 +291,22 @@ ms_step_outcome ms_target_step(ms_target *t)
 		t->st = MS_STATE_MEASURED;
 		/* A figure may come with a note (it waited for another client). */
 		g_strlcpy(t->why, why ? why : "", sizeof(t->why));
+		/* A mode whose looks take longer than the period leaves time
+		 * between its windows unmeasured: said, not hidden. */
+		bool behind = step.m.coverage > 0 && step.m.coverage < MS_COVERAGE_LOW;
+		if (behind && !t->why[0])
+			snprintf(t->why, sizeof(t->why),
+				 "cannot keep the period: the window covered %.0f%% of the time "
+				 "since the last one (its reads spread over %u ms); a longer "
+				 "period or page-sampling keeps up",
+				 100.0 * step.m.coverage,
+				 step.m.window_max_ms - step.m.window_min_ms);
+		if (behind && !t->behind)
+			g_message("%s: %s mode cannot keep a %u s period: the window covered "
+				  "%.0f%% of the time",
+				  t->name, step.m.mode, t->settings.period_s,
+				  100.0 * step.m.coverage);
+		t->behind = behind;
 	} else if (r == 0 && step.held != MS_HELD_NONE &&
 		   (unsigned)step.held < G_N_ELEMENTS(held_states)) {
 		t->st = held_states[step.held];

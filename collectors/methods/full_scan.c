@@ -7,6 +7,18 @@
  * by reading pagemap entries; a page that is not resident is never read.
  * A page rewritten with identical bytes reads as clean: this counts content
  * changes, not writes.
+ *
+ * The look that closes a window opens the next: one pass over the memory a
+ * period, and the windows follow each other without a gap.  A pass reads
+ * its pages in chunks of MS_SCAN_CHUNK in a random order, never in address
+ * order: a writer
+ * that walks its memory in address order (a ring buffer, a streaming copy, a
+ * log) would otherwise move with the scan or against it, and its pages
+ * would be looked at later or earlier than the window says, for a count too
+ * high or too low by up to the length of a pass.  Each read is timed: a
+ * page's window runs from its read in the first pass to its read in the
+ * second, the rate divides by the mean of those windows, and the sample's
+ * window_min_ms/window_max_ms say how far they spread (measurement.h).
  */
 #define _GNU_SOURCE
 #include "memstat/methods/full_scan.h"
@@ -20,11 +32,18 @@
 #include "memstat/methods/pagemap.h"
 #include "memstat/methods/pages.h"
 
+/* Pages per chunk of a pass (256 KiB): small enough that a pass is many
+ * chunks in a random order, big enough that a read costs little more than
+ * its pages. */
+#define MS_SCAN_CHUNK 64
+
 typedef struct {
 	pid_t pid;
 	const ms_proc_id *id;
 	ms_page_reader rd;
 	ms_runs_how how;
+	GRand *rand;
+	int64_t last_end_us; /* the last window's end (mean of its second reads) */
 
 	/* The open window. */
 	bool open;
@@ -32,10 +51,29 @@ typedef struct {
 	uint64_t pages;	  /* in resident */
 	uint64_t *hashes; /* one per page of resident, in order */
 	bool *readable;
+	int64_t *times;	  /* when each page of resident was read */
 	uint64_t pages_total;
 	int64_t start_wall_ms;
 	int64_t start_mid_us; /* middle of the first hashing pass */
+
+	/* The last close's look, which the next open takes over when it comes
+	 * straight after (NULL otherwise). */
+	GArray *next_resident;
+	uint64_t *next_hashes;
+	bool *next_readable;
+	int64_t *next_times;
+	uint64_t next_total;
+	int64_t next_wall_ms, next_mid_us;
+	int64_t next_us; /* when it ended (CLOCK_MONOTONIC) */
 } fs_state;
+
+static void fs_drop_next(fs_state *s)
+{
+	g_clear_pointer(&s->next_resident, g_array_unref);
+	g_clear_pointer(&s->next_hashes, g_free);
+	g_clear_pointer(&s->next_readable, g_free);
+	g_clear_pointer(&s->next_times, g_free);
+}
 
 static void *fs_open(const ms_proc_id *id, int *err, char **why)
 {
@@ -48,6 +86,7 @@ static void *fs_open(const ms_proc_id *id, int *err, char **why)
 	s->pid = id->pid;
 	s->id = id;
 	s->how = ms_pagemap_scan_supported() ? MS_RUNS_SCAN : MS_RUNS_PAGEMAP;
+	s->rand = g_rand_new();
 	ms_page_reader_init(&s->rd, id->pid);
 	return s;
 }
@@ -58,6 +97,7 @@ static void fs_free_window(void *state)
 	g_clear_pointer(&s->resident, g_array_unref);
 	g_clear_pointer(&s->hashes, g_free);
 	g_clear_pointer(&s->readable, g_free);
+	g_clear_pointer(&s->times, g_free);
 	s->open = false;
 }
 
@@ -67,6 +107,8 @@ static void fs_close(void *state)
 	if (!s)
 		return;
 	fs_free_window(s);
+	fs_drop_next(s);
+	g_rand_free(s->rand);
 	g_free(s);
 }
 
@@ -86,8 +128,81 @@ static int fs_resident(fs_state *s, GArray **runs, uint64_t *pages_total, char *
 	return ms_pagemap_runs(s->pid, vmas, s->how, runs, why);
 }
 
+typedef struct {
+	ms_range run;	/* at most MS_SCAN_CHUNK pages */
+	uint64_t first; /* index of its first page in the pass's order */
+} fs_chunk;
+
+/* Hashes every page of runs, as ms_hash_runs, into hashes, readable and
+ * times at each page's index in runs' order, reading chunks of
+ * MS_SCAN_CHUNK pages in a random order. */
+static int fs_hash_pass(fs_state *s, const GArray *runs, uint64_t *hashes, bool *readable,
+			int64_t *times)
+{
+	const uint32_t ps = s->rd.page_size;
+	g_autoptr(GArray) chunks = g_array_new(FALSE, FALSE, sizeof(fs_chunk));
+	uint64_t pages = 0;
+
+	for (guint i = 0; i < runs->len; i++) {
+		const ms_range *x = &g_array_index(runs, ms_range, i);
+		for (uint64_t at = x->start; at < x->end;) {
+			uint64_t end = MIN(x->end, at + (uint64_t)MS_SCAN_CHUNK * ps);
+			fs_chunk c = {{at, end}, pages};
+			g_array_append_val(chunks, c);
+			pages += (end - at) / ps;
+			at = end;
+		}
+	}
+	/* Fisher-Yates. */
+	for (guint i = chunks->len; i > 1; i--) {
+		guint j = (guint)g_rand_int_range(s->rand, 0, (gint32)i);
+		fs_chunk t = g_array_index(chunks, fs_chunk, i - 1);
+		g_array_index(chunks, fs_chunk, i - 1) = g_array_index(chunks, fs_chunk, j);
+		g_array_index(chunks, fs_chunk, j) = t;
+	}
+	g_autoptr(GArray) order = g_array_sized_new(FALSE, FALSE, sizeof(ms_range), chunks->len);
+	for (guint i = 0; i < chunks->len; i++)
+		g_array_append_val(order, g_array_index(chunks, fs_chunk, i).run);
+	g_autofree uint64_t *h = g_new(uint64_t, MAX(pages, 1));
+	g_autofree bool *ok = g_new(bool, MAX(pages, 1));
+	g_autofree int64_t *at = g_new(int64_t, MAX(pages, 1));
+	s->rd.times = at;
+	int err = ms_hash_runs(&s->rd, order, h, ok);
+	s->rd.times = NULL;
+	if (err < 0 && err != -EIO)
+		return err;
+	/* Back to the runs' order. */
+	uint64_t k = 0;
+	for (guint i = 0; i < chunks->len; i++) {
+		const fs_chunk *c = &g_array_index(chunks, fs_chunk, i);
+		uint64_t n = (c->run.end - c->run.start) / ps;
+		memcpy(hashes + c->first, h + k, n * sizeof(*h));
+		memcpy(readable + c->first, ok + k, n * sizeof(*ok));
+		memcpy(times + c->first, at + k, n * sizeof(*at));
+		k += n;
+	}
+	return err;
+}
+
+/* A fresh first look: the resident pages now, hashed. */
 static int fs_open_window(fs_state *s, char **why)
 {
+	/* The close of the last window looked at every resident page a
+	 * moment ago: that look opens this one (one pass a period, not two,
+	 * and no time between windows left unmeasured). */
+	if (s->next_resident && ms_now_us(CLOCK_MONOTONIC) - s->next_us <= 50000) {
+		s->resident = g_steal_pointer(&s->next_resident);
+		s->hashes = g_steal_pointer(&s->next_hashes);
+		s->readable = g_steal_pointer(&s->next_readable);
+		s->times = g_steal_pointer(&s->next_times);
+		s->pages = ms_runs_pages(s->resident, s->rd.page_size);
+		s->pages_total = s->next_total;
+		s->start_wall_ms = s->next_wall_ms;
+		s->start_mid_us = s->next_mid_us;
+		s->open = true;
+		return 0;
+	}
+	fs_drop_next(s);
 	s->start_wall_ms = ms_now_us(CLOCK_REALTIME) / 1000;
 	int r = fs_resident(s, &s->resident, &s->pages_total, why);
 	if (r < 0)
@@ -95,9 +210,10 @@ static int fs_open_window(fs_state *s, char **why)
 	s->pages = ms_runs_pages(s->resident, s->rd.page_size);
 	s->hashes = g_new(uint64_t, MAX(s->pages, 1));
 	s->readable = g_new(bool, MAX(s->pages, 1));
+	s->times = g_new(int64_t, MAX(s->pages, 1));
 	s->open = true;
 	int64_t t0 = ms_now_us(CLOCK_MONOTONIC);
-	r = ms_hash_runs(&s->rd, s->resident, s->hashes, s->readable);
+	r = fs_hash_pass(s, s->resident, s->hashes, s->readable, s->times);
 	s->start_mid_us = (t0 + ms_now_us(CLOCK_MONOTONIC)) / 2;
 	if (r < 0 && r != -ESRCH)
 		return ms_fail(why, r, "cannot read the memory of process %d: %s", (int)s->pid,
@@ -105,12 +221,13 @@ static int fs_open_window(fs_state *s, char **why)
 	return r;
 }
 
-/* Runs in both a and b, each with the index, in a's page order, of its
- * first page (GArray of ms_range, GArray of uint64_t). */
-static void intersect(const GArray *a, const GArray *b, uint32_t ps, GArray *both, GArray *index)
+/* Runs in both a and b, each with the index of its first page in a's page
+ * order and in b's (GArray of ms_range, two GArrays of uint64_t). */
+static void intersect(const GArray *a, const GArray *b, uint32_t ps, GArray *both, GArray *index_a,
+		      GArray *index_b)
 {
 	guint i = 0, j = 0;
-	uint64_t before = 0; /* pages of a before run i */
+	uint64_t before_a = 0, before_b = 0; /* pages of a before run i, of b before run j */
 
 	while (i < a->len && j < b->len) {
 		const ms_range *x = &g_array_index(a, ms_range, i);
@@ -118,46 +235,56 @@ static void intersect(const GArray *a, const GArray *b, uint32_t ps, GArray *bot
 		uint64_t lo = MAX(x->start, y->start), hi = MIN(x->end, y->end);
 		if (lo < hi) {
 			ms_range r = {lo, hi};
-			uint64_t first = before + (lo - x->start) / ps;
+			uint64_t first_a = before_a + (lo - x->start) / ps;
+			uint64_t first_b = before_b + (lo - y->start) / ps;
 			g_array_append_val(both, r);
-			g_array_append_val(index, first);
+			g_array_append_val(index_a, first_a);
+			g_array_append_val(index_b, first_b);
 		}
 		if (x->end <= y->end) {
-			before += (x->end - x->start) / ps;
+			before_a += (x->end - x->start) / ps;
 			i++;
 		} else {
+			before_b += (y->end - y->start) / ps;
 			j++;
 		}
 	}
 }
 
+/* The second look: every page resident now, hashed (and kept as the next
+ * window's first look); the pages resident at both looks compared. */
 static int fs_close_window(void *state, ms_measurement *out, char **why)
 {
 	fs_state *s = state;
 	const uint32_t ps = s->rd.page_size;
 	g_autoptr(GArray) now = NULL;
 	g_autoptr(GArray) both = g_array_new(FALSE, FALSE, sizeof(ms_range));
-	g_autoptr(GArray) index = g_array_new(FALSE, FALSE, sizeof(uint64_t));
+	g_autoptr(GArray) index_a = g_array_new(FALSE, FALSE, sizeof(uint64_t));
+	g_autoptr(GArray) index_b = g_array_new(FALSE, FALSE, sizeof(uint64_t));
 	uint64_t total_now;
+	int64_t wall_ms = ms_now_us(CLOCK_REALTIME) / 1000;
 	int r = fs_resident(s, &now, &total_now, why);
 
 	if (r < 0)
 		return r;
-	intersect(s->resident, now, ps, both, index);
-	uint64_t kept = ms_runs_pages(both, ps);
-	g_autofree uint64_t *hashes = g_new(uint64_t, MAX(kept, 1));
-	g_autofree bool *readable = g_new(bool, MAX(kept, 1));
+	uint64_t pages_now = ms_runs_pages(now, ps);
+	g_autofree uint64_t *hashes = g_new(uint64_t, MAX(pages_now, 1));
+	g_autofree bool *readable = g_new(bool, MAX(pages_now, 1));
+	g_autofree int64_t *times = g_new(int64_t, MAX(pages_now, 1));
 	int64_t t0 = ms_now_us(CLOCK_MONOTONIC);
-	r = ms_hash_runs(&s->rd, both, hashes, readable);
+	r = fs_hash_pass(s, now, hashes, readable, times);
 	int64_t mid = (t0 + ms_now_us(CLOCK_MONOTONIC)) / 2;
 	if (r < 0)
 		return r == -ESRCH ? r
 				   : ms_fail(why, r, "cannot read the memory of process %d: %s",
 					     (int)s->pid, ms_page_read_strerror(r));
+	intersect(s->resident, now, ps, both, index_a, index_b);
+	uint64_t kept = ms_runs_pages(both, ps);
+	g_autofree int64_t *before = g_new(int64_t, MAX(kept, 1));
+	g_autofree int64_t *after = g_new(int64_t, MAX(kept, 1));
 
-	/* Each page's window runs from its first hashing to its second; on
-	 * average that is from the middle of one pass to the middle of the
-	 * other, which the passes' own lengths do not bias. */
+	/* Each page's window runs from its read in the first look to its read
+	 * in the second (ms_measurement_windows, below). */
 	ms_measurement_begin(out, ms_full_scan.mode,
 			     s->how == MS_RUNS_SCAN ? "pagemap_scan+proc_mem"
 						    : "pagemap+proc_mem",
@@ -166,24 +293,43 @@ static int fs_close_window(void *state, ms_measurement *out, char **why)
 	out->pages_population = s->pages;
 	out->pages_sampled = s->pages;
 	/* Pages resident at both ends: dirty when the content changed. */
-	uint64_t k = 0;
+	uint64_t timed = 0;
 	for (guint i = 0; i < both->len; i++) {
 		const ms_range *run = &g_array_index(both, ms_range, i);
-		uint64_t first = g_array_index(index, uint64_t, i);
+		uint64_t first_a = g_array_index(index_a, uint64_t, i);
+		uint64_t first_b = g_array_index(index_b, uint64_t, i);
 		uint64_t pages = (run->end - run->start) / ps;
-		for (uint64_t p = 0; p < pages; p++, k++) {
-			uint64_t at = first + p;
-			if (!s->readable[at] || !readable[k])
+		for (uint64_t p = 0; p < pages; p++) {
+			uint64_t at = first_a + p, k = first_b + p;
+			if (!s->readable[at] || !readable[k]) {
 				out->pages_unmapped++;
-			else if (hashes[k] != s->hashes[at])
+				continue;
+			}
+			before[timed] = s->times[at];
+			after[timed++] = times[k];
+			if (hashes[k] != s->hashes[at])
 				out->pages_dirty++;
 		}
 	}
+	int64_t end = ms_measurement_windows(out, before, after, timed, mid);
+	ms_measurement_coverage(out, s->last_end_us, end);
+	s->last_end_us = end;
 	/* Resident at the start but not now: swapped out or unmapped. */
 	out->pages_unmapped += s->pages - kept;
 	/* Resident now but not at the start: new memory, written. */
 	out->pages_new = ms_ranges_pages_not_in(now, s->resident, ps);
 	ms_measurement_finish(out);
+
+	/* This look opens the next window (fs_open_window). */
+	fs_drop_next(s);
+	s->next_resident = g_steal_pointer(&now);
+	s->next_hashes = g_steal_pointer(&hashes);
+	s->next_readable = g_steal_pointer(&readable);
+	s->next_times = g_steal_pointer(&times);
+	s->next_total = total_now;
+	s->next_wall_ms = wall_ms;
+	s->next_mid_us = mid;
+	s->next_us = ms_now_us(CLOCK_MONOTONIC);
 	return 1;
 }
 

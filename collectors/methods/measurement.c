@@ -42,15 +42,51 @@ void ms_measurement_finish(ms_measurement *m)
 	uint64_t n = m->pages_sampled;
 	double p = 0.0, lo = 0.0, hi = 0.0;
 
+	/* The windows every page's own window lies between (measurement.h). */
+	double shortest = m->window_min_ms ? m->window_min_ms / 1000.0 : seconds;
+	double longest = m->window_max_ms ? m->window_max_ms / 1000.0 : seconds;
+	shortest = fmin(shortest, seconds);
+	longest = fmax(longest, seconds);
+
 	m->memory_mib = (double)m->pages_total * page_mib;
-	m->exact = n >= m->pages_population;
+	m->exact = n >= m->pages_population && longest - shortest <= 0.02 * seconds;
 	if (n > 0) {
 		p = (double)m->pages_dirty / (double)n;
 		ms_proportion_interval(m->pages_dirty, n, m->pages_population, 1.959964, &lo, &hi);
 	}
 	m->rate = (p * pop_mib + new_mib) / seconds;
-	m->rate_lo = (lo * pop_mib + new_mib) / seconds;
-	m->rate_hi = (hi * pop_mib + new_mib) / seconds;
+	m->rate_lo = (lo * pop_mib + new_mib) / longest;
+	m->rate_hi = (hi * pop_mib + new_mib) / shortest;
+}
+
+int64_t ms_measurement_windows(ms_measurement *m, const int64_t *first, const int64_t *second,
+			       size_t count, int64_t fallback_end_us)
+{
+	if (count == 0)
+		return fallback_end_us;
+	int64_t first_lo = first[0], first_hi = first[0], second_lo = second[0],
+		second_hi = second[0];
+	double sum = 0, end = 0;
+	for (size_t i = 0; i < count; i++) {
+		first_lo = MIN(first_lo, first[i]);
+		first_hi = MAX(first_hi, first[i]);
+		second_lo = MIN(second_lo, second[i]);
+		second_hi = MAX(second_hi, second[i]);
+		sum += (double)(second[i] - first[i]);
+		end += (double)second[i];
+	}
+	m->period_ms = (uint32_t)MAX((int64_t)(sum / (double)count / 1000.0 + 0.5), 1);
+	m->window_min_ms = (uint32_t)MAX((second_lo - first_hi + 500) / 1000, 1);
+	m->window_max_ms = (uint32_t)MAX((second_hi - first_lo + 500) / 1000, m->period_ms);
+	m->window_min_ms = MIN(m->window_min_ms, m->period_ms);
+	return (int64_t)(end / (double)count);
+}
+
+void ms_measurement_coverage(ms_measurement *m, int64_t prev_end_us, int64_t end_us)
+{
+	m->coverage = 1.0;
+	if (prev_end_us > 0 && end_us > prev_end_us)
+		m->coverage = fmin(1.0, m->period_ms * 1000.0 / (double)(end_us - prev_end_us));
 }
 
 void ms_measurement_begin(ms_measurement *m, const char *mode, const char *method, int64_t start_ms,
@@ -59,6 +95,8 @@ void ms_measurement_begin(ms_measurement *m, const char *mode, const char *metho
 	memset(m, 0, sizeof(*m));
 	m->start_ms = start_ms;
 	m->period_ms = (uint32_t)MAX((mono_end_us - mono_start_us + 500) / 1000, 1);
+	m->window_min_ms = m->window_max_ms = m->period_ms;
+	m->coverage = 1.0;
 	m->mode = mode;
 	m->method = method;
 	m->page_size = page_size;

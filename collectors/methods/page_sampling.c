@@ -53,6 +53,9 @@ typedef struct {
 	uint64_t *hashes;
 	bool *present; /* resident when the window opened */
 	bool *readable;
+	int64_t *times; /* when each page was looked at (read, or its pagemap
+			 * entry for a page not resident) */
+	int64_t last_end_us;	   /* the last window's end (CLOCK_MONOTONIC) */
 	uint64_t pages_total;	   /* writable */
 	uint64_t pages_population; /* in population */
 	int64_t start_wall_ms;
@@ -120,6 +123,7 @@ static void ps_free_window(void *state)
 	g_clear_pointer(&s->hashes, g_free);
 	g_clear_pointer(&s->present, g_free);
 	g_clear_pointer(&s->readable, g_free);
+	g_clear_pointer(&s->times, g_free);
 	s->n = 0;
 	s->open = false;
 }
@@ -198,10 +202,15 @@ size_t ms_sample_count(uint64_t pages_total, uint32_t page_size, uint32_t per_gi
 	return (size_t)MIN(MIN(n, pages_total), MS_MAX_SAMPLES);
 }
 
-/* Residency and content of the window's pages, into present/hashes/readable. */
-static int ps_look(ps_state *s, bool *present, uint64_t *hashes, bool *readable, char **why)
+/* Residency and content of the window's pages, into present/hashes/readable,
+ * and when each was looked at into times. */
+static int ps_look(ps_state *s, bool *present, uint64_t *hashes, bool *readable, int64_t *times,
+		   char **why)
 {
-	return ms_look_pages(&s->rd, s->addrs, s->n, present, readable, hashes, NULL, why);
+	s->rd.times = times;
+	int r = ms_look_pages(&s->rd, s->addrs, s->n, present, readable, hashes, NULL, why);
+	s->rd.times = NULL;
+	return r;
 }
 
 /* The runs to draw from: the resident pages of the writable mappings where
@@ -226,6 +235,9 @@ static int ps_open_window(void *state, const ms_params *p, char **why)
 		if (ms_sample_count(s->pages_population, ps, p->sample_pages) == s->n) {
 			s->start_wall_ms = ms_now_us(CLOCK_REALTIME) / 1000;
 			s->start_mid_us = ms_now_us(CLOCK_MONOTONIC);
+			/* Unchanged until now: their windows start now. */
+			for (size_t i = 0; i < s->n; i++)
+				s->times[i] = s->start_mid_us;
 			s->open = true;
 			return 0;
 		}
@@ -264,9 +276,10 @@ static int ps_open_window(void *state, const ms_params *p, char **why)
 	s->hashes = g_new(uint64_t, MAX(s->n, 1));
 	s->present = g_new(bool, MAX(s->n, 1));
 	s->readable = g_new(bool, MAX(s->n, 1));
+	s->times = g_new(int64_t, MAX(s->n, 1));
 	s->open = true;
 	int64_t t0 = ms_now_us(CLOCK_MONOTONIC);
-	r = ps_look(s, s->present, s->hashes, s->readable, why);
+	r = ps_look(s, s->present, s->hashes, s->readable, s->times, why);
 	s->start_mid_us = (t0 + ms_now_us(CLOCK_MONOTONIC)) / 2;
 	return r;
 }
@@ -299,8 +312,11 @@ static int ps_new_resident(ps_state *s, int64_t cpu_ns, uint64_t *pages, char **
 /* Closes a window in which the process did not run: nothing read. */
 static int ps_close_idle(ps_state *s, ms_measurement *out)
 {
+	int64_t end = ms_now_us(CLOCK_MONOTONIC);
 	ms_measurement_begin(out, ms_page_sampling.mode, "idle", s->start_wall_ms, s->start_mid_us,
-			     ms_now_us(CLOCK_MONOTONIC), s->rd.page_size);
+			     end, s->rd.page_size);
+	ms_measurement_coverage(out, s->last_end_us, end);
+	s->last_end_us = end;
 	out->pages_total = s->pages_total;
 	out->pages_population = s->pages_population;
 	out->pages_sampled = s->n;
@@ -330,17 +346,20 @@ static int ps_close_window(void *state, ms_measurement *out, char **why)
 	g_autofree uint64_t *hashes = g_new(uint64_t, MAX(s->n, 1));
 	g_autofree bool *present = g_new(bool, MAX(s->n, 1));
 	g_autofree bool *readable = g_new(bool, MAX(s->n, 1));
+	g_autofree int64_t *times = g_new(int64_t, MAX(s->n, 1));
 	uint64_t fresh = 0;
 	int r = ps_new_resident(s, cpu, &fresh, why);
 	if (r < 0)
 		return r;
 	int64_t t0 = ms_now_us(CLOCK_MONOTONIC);
-	r = ps_look(s, present, hashes, readable, why);
+	r = ps_look(s, present, hashes, readable, times, why);
 	int64_t mid = (t0 + ms_now_us(CLOCK_MONOTONIC)) / 2;
 	if (r < 0)
 		return r;
-	/* From the middle of one look to the middle of the other: each drawn
-	 * page's own window, on average. */
+	/* Each drawn page's own window, from its look in the first to its look
+	 * in the second: their mean is the window's length, and how far they
+	 * spread (a look preempted half-way) widens the interval
+	 * (ms_measurement_windows). */
 	ms_measurement_begin(out, ms_page_sampling.mode,
 			     s->scanned ? "pagemap_scan+proc_mem"
 					: "pagemap+proc_mem",
@@ -349,6 +368,9 @@ static int ps_close_window(void *state, ms_measurement *out, char **why)
 	out->pages_population = s->pages_population;
 	out->pages_new = fresh;
 	out->pages_sampled = s->n;
+	int64_t end = ms_measurement_windows(out, s->times, times, s->n, mid);
+	ms_measurement_coverage(out, s->last_end_us, end);
+	s->last_end_us = end;
 	for (size_t i = 0; i < s->n; i++) {
 		if (!s->present[i]) {
 			/* Became resident: touched for the first time, or

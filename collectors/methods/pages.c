@@ -21,6 +21,7 @@
 #include <xxhash.h>
 
 #include "memstat/methods/fail.h"
+#include "memstat/methods/measurement.h"
 #include "memstat/methods/procfs.h"
 
 int ms_hash_pages(ms_page_reader *rd, const uint64_t *addrs, size_t count, uint64_t *hashes,
@@ -48,6 +49,7 @@ void ms_page_reader_init(ms_page_reader *rd, pid_t pid)
 	rd->pid = pid;
 	rd->page_size = (uint32_t)sysconf(_SC_PAGESIZE);
 	rd->stalled_at = 0;
+	rd->times = NULL;
 }
 
 const char *ms_page_read_strerror(int err)
@@ -133,6 +135,11 @@ int ms_hash_runs(ms_page_reader *rd, const GArray *runs, uint64_t *hashes, bool 
 				gone = true; /* exec: the rest is not there */
 			}
 			size_t full = r > 0 ? (size_t)r / ps : 0;
+			if (rd->times) {
+				int64_t now = ms_now_us(CLOCK_MONOTONIC);
+				for (size_t j = 0; j < MAX(full, 1); j++)
+					rd->times[k + j] = now;
+			}
 			for (size_t j = 0; j < full; j++) {
 				hashes[k + j] = XXH3_64bits(buf + j * ps, ps);
 				readable[k + j] = true;
@@ -166,6 +173,8 @@ int ms_look_pages(ms_page_reader *rd, const uint64_t *addrs, size_t count, bool 
 	g_autofree size_t *where = g_new(size_t, MAX(count, 1));
 	g_autofree uint64_t *rh = g_new(uint64_t, MAX(count, 1));
 	g_autofree bool *rok = g_new(bool, MAX(count, 1));
+	int64_t *times = rd->times;
+	g_autofree int64_t *rt = times ? g_new(int64_t, MAX(count, 1)) : NULL;
 	size_t k = 0;
 
 	if (count == 0)
@@ -175,6 +184,11 @@ int ms_look_pages(ms_page_reader *rd, const uint64_t *addrs, size_t count, bool 
 		return fd;
 	int r = ms_pagemap_lookup(fd, addrs, count, rd->page_size, entries);
 	close(fd);
+	if (times) {
+		int64_t now = ms_now_us(CLOCK_MONOTONIC);
+		for (size_t i = 0; i < count; i++)
+			times[i] = now;
+	}
 	if (r < 0)
 		return ms_fail(why, r, "cannot read the pagemap of process %d: %s", (int)rd->pid,
 			       g_strerror(-r));
@@ -188,7 +202,9 @@ int ms_look_pages(ms_page_reader *rd, const uint64_t *addrs, size_t count, bool 
 			where[k++] = i;
 		}
 	}
+	rd->times = rt; /* by the index among the pages read */
 	r = ms_hash_pages(rd, resident, k, rh, rok);
+	rd->times = times;
 	if (r < 0)
 		return r == -ESRCH ? r
 				   : ms_fail(why, r, "cannot read the memory of process %d: %s",
@@ -196,6 +212,8 @@ int ms_look_pages(ms_page_reader *rd, const uint64_t *addrs, size_t count, bool 
 	for (size_t j = 0; j < k; j++) {
 		hashes[where[j]] = rh[j];
 		readable[where[j]] = rok[j];
+		if (times)
+			times[where[j]] = rt[j];
 	}
 	if (read)
 		*read += k;

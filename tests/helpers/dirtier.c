@@ -21,7 +21,13 @@
  * PAGES_PER_SEC distinct pages of it a second.  With "exec=N" it prints
  * "ready", then execs itself N times in a row, each time as soon as its
  * region is touched (a new address space every few milliseconds, same pid),
- * and then dirties as usual.  Runs until killed.
+ * and then dirties as usual.  With "order=address", "order=reverse" or
+ * "order=stride" (optionally "order=stride:S") it cycles through the touched
+ * part in that order instead of the random one: ascending addresses (a ring
+ * buffer, a streaming copy, a log), descending, or every S-th page (16 by
+ * default) from page 0, then every S-th from page 1, and so on (a walk down
+ * the columns of a table).  Still exactly PAGES_PER_SEC distinct pages a
+ * second.  Runs until killed.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -61,6 +67,7 @@ int main(int argc, char **argv)
 			return 2;
 		*comma = '\0';
 	}
+	const char *order_how = argc > 4 && strncmp(argv[4], "order=", 6) == 0 ? argv[4] + 6 : "random";
 	long execs = argc > 4 && strncmp(argv[4], "exec=", 5) == 0 ? atol(argv[4] + 5) : -1;
 	/* Set by an exec of our own: "ready" was said by the first. */
 	int again = getenv("DIRTIER_EXECED") != NULL;
@@ -99,7 +106,21 @@ int main(int argc, char **argv)
 	uint64_t seed = 88172645463325252ull;
 	for (size_t i = 0; i < pages; i++)
 		order[i] = (uint32_t)i;
-	for (size_t i = pages; i > 1; i--) {
+	if (strcmp(order_how, "reverse") == 0) {
+		for (size_t i = 0; i < pages; i++)
+			order[i] = (uint32_t)(pages - 1 - i);
+	} else if (strncmp(order_how, "stride", 6) == 0) {
+		size_t stride = order_how[6] == ':' ? strtoull(order_how + 7, NULL, 10) : 16, k = 0;
+		if (stride == 0)
+			return 2;
+		for (size_t first = 0; first < stride && first < pages; first++)
+			for (size_t i = first; i < pages; i += stride)
+				order[k++] = (uint32_t)i;
+	} else if (strcmp(order_how, "address") != 0 && strcmp(order_how, "random") != 0) {
+		fprintf(stderr, "order: address, reverse, stride[:S] or random\n");
+		return 2;
+	}
+	for (size_t i = pages; strcmp(order_how, "random") == 0 && i > 1; i--) {
 		seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
 		size_t j = seed % i;
 		uint32_t t = order[i - 1];

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -31,7 +32,20 @@ typedef struct {
 	double memory_mib;	 /* pages_total * page_size / 2^20 */
 	double rate;		 /* MiB/s */
 	double rate_lo, rate_hi; /* 95% confidence interval, MiB/s */
-	bool exact;		 /* every page was looked at: no interval */
+	bool exact;		 /* every page was looked at and every page's own
+				  * window is the sample's to 2%: the count is the
+				  * window's for any order of writes */
+	/* When each page was read (ms_measurement_windows): every page's own
+	 * window, from its read in the first look to its read in the second,
+	 * contains [window_min_ms] (the end of the first look to the start of
+	 * the second) and lies within window_max_ms (the start of the first
+	 * look to the end of the second).  Both are period_ms when the reads
+	 * were not timed (one instant, or QEMU's figure). */
+	uint32_t window_min_ms, window_max_ms;
+	double coverage; /* the fraction of the time since the previous
+			  * window's end that this window covers (1: it
+			  * began where the last one ended; less: the mode
+			  * cannot keep up with the period) */
 	uint32_t processes;	 /* processes a container's sample covered;
 				  * 0 for one process or a VM */
 	uint32_t vcpus;		 /* entries in vcpu (VMs in dirty-ring mode) */
@@ -55,10 +69,35 @@ void ms_measurement_begin(ms_measurement *m, const char *mode, const char *metho
 			  int64_t mono_start_us, int64_t mono_end_us, uint32_t page_size);
 
 /* Derives rate and interval from the counts in m (pages_*, page_size,
- * period_ms) and sets memory_mib, rate, rate_lo, rate_hi, exact:
+ * period_ms, window_min_ms, window_max_ms) and sets memory_mib, rate,
+ * rate_lo, rate_hi, exact:
  *   dirty pages = pages_dirty / pages_sampled * pages_population + pages_new
- * with the interval of the sampled part. */
+ *   rate = dirty pages / period_ms (the mean of the pages' own windows)
+ * The interval is that of the sampled part (Wilson, below) over the
+ * timing's: for a writer that dirties R distinct pages in any stretch of
+ * time of length L (R L), a count over windows that all contain
+ * [window_min_ms] and lie within window_max_ms is between R window_min and
+ * R window_max, whatever order the pages are written in; so the low end
+ * divides by window_max_ms and the high end by window_min_ms.  exact: a
+ * census (pages_sampled >= pages_population) whose window_max_ms -
+ * window_min_ms is at most 2% of period_ms. */
 void ms_measurement_finish(ms_measurement *m);
+
+/* The windows of a measurement whose pages were read at known times:
+ * first[i] and second[i] (CLOCK_MONOTONIC microseconds) are page i's reads
+ * in the look that opened the window and in the one that closed it, for
+ * the count pages that were looked at both times.  Sets period_ms (the
+ * mean of second[i] - first[i], at least 1), window_min_ms (min(second) -
+ * max(first), at least 1) and window_max_ms (max(second) - min(first)).
+ * Returns the mean of second[] (the window's end, for coverage), or
+ * fallback_end_us when count is 0 (period_ms then stays as begun). */
+int64_t ms_measurement_windows(ms_measurement *m, const int64_t *first, const int64_t *second,
+			       size_t count, int64_t fallback_end_us);
+
+/* coverage: m's period_ms over the time from prev_end_us (the previous
+ * window's end, CLOCK_MONOTONIC µs; 0: none, coverage 1) to end_us, at
+ * most 1. */
+void ms_measurement_coverage(ms_measurement *m, int64_t prev_end_us, int64_t end_us);
 
 /* Wilson score interval for a proportion d/n drawn without replacement from
  * a population of N, at z standard errors.  Writes the bounds of the

@@ -16,6 +16,13 @@ typedef struct {
 	pid_t pid;
 	uint32_t page_size;
 	uint64_t stalled_at; /* after -EIO: the page userfaultfd would serve */
+	int64_t *times;	     /* when not NULL: ms_hash_runs writes, at each
+			      * page's index, when its read returned
+			      * (CLOCK_MONOTONIC µs; per read of up to
+			      * MS_READ_BATCH pages), and ms_look_pages at
+			      * each address's index (for a page not read,
+			      * when its pagemap entry was read).  Owned by
+			      * the caller, as long as the call. */
 } ms_page_reader;
 
 void ms_page_reader_init(ms_page_reader *rd, pid_t pid);
