@@ -17,7 +17,7 @@
 
 /* A window covering less of the time since the last one than this: the
  * mode cannot keep the period (status says so). */
-#define MS_COVERAGE_LOW 0.9
+#define MS_COVERAGE_LOW 0.75
 
 struct ms_target {
 	ms_ref ref;
@@ -297,8 +297,9 @@ ms_step_outcome ms_target_step(ms_target *t)
 		if (behind && !t->why[0])
 			snprintf(t->why, sizeof(t->why),
 				 "cannot keep the period: the window covered %.0f%% of the time "
-				 "since the last one (its reads spread over %u ms); a longer "
-				 "period or page-sampling keeps up",
+				 "since the last one (its reads spread over %u ms: a look takes "
+				 "long, or the daemon is starved of CPU); a longer period or "
+				 "page-sampling keeps up",
 				 100.0 * step.m.coverage,
 				 step.m.window_max_ms - step.m.window_min_ms);
 		if (behind && !t->behind)

@@ -318,6 +318,7 @@ static int fs_close_window(void *state, ms_measurement *out, char **why)
 	out->pages_unmapped += s->pages - kept;
 	/* Resident now but not at the start: new memory, written. */
 	out->pages_new = ms_ranges_pages_not_in(now, s->resident, ps);
+	out->order_chunk = MS_SCAN_CHUNK;
 	ms_measurement_finish(out);
 
 	/* This look opens the next window (fs_open_window). */

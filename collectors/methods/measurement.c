@@ -57,6 +57,15 @@ void ms_measurement_finish(ms_measurement *m)
 	m->rate = (p * pop_mib + new_mib) / seconds;
 	m->rate_lo = (lo * pop_mib + new_mib) / longest;
 	m->rate_hi = (hi * pop_mib + new_mib) / shortest;
+	if (m->order_chunk && n >= m->pages_population && shortest > 0) {
+		/* measurement.h: the pages written while the looks ran are at
+		 * most R (longest - shortest), R at most dirty / shortest. */
+		double dirty = (double)(m->pages_dirty + m->pages_new);
+		double var = m->order_chunk / 4.0 * dirty * (longest - shortest) / shortest;
+		double half = 1.959964 * sqrt(var) * page_mib / seconds;
+		m->rate_lo = fmax(m->rate_lo, m->rate - half);
+		m->rate_hi = fmin(m->rate_hi, m->rate + half);
+	}
 }
 
 int64_t ms_measurement_windows(ms_measurement *m, const int64_t *first, const int64_t *second,

@@ -42,6 +42,8 @@ typedef struct {
 	 * look to the end of the second).  Both are period_ms when the reads
 	 * were not timed (one instant, or QEMU's figure). */
 	uint32_t window_min_ms, window_max_ms;
+	uint32_t order_chunk; /* a census read in a random order of chunks of
+			       * this many pages (full-scan), or 0 */
 	double coverage; /* the fraction of the time since the previous
 			  * window's end that this window covers (1: it
 			  * began where the last one ended; less: the mode
@@ -78,7 +80,13 @@ void ms_measurement_begin(ms_measurement *m, const char *mode, const char *metho
  * time of length L (R L), a count over windows that all contain
  * [window_min_ms] and lie within window_max_ms is between R window_min and
  * R window_max, whatever order the pages are written in; so the low end
- * divides by window_max_ms and the high end by window_min_ms.  exact: a
+ * divides by window_max_ms and the high end by window_min_ms.  A census
+ * read in a random order of chunks (order_chunk pages each) narrows that
+ * to a 95% interval: a page's window then does not depend on when it is
+ * written, the count's mean is R period_ms, and only the pages written
+ * while the looks ran (at most R (window_max - window_min)) are counted or
+ * not at random, a chunk at a time, for a variance of at most
+ * order_chunk / 4 times their number.  exact: a
  * census (pages_sampled >= pages_population) whose window_max_ms -
  * window_min_ms is at most 2% of period_ms. */
 void ms_measurement_finish(ms_measurement *m);
