@@ -32,10 +32,10 @@
 #include "memstat/methods/pagemap.h"
 #include "memstat/methods/pages.h"
 
-/* Pages per chunk of a pass (256 KiB): small enough that a pass is many
+/* Pages per chunk of a pass (64 KiB): small enough that a pass is many
  * chunks in a random order, big enough that a read costs little more than
  * its pages. */
-#define MS_SCAN_CHUNK 64
+#define MS_SCAN_CHUNK 16
 
 typedef struct {
 	pid_t pid;
