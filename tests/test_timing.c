@@ -282,3 +282,40 @@ Test(timing, intervals_hold_with_readers_looping, .timeout = 300)
 		      t.samples);
 	check_mean(&t, "page-sampling under load");
 }
+
+/* A window longer than the period (a pass over a large process, or a
+ * daemon that did not run: here it is stopped for 2.5 s) is said: its
+ * sample's period_ms is its real length, the log says the mode cannot keep
+ * the period, and the next windows, back to the period, still follow each
+ * other (coverage). */
+Test(timing, a_window_longer_than_the_period_is_said)
+{
+	helpers[0] = dirtier_start(64, 64, 2048, "order=address");
+	cr_assert_eq(track_pid(&M, helpers[0], "mode=full-scan"), 0);
+	free(sample_wait(&M, helpers[0], 2, 40));
+	cr_assert_eq(kill(M.daemon, SIGSTOP), 0);
+	usleep(2500000);
+	cr_assert_eq(kill(M.daemon, SIGCONT), 0);
+	bool long_one = false;
+	for (long seq = 3; seq < 7; seq++) {
+		char *text = sample_wait(&M, helpers[0], seq, 40);
+		cr_assert(text, "sample %ld never came", seq);
+		double ms, cov, rate, lo, hi;
+		cr_assert(sample_get(text, "period_ms", &ms) && sample_get(text, "coverage", &cov) &&
+			  sample_get(text, "rate", &rate) && sample_get(text, "rate_ci95_low", &lo) &&
+			  sample_get(text, "rate_ci95_high", &hi));
+		long_one |= ms > 2000;
+		/* One pass a period: each window begins where the last ended. */
+		cr_expect_gt(cov, 0.9, "%s", text);
+		/* Still the truth, over its real length. */
+		double truth = 2048 * 4096 / 1048576.0;
+		cr_expect(lo - 0.01 - 0.01 * truth <= truth &&
+				  truth <= hi + 0.01 + 0.01 * truth + 16 * 4096 / 1048576.0 / (ms / 1000),
+			  "%s", text);
+		free(text);
+	}
+	cr_expect(long_one, "no window spanned the 2.5 s the daemon was stopped");
+	char *log = read_file(M.log);
+	cr_expect(log && strstr(log, "cannot keep a 1 s period"), "the log says nothing:\n%s", log);
+	free(log);
+}

@@ -15,8 +15,9 @@
 
 #include "memstat/methods/fail.h"
 
-/* A window covering less of the time since the last one than this: the
- * mode cannot keep the period (status says so). */
+/* A window covering less of the time since the last one than this, or
+ * half as long again as the period asked: the mode cannot keep the period
+ * (status says so). */
 #define MS_COVERAGE_LOW 0.75
 
 struct ms_target {
@@ -293,19 +294,22 @@ ms_step_outcome ms_target_step(ms_target *t)
 		g_strlcpy(t->why, why ? why : "", sizeof(t->why));
 		/* A mode whose looks take longer than the period leaves time
 		 * between its windows unmeasured: said, not hidden. */
-		bool behind = step.m.coverage > 0 && step.m.coverage < MS_COVERAGE_LOW;
+		uint32_t asked_ms = t->settings.period_s * 1000;
+		bool gaps = step.m.coverage > 0 && step.m.coverage < MS_COVERAGE_LOW;
+		bool longer = step.m.period_ms > asked_ms + asked_ms / 2;
+		bool behind = gaps || longer;
 		if (behind && !t->why[0])
 			snprintf(t->why, sizeof(t->why),
-				 "cannot keep the period: the window covered %.0f%% of the time "
-				 "since the last one (its reads spread over %u ms: a look takes "
-				 "long, or the daemon is starved of CPU); a longer period or "
-				 "page-sampling keeps up",
-				 100.0 * step.m.coverage,
+				 "cannot keep the period: a window of %u ms for a period of %u s "
+				 "covered %.0f%% of the time since the last one (its reads spread "
+				 "over %u ms: a look takes long, or the daemon is starved of CPU); "
+				 "a longer period or page-sampling keeps up",
+				 step.m.period_ms, t->settings.period_s, 100.0 * step.m.coverage,
 				 step.m.window_max_ms - step.m.window_min_ms);
 		if (behind && !t->behind)
-			g_message("%s: %s mode cannot keep a %u s period: the window covered "
-				  "%.0f%% of the time",
-				  t->name, step.m.mode, t->settings.period_s,
+			g_message("%s: %s mode cannot keep a %u s period: a window of %u ms "
+				  "covered %.0f%% of the time since the last one",
+				  t->name, step.m.mode, t->settings.period_s, step.m.period_ms,
 				  100.0 * step.m.coverage);
 		t->behind = behind;
 	} else if (r == 0 && step.held != MS_HELD_NONE &&
