@@ -257,17 +257,24 @@ Test(timing, intervals_hold_with_readers_looping, .timeout = 300)
 			  sample_get(text, "pages_sampled", &n) &&
 			  sample_get(text, "pages_population", &N) &&
 			  sample_get(text, "pages_dirty", &d));
-		/* The widening: the sampling interval's ends over the longest
-		 * and the shortest window a page may have had. */
+		/* The widening: the pages read while the looks ran (the
+		 * sampled ones written meanwhile, at most d (wmax - wmin) /
+		 * wmin) count or not at random, each with a variance of at most
+		 * 1/4, scaled to the population; never beyond the rate over
+		 * the longest and the shortest window a page may have had. */
 		if (wmax - wmin > 0.05 * ms && d > 0 && d < n) {
-			cr_expect(lo <= rate * ms / wmax + 0.02,
+			double timing = 1.959964 * sqrt(d / 4 * (wmax - wmin) / wmin) * (N / n) *
+					4096 / 1048576.0 / (ms / 1000.0);
+			double want_lo = fmax(rate * ms / wmax, rate - timing);
+			double want_hi = fmin(rate * ms / wmin, rate + timing);
+			cr_expect(lo <= want_lo + 0.02,
 				  "reads spread over %.0f..%.0f ms, but the low end %.2f is not "
 				  "below %.2f:\n%s",
-				  wmin, wmax, lo, rate * ms / wmax, text);
-			cr_expect(hi >= rate * ms / wmin - 0.02,
+				  wmin, wmax, lo, want_lo, text);
+			cr_expect(hi >= want_hi - 0.02,
 				  "reads spread over %.0f..%.0f ms, but the high end %.2f is not "
 				  "above %.2f:\n%s",
-				  wmin, wmax, hi, rate * ms / wmin, text);
+				  wmin, wmax, hi, want_hi, text);
 		}
 		free(text);
 		add_sample(&t, helpers[0], seq, k * 4096 / 1048576.0, "mode page-sampling");

@@ -57,14 +57,21 @@ void ms_measurement_finish(ms_measurement *m)
 	m->rate = (p * pop_mib + new_mib) / seconds;
 	m->rate_lo = (lo * pop_mib + new_mib) / longest;
 	m->rate_hi = (hi * pop_mib + new_mib) / shortest;
-	if (m->order_chunk && n >= m->pages_population && shortest > 0) {
-		/* measurement.h: the pages written while the looks ran are at
-		 * most R (longest - shortest), R at most dirty / shortest. */
-		double dirty = (double)(m->pages_dirty + m->pages_new);
+	if (m->order_chunk && n > 0 && shortest > 0) {
+		/* measurement.h: of the pages looked at, those written while
+		 * the looks ran are at most R (longest - shortest), R at most
+		 * dirty / shortest; each counts or not at random, a chunk at
+		 * a time.  Scaled to the population, beside the sampling
+		 * error. */
+		bool census = n >= m->pages_population;
+		double scale = census ? 1.0 : (double)m->pages_population / (double)n;
+		double dirty = (double)m->pages_dirty + (census ? (double)m->pages_new : 0.0);
 		double var = m->order_chunk / 4.0 * dirty * (longest - shortest) / shortest;
-		double half = 1.959964 * sqrt(var) * page_mib / seconds;
-		m->rate_lo = fmax(m->rate_lo, m->rate - half);
-		m->rate_hi = fmin(m->rate_hi, m->rate + half);
+		double timing = 1.959964 * sqrt(var) * scale * page_mib / seconds;
+		double below = m->rate - (lo * pop_mib + new_mib) / seconds;
+		double above = (hi * pop_mib + new_mib) / seconds - m->rate;
+		m->rate_lo = fmax(m->rate_lo, m->rate - sqrt(below * below + timing * timing));
+		m->rate_hi = fmin(m->rate_hi, m->rate + sqrt(above * above + timing * timing));
 	}
 }
 

@@ -110,6 +110,10 @@ static void *ps_open(const ms_proc_id *id, int *err, char **why)
 	s->has_cpu_clock = clock_getcpuclockid(pid, &s->cpu_clock) == 0;
 	s->cpu_ns = -1;
 	ms_page_reader_init(&s->rd, pid);
+	/* A look reads its pages in a random order: a page's window then
+	 * does not depend on where it is, so a writer walking its memory in
+	 * address order does not move with the look (measurement.h). */
+	s->rd.shuffle = true;
 	return s;
 }
 
@@ -368,6 +372,7 @@ static int ps_close_window(void *state, ms_measurement *out, char **why)
 	out->pages_population = s->pages_population;
 	out->pages_new = fresh;
 	out->pages_sampled = s->n;
+	out->order_chunk = 1;
 	int64_t end = ms_measurement_windows(out, s->times, times, s->n, mid);
 	ms_measurement_coverage(out, s->last_end_us, end);
 	s->last_end_us = end;

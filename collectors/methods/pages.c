@@ -44,12 +44,26 @@ int ms_hash_pages(ms_page_reader *rd, const uint64_t *addrs, size_t count, uint6
 	return ms_hash_runs(rd, runs, hashes, readable);
 }
 
+/* ms_hash_pages, one read per page, in addrs' order (any order). */
+static int ms_hash_pages_apart(ms_page_reader *rd, const uint64_t *addrs, size_t count,
+			       uint64_t *hashes, bool *readable)
+{
+	g_autoptr(GArray) runs = g_array_sized_new(FALSE, FALSE, sizeof(ms_range), (guint)count);
+
+	for (size_t i = 0; i < count; i++) {
+		ms_range r = {addrs[i], addrs[i] + rd->page_size};
+		g_array_append_val(runs, r);
+	}
+	return ms_hash_runs(rd, runs, hashes, readable);
+}
+
 void ms_page_reader_init(ms_page_reader *rd, pid_t pid)
 {
 	rd->pid = pid;
 	rd->page_size = (uint32_t)sysconf(_SC_PAGESIZE);
 	rd->stalled_at = 0;
 	rd->times = NULL;
+	rd->shuffle = false;
 }
 
 const char *ms_page_read_strerror(int err)
@@ -202,8 +216,17 @@ int ms_look_pages(ms_page_reader *rd, const uint64_t *addrs, size_t count, bool 
 			where[k++] = i;
 		}
 	}
+	if (rd->shuffle) /* Fisher-Yates, carrying each page's index */
+		for (size_t j = k; j > 1; j--) {
+			size_t x = (size_t)g_random_int_range(0, (gint32)j);
+			uint64_t a = resident[j - 1];
+			size_t w = where[j - 1];
+			resident[j - 1] = resident[x], where[j - 1] = where[x];
+			resident[x] = a, where[x] = w;
+		}
 	rd->times = rt; /* by the index among the pages read */
-	r = ms_hash_pages(rd, resident, k, rh, rok);
+	r = rd->shuffle ? ms_hash_pages_apart(rd, resident, k, rh, rok)
+			: ms_hash_pages(rd, resident, k, rh, rok);
 	rd->times = times;
 	if (r < 0)
 		return r == -ESRCH ? r

@@ -42,8 +42,9 @@ typedef struct {
 	 * look to the end of the second).  Both are period_ms when the reads
 	 * were not timed (one instant, or QEMU's figure). */
 	uint32_t window_min_ms, window_max_ms;
-	uint32_t order_chunk; /* a census read in a random order of chunks of
-			       * this many pages (full-scan), or 0 */
+	uint32_t order_chunk; /* pages read in a random order, in chunks of
+			       * this many pages (full-scan 16, page-sampling
+			       * 1), or 0 */
 	double coverage; /* the fraction of the time since the previous
 			  * window's end that this window covers (1: it
 			  * began where the last one ended; less: the mode
@@ -80,13 +81,14 @@ void ms_measurement_begin(ms_measurement *m, const char *mode, const char *metho
  * time of length L (R L), a count over windows that all contain
  * [window_min_ms] and lie within window_max_ms is between R window_min and
  * R window_max, whatever order the pages are written in; so the low end
- * divides by window_max_ms and the high end by window_min_ms.  A census
- * read in a random order of chunks (order_chunk pages each) narrows that
- * to a 95% interval: a page's window then does not depend on when it is
+ * divides by window_max_ms and the high end by window_min_ms.  Pages read
+ * in a random order of chunks (order_chunk pages each) narrow that to a
+ * 95% interval: a page's window then does not depend on when it is
  * written, the count's mean is R period_ms, and only the pages written
  * while the looks ran (at most R (window_max - window_min)) are counted or
  * not at random, a chunk at a time, for a variance of at most
- * order_chunk / 4 times their number.  exact: a
+ * order_chunk / 4 times their number (scaled to the population and added
+ * to the sampling error's, when sampled).  exact: a
  * census (pages_sampled >= pages_population) whose window_max_ms -
  * window_min_ms is at most 2% of period_ms. */
 void ms_measurement_finish(ms_measurement *m);

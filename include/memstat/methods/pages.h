@@ -23,6 +23,10 @@ typedef struct {
 			      * each address's index (for a page not read,
 			      * when its pagemap entry was read).  Owned by
 			      * the caller, as long as the call. */
+	bool shuffle;	     /* ms_look_pages reads the pages in a random
+			      * order, one at a time (not in address order,
+			      * which a writer walking its memory could
+			      * follow: page_sampling.c) */
 } ms_page_reader;
 
 void ms_page_reader_init(ms_page_reader *rd, pid_t pid);
