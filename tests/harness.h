@@ -57,7 +57,9 @@ char *sample_wait_name(const mount_t *m, const char *name, long seq, double seco
 bool is_mounted(const char *path);
 
 /* Starts tests/helpers/dirtier and waits for "ready".  how: NULL (private
- * memory), "shared" (a memfd) or "grow" (writes to fresh pages). */
+ * memory), "shared" (a memfd), "grow" (writes to fresh pages), or
+ * "order=address", "order=reverse", "order=stride[:S]", "order=random" (the
+ * order it walks its memory in; random when not given). */
 pid_t dirtier_start(unsigned region_mib, unsigned touch_mib, unsigned pages_per_sec,
 		    const char *how);
 /* Starts a process that sleeps (no memory activity), optionally as uid. */
