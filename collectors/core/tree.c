@@ -305,8 +305,8 @@ bool ms_tree_per_caller(ms_registry *reg, ms_node_ref n)
 
 bool ms_tree_needs_groups(ms_registry *reg, ms_node_ref n)
 {
-	if (ms_proc_view_get().has_gid)
-		return true;
+	if (ms_proc_view_get().hidepid != MS_HIDEPID_OFF)
+		return true; /* gid= (or group 0): the caller's groups decide */
 
 	g_autoptr(ms_target) t = reg && n.id ? ms_registry_lookup_id(reg, n.id) : NULL;
 	const ms_node *row = ms_tree_node(n);
