@@ -38,6 +38,8 @@ struct ms_target {
 	uint64_t first_seq; /* 0 while there is none */
 	uint64_t last_seq;
 	bool removed;
+	uint64_t state_changes;	     /* st or why changed (ms_target_view) */
+	uint64_t growth_changes;     /* a curve was finished */
 	ms_growth_curve *growth;     /* the latest finished curve, or NULL */
 	int64_t growth_wanted_until; /* CLOCK_MONOTONIC us: measure the curve
 				      * until then (readers of growth and
@@ -183,6 +185,8 @@ void ms_target_get_view(ms_target *t, ms_target_view *out)
 	out->first_seq = t->first_seq;
 	out->last_seq = t->last_seq;
 	out->removed = t->removed;
+	out->state_changes = t->state_changes;
+	out->growth_changes = t->growth_changes;
 	pthread_mutex_unlock(&t->lock);
 }
 
@@ -279,6 +283,8 @@ ms_step_outcome ms_target_step(ms_target *t)
 
 	pthread_mutex_lock(&t->lock);
 	ms_state before = t->st;
+	char why_before[sizeof(t->why)];
+	g_strlcpy(why_before, t->why, sizeof(why_before));
 	if (r == 1) {
 		g_debug("%s: %s %.2f MiB/s over %u ms", t->name, step.m.mode, step.m.rate,
 			step.m.period_ms);
@@ -313,7 +319,15 @@ ms_step_outcome ms_target_step(ms_target *t)
 	if (step.growth) {
 		g_free(t->growth);
 		t->growth = g_steal_pointer(&step.growth);
+		t->growth_changes++;
+		o.changed = true;
 	}
+	if (t->st != before || strcmp(t->why, why_before) != 0) {
+		t->state_changes++;
+		o.changed = true;
+	}
+	if (r == 1)
+		o.changed = true;
 	/* A growth window's next look, or a VM's share gap: before the
 	 * period is over. */
 	if (r >= 0 && step.again_ms)
@@ -332,10 +346,11 @@ ms_step_outcome ms_target_step(ms_target *t)
 	return o;
 }
 
-bool ms_target_stuck(ms_target *t, int64_t for_ms)
+bool ms_target_stuck(ms_target *t, int64_t for_ms, bool *changed)
 {
 	pthread_mutex_lock(&t->lock);
 	ms_state before = t->st;
+	*changed = t->st != MS_STATE_EXITED;
 	if (t->st != MS_STATE_EXITED) {
 		t->st = MS_STATE_ERROR;
 		snprintf(t->why, sizeof(t->why),
@@ -343,6 +358,7 @@ bool ms_target_stuck(ms_target *t, int64_t for_ms)
 			 "page of a file mapped from a mount whose server does not answer, a QEMU "
 			 "that does not answer?)",
 			 (double)for_ms / 1000);
+		t->state_changes++;
 	}
 	bool settled = t->st == MS_STATE_ERROR &&
 		       (before == MS_STATE_MEASURING || before == MS_STATE_PAUSED ||
