@@ -9,7 +9,9 @@
  *
  * Everything happens in a mount namespace of the test's own (private from
  * the host's): the temporary directory is bind-mounted on itself and made
- * shared there, as contrib/ makes the mountpoint's parent shared. */
+ * shared there, as contrib/ makes the mountpoint's parent shared.  A
+ * shared mountpoint's bind made before the daemon mounts (a container
+ * started first) recovers too. */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -31,6 +33,7 @@ static mount_t M;
 static char shared_dir[256]; /* tmp_dir(), bind-mounted on itself, shared */
 static char view[300];	     /* a bind of M.dir made after the mount */
 static char late[300];	     /* a bind of M.mnt itself made after the mount */
+static char early[300];	     /* a bind of M.mnt made before the mount */
 static char file[300];	     /* a file bind-mounted from the tree */
 
 /* A process in its own mount namespace (or none) that reads a path when
@@ -43,6 +46,13 @@ typedef struct {
 static consumer consumers[4];
 static int nconsumers;
 
+/* Every mount stacked on path (a bind and what propagated onto it). */
+static void unmount_all(const char *path)
+{
+	for (int i = 0; i < 8 && umount2(path, MNT_DETACH) == 0; i++)
+		;
+}
+
 static void down(void)
 {
 	for (int i = 0; i < nconsumers; i++) {
@@ -53,19 +63,23 @@ static void down(void)
 	}
 	nconsumers = 0;
 	if (file[0]) {
-		umount2(file, MNT_DETACH);
+		unmount_all(file);
 		unlink(file);
 	}
 	if (late[0]) {
-		umount2(late, MNT_DETACH);
+		unmount_all(late);
 		rmdir(late);
 	}
+	if (early[0]) {
+		unmount_all(early);
+		rmdir(early);
+	}
 	if (view[0]) {
-		umount2(view, MNT_DETACH);
+		unmount_all(view);
 		rmdir(view);
 	}
 	mount_stop(&M);
-	if (shared_dir[0])
+	if (shared_dir[0]) /* the self-bind: only in this namespace */
 		umount2(shared_dir, MNT_DETACH);
 }
 
@@ -176,6 +190,20 @@ Test(restart, consumers_through_shared_mounts_recover_the_others_keep_enotconn)
 	g_autofree char *inside = mpath(&M, "%s", rel);
 	g_autofree char *meminfo_dir = mpath(&M, "meminfo");
 
+	/* A bind of the mountpoint made while nothing is mounted there (a
+	 * container started before the daemon): the daemon is stopped, its
+	 * mount cleared, the bind made, the daemon started again. */
+	kill(M.daemon, SIGKILL);
+	waitpid(M.daemon, NULL, 0);
+	M.daemon = 0;
+	cr_assert_eq(umount2(M.mnt, MNT_DETACH), 0, "%s", strerror(errno));
+	snprintf(early, sizeof(early), "%s/memstatfs-early-XXXXXX", shared_dir);
+	cr_assert(mkdtemp(early));
+	cr_assert_eq(mount(M.mnt, early, NULL, MS_BIND | MS_REC, NULL), 0);
+	cr_assert_eq(mount(NULL, early, NULL, MS_SLAVE, NULL), 0);
+	g_autofree char *via_early = g_strdup_printf("%s/%s", early, rel);
+	mount_again(&M, NULL);
+
 	/* A view of the mountpoint's parent, bound after the mount (a
 	 * container's volume of the parent, rslave or rshared). */
 	snprintf(view, sizeof(view), "%s/memstatfs-view-XXXXXX", shared_dir);
@@ -206,6 +234,7 @@ Test(restart, consumers_through_shared_mounts_recover_the_others_keep_enotconn)
 	cr_assert_eq(ask(shell, "committed_as", &v), 0);
 	cr_assert_eq(here(via_view), 0);
 	cr_assert_eq(here(via_late), 0);
+	cr_assert_eq(here(via_early), 0, "the mount reaches a bind made before it");
 	cr_assert_eq(here(file), 0);
 
 	/* The daemon dies; systemd (or the user) starts it again. */
@@ -217,6 +246,9 @@ Test(restart, consumers_through_shared_mounts_recover_the_others_keep_enotconn)
 	cr_expect_eq(here(via_view), 0, "a bind of the parent: %s", strerror(here(via_view)));
 	int err = ask(slave, inside, &v);
 	cr_expect_eq(err, 0, "a namespace with slave propagation: %s", strerror(err));
+	err = here(via_early);
+	cr_expect_eq(err, 0, "a bind of the mountpoint made before the mount: %s",
+		     strerror(err));
 
 	/* The dead mount stays, until the user acts. */
 	err = ask(private, inside, &v);
