@@ -315,9 +315,11 @@ Test(poll, daemon_stop_ends_a_waiting_poller)
 			_exit(3);
 		struct pollfd p = {.fd = fd, .events = POLLIN | POLLPRI};
 		int r = poll(&p, 1, -1); /* no bound: the daemon's stop must end it */
-		char rep[32];
-		int len = snprintf(rep, sizeof(rep), "%d %d %#x\n", r, r < 0 ? errno : 0,
-				   r > 0 ? p.revents : 0);
+		int perr = r < 0 ? errno : 0;
+		char buf[64], rep[48];
+		int rerr = pread(fd, buf, sizeof(buf), 0) < 0 ? errno : 0;
+		int len = snprintf(rep, sizeof(rep), "%d %d %#x %d\n", r, perr,
+				   r > 0 ? p.revents : 0, rerr);
 		if (write(pfd[1], rep, (size_t)len) != len)
 			_exit(4);
 		close(fd);
@@ -346,14 +348,15 @@ Test(poll, daemon_stop_ends_a_waiting_poller)
 	close(pfd[0]);
 	cr_assert_gt(n, 0, "the poller never returned after the daemon stopped");
 	rep[n] = '\0';
-	cr_log_info("poller after daemon stop: r errno revents = %s", rep);
+	cr_log_info("poller after daemon stop: r errno revents read-errno = %s", rep);
 	cr_expect_eq(got, child, "the poller did not exit");
 	cr_expect(WIFEXITED(cst) && WEXITSTATUS(cst) == 0, "poller status %#x", cst);
-	int pr = 0, perr = 0;
+	int pr = 0, perr = 0, rerr = 0;
 	unsigned rev = 0;
-	cr_assert_eq(sscanf(rep, "%d %d %x", &pr, &perr, &rev), 3, "<%s>", rep);
-	/* Woken with an error: the file's server is gone. */
+	cr_assert_eq(sscanf(rep, "%d %d %x %d", &pr, &perr, &rev, &rerr), 4, "<%s>", rep);
+	/* Woken with an error: the file's server is gone, and so reads say. */
 	cr_expect(pr > 0 && (rev & (POLLERR | POLLHUP)), "poll %d errno %d revents %#x", pr, perr,
 		  rev);
+	cr_expect_eq(rerr, ENOTCONN, "read after the stop: %s", strerror(rerr));
 	free(path);
 }
