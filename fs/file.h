@@ -14,9 +14,9 @@ typedef struct {
 	pthread_mutex_t lock; /* guards content, len and seen */
 	char *content;	      /* NULL until the first read */
 	size_t len;
-	uint64_t seen; /* the version (ms_tree_version) of the last read at
-			* offset 0 that answered (MS_TREE_NEVER_READ): what
-			* poll() compares */
+	/* The version (ms_tree_version) of the last read at offset 0 that
+	 * answered, or MS_TREE_NEVER_READ: what poll() compares. */
+	uint64_t seen;
 	struct fuse_pollhandle *ph; /* guarded by ms_fs.poll_lock (poll.c) */
 } ms_handle;
 

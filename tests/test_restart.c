@@ -91,8 +91,7 @@ static void shared_tmp(void)
 	cr_assert_eq(unshare(CLONE_NEWNS), 0, "unshare: %s", strerror(errno));
 	cr_assert_eq(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), 0);
 	g_strlcpy(shared_dir, tmp_dir(), sizeof(shared_dir));
-	cr_assert_eq(mount(shared_dir, shared_dir, NULL, MS_BIND, NULL), 0, "%s",
-		     strerror(errno));
+	cr_assert_eq(mount(shared_dir, shared_dir, NULL, MS_BIND, NULL), 0, "%s", strerror(errno));
 	cr_assert_eq(mount(NULL, shared_dir, NULL, MS_SHARED, NULL), 0);
 }
 
@@ -247,8 +246,7 @@ Test(restart, consumers_through_shared_mounts_recover_the_others_keep_enotconn)
 	int err = ask(slave, inside, &v);
 	cr_expect_eq(err, 0, "a namespace with slave propagation: %s", strerror(err));
 	err = here(via_early);
-	cr_expect_eq(err, 0, "a bind of the mountpoint made before the mount: %s",
-		     strerror(err));
+	cr_expect_eq(err, 0, "a bind of the mountpoint made before the mount: %s", strerror(err));
 
 	/* The dead mount stays, until the user acts. */
 	err = ask(private, inside, &v);
