@@ -38,7 +38,8 @@ struct ms_target {
 	uint64_t first_seq; /* 0 while there is none */
 	uint64_t last_seq;
 	bool removed;
-	uint64_t state_changes;	     /* st or why changed (ms_target_view) */
+	uint64_t state_changes;	     /* st changed (ms_target_view) */
+	uint64_t why_changes;	     /* why changed */
 	uint64_t growth_changes;     /* a curve was finished */
 	ms_growth_curve *growth;     /* the latest finished curve, or NULL */
 	int64_t growth_wanted_until; /* CLOCK_MONOTONIC us: measure the curve
@@ -186,6 +187,7 @@ void ms_target_get_view(ms_target *t, ms_target_view *out)
 	out->last_seq = t->last_seq;
 	out->removed = t->removed;
 	out->state_changes = t->state_changes;
+	out->why_changes = t->why_changes;
 	out->growth_changes = t->growth_changes;
 	pthread_mutex_unlock(&t->lock);
 }
@@ -322,8 +324,12 @@ ms_step_outcome ms_target_step(ms_target *t)
 		t->growth_changes++;
 		o.changed = true;
 	}
-	if (t->st != before || strcmp(t->why, why_before) != 0) {
+	if (t->st != before) {
 		t->state_changes++;
+		o.changed = true;
+	}
+	if (strcmp(t->why, why_before) != 0) {
+		t->why_changes++;
 		o.changed = true;
 	}
 	if (r == 1)
@@ -352,13 +358,15 @@ bool ms_target_stuck(ms_target *t, int64_t for_ms, bool *changed)
 	ms_state before = t->st;
 	*changed = t->st != MS_STATE_EXITED;
 	if (t->st != MS_STATE_EXITED) {
+		if (t->st != MS_STATE_ERROR)
+			t->state_changes++;
+		t->why_changes++;
 		t->st = MS_STATE_ERROR;
 		snprintf(t->why, sizeof(t->why),
 			 "its measurement has not returned for %.1f s: something it reads waits (a "
 			 "page of a file mapped from a mount whose server does not answer, a QEMU "
 			 "that does not answer?)",
 			 (double)for_ms / 1000);
-		t->state_changes++;
 	}
 	bool settled = t->st == MS_STATE_ERROR &&
 		       (before == MS_STATE_MEASURING || before == MS_STATE_PAUSED ||

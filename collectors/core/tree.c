@@ -79,6 +79,7 @@ enum {
 #define OWN    MS_NODE_OWNED
 #define SAMPLE MS_CHANGES_SAMPLE
 #define STATE  MS_CHANGES_STATE
+#define WHY    MS_CHANGES_WHY
 #define GROWTH MS_CHANGES_GROWTH
 
 /* The rows: a named node, or a family (list, lookup) of entries. */
@@ -98,7 +99,7 @@ static const ms_node table[N_COUNT] = {
 	[N_TARGET]       = {.parent = N_ROOT, .mode = DIR, .kinds = ALL, .flags = OWN,
 			    .list = ms_list_targets, .lookup = ms_lookup_target},
 	[N_STATUS]       = {.name = "status", .parent = N_TARGET, .mode = FILE, .kinds = ALL,
-			    .changes = STATE, .render = ms_render_status},
+			    .changes = STATE | WHY, .render = ms_render_status},
 	[N_RATE]         = {.name = "rate", .parent = N_TARGET, .mode = FILE, .kinds = ALL,
 			    .flags = PRIV, .changes = SAMPLE | STATE, .render = ms_render_rate},
 	[N_PERIOD]       = {.name = "period", .parent = N_TARGET, .mode = CTRL, .kinds = ALL,
@@ -390,6 +391,7 @@ static uint64_t version_of(const ms_node *row, const ms_target_view *v)
 {
 	return ((row->changes & MS_CHANGES_SAMPLE) ? v->last_seq : 0) +
 	       ((row->changes & MS_CHANGES_STATE) ? v->state_changes : 0) +
+	       ((row->changes & MS_CHANGES_WHY) ? v->why_changes : 0) +
 	       ((row->changes & MS_CHANGES_GROWTH) ? v->growth_changes : 0);
 }
 

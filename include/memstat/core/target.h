@@ -91,9 +91,10 @@ typedef struct {
 	uint64_t last_seq;  /* newest sample; 0 when none */
 	bool removed;	    /* untracked */
 	/* Counters that only grow, for readers waiting for something new
-	 * (tree.h's ms_tree_watch): changes of state or why, and growth
-	 * curves finished.  New samples are counted by last_seq. */
+	 * (tree.h's ms_tree_watch): changes of state, changes of why, and
+	 * growth curves finished.  New samples are counted by last_seq. */
 	uint64_t state_changes;
+	uint64_t why_changes;
 	uint64_t growth_changes;
 } ms_target_view;
 

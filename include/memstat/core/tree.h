@@ -44,8 +44,10 @@ typedef enum {
  * at each open but gives no notice (metrics, memory/: always readable). */
 typedef enum {
 	MS_CHANGES_SAMPLE = 1u << 0, /* a new sample of its target */
-	MS_CHANGES_STATE = 1u << 1,  /* its target's state or why */
-	MS_CHANGES_GROWTH = 1u << 2, /* a new growth curve */
+	MS_CHANGES_STATE = 1u << 1,  /* its target's state */
+	MS_CHANGES_WHY = 1u << 2,    /* why it is in that state (status's
+				      * second line) */
+	MS_CHANGES_GROWTH = 1u << 3, /* a new growth curve */
 } ms_node_changes;
 
 /* What a reader waiting on a file may learn (ms_tree_watch), as bits. */
