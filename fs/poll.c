@@ -11,10 +11,15 @@
 
 #include <poll.h>
 
-static unsigned events_of(unsigned w)
+/* What poll answers for what the core says (poll.h). */
+static unsigned events_of(const ms_handle *h, unsigned w)
 {
 	unsigned ev = 0;
 
+	/* A file that gives no notice answers as if there were no poll at
+	 * all (the kernel's default mask): readable and writable. */
+	if (!ms_tree_changes(h->n) && !(w & MS_WATCH_GONE))
+		return POLLIN | POLLRDNORM | POLLOUT | POLLWRNORM;
 	if (w & MS_WATCH_GONE)
 		return POLLIN | POLLRDNORM | POLLPRI | POLLERR;
 	if (w & MS_WATCH_NEW)
@@ -68,7 +73,7 @@ void ms_op_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 		fuse_pollhandle_destroy(old);
 	if (ph)
 		fuse_pollhandle_destroy(ph);
-	fuse_reply_poll(req, events_of(w));
+	fuse_reply_poll(req, events_of(h, w));
 }
 
 void ms_fs_target_changed(uint32_t target_id, void *data)

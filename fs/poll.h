@@ -12,7 +12,9 @@
  *   the file is gone (untracked)  POLLIN | POLLRDNORM | POLLPRI | POLLERR, as
  *                                 sysfs for a removed file; the read fails
  *                                 with ENOENT
- *   a file that never notifies    POLLIN | POLLRDNORM (always readable)
+ *   a file that never notifies    POLLIN | POLLRDNORM | POLLOUT | POLLWRNORM
+ *                                 (always ready: the kernel's answer for a
+ *                                 file system without poll)
  * At daemon stop every waiter is woken and every handle freed.
  */
 #pragma once

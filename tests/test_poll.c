@@ -6,6 +6,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <glib.h>
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
@@ -359,4 +360,34 @@ Test(poll, daemon_stop_ends_a_waiting_poller)
 		  rev);
 	cr_expect_eq(rerr, ENOTCONN, "read after the stop: %s", strerror(rerr));
 	free(path);
+}
+
+Test(poll, files_that_give_no_notice_are_always_ready)
+{
+	pid_t pid = keep(sleeper_start(0));
+	cr_assert_eq(track_pid(&M, pid, "period=30"), 0);
+	const struct {
+		const char *rel;
+		int flags;
+		short events;
+	} files[] = {
+		{"meminfo/committed_as", O_RDONLY, POLLIN},
+		{"metrics", O_RDONLY, POLLIN},
+		{"track", O_WRONLY, POLLOUT},
+		{"%d/period", O_RDWR, POLLIN | POLLOUT},
+	};
+
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		char *rel = g_strdup_printf(files[i].rel, (int)pid);
+		char *path = mpath(&M, "%s", rel);
+		int fd = open(path, files[i].flags | O_NONBLOCK);
+		cr_assert(fd >= 0, "%s: %s", rel, strerror(errno));
+		struct pollfd p = {.fd = fd, .events = files[i].events};
+		/* Ready at once, as a plain file (before any figure). */
+		cr_expect_eq(poll(&p, 1, 0), 1, "%s: not ready", rel);
+		cr_expect_eq(p.revents, files[i].events, "%s: revents %#x", rel, p.revents);
+		close(fd);
+		free(path);
+		g_free(rel);
+	}
 }
