@@ -140,8 +140,8 @@ static void run_job(ms_scheduler *s, worker *w, job *j)
 	 * time. */
 	if (drop)
 		ms_target_rest(t);
-	if (o.settled && s->settled)
-		s->settled(t, s->data);
+	if ((o.settled || o.changed) && s->settled)
+		s->settled(t, o.settled, s->data);
 	ms_target_unref(t);
 }
 
@@ -261,8 +261,10 @@ static void *watchdog_main(void *data)
 				  "takes its place",
 				  ms_target_name(t), (double)us / G_USEC_PER_SEC);
 			/* Readers parked before a first figure get its error. */
-			if (ms_target_stuck(t, us / 1000) && s->settled)
-				s->settled(t, s->data);
+			bool changed;
+			bool settled = ms_target_stuck(t, us / 1000, &changed);
+			if ((settled || changed) && s->settled)
+				s->settled(t, settled, s->data);
 			ms_target_unref(t);
 		}
 		if (ended)
