@@ -185,7 +185,7 @@ export TSAN_OPTIONS=halt_on_error=0:second_deadlock_stack=1
 # see it; plain malloc keeps its reports about our code.
 export G_SLICE=always-malloc
 phase "tsan registry" run_meson build-tsan
-phase "tsan daemon" against build-tsan/memstatfs "" tree track access vm cgroup
+phase "tsan daemon" against build-tsan/memstatfs "" tree track access poll stall vm cgroup
 unset TSAN_OPTIONS G_SLICE
 
 phase "valgrind daemon" against build/memstatfs \

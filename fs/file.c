@@ -14,23 +14,36 @@
 #include <sys/stat.h>
 
 #include "inode.h"
+#include "poll.h"
 
 static void handle_free(ms_open_obj *o)
 {
 	ms_handle *h = (ms_handle *)o;
 
 	g_free(h->content);
+	if (h->ph) /* only at shutdown: released handles have none */
+		fuse_pollhandle_destroy(h->ph);
 	pthread_mutex_destroy(&h->lock);
 	g_free(h);
 }
 
-/* Keeps text (taken) as the handle's content. */
-static void handle_set(ms_handle *h, char *text)
+/* Keeps text (taken) as the handle's content, rendered at version. */
+static void handle_set(ms_handle *h, char *text, uint64_t version)
 {
 	pthread_mutex_lock(&h->lock);
 	g_free(h->content);
 	h->content = text;
 	h->len = strlen(text);
+	h->seen = version;
+	pthread_mutex_unlock(&h->lock);
+}
+
+/* A read that failed for good (not -EAGAIN) has seen that version too:
+ * poll() does not call the reader back for the same error. */
+static void handle_seen(ms_handle *h, uint64_t version)
+{
+	pthread_mutex_lock(&h->lock);
+	h->seen = version;
 	pthread_mutex_unlock(&h->lock);
 }
 
@@ -94,6 +107,7 @@ void ms_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	ms_handle *h = g_new0(ms_handle, 1);
 	h->n = n;
 	h->flags = fi->flags;
+	h->seen = MS_TREE_NEVER_READ;
 	/* metrics checks every target, VMs' sockets among them. */
 	h->caller = c; /* with its groups where n needs them (ms_tree_needs_groups) */
 	pthread_mutex_init(&h->lock, NULL);
@@ -113,6 +127,7 @@ void ms_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 void ms_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	(void)ino;
+	ms_poll_forget(ms_fs_of(req), (ms_handle *)(uintptr_t)fi->fh);
 	ms_open_remove(ms_fs_of(req), fi->fh);
 	fuse_reply_err(req, 0);
 }
@@ -128,11 +143,18 @@ typedef struct {
 static int answer(fuse_req_t req, ms_fs *fs, ms_handle *h, size_t size, off_t off)
 {
 	char *text = NULL;
-	int r = ms_tree_render(fs->reg, h->n, &h->caller, &text);
+	uint64_t version;
+	/* Taken before the render: a change in between is seen as new. */
+	int r = ms_tree_version(fs->reg, h->n, &version);
 
-	if (r < 0)
+	if (r == 0)
+		r = ms_tree_render(fs->reg, h->n, &h->caller, &text);
+	if (r < 0) {
+		if (r != -EAGAIN)
+			handle_seen(h, version);
 		return r;
-	handle_set(h, text);
+	}
+	handle_set(h, text, version);
 	reply_slice(req, h, size, off);
 	return 0;
 }
@@ -160,7 +182,10 @@ static void park_read(fuse_req_t req, ms_fs *fs, ms_handle *h, size_t size)
 	fuse_req_interrupt_func(req, on_interrupt, fs);
 	pthread_mutex_lock(&fs->pending_lock);
 	char *text = NULL;
-	int r = ms_tree_render(fs->reg, h->n, &h->caller, &text);
+	uint64_t version;
+	int r = ms_tree_version(fs->reg, h->n, &version);
+	if (r == 0)
+		r = ms_tree_render(fs->reg, h->n, &h->caller, &text);
 	if (r == -EAGAIN && !fuse_req_interrupted(req)) {
 		parked *p = g_new(parked, 1);
 		*p = (parked){req, h, size};
@@ -175,7 +200,7 @@ static void park_read(fuse_req_t req, ms_fs *fs, ms_handle *h, size_t size)
 		fuse_reply_err(req, -r);
 		return;
 	}
-	handle_set(h, text);
+	handle_set(h, text, version);
 	reply_slice(req, h, size, 0);
 }
 

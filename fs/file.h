@@ -11,9 +11,13 @@ typedef struct {
 	ms_node_ref n;
 	int flags;
 	ms_caller caller;     /* who opened it */
-	pthread_mutex_t lock; /* guards content and len */
+	pthread_mutex_t lock; /* guards content, len and seen */
 	char *content;	      /* NULL until the first read */
 	size_t len;
+	/* The version (ms_tree_version) of the last read at offset 0 that
+	 * answered, or MS_TREE_NEVER_READ: what poll() compares. */
+	uint64_t seen;
+	struct fuse_pollhandle *ph; /* guarded by ms_fs.poll_lock (poll.c) */
 } ms_handle;
 
 void ms_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);

@@ -9,6 +9,7 @@
 #include "dir.h"
 #include "file.h"
 #include "inode.h"
+#include "poll.h"
 
 ms_fs *ms_fs_of(fuse_req_t req)
 {
@@ -74,6 +75,7 @@ const struct fuse_lowlevel_ops ms_fs_ops = {
 	.read = ms_op_read,
 	.write = ms_op_write,
 	.release = ms_op_release,
+	.poll = ms_op_poll,
 	.opendir = ms_op_opendir,
 	.readdir = ms_op_readdir,
 	.releasedir = ms_op_releasedir,
@@ -90,6 +92,8 @@ void ms_fs_init(ms_fs *fs)
 	ms_tree_init();
 	pthread_mutex_init(&fs->pending_lock, NULL);
 	fs->pending = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free);
+	pthread_mutex_init(&fs->poll_lock, NULL);
+	fs->polled = g_hash_table_new(g_direct_hash, g_direct_equal);
 	pthread_mutex_init(&fs->open_lock, NULL);
 	fs->open = g_hash_table_new(g_direct_hash, g_direct_equal);
 }
@@ -105,6 +109,8 @@ void ms_fs_clear(ms_fs *fs)
 		((ms_open_obj *)o)->free(o);
 	g_hash_table_destroy(fs->open);
 	pthread_mutex_destroy(&fs->open_lock);
+	g_hash_table_destroy(fs->polled);
+	pthread_mutex_destroy(&fs->poll_lock);
 	g_hash_table_destroy(fs->pending);
 	pthread_mutex_destroy(&fs->pending_lock);
 }

@@ -8,11 +8,12 @@
  *   inode.c    inode numbers, lookup, attributes, links, refused changes
  *   dir.c      directories
  *   file.c     files, and reads parked until a first figure
+ *   poll.c     poll(): readers waiting for something new
  *   control.c  writes to control files
  *   main.c     options, mount, daemon life
  *
- * Locks, always taken in this order: pending_lock, then open_lock or a
- * handle's lock, then the core's (registry.c).  None is held across a
+ * Locks, always taken in this order: pending_lock, then poll_lock, then
+ * open_lock or a handle's lock, then the core's (registry.c).  None is held across a
  * reply.
  */
 #pragma once
@@ -35,6 +36,13 @@ typedef struct {
 	 * before any target lock. */
 	pthread_mutex_t pending_lock;
 	GHashTable *pending;
+
+	/* Open files whose reader waits in poll(): each holds the kernel's
+	 * poll handle of its last poll (ms_handle.ph), to be notified once
+	 * its file shows something new.  A set of ms_handle; it and every
+	 * handle's ph guarded by poll_lock, taken before a handle's lock. */
+	pthread_mutex_t poll_lock;
+	GHashTable *polled;
 
 	/* Open files and directories (a set of file handles), so that the
 	 * ones the kernel never released are freed at shutdown. */

@@ -24,6 +24,7 @@
 
 #include "file.h"
 #include "fs.h"
+#include "poll.h"
 #include "memstat/core/settings.h"
 #include "memstat/sources/source.h"
 
@@ -289,6 +290,7 @@ int main(int argc, char *argv[])
 			o.max_targets_per_uid ? o.max_targets_per_uid : MAX(o.max_targets / 4, 1),
 		.workers = o.workers,
 		.on_settled = ms_fs_target_settled,
+		.on_changed = ms_fs_target_changed,
 		.on_settled_data = &fs,
 		.reserved_names = ms_tree_reserved_names,
 	};
@@ -326,8 +328,10 @@ int main(int argc, char *argv[])
 	 * holds (a read of a file mapping on a hung mount) must not leave a
 	 * mount nobody serves.  No request is served any more (the loop's
 	 * threads are joined); parked reads are answered first, while the
-	 * connection is there. */
+	 * connection is there, and every reader waiting in poll() is woken
+	 * (its next poll fails once the connection is gone: POLLERR). */
 	ms_fs_release_pending(&fs, EINTR);
+	ms_fs_release_polls(&fs);
 	g_message("unmounting %s", cmd.mountpoint);
 	fuse_session_unmount(se);
 	if (!ms_registry_free_within(fs.reg, STOP_WAIT_MS)) {

@@ -162,6 +162,12 @@ void mount_kill_and_restart(mount_t *m, const char *opts)
 	spawn(m, opts);
 }
 
+void mount_again(mount_t *m, const char *opts)
+{
+	cr_assert_eq(m->daemon, 0);
+	spawn(m, opts);
+}
+
 void mount_start(mount_t *m, const char *opts)
 {
 	/* A test that wants other options mounts again over its suite's. */

@@ -26,6 +26,9 @@ int mount_stop(mount_t *m);
 /* SIGKILLs the daemon, checks the mountpoint then answers ENOTCONN, and
  * starts a new daemon on the same mountpoint. */
 void mount_kill_and_restart(mount_t *m, const char *opts);
+/* Starts a daemon on m's mountpoint again, after the test killed the last
+ * one itself (m->daemon 0). */
+void mount_again(mount_t *m, const char *opts);
 /* $TMPDIR when it is an absolute path short enough for the sockets the
  * tests make in it, else /tmp: contrib/test.sh gives each run its own. */
 const char *tmp_dir(void);

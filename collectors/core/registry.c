@@ -36,12 +36,14 @@ struct ms_registry {
 	bool stopping;
 };
 
-static void settled(ms_target *t, void *data)
+static void settled(ms_target *t, bool first, void *data)
 {
 	ms_registry *reg = data;
 
-	if (reg->cfg.on_settled)
+	if (first && reg->cfg.on_settled)
 		reg->cfg.on_settled(ms_target_id(t), reg->cfg.on_settled_data);
+	if (reg->cfg.on_changed)
+		reg->cfg.on_changed(ms_target_id(t), reg->cfg.on_settled_data);
 }
 
 ms_registry *ms_registry_new(const ms_registry_config *cfg)
@@ -273,6 +275,8 @@ int ms_registry_untrack(ms_registry *reg, const char *name, const ms_caller *cal
 
 	if (reg->cfg.on_settled)
 		reg->cfg.on_settled(id, reg->cfg.on_settled_data);
+	if (reg->cfg.on_changed)
+		reg->cfg.on_changed(id, reg->cfg.on_settled_data);
 	return 0;
 }
 

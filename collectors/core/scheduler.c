@@ -19,8 +19,9 @@
  * target's periods, if longer) is held.  Its target is told
  * (ms_target_stuck: `error` with the reason) and a new worker takes its
  * place, so the other targets keep their periods; the held worker ends when
- * its step returns.  At most MAX_THREADS workers exist at once, held ones
- * included.
+ * its step returns.  Every held worker's target is told; its place is
+ * taken while fewer than MAX_HELD held workers exist (a later tick takes
+ * it when one ends, or when pthread_create failed).
  */
 #define _GNU_SOURCE /* pthread_timedjoin_np */
 #include "memstat/core/scheduler.h"
@@ -38,7 +39,8 @@
  * worker. */
 #define HELD_US	    (5 * G_USEC_PER_SEC)
 #define WATCH_US    G_USEC_PER_SEC
-#define MAX_THREADS 64
+#define MAX_WORKERS 64 /* -o workers= at most */
+#define MAX_HELD    64 /* held workers beside them, at most */
 
 typedef struct {
 	ms_target *t;	    /* a reference */
@@ -138,8 +140,8 @@ static void run_job(ms_scheduler *s, worker *w, job *j)
 	 * time. */
 	if (drop)
 		ms_target_rest(t);
-	if (o.settled && s->settled)
-		s->settled(t, s->data);
+	if ((o.settled || o.changed) && s->settled)
+		s->settled(t, o.settled, s->data);
 	ms_target_unref(t);
 }
 
@@ -220,8 +222,6 @@ static void *watchdog_main(void *data)
 			if (!w->j || w->held ||
 			    now - w->started_us < MAX(HELD_US, 2 * w->j->period_us))
 				continue;
-			if (s->workers->len >= MAX_THREADS)
-				break; /* told once there is room */
 			w->held = true;
 			s->held++;
 			int64_t held_us = now - w->started_us;
@@ -231,7 +231,16 @@ static void *watchdog_main(void *data)
 			}
 			g_ptr_array_add(stuck, ms_target_ref(w->j->t));
 			g_array_append_val(for_us, held_us);
+		}
+		/* The held ones' places, taken by new workers while there is
+		 * room: a place not taken now (no room, or pthread_create
+		 * failed) is taken at a later tick. */
+		while (s->workers->len - s->held < s->nworkers &&
+		       s->workers->len < s->nworkers + MAX_HELD) {
+			guint before = s->workers->len;
 			start_worker(s);
+			if (s->workers->len == before)
+				break;
 		}
 		GPtrArray *ended = NULL;
 		if (s->ended->len) {
@@ -252,8 +261,10 @@ static void *watchdog_main(void *data)
 				  "takes its place",
 				  ms_target_name(t), (double)us / G_USEC_PER_SEC);
 			/* Readers parked before a first figure get its error. */
-			if (ms_target_stuck(t, us / 1000) && s->settled)
-				s->settled(t, s->data);
+			bool changed;
+			bool settled = ms_target_stuck(t, us / 1000, &changed);
+			if ((settled || changed) && s->settled)
+				s->settled(t, settled, s->data);
 			ms_target_unref(t);
 		}
 		if (ended)
@@ -281,7 +292,7 @@ ms_scheduler *ms_scheduler_new(uint32_t workers, ms_settled_fn settled, void *da
 
 	s->settled = settled;
 	s->data = data;
-	s->nworkers = MIN(MAX(workers, 1), MAX_THREADS);
+	s->nworkers = MIN(MAX(workers, 1), MAX_WORKERS);
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);

@@ -9,6 +9,7 @@
 
 #include "memstat/methods/fail.h"
 #include "memstat/methods/kernel.h"
+#include "memstat/sources/access.h"
 
 static bool is_space(char c)
 {
@@ -338,6 +339,13 @@ int ms_check_default_mode(const char *mode, char **why)
 void ms_log_mode_support(void)
 {
 	ms_kernel_log_interfaces();
+	/* The /proc view, looked at now: its watch on the mount table is
+	 * opened at start, not by the first request. */
+	ms_proc_view v = ms_proc_view_get();
+	if (v.hidepid != MS_HIDEPID_OFF)
+		g_message("/proc has hidepid=%d (gid=%u): each caller sees the process targets "
+			  "its own /proc would show",
+			  (int)v.hidepid, v.has_gid ? (unsigned)v.gid : 0u);
 	for (const ms_source *const *src = ms_sources; *src; src++) {
 		for (const ms_mode *m = (*src)->modes; m->name; m++) {
 			g_autofree char *why = NULL;

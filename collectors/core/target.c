@@ -44,6 +44,9 @@ struct ms_target {
 	uint64_t first_seq; /* 0 while there is none */
 	uint64_t last_seq;
 	bool removed;
+	uint64_t state_changes;	     /* st changed (ms_target_view) */
+	uint64_t why_changes;	     /* why changed */
+	uint64_t growth_changes;     /* a curve was finished */
 	ms_growth_curve *growth;     /* the latest finished curve, or NULL */
 	int64_t growth_wanted_until; /* CLOCK_MONOTONIC us: measure the curve
 				      * until then (readers of growth and
@@ -189,6 +192,9 @@ void ms_target_get_view(ms_target *t, ms_target_view *out)
 	out->first_seq = t->first_seq;
 	out->last_seq = t->last_seq;
 	out->removed = t->removed;
+	out->state_changes = t->state_changes;
+	out->why_changes = t->why_changes;
+	out->growth_changes = t->growth_changes;
 	pthread_mutex_unlock(&t->lock);
 }
 
@@ -285,6 +291,8 @@ ms_step_outcome ms_target_step(ms_target *t)
 
 	pthread_mutex_lock(&t->lock);
 	ms_state before = t->st;
+	char why_before[sizeof(t->why)];
+	g_strlcpy(why_before, t->why, sizeof(why_before));
 	if (r == 1) {
 		g_debug("%s: %s %.2f MiB/s over %u ms", t->name, step.m.mode, step.m.rate,
 			step.m.period_ms);
@@ -339,7 +347,19 @@ ms_step_outcome ms_target_step(ms_target *t)
 	if (step.growth) {
 		g_free(t->growth);
 		t->growth = g_steal_pointer(&step.growth);
+		t->growth_changes++;
+		o.changed = true;
 	}
+	if (t->st != before) {
+		t->state_changes++;
+		o.changed = true;
+	}
+	if (strcmp(t->why, why_before) != 0) {
+		t->why_changes++;
+		o.changed = true;
+	}
+	if (r == 1)
+		o.changed = true;
 	/* A growth window's next look, or a VM's share gap: before the
 	 * period is over. */
 	if (r >= 0 && step.again_ms)
@@ -358,11 +378,15 @@ ms_step_outcome ms_target_step(ms_target *t)
 	return o;
 }
 
-bool ms_target_stuck(ms_target *t, int64_t for_ms)
+bool ms_target_stuck(ms_target *t, int64_t for_ms, bool *changed)
 {
 	pthread_mutex_lock(&t->lock);
 	ms_state before = t->st;
+	*changed = t->st != MS_STATE_EXITED;
 	if (t->st != MS_STATE_EXITED) {
+		if (t->st != MS_STATE_ERROR)
+			t->state_changes++;
+		t->why_changes++;
 		t->st = MS_STATE_ERROR;
 		snprintf(t->why, sizeof(t->why),
 			 "its measurement has not returned for %.1f s: something it reads waits (a "

@@ -71,12 +71,16 @@ enum {
  * cgroup's over the union of its members' frames; a VM's and a libvirt
  * domain's of its QEMU process, from outside). */
 #define FORECAST ALL
-#define VM   MS_KIND_VM
-#define LV   MS_KIND_LIBVIRT
-#define PROC MS_KIND_PROCESS
-#define CG   MS_KIND_CGROUP
-#define PRIV MS_NODE_PRIVATE
-#define OWN  MS_NODE_OWNED
+#define VM     MS_KIND_VM
+#define LV     MS_KIND_LIBVIRT
+#define PROC   MS_KIND_PROCESS
+#define CG     MS_KIND_CGROUP
+#define PRIV   MS_NODE_PRIVATE
+#define OWN    MS_NODE_OWNED
+#define SAMPLE MS_CHANGES_SAMPLE
+#define STATE  MS_CHANGES_STATE
+#define WHY    MS_CHANGES_WHY
+#define GROWTH MS_CHANGES_GROWTH
 
 /* The rows: a named node, or a family (list, lookup) of entries. */
 // clang-format off
@@ -95,9 +99,9 @@ static const ms_node table[N_COUNT] = {
 	[N_TARGET]       = {.parent = N_ROOT, .mode = DIR, .kinds = ALL, .flags = OWN,
 			    .list = ms_list_targets, .lookup = ms_lookup_target},
 	[N_STATUS]       = {.name = "status", .parent = N_TARGET, .mode = FILE, .kinds = ALL,
-			    .render = ms_render_status},
+			    .changes = STATE | WHY, .render = ms_render_status},
 	[N_RATE]         = {.name = "rate", .parent = N_TARGET, .mode = FILE, .kinds = ALL,
-			    .flags = PRIV, .render = ms_render_rate},
+			    .flags = PRIV, .changes = SAMPLE | STATE, .render = ms_render_rate},
 	[N_PERIOD]       = {.name = "period", .parent = N_TARGET, .mode = CTRL, .kinds = ALL,
 			    .flags = OWN, .render = ms_render_period, .write = ms_write_setting},
 	[N_SAMPLE_PAGES] = {.name = "sample_pages", .parent = N_TARGET, .mode = CTRL, .kinds = ALL,
@@ -128,7 +132,8 @@ static const ms_node table[N_COUNT] = {
 	[N_VCPU]         = {.parent = N_VCPU_DIR, .mode = DIR, .kinds = VM | LV, .flags = PRIV,
 			    .list = ms_list_vcpus, .lookup = ms_lookup_vcpu, .attr = ms_attr_vcpu},
 	[N_VCPU_RATE]    = {.name = "rate", .parent = N_VCPU, .mode = FILE, .kinds = VM | LV,
-			    .flags = PRIV, .render = ms_render_vcpu_rate, .attr = ms_attr_vcpu},
+			    .flags = PRIV, .changes = SAMPLE | STATE, .render = ms_render_vcpu_rate,
+			    .attr = ms_attr_vcpu},
 	[N_PIDS]         = {.name = "pids", .parent = N_TARGET, .mode = FILE, .kinds = CG,
 			    .flags = PRIV, .render = ms_render_pids},
 	[N_CG_MEMORY_DIR] = {.name = "memory", .parent = N_TARGET, .mode = DIR, .kinds = CG,
@@ -142,13 +147,13 @@ static const ms_node table[N_COUNT] = {
 			    .render = ms_render_pressure, .list = ms_list_pressure,
 			    .lookup = ms_lookup_pressure},
 	[N_GROWTH]       = {.name = "growth", .parent = N_TARGET, .mode = FILE, .kinds = FORECAST,
-			    .flags = PRIV, .render = ms_render_growth},
+			    .flags = PRIV, .changes = GROWTH | STATE, .render = ms_render_growth},
 	[N_MIGRATION_DIR] = {.name = "migration", .parent = N_TARGET, .mode = DIR, .kinds = FORECAST,
 			    .flags = OWN | PRIV},
 #define MIG_SETTING(n, s) [n] = {.name = s, .parent = N_MIGRATION_DIR, .mode = CTRL, .kinds = FORECAST, \
 			    .flags = OWN, .render = ms_render_migration_setting, .write = ms_write_setting}
 #define MIG_RESULT(n, s) [n] = {.name = s, .parent = N_MIGRATION_DIR, .mode = FILE, .kinds = FORECAST, \
-			    .flags = PRIV, .render = ms_render_migration}
+			    .flags = PRIV, .changes = SAMPLE | GROWTH | STATE, .render = ms_render_migration}
 	MIG_SETTING(N_MIG_BANDWIDTH, "bandwidth"),
 	MIG_SETTING(N_MIG_DOWNTIME_MS, "downtime_ms"),
 	MIG_SETTING(N_MIG_LINK_BANDWIDTH, "link_bandwidth"),
@@ -161,7 +166,7 @@ static const ms_node table[N_COUNT] = {
 	MIG_RESULT(N_MIG_MIN_BANDWIDTH, "min_bandwidth"),
 	MIG_RESULT(N_MIG_MIN_DOWNTIME_MS, "min_downtime_ms"),
 	[N_MIG_MODEL]    = {.name = "model", .parent = N_MIGRATION_DIR, .mode = FILE, .kinds = FORECAST,
-			    .render = ms_render_migration},
+			    .changes = SAMPLE | GROWTH | STATE, .render = ms_render_migration},
 	[N_LIBVIRT_QEMU_PID] = {.name = "qemu_pid", .parent = N_TARGET, .mode = FILE, .kinds = LV,
 			    .render = ms_render_libvirt_qemu_pid},
 };
@@ -305,8 +310,8 @@ bool ms_tree_per_caller(ms_registry *reg, ms_node_ref n)
 
 bool ms_tree_needs_groups(ms_registry *reg, ms_node_ref n)
 {
-	if (ms_proc_view_get().has_gid)
-		return true;
+	if (ms_proc_view_get().hidepid != MS_HIDEPID_OFF)
+		return true; /* gid= (or group 0): the caller's groups decide */
 
 	g_autoptr(ms_target) t = reg && n.id ? ms_registry_lookup_id(reg, n.id) : NULL;
 	const ms_node *row = ms_tree_node(n);
@@ -372,4 +377,60 @@ int ms_tree_rmdir(ms_registry *reg, ms_node_ref parent, const char *name, const 
 	else
 		g_message("untracked %s (rmdir by uid %u)", name, (unsigned)caller->uid);
 	return r;
+}
+
+bool ms_tree_changes(ms_node_ref n)
+{
+	const ms_node *row = ms_tree_node(n);
+
+	return row && row->changes && row->kinds && n.id;
+}
+
+/* The sum of the counters row->changes names: each only grows. */
+static uint64_t version_of(const ms_node *row, const ms_target_view *v)
+{
+	return ((row->changes & MS_CHANGES_SAMPLE) ? v->last_seq : 0) +
+	       ((row->changes & MS_CHANGES_STATE) ? v->state_changes : 0) +
+	       ((row->changes & MS_CHANGES_WHY) ? v->why_changes : 0) +
+	       ((row->changes & MS_CHANGES_GROWTH) ? v->growth_changes : 0);
+}
+
+int ms_tree_version(ms_registry *reg, ms_node_ref n, uint64_t *version)
+{
+	bool gone;
+	g_autoptr(ms_target) t = target_of(reg, n, &gone);
+	ms_target_view v;
+
+	*version = 0;
+	if (gone)
+		return -ENOENT;
+	if (!t || !ms_tree_changes(n))
+		return 0;
+	ms_target_get_view(t, &v);
+	*version = version_of(ms_tree_node(n), &v);
+	return 0;
+}
+
+unsigned ms_tree_watch(ms_registry *reg, ms_node_ref n, const ms_caller *caller, uint64_t seen)
+{
+	bool gone;
+	g_autoptr(ms_target) t = target_of(reg, n, &gone);
+	const ms_node *row = ms_tree_node(n);
+	ms_target_view v;
+
+	if (gone)
+		return MS_WATCH_GONE;
+	if (!t || !ms_tree_changes(n))
+		return MS_WATCH_NEW;
+	ms_target_get_view(t, &v);
+	if (v.removed)
+		return MS_WATCH_GONE;
+	unsigned w = v.state == MS_STATE_EXITED ? MS_WATCH_FINAL : 0;
+	if (version_of(row, &v) == seen)
+		return w;
+	/* Something changed; is there something to read (a first figure)? */
+	g_autofree char *text = NULL;
+	ms_node_ctx c = {
+		.reg = reg, .node = row, .row = n.node, .t = t, .idx = n.idx, .caller = caller};
+	return row->render && row->render(&c, &text) == -EAGAIN ? w : w | MS_WATCH_NEW;
 }

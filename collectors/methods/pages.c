@@ -116,7 +116,6 @@ int ms_hash_runs(ms_page_reader *rd, const GArray *runs, uint64_t *hashes, bool 
 	size_t k = 0;	     /* index of the next page */
 	uint64_t refused[8]; /* pages the kernel refused (EIO), the first few */
 	size_t nrefused = 0;
-	bool gone = false; /* the address space went away (exit, exec) */
 
 	rd->stalled_at = 0;
 	if (runs->len == 0)
@@ -132,7 +131,7 @@ int ms_hash_runs(ms_page_reader *rd, const GArray *runs, uint64_t *hashes, bool 
 		uint64_t at = x->start;
 		while (at < x->end) {
 			size_t want = (size_t)MIN((x->end - at) / ps, (uint64_t)MS_READ_BATCH);
-			ssize_t r = gone ? 0 : pread(fd, buf, want * ps, (off_t)at);
+			ssize_t r = pread(fd, buf, want * ps, (off_t)at);
 			if (r < 0 && errno == EINTR)
 				continue;
 			if (r < 0 && errno != EIO) {
@@ -140,13 +139,14 @@ int ms_hash_runs(ms_page_reader *rd, const GArray *runs, uint64_t *hashes, bool 
 				close(fd);
 				return -e;
 			}
-			if (r == 0 && !gone) {
-				/* Nothing at all: the mm is gone. */
-				if (kill(rd->pid, 0) < 0 && errno == ESRCH) {
-					close(fd);
-					return -ESRCH;
-				}
-				gone = true; /* exec: the rest is not there */
+			if (r == 0) {
+				/* Nothing at all: the mm this fd reads is gone,
+				 * by exit (a zombie too) or exec.  The pass is
+				 * over either way: ESRCH, which ends the target
+				 * when the process is gone and drops the window
+				 * when it lives on (method.h). */
+				close(fd);
+				return -ESRCH;
 			}
 			size_t full = r > 0 ? (size_t)r / ps : 0;
 			if (rd->times) {

@@ -458,7 +458,7 @@ int ms_caller_may_see_process(pid_t pid, const ms_caller *c, bool entered)
 
 	if (v.hidepid == MS_HIDEPID_PTRACEABLE)
 		ok = ptrace_rule(pid, c, &owner, &why) == 0;
-	else if (v.hidepid < least || c->uid == 0 || (v.has_gid && in_group(c, v.gid)))
+	else if (v.hidepid < least || c->uid == 0 || in_group(c, v.has_gid ? v.gid : 0))
 		ok = true;
 	else
 		ok = ptrace_rule(pid, c, &owner, &why) == 0;

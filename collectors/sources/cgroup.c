@@ -377,7 +377,13 @@ static int admit(const ms_ident *id, const ms_caller *c, const char *mode, ms_ad
 	s->dev = st.st_dev;
 	s->ino = st.st_ino;
 	s->v2 = fs_magic(s->path) == CGROUP2_SUPER_MAGIC;
+	/* Yama's relation is checked on the members at track (check_caller),
+	 * as ptrace checks it when a tracer attaches; the members checked at
+	 * every step after, those that joined among them, get ptrace's own
+	 * rule (uids, dumpable) only: the writer of the track line has often
+	 * exited, and its pid may name another process by then. */
 	s->tracker = *c;
+	s->tracker.attached = true;
 	ms_frames_init(&s->w);
 
 	/* The same cgroup in the other hierarchies: v2's (pressure, memory

@@ -27,6 +27,12 @@
 #   preStop hook, and `podman pod stop` kills a sidecar that shares the pod's
 #   pid namespace (its pid 1, the infra container, stops at the same time):
 #   `kube down` here stops the sidecar container alone first.
+# - After the sidecar died, `up` again detaches the dead mount and the new
+#   sidecar mounts on the same shared directory: the host and containers whose
+#   volume was bound before the mount get the new mount.  A container started
+#   after the mount holds a bind of the mount itself, which stays dead
+#   ("Transport endpoint is not connected"): restart it (the README's "What
+#   consumers see when the daemon dies").
 # - Hosts with hybrid cgroups (v1 controllers plus v2 at
 #   /sys/fs/cgroup/unified) need runc (crun refuses them), and where root
 #   lacks CAP_SYS_RESOURCE podman cannot raise its default rlimits: a

@@ -33,6 +33,11 @@ typedef struct {
 	 * waiting for its first figure can be answered. */
 	void (*on_settled)(uint32_t target_id, void *data);
 	void *on_settled_data;
+	/* Called the same way whenever what a target's changing files show
+	 * may be new (a sample, a state, a growth curve: tree.h's
+	 * ms_tree_watch) and when it is untracked, so that readers waiting
+	 * in poll() can be woken.  Data: on_settled_data. */
+	void (*on_changed)(uint32_t target_id, void *data);
 	/* Names no target may take (the tree's own entries), NULL-terminated. */
 	const char *const *reserved_names;
 } ms_registry_config;

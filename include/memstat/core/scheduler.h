@@ -18,9 +18,10 @@
 
 typedef struct ms_scheduler ms_scheduler;
 
-/* Called by a worker, with no scheduler lock held, when a step of t left
- * MS_STATE_MEASURING. */
-typedef void (*ms_settled_fn)(ms_target *t, void *data);
+/* Called by a worker (or the watchdog), with no scheduler lock held, when a
+ * step of t changed what its files show (ms_step_outcome.changed); settled
+ * when it also left MS_STATE_MEASURING. */
+typedef void (*ms_settled_fn)(ms_target *t, bool settled, void *data);
 
 ms_scheduler *ms_scheduler_new(uint32_t workers, ms_settled_fn settled, void *data);
 /* Stops the workers (each finishes the step it runs) and drops every

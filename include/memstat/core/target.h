@@ -90,6 +90,12 @@ typedef struct {
 	uint64_t first_seq; /* oldest sample kept; 0 when none */
 	uint64_t last_seq;  /* newest sample; 0 when none */
 	bool removed;	    /* untracked */
+	/* Counters that only grow, for readers waiting for something new
+	 * (tree.h's ms_tree_watch): changes of state, changes of why, and
+	 * growth curves finished.  New samples are counted by last_seq. */
+	uint64_t state_changes;
+	uint64_t why_changes;
+	uint64_t growth_changes;
 } ms_target_view;
 
 void ms_target_get_view(ms_target *t, ms_target_view *out);
@@ -111,6 +117,8 @@ void ms_target_mark_removed(ms_target *t);
 typedef struct {
 	bool settled;	   /* left MS_STATE_MEASURING: answer waiting readers */
 	bool done;	   /* exited: never step again */
+	bool changed;	   /* a sample, a state, a why or a growth curve is
+			    * new: wake readers waiting for something new */
 	int64_t again_us;  /* ask again this soon; 0: a period after due */
 	int64_t period_us; /* the period now */
 } ms_step_outcome;
@@ -122,8 +130,9 @@ ms_step_outcome ms_target_step(ms_target *t);
  * of its memory waits on something that does not answer).  t turns
  * MS_STATE_ERROR with the reason (unless it has exited), until its step
  * returns and publishes its own outcome.  Whether readers waiting for a
- * first figure should be answered now (as ms_step_outcome.settled). */
-bool ms_target_stuck(ms_target *t, int64_t for_ms);
+ * first figure should be answered now (as ms_step_outcome.settled); readers
+ * waiting for something new are woken whenever it changed the state (*changed). */
+bool ms_target_stuck(ms_target *t, int64_t for_ms, bool *changed);
 
 /* The growth curve (methods/growth.h) is measured while wanted: for
  * MS_GROWTH_WANTED_S after a reader of growth or migration/ asked

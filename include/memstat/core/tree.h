@@ -39,6 +39,26 @@ typedef enum {
 				    * supplementary groups */
 } ms_node_flags;
 
+/* What makes a file show something new (a row's `changes`): readers may
+ * wait for it in poll() (ms_tree_watch).  A row with none is read afresh
+ * at each open but gives no notice (metrics, memory/: always readable). */
+typedef enum {
+	MS_CHANGES_SAMPLE = 1u << 0, /* a new sample of its target */
+	MS_CHANGES_STATE = 1u << 1,  /* its target's state */
+	MS_CHANGES_WHY = 1u << 2,    /* why it is in that state (status's
+				      * second line) */
+	MS_CHANGES_GROWTH = 1u << 3, /* a new growth curve */
+} ms_node_changes;
+
+/* What a reader waiting on a file may learn (ms_tree_watch), as bits. */
+typedef enum {
+	MS_WATCH_NEW = 1u << 0,	  /* something new to read since it last read */
+	MS_WATCH_FINAL = 1u << 1, /* nothing new will ever come (its target
+				   * exited) */
+	MS_WATCH_GONE = 1u << 2,  /* the file is gone (untracked): a read fails
+				   * with ENOENT */
+} ms_watch;
+
 struct ms_node;
 
 /* What a node's functions are called with. */
@@ -70,6 +90,7 @@ typedef struct ms_node {
 	unsigned kinds;	  /* MS_KIND_* bits of the targets that have it; 0:
 			   * outside any target */
 	unsigned flags;	  /* ms_node_flags */
+	unsigned changes; /* ms_node_changes: what makes it show something new */
 
 	/* A file's content (a link's target): 0 with *out, or -errno;
 	 * -EAGAIN: no figure yet (a blocking read waits for the first). */
@@ -129,3 +150,22 @@ int ms_tree_write(ms_registry *reg, ms_node_ref n, const ms_caller *caller, cons
 /* rmdir of name in parent: untracks a target.  0, -EPERM, -ENOENT,
  * -EACCES (logged). */
 int ms_tree_rmdir(ms_registry *reg, ms_node_ref parent, const char *name, const ms_caller *caller);
+
+/* Waiting for something new (poll):
+ * ms_tree_version: a number that grows whenever n may show something new
+ * (what its row's `changes` name; 0 for a row with none), to be taken just
+ * before a render whose result the reader sees: 0 with *version, or
+ * -ENOENT once n is gone. */
+int ms_tree_version(ms_registry *reg, ms_node_ref n, uint64_t *version);
+#define MS_TREE_NEVER_READ UINT64_MAX
+/* ms_tree_watch: what a reader of n who last read it at version seen
+ * (MS_TREE_NEVER_READ: a fresh open, to which whatever it can read is new)
+ * may learn now, as ms_watch bits; 0: nothing yet (wait).  NEW
+ * only when a read would not answer -EAGAIN (before the first figure,
+ * `rate` has nothing new).  A row with no `changes` is always NEW (a plain
+ * file is always readable).  Renders n as caller: no lock may be held
+ * that a render takes (tree.c's order: the caller's locks first). */
+unsigned ms_tree_watch(ms_registry *reg, ms_node_ref n, const ms_caller *caller, uint64_t seen);
+/* Whether n can ever tell a waiting reader of something new (a row with
+ * `changes`, under a target): else no notice needs keeping for it. */
+bool ms_tree_changes(ms_node_ref n);

@@ -14,8 +14,11 @@
  *                     with the reason)
  *   CPU clock         without: page-sampling does without the target's
  *                     CPU time (clock_getcpuclockid)
- *   process_vm_readv  no way without: measuring a process's pages fails
- *                     with its errno, the reason in status
+ *   /proc/PID/mem     (pread, how pages are read: pages.h) no way
+ *                     without: measuring a process's pages fails with
+ *                     its errno, the reason in status; process_vm_readv
+ *                     is not used, and a filter refusing it changes
+ *                     nothing
  */
 #pragma once
 

@@ -37,7 +37,9 @@ typedef enum {
 
 typedef struct {
 	ms_hidepid hidepid;
-	bool has_gid; /* gid=: members of this group see everything */
+	bool has_gid; /* gid= given: members of this group see everything;
+		       * without it, group 0's members do (the kernel's
+		       * default pid_gid, GLOBAL_ROOT_GID) */
 	gid_t gid;
 } ms_proc_view;
 
