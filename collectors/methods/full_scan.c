@@ -11,11 +11,10 @@
  * The look that closes a window opens the next: one pass over the memory a
  * period, and the windows follow each other without a gap.  A pass reads
  * its pages in chunks of MS_SCAN_CHUNK in a random order, never in address
- * order: a writer
- * that walks its memory in address order (a ring buffer, a streaming copy, a
- * log) would otherwise move with the scan or against it, and its pages
- * would be looked at later or earlier than the window says, for a count too
- * high or too low by up to the length of a pass.  Each read is timed: a
+ * order: a writer that walks its memory in address order (a ring buffer, a
+ * streaming copy, a log) would otherwise move with the scan or against it,
+ * and its pages would be looked at later or earlier than the window says,
+ * for a count too high or too low by up to the length of a pass.  Each read is timed: a
  * page's window runs from its read in the first pass to its read in the
  * second, the rate divides by the mean of those windows, and the sample's
  * window_min_ms/window_max_ms say how far they spread (measurement.h).
