@@ -61,7 +61,8 @@ static totals collect(pid_t pid, unsigned k, long first, int count)
 		 * reads of a look took a while); `exact 1` claims 2%. */
 		double truth_rate = k * 4096 / 1048576.0;
 		if (exact == 1)
-			cr_expect(fabs(rate - truth_rate) <= 0.02 * truth_rate + 16 * 4096 / 1048576.0 / (ms / 1000.0),
+			cr_expect(fabs(rate - truth_rate) <=
+					  0.02 * truth_rate + 16 * 4096 / 1048576.0 / (ms / 1000.0),
 				  "a sample says exact but is %.2f MiB/s for %.2f:\n%s", rate,
 				  truth_rate, text);
 		t.width += (hi - lo) / 2 / 1.959964;

@@ -64,8 +64,7 @@ static void add_sample(tally *t, pid_t pid, long seq, double truth, const char *
 	double rate, lo, hi, exact, ms, wmin, wmax, cov;
 	cr_assert(sample_get(text, "rate", &rate) && sample_get(text, "rate_ci95_low", &lo) &&
 			  sample_get(text, "rate_ci95_high", &hi) &&
-			  sample_get(text, "exact", &exact) &&
-			  sample_get(text, "period_ms", &ms) &&
+			  sample_get(text, "exact", &exact) && sample_get(text, "period_ms", &ms) &&
 			  sample_get(text, "window_min_ms", &wmin) &&
 			  sample_get(text, "window_max_ms", &wmax) &&
 			  sample_get(text, "coverage", &cov),
@@ -106,7 +105,7 @@ static void check_mean(const tally *t, const char *what)
 }
 
 #define REGION_MIB 128
-#define SAMPLES 3
+#define SAMPLES	   3
 
 /* Two helpers writing k pages a second in the same order: one measured by
  * full-scan, one by page-sampling at 16384 pages per GiB, side by side. */
@@ -218,9 +217,9 @@ static pid_t reader_loop(pid_t target)
 		die_with_parent(parent, SIGKILL);
 		char *cmd = NULL;
 		if (asprintf(&cmd,
-			 "while :; do cat %s/%d/rate %s/%d/status %s/%d/samples/latest "
-			 "%s/meminfo/memtotal >/dev/null 2>&1; done",
-			 M.mnt, (int)target, M.mnt, (int)target, M.mnt, (int)target, M.mnt) < 0)
+			     "while :; do cat %s/%d/rate %s/%d/status %s/%d/samples/latest "
+			     "%s/meminfo/memtotal >/dev/null 2>&1; done",
+			     M.mnt, (int)target, M.mnt, (int)target, M.mnt, (int)target, M.mnt) < 0)
 			_exit(127);
 		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
 		_exit(127);
@@ -308,8 +307,9 @@ Test(timing, a_window_longer_than_the_period_is_said)
 		char *text = sample_wait(&M, helpers[0], seq, 40);
 		cr_assert(text, "sample %ld never came", seq);
 		double ms, cov, rate, lo, hi;
-		cr_assert(sample_get(text, "period_ms", &ms) && sample_get(text, "coverage", &cov) &&
-			  sample_get(text, "rate", &rate) && sample_get(text, "rate_ci95_low", &lo) &&
+		cr_assert(sample_get(text, "period_ms", &ms) &&
+			  sample_get(text, "coverage", &cov) && sample_get(text, "rate", &rate) &&
+			  sample_get(text, "rate_ci95_low", &lo) &&
 			  sample_get(text, "rate_ci95_high", &hi));
 		long_one |= ms > 2000;
 		/* One pass a period: each window begins where the last ended. */
@@ -317,7 +317,8 @@ Test(timing, a_window_longer_than_the_period_is_said)
 		/* Still the truth, over its real length. */
 		double truth = 2048 * 4096 / 1048576.0;
 		cr_expect(lo - 0.01 - 0.01 * truth <= truth &&
-				  truth <= hi + 0.01 + 0.01 * truth + 16 * 4096 / 1048576.0 / (ms / 1000),
+				  truth <= hi + 0.01 + 0.01 * truth +
+						   16 * 4096 / 1048576.0 / (ms / 1000),
 			  "%s", text);
 		free(text);
 	}

@@ -610,7 +610,8 @@ static double simulate_scan(GRand *r, int order, bool shuffled, double *lo, doub
 		for (uint32_t j = 0; j < chunks; j++)
 			perm[k][j] = j;
 		for (uint32_t j = chunks; shuffled && j > 1; j--) {
-			uint32_t x = (uint32_t)g_rand_int_range(r, 0, (gint32)j), y = perm[k][j - 1];
+			uint32_t x = (uint32_t)g_rand_int_range(r, 0, (gint32)j),
+				 y = perm[k][j - 1];
 			perm[k][j - 1] = perm[k][x];
 			perm[k][x] = y;
 		}
@@ -623,7 +624,9 @@ static double simulate_scan(GRand *r, int order, bool shuffled, double *lo, doub
 		}
 	for (uint32_t i = 0; i < N; i++) {
 		/* When the writer comes to page i in its sweep. */
-		uint32_t at = order == 0 ? i : order == 1 ? N - 1 - i : (i % 16) * (N / 16) + i / 16;
+		uint32_t at = order == 0   ? i
+			      : order == 1 ? N - 1 - i
+					   : (i % 16) * (N / 16) + i / 16;
 		double first = phase + at / R, from = t1[i] / 1e6, to = t2[i] / 1e6;
 		double n = ceil((from - first) / C);
 		dirty += first + n * C <= to;
@@ -674,9 +677,14 @@ Test(stats, a_random_order_of_reads_is_not_biased_by_the_order_of_writes)
 /* exact: a census whose reads all fell within 2% of the window. */
 Test(stats, exact_only_when_the_reads_were_quick)
 {
-	ms_measurement m = {.page_size = 4096, .pages_total = 1000, .pages_population = 1000,
-			    .pages_sampled = 1000, .pages_dirty = 100, .period_ms = 1000,
-			    .window_min_ms = 995, .window_max_ms = 1005};
+	ms_measurement m = {.page_size = 4096,
+			    .pages_total = 1000,
+			    .pages_population = 1000,
+			    .pages_sampled = 1000,
+			    .pages_dirty = 100,
+			    .period_ms = 1000,
+			    .window_min_ms = 995,
+			    .window_max_ms = 1005};
 	ms_measurement_finish(&m);
 	cr_expect(m.exact && m.rate_lo <= m.rate && m.rate <= m.rate_hi);
 	m.window_min_ms = 900;
@@ -685,8 +693,8 @@ Test(stats, exact_only_when_the_reads_were_quick)
 	cr_expect_not(m.exact);
 	/* The low end over the longest window, the high over the shortest. */
 	double c = 100 * 4096 / 1048576.0;
-	cr_expect(fabs(m.rate_lo - c / 1.1) < 1e-9 && fabs(m.rate_hi - c / 0.9) < 1e-9,
-		  "[%f, %f]", m.rate_lo, m.rate_hi);
+	cr_expect(fabs(m.rate_lo - c / 1.1) < 1e-9 && fabs(m.rate_hi - c / 0.9) < 1e-9, "[%f, %f]",
+		  m.rate_lo, m.rate_hi);
 	/* Coverage: the window over the time since the last one ended. */
 	ms_measurement_coverage(&m, 1000000, 3000000);
 	cr_expect(fabs(m.coverage - 0.5) < 1e-9);

@@ -50,7 +50,7 @@ typedef struct {
 	uint64_t pages;	  /* in resident */
 	uint64_t *hashes; /* one per page of resident, in order */
 	bool *readable;
-	int64_t *times;	  /* when each page of resident was read */
+	int64_t *times; /* when each page of resident was read */
 	uint64_t pages_total;
 	int64_t start_wall_ms;
 	int64_t start_mid_us; /* middle of the first hashing pass */
@@ -285,8 +285,7 @@ static int fs_close_window(void *state, ms_measurement *out, char **why)
 	/* Each page's window runs from its read in the first look to its read
 	 * in the second (ms_measurement_windows, below). */
 	ms_measurement_begin(out, ms_full_scan.mode,
-			     s->how == MS_RUNS_SCAN ? "pagemap_scan+proc_mem"
-						    : "pagemap+proc_mem",
+			     s->how == MS_RUNS_SCAN ? "pagemap_scan+proc_mem" : "pagemap+proc_mem",
 			     s->start_wall_ms, s->start_mid_us, mid, ps);
 	out->pages_total = s->pages_total;
 	out->pages_population = s->pages;

@@ -53,8 +53,9 @@ typedef struct {
 	uint64_t *hashes;
 	bool *present; /* resident when the window opened */
 	bool *readable;
-	int64_t *times; /* when each page was looked at (read, or its pagemap
-			 * entry for a page not resident) */
+	/* When each page was looked at (read, or its pagemap entry read for a
+	 * page not resident). */
+	int64_t *times;
 	int64_t last_end_us;	   /* the last window's end (CLOCK_MONOTONIC) */
 	uint64_t pages_total;	   /* writable */
 	uint64_t pages_population; /* in population */

@@ -102,9 +102,9 @@ static void one(const char *mnt, const char *bin, unsigned mib, unsigned pps, co
 		cov = fmin(cov, field(t, "coverage"));
 		ms_min = fmin(ms_min, field(t, "period_ms"));
 	}
-	printf("| %u | %s | %s | %.2f | %.2f .. %.2f | %.2f | %.2f | %d | %d | %.0f | %.2f |\n", mib,
-	       order, mode, truth, lo_r, hi_r, sum / samples, half / samples, misses, exact, ms_min,
-	       cov);
+	printf("| %u | %s | %s | %.2f | %.2f .. %.2f | %.2f | %.2f | %d | %d | %.0f | %.2f |\n",
+	       mib, order, mode, truth, lo_r, hi_r, sum / samples, half / samples, misses, exact,
+	       ms_min, cov);
 	fflush(stdout);
 	snprintf(path, sizeof(path), "%s/untrack", mnt);
 	snprintf(line, sizeof(line), "%d\n", (int)pid);

@@ -67,7 +67,8 @@ int main(int argc, char **argv)
 			return 2;
 		*comma = '\0';
 	}
-	const char *order_how = argc > 4 && strncmp(argv[4], "order=", 6) == 0 ? argv[4] + 6 : "random";
+	const char *order_how =
+		argc > 4 && strncmp(argv[4], "order=", 6) == 0 ? argv[4] + 6 : "random";
 	long execs = argc > 4 && strncmp(argv[4], "exec=", 5) == 0 ? atol(argv[4] + 5) : -1;
 	/* Set by an exec of our own: "ready" was said by the first. */
 	int again = getenv("DIRTIER_EXECED") != NULL;

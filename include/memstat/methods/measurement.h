@@ -45,14 +45,14 @@ typedef struct {
 	uint32_t order_chunk; /* pages read in a random order, in chunks of
 			       * this many pages (full-scan 16, page-sampling
 			       * 1), or 0 */
-	double coverage; /* the fraction of the time since the previous
-			  * window's end that this window covers (1: it
-			  * began where the last one ended; less: the mode
-			  * cannot keep up with the period) */
-	uint32_t processes;	 /* processes a container's sample covered;
-				  * 0 for one process or a VM */
-	uint32_t vcpus;		 /* entries in vcpu (VMs in dirty-ring mode) */
-	ms_vcpu_rate *vcpu;	 /* owned by the measurement: g_free it */
+	double coverage;      /* the fraction of the time since the previous
+			       * window's end that this window covers (1: it
+			       * began where the last one ended; less: the mode
+			       * cannot keep up with the period) */
+	uint32_t processes;   /* processes a container's sample covered;
+			       * 0 for one process or a VM */
+	uint32_t vcpus;	      /* entries in vcpu (VMs in dirty-ring mode) */
+	ms_vcpu_rate *vcpu;   /* owned by the measurement: g_free it */
 } ms_measurement;
 
 /* What one window is asked to be. */
