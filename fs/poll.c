@@ -76,9 +76,11 @@ void ms_op_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 	fuse_reply_poll(req, events_of(h, w));
 }
 
-void ms_fs_target_changed(uint32_t target_id, void *data)
+/* Wakes the pollers of target_id whose watched file has something new (or
+ * every poller, when all): their handles are taken under poll_lock and
+ * notified after it, each once. */
+static void wake_polls(ms_fs *fs, bool all, uint32_t target_id)
 {
-	ms_fs *fs = data;
 	GHashTableIter it;
 	gpointer k;
 	g_autoptr(GPtrArray) wake = g_ptr_array_new();
@@ -87,7 +89,7 @@ void ms_fs_target_changed(uint32_t target_id, void *data)
 	g_hash_table_iter_init(&it, fs->polled);
 	while (g_hash_table_iter_next(&it, &k, NULL)) {
 		ms_handle *h = k;
-		if (h->n.id != target_id || !watch_locked(fs, h))
+		if (!all && (h->n.id != target_id || !watch_locked(fs, h)))
 			continue;
 		g_ptr_array_add(wake, h->ph);
 		h->ph = NULL;
@@ -101,6 +103,11 @@ void ms_fs_target_changed(uint32_t target_id, void *data)
 	}
 }
 
+void ms_fs_target_changed(uint32_t target_id, void *data)
+{
+	wake_polls(data, false, target_id);
+}
+
 void ms_poll_forget(ms_fs *fs, ms_handle *h)
 {
 	pthread_mutex_lock(&fs->poll_lock);
@@ -112,22 +119,5 @@ void ms_poll_forget(ms_fs *fs, ms_handle *h)
 
 void ms_fs_release_polls(ms_fs *fs)
 {
-	GHashTableIter it;
-	gpointer k;
-	g_autoptr(GPtrArray) wake = g_ptr_array_new();
-
-	pthread_mutex_lock(&fs->poll_lock);
-	g_hash_table_iter_init(&it, fs->polled);
-	while (g_hash_table_iter_next(&it, &k, NULL)) {
-		ms_handle *h = k;
-		g_ptr_array_add(wake, h->ph);
-		h->ph = NULL;
-		g_hash_table_iter_remove(&it);
-	}
-	pthread_mutex_unlock(&fs->poll_lock);
-	for (guint i = 0; i < wake->len; i++) {
-		struct fuse_pollhandle *ph = g_ptr_array_index(wake, i);
-		fuse_lowlevel_notify_poll(ph);
-		fuse_pollhandle_destroy(ph);
-	}
+	wake_polls(fs, true, 0);
 }

@@ -533,11 +533,13 @@ int growth_mean(const char *path, int windows, double seconds, bool exact, doubl
 		int k = 0;
 		for (; lines[k] && *lines[k] && k < GROWTH_MAX_STEPS; k++) {
 			double ts, pg, mib, lo, hi;
-			cr_assert_eq(sscanf(lines[k], "%lf %lf %lf %lf %lf", &ts, &pg, &mib, &lo, &hi),
-				     5, "not \"t_s pages mib ci95_low ci95_high\": %s", lines[k]);
+			cr_assert_eq(
+				sscanf(lines[k], "%lf %lf %lf %lf %lf", &ts, &pg, &mib, &lo, &hi),
+				5, "not \"t_s pages mib ci95_low ci95_high\": %s", lines[k]);
 			cr_expect(lo <= pg && pg <= hi, "%s", lines[k]);
 			if (exact)
-				cr_expect_eq(lo, hi, "an exact curve has no interval: %s", lines[k]);
+				cr_expect_eq(lo, hi, "an exact curve has no interval: %s",
+					     lines[k]);
 			t[k] += ts / windows;
 			f[k] += pg / windows;
 			var[k] += pow((hi - lo) / 2 / 1.96, 2) / ((double)windows * windows);
@@ -549,4 +551,36 @@ int growth_mean(const char *path, int windows, double seconds, bool exact, doubl
 	cr_assert_eq(got, windows + 1, "fewer than %d growth curves at %s in %.0f s", windows + 1,
 		     path, seconds);
 	return n;
+}
+
+bool kernel_has_soft_dirty(void)
+{
+	static char page[8192] __attribute__((aligned(4096)));
+	uint64_t entry = 0;
+	int fd = open("/proc/self/clear_refs", O_WRONLY);
+	cr_assert(fd >= 0);
+	page[0] = 1;
+	cr_assert(write(fd, "4", 1) == 1);
+	close(fd);
+	page[0] = 2;
+	fd = open("/proc/self/pagemap", O_RDONLY);
+	cr_assert(pread(fd, &entry, 8, (off_t)((uintptr_t)page / 4096 * 8)) == 8);
+	close(fd);
+	return entry & (1ULL << 55);
+}
+
+const char *cgroup_root(bool v2)
+{
+	static char dir[2][256];
+	char *out = NULL;
+
+	if (!dir[v2][0]) {
+		sh_out(&out, v2 ? "findmnt -rn -t cgroup2 -o TARGET | head -n1"
+				: "findmnt -rn -t cgroup -O memory -o TARGET | head -n1");
+		g_strlcpy(dir[v2], out ? g_strstrip(out) : "", sizeof(dir[v2]));
+		if (!dir[v2][0])
+			g_strlcpy(dir[v2], "-", sizeof(dir[v2]));
+		free(out);
+	}
+	return strcmp(dir[v2], "-") == 0 ? "" : dir[v2];
 }

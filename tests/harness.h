@@ -106,3 +106,11 @@ double now_s(void);
 #define GROWTH_MAX_STEPS 16
 int growth_mean(const char *path, int windows, double seconds, bool exact, double *t, double *f,
 		double *var);
+
+/* Whether this kernel tracks soft-dirty: our own look (clear_refs 4, a
+ * write, then bit 55 of the page's pagemap entry). */
+bool kernel_has_soft_dirty(void);
+
+/* The mount point of this host's cgroup v2 hierarchy (v2) or of v1's memory
+ * one: "" when the host mounts none.  Static. */
+const char *cgroup_root(bool v2);

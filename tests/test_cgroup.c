@@ -52,29 +52,11 @@ static void down(void)
 }
 TestSuite(cgroup, .init = up, .fini = down, .timeout = 120);
 
-/* The mount point of the cgroup v2 hierarchy, or of v1's memory one: ""
- * when this host has none. */
-static const char *hierarchy(bool v2)
-{
-	static char dir[2][256];
-	char *out = NULL;
-
-	if (!dir[v2][0]) {
-		sh_out(&out, v2 ? "findmnt -rn -t cgroup2 -o TARGET | head -n1"
-				: "findmnt -rn -t cgroup -O memory -o TARGET | head -n1");
-		g_strlcpy(dir[v2], out ? g_strstrip(out) : "", sizeof(dir[v2]));
-		if (!dir[v2][0])
-			g_strlcpy(dir[v2], "-", sizeof(dir[v2]));
-		free(out);
-	}
-	return strcmp(dir[v2], "-") == 0 ? "" : dir[v2];
-}
-
 /* A new cgroup under this host's v2 (or v1 memory) hierarchy; skips, saying
  * why, when there is none. */
 static const char *make_cgroup(bool v2, const char *leaf)
 {
-	const char *root = hierarchy(v2);
+	const char *root = cgroup_root(v2);
 
 	if (!*root) {
 		fprintf(stderr, "skipped: this host mounts no cgroup %s\n",
@@ -200,7 +182,7 @@ static void one_dirtier(bool v2)
 Test(cgroup, a_v2_cgroup_dirtier_within_its_interval)
 {
 	one_dirtier(true);
-	if (*hierarchy(true)) {
+	if (*cgroup_root(true)) {
 		/* PSI where the kernel has it: the eight figures. */
 		g_autofree char *p = g_strdup_printf("%s/memory.pressure", cgs[0]);
 		if (access(p, R_OK) == 0) {
@@ -312,10 +294,11 @@ static void growth_truth(const char *name, int procs, double k, double own, int 
 		double truth = procs * MIN(k * t[i], own);
 		double lag = k * t[i] < own + k * 0.05 ? procs * k * 0.05 : 0;
 		double tol = 4.5 * sqrt(var[i]) + 0.03 * truth + slack + lag;
-		cr_log_info("%s t %.3f: f %.0f, truth %.0f, tolerance %.0f", name, t[i], f[i], truth,
-			    tol);
-		cr_expect(fabs(f[i] - truth) <= tol, "%s: f(%.3f) = %.0f, truth %.0f (tolerance %.0f)",
-			  name, t[i], f[i], truth, tol);
+		cr_log_info("%s t %.3f: f %.0f, truth %.0f, tolerance %.0f", name, t[i], f[i],
+			    truth, tol);
+		cr_expect(fabs(f[i] - truth) <= tol,
+			  "%s: f(%.3f) = %.0f, truth %.0f (tolerance %.0f)", name, t[i], f[i],
+			  truth, tol);
 	}
 }
 
@@ -329,8 +312,7 @@ Test(cgroup, growth_of_two_members_holds_the_truth)
 
 	keep(dirtier_start_in(in, 32, 32, 2000, NULL));
 	keep(dirtier_start_in(in, 32, 32, 2000, NULL));
-	g_autofree char *line =
-		g_strdup_printf("%s name=grow sample_pages=16384 bandwidth=1G", cg);
+	g_autofree char *line = g_strdup_printf("%s name=grow sample_pages=16384 bandwidth=1G", cg);
 	cr_assert_eq(track(line), 0);
 	growth_truth("grow", 2, 2000, 8192, 2, 2 * 24, false);
 	/* 64 MiB at 1 GB/s, 16 MB/s dirtied: converges. */
@@ -338,8 +320,7 @@ Test(cgroup, growth_of_two_members_holds_the_truth)
 	g_autofree char *tpath = mpath(&M, "grow/migration/total_s");
 	g_autofree char *mpath_ = mpath(&M, "metrics");
 	g_autofree char *verdict = read_file(vpath);
-	cr_expect(verdict && strcmp(verdict, "converges\n") == 0, "verdict at 1 GB/s: %s",
-		  verdict);
+	cr_expect(verdict && strcmp(verdict, "converges\n") == 0, "verdict at 1 GB/s: %s", verdict);
 	g_autofree char *total = read_file(tpath);
 	cr_expect(total && atof(total) > 0, "migration/total_s: %s", total);
 	g_autofree char *metrics = read_file(mpath_);
@@ -567,7 +548,7 @@ Test(cgroup_podman, a_container_tracked_by_its_cgroup_then_stopped)
 {
 	const unsigned k = 2000;
 	char *out = NULL;
-	const char *v2 = hierarchy(true), *v1 = hierarchy(false);
+	const char *v2 = cgroup_root(true), *v1 = cgroup_root(false);
 
 	/* The dirtier of this build, in a debian:12 container (the same
 	 * glibc), its build directory mounted read-only. */

@@ -184,24 +184,6 @@ Test(exact, process_exiting_mid_scan_ends_exited)
 	free(p);
 }
 
-/* Our own look at whether this kernel tracks soft-dirty, independent of the
- * daemon's: clear our bits, write a page, read its pagemap entry. */
-static bool kernel_has_soft_dirty(void)
-{
-	static char page[8192] __attribute__((aligned(4096)));
-	uint64_t entry = 0;
-	int fd = open("/proc/self/clear_refs", O_WRONLY);
-	cr_assert(fd >= 0);
-	page[0] = 1;
-	cr_assert(write(fd, "4", 1) == 1);
-	close(fd);
-	page[0] = 2;
-	fd = open("/proc/self/pagemap", O_RDONLY);
-	cr_assert(pread(fd, &entry, 8, (off_t)((uintptr_t)page / 4096 * 8)) == 8);
-	close(fd);
-	return entry & (1ULL << 55);
-}
-
 Test(exact, soft_dirty_is_offered_only_where_the_kernel_tracks_it)
 {
 	bool has = kernel_has_soft_dirty();

@@ -13,6 +13,8 @@
  */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
+#include <glib.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <math.h>
 #include <signal.h>
@@ -20,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -27,6 +30,7 @@
 
 static mount_t M;
 static pid_t helpers[2];
+static char cgroups[2][256]; /* made by a test, removed by down() */
 static pid_t loops[32];
 static int nloops;
 
@@ -47,6 +51,13 @@ static void down(void)
 		helpers[i] = 0;
 	}
 	mount_stop(&M);
+	/* A cgroup is removable once its killed processes are reaped. */
+	for (int i = 0; i < 2; i++) {
+		for (int t = 0;
+		     cgroups[i][0] && t < 100 && rmdir(cgroups[i]) != 0 && errno == EBUSY; t++)
+			usleep(20000);
+		cgroups[i][0] = '\0';
+	}
 }
 TestSuite(timing, .init = up, .fini = down, .timeout = 180);
 
@@ -56,11 +67,11 @@ typedef struct {
 	double noise; /* MiB/s the helper's stack and libc may add per sample */
 } tally;
 
-/* One sample of pid (its text read, checked and added to t); its text. */
-static void add_sample(tally *t, pid_t pid, long seq, double truth, const char *mode)
+/* One sample of the target name (its text read, checked and added to t). */
+static void add_sample_of(tally *t, const char *name, long seq, double truth, const char *mode)
 {
-	char *text = sample_wait(&M, pid, seq, 40);
-	cr_assert(text, "sample %ld of %d never came", seq, (int)pid);
+	char *text = sample_wait_name(&M, name, seq, 40);
+	cr_assert(text, "sample %ld of %s never came", seq, name);
 	double rate, lo, hi, exact, ms, wmin, wmax, cov;
 	cr_assert(sample_get(text, "rate", &rate) && sample_get(text, "rate_ci95_low", &lo) &&
 			  sample_get(text, "rate_ci95_high", &hi) &&
@@ -87,10 +98,18 @@ static void add_sample(tally *t, pid_t pid, long seq, double truth, const char *
 	t->exact += exact == 1;
 	t->misses += truth < lo - 0.01 - 0.01 * truth || truth > hi + noise + 0.01 * truth;
 	t->spread += wmax - wmin > 0.05 * ms;
-	cr_log_info("%d %s sample %ld: %.2f [%.2f, %.2f] MiB/s, truth %.2f, %.0f ms in "
+	cr_log_info("%s %s sample %ld: %.2f [%.2f, %.2f] MiB/s, truth %.2f, %.0f ms in "
 		    "[%.0f, %.0f], coverage %.2f, exact %.0f",
-		    (int)pid, mode, seq, rate, lo, hi, truth, ms, wmin, wmax, cov, exact);
+		    name, mode, seq, rate, lo, hi, truth, ms, wmin, wmax, cov, exact);
 	free(text);
+}
+
+/* The same for the process pid. */
+static void add_sample(tally *t, pid_t pid, long seq, double truth, const char *mode)
+{
+	char name[16];
+	snprintf(name, sizeof(name), "%d", (int)pid);
+	add_sample_of(t, name, seq, truth, mode);
 }
 
 static void check_mean(const tally *t, const char *what)
@@ -165,21 +184,53 @@ Test(timing, random_order_high)
 	orders("random", 12800);
 }
 
-/* Our own look at whether this kernel tracks soft-dirty (as test_exact). */
-static bool kernel_has_soft_dirty(void)
+/* A container: the same writers, each alone in a cgroup tracked by its
+ * path (the union of its members' frames: frames.c), by full-scan and by
+ * page-sampling at 16384 pages per GiB. */
+static void cgroup_orders(const char *order, unsigned k)
 {
-	static char page[8192] __attribute__((aligned(4096)));
-	uint64_t entry = 0;
-	int fd = open("/proc/self/clear_refs", O_WRONLY);
-	cr_assert(fd >= 0);
-	page[0] = 1;
-	cr_assert(write(fd, "4", 1) == 1);
-	close(fd);
-	page[0] = 2;
-	fd = open("/proc/self/pagemap", O_RDONLY);
-	cr_assert(pread(fd, &entry, 8, (off_t)((uintptr_t)page / 4096 * 8)) == 8);
-	close(fd);
-	return entry & (1ULL << 55);
+	const char *root = cgroup_root(true);
+	if (!*root) {
+		fprintf(stderr, "skipped: this host mounts no cgroup v2 hierarchy\n");
+		cr_skip_test("no cgroup v2 hierarchy");
+	}
+	char how[32];
+	snprintf(how, sizeof(how), "order=%s", order);
+	for (int i = 0; i < 2; i++) {
+		snprintf(cgroups[i], sizeof(cgroups[i]), "%s/memstat-timing-%d-%d", root,
+			 (int)getpid(), i);
+		cr_assert(mkdir(cgroups[i], 0755) == 0, "mkdir %s: %s", cgroups[i],
+			  strerror(errno));
+		const char *in[] = {cgroups[i], NULL};
+		helpers[i] = dirtier_start_in(in, REGION_MIB, REGION_MIB, k, how);
+	}
+	char line[512];
+	g_autofree char *track = mpath(&M, "track");
+	snprintf(line, sizeof(line), "%s name=cg-full mode=full-scan", cgroups[0]);
+	cr_assert_eq(write_file(track, line), 0);
+	snprintf(line, sizeof(line), "%s name=cg-sampled mode=page-sampling sample_pages=16384",
+		 cgroups[1]);
+	cr_assert_eq(write_file(track, line), 0);
+	double truth = k * 4096 / 1048576.0;
+	tally full = {0}, sampled = {0};
+	for (long seq = 2; seq < 2 + SAMPLES; seq++) {
+		add_sample_of(&full, "cg-full", seq, truth, "mode full-scan");
+		add_sample_of(&sampled, "cg-sampled", seq, truth, "mode page-sampling");
+	}
+	char what[80];
+	snprintf(what, sizeof(what), "container full-scan, %s order, %u pages/s", order, k);
+	check_mean(&full, what);
+	snprintf(what, sizeof(what), "container page-sampling, %s order, %u pages/s", order, k);
+	check_mean(&sampled, what);
+}
+
+Test(timing, container_address_order_high)
+{
+	cgroup_orders("address", 12800);
+}
+Test(timing, container_reverse_order_low)
+{
+	cgroup_orders("reverse", 1024);
 }
 
 Test(timing, soft_dirty_in_every_order)

@@ -32,7 +32,6 @@ typedef struct ms_frame_mapping {
 	uint32_t page;
 } cg_mapping;
 
-
 /* ---- looking at members' pages ---- */
 
 static void look_clear(gpointer p)
@@ -142,43 +141,53 @@ static gint cmp_read(gconstpointer a, gconstpointer b)
 	return (x->addr > y->addr) - (x->addr < y->addr);
 }
 
-/* Hashes the pages of reads (per member of looks), in address order, and
- * hands each result to fn(slot, hash, readable); when resident_only, only
- * the pages still resident at that address are read (the others are
- * handed as not readable), and *read is added the pages read. */
-static int hash_reads(GArray *looks, cg_reads *reads, uint32_t ps, bool resident_only,
+/* Looks at the pages of reads (per member of looks): the ones still
+ * resident at their address are read, each member's in a random order of
+ * chunks of chunk pages (a
+ * writer walking its memory in address order must not move with the look:
+ * measurement.h), and each result handed to fn(slot, hash, ok), ok false for
+ * a page not resident or not readable any more.  times (may be NULL; one
+ * per slot, zeroed by the caller) gets, for each slot, when the last of its
+ * pages was read (CLOCK_MONOTONIC µs).  *read (may be NULL) is added the
+ * pages read.  0, or -errno with *why. */
+static int hash_reads(GArray *looks, cg_reads *reads, uint32_t ps, uint32_t chunk,
 		      void (*fn)(ms_frames *s, size_t slot, uint64_t h, bool ok, void *data),
-		      ms_frames *s, void *data, uint64_t *read, char **why)
+		      ms_frames *s, void *data, int64_t *times, uint64_t *read, char **why)
 {
 	for (guint m = 0; m < looks->len; m++) {
 		GArray *pairs = reads[m].pairs;
 		size_t n = pairs ? pairs->len : 0;
 		if (n == 0)
 			continue;
-		g_array_sort(pairs, cmp_read);
+		g_array_sort(pairs, cmp_read); /* ms_look_pages takes them ascending */
 		g_autofree uint64_t *addrs = g_new(uint64_t, n);
 		g_autofree uint64_t *h = g_new(uint64_t, n);
 		g_autofree bool *ok = g_new(bool, n);
 		g_autofree bool *present = g_new(bool, n);
+		g_autofree int64_t *t = times ? g_new(int64_t, n) : NULL;
 		for (size_t i = 0; i < n; i++)
 			addrs[i] = g_array_index(pairs, cg_read, i).addr;
 		ms_page_reader reader;
 		ms_page_reader_init(&reader, g_array_index(looks, cg_look, m).pid);
 		reader.page_size = ps;
-		int r = resident_only ? ms_look_pages(&reader, addrs, n, present, ok, h, read, why)
-				      : ms_hash_pages(&reader, addrs, n, h, ok);
+		reader.order_chunk = chunk;
+		reader.times = t;
+		int r = ms_look_pages(&reader, addrs, n, present, ok, h, read, why);
 		if (r == -ESRCH) {
 			g_clear_pointer(why, g_free);
 			memset(ok, 0, n * sizeof(*ok)); /* left meanwhile */
+			if (t)
+				for (size_t i = 0; i < n; i++)
+					t[i] = ms_now_us(CLOCK_MONOTONIC);
 		} else if (r < 0) {
-			return resident_only ? r
-					     : ms_fail(why, r, "cannot read the memory of process %d: %s",
-						       (int)g_array_index(looks, cg_look, m).pid,
-						       ms_page_read_strerror(r));
+			return r;
 		}
-		for (size_t i = 0; i < n; i++)
-			fn(s, g_array_index(pairs, cg_read, i).slot, h[i],
-			   ok[i] && (!resident_only || present[i]), data);
+		for (size_t i = 0; i < n; i++) {
+			size_t slot = g_array_index(pairs, cg_read, i).slot;
+			if (times)
+				times[slot] = MAX(times[slot], t[i]);
+			fn(s, slot, h[i], ok[i] && present[i], data);
+		}
 	}
 	return 0;
 }
@@ -208,6 +217,7 @@ void ms_frames_free_window(ms_frames *s)
 	g_clear_pointer(&s->drawn, g_free);
 	g_clear_pointer(&s->hashes, g_free);
 	g_clear_pointer(&s->readable, g_free);
+	g_clear_pointer(&s->start_times, g_free);
 	s->nmappings = s->nframes = s->n = 0;
 	s->open = false;
 }
@@ -320,6 +330,7 @@ static int draw(ms_frames *s, size_t n, char **why)
 	s->drawn = s->n ? ms_pick_indices(s->rand, s->nframes, s->n) : g_new(uint64_t, 1);
 	s->hashes = g_new0(uint64_t, MAX(s->n, 1));
 	s->readable = g_new0(bool, MAX(s->n, 1));
+	s->start_times = g_new0(int64_t, MAX(s->n, 1));
 
 	cg_reads *reads = g_new0(cg_reads, MAX(s->members->len, 1));
 	for (size_t i = 0; i < s->n; i++) {
@@ -328,7 +339,8 @@ static int draw(ms_frames *s, size_t n, char **why)
 		reads_add(&reads[mp->member], g_array_index(l->addrs, uint64_t, mp->page), i);
 	}
 	int64_t t0 = ms_now_us(CLOCK_MONOTONIC);
-	int r = hash_reads(s->members, reads, s->ps, false, set_start, s, NULL, NULL, why);
+	int r = hash_reads(s->members, reads, s->ps, s->order_chunk, set_start, s, NULL,
+			   s->start_times, NULL, why);
 	s->start_mid_us = (t0 + ms_now_us(CLOCK_MONOTONIC)) / 2;
 	reads_free(reads, s->members->len);
 	return r;
@@ -340,6 +352,7 @@ int ms_frames_open(ms_frames *s, GArray *pids, const char *mode, bool exact, con
 	int r = gather(s, pids, mode, why);
 	if (r < 0)
 		return r;
+	s->order_chunk = exact ? MS_SCAN_CHUNK : 1;
 	return draw(s, exact ? s->nframes : ms_sample_count(s->nframes, s->ps, p->sample_pages),
 		    why);
 }
@@ -388,7 +401,8 @@ int ms_frames_look(ms_frames *s, const size_t *idx, size_t count, bool *changed,
 	/* Through each member, the mappings still resident: the frame is
 	 * dirty when one of them reads otherwise than at the open. */
 	cg_relook c = {idx, changed};
-	int r = hash_reads(s->members, reads, s->ps, true, set_relook, s, &c, read, why);
+	int r = hash_reads(s->members, reads, s->ps, s->order_chunk, set_relook, s, &c, NULL, read,
+			   why);
 	reads_free(reads, nm);
 	return r;
 }
@@ -411,6 +425,7 @@ static int fg_open(void *b, uint32_t sample_pages, bool exact, ms_growth_drawn *
 	if (r < 0)
 		return r;
 	size_t n = ms_growth_sample_count(fg->f.nframes, fg->f.ps, sample_pages, &exact);
+	fg->f.order_chunk = exact ? MS_SCAN_CHUNK : 1;
 	r = draw(&fg->f, n, why);
 	out->n = n;
 	out->population = fg->f.nframes;
@@ -518,23 +533,38 @@ int ms_frames_close(ms_frames *s, ms_measurement *out, char **why)
 	}
 	g_autofree bool *seen = g_new0(bool, MAX(s->n, 1));
 	g_autofree bool *changed = g_new0(bool, MAX(s->n, 1));
+	g_autofree int64_t *end_times = g_new0(int64_t, MAX(s->n, 1));
 	cg_close c = {seen, changed};
 	int64_t t0 = ms_now_us(CLOCK_MONOTONIC);
-	r = hash_reads(now, reads, s->ps, false, set_end, s, &c, NULL, why);
+	r = hash_reads(now, reads, s->ps, s->order_chunk, set_end, s, &c, end_times, NULL, why);
 	int64_t mid = (t0 + ms_now_us(CLOCK_MONOTONIC)) / 2;
 	reads_free(reads, now->len);
 	if (r < 0)
 		return r;
+	/* Each drawn frame's own window, from its read at the open to its
+	 * last read now, for the frames read both times (as page-sampling's:
+	 * ms_measurement_windows). */
+	g_autofree int64_t *first = g_new(int64_t, MAX(s->n, 1));
+	g_autofree int64_t *second = g_new(int64_t, MAX(s->n, 1));
+	size_t both = 0;
+	for (size_t i = 0; i < s->n; i++)
+		if (s->readable[i] && seen[i]) {
+			first[both] = s->start_times[i];
+			second[both++] = end_times[i];
+		}
 
 	ms_measurement_begin(out, s->mode,
-			     ms_pagemap_scan_supported()
-				     ? "cgroup+pagemap_scan+pfn+proc_mem"
-				     : "cgroup+pagemap+pfn+proc_mem",
+			     ms_pagemap_scan_supported() ? "cgroup+pagemap_scan+pfn+proc_mem"
+							 : "cgroup+pagemap+pfn+proc_mem",
 			     s->start_wall_ms, s->start_mid_us, mid, s->ps);
 	out->processes = s->members->len;
 	out->pages_total = s->nframes;
 	out->pages_population = s->nframes;
 	out->pages_sampled = s->n;
+	out->order_chunk = s->order_chunk;
+	int64_t end = ms_measurement_windows(out, first, second, both, mid);
+	ms_measurement_coverage(out, s->last_end_us, end);
+	s->last_end_us = end;
 	for (size_t i = 0; i < s->n; i++) {
 		if (!s->readable[i] || !seen[i])
 			out->pages_unmapped++;
@@ -580,6 +610,7 @@ void ms_frames_rest(ms_frames *s)
 {
 	ms_frames_free_window(s);
 	g_clear_pointer(&s->next, g_array_unref);
+	s->last_end_us = 0;
 }
 
 void ms_frames_clear(ms_frames *s)

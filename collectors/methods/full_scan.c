@@ -31,11 +31,6 @@
 #include "memstat/methods/pagemap.h"
 #include "memstat/methods/pages.h"
 
-/* Pages per chunk of a pass (64 KiB): small enough that a pass is many
- * chunks in a random order, big enough that a read costs little more than
- * its pages. */
-#define MS_SCAN_CHUNK 16
-
 typedef struct {
 	pid_t pid;
 	const ms_proc_id *id;

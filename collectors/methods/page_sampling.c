@@ -114,7 +114,7 @@ static void *ps_open(const ms_proc_id *id, int *err, char **why)
 	/* A look reads its pages in a random order: a page's window then
 	 * does not depend on where it is, so a writer walking its memory in
 	 * address order does not move with the look (measurement.h). */
-	s->rd.shuffle = true;
+	s->rd.order_chunk = 1;
 	return s;
 }
 
@@ -366,8 +366,7 @@ static int ps_close_window(void *state, ms_measurement *out, char **why)
 	 * spread (a look preempted half-way) widens the interval
 	 * (ms_measurement_windows). */
 	ms_measurement_begin(out, ms_page_sampling.mode,
-			     s->scanned ? "pagemap_scan+proc_mem"
-					: "pagemap+proc_mem",
+			     s->scanned ? "pagemap_scan+proc_mem" : "pagemap+proc_mem",
 			     s->start_wall_ms, s->start_mid_us, mid, s->rd.page_size);
 	out->pages_total = s->pages_total;
 	out->pages_population = s->pages_population;

@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -44,13 +45,20 @@ int ms_hash_pages(ms_page_reader *rd, const uint64_t *addrs, size_t count, uint6
 	return ms_hash_runs(rd, runs, hashes, readable);
 }
 
-/* ms_hash_pages, one read per page, in addrs' order (any order). */
-static int ms_hash_pages_apart(ms_page_reader *rd, const uint64_t *addrs, size_t count,
-			       uint64_t *hashes, bool *readable)
+/* ms_hash_pages in addrs' order (any order), pages next to each other read
+ * together only within a chunk of chunk pages of addrs (addrs[0..chunk),
+ * [chunk..2 chunk), ...): a chunk is one read at most. */
+static int ms_hash_pages_chunked(ms_page_reader *rd, const uint64_t *addrs, size_t count,
+				 size_t chunk, uint64_t *hashes, bool *readable)
 {
 	g_autoptr(GArray) runs = g_array_sized_new(FALSE, FALSE, sizeof(ms_range), (guint)count);
 
 	for (size_t i = 0; i < count; i++) {
+		ms_range *last = runs->len ? &g_array_index(runs, ms_range, runs->len - 1) : NULL;
+		if (i % chunk != 0 && last && last->end == addrs[i]) {
+			last->end += rd->page_size;
+			continue;
+		}
 		ms_range r = {addrs[i], addrs[i] + rd->page_size};
 		g_array_append_val(runs, r);
 	}
@@ -63,7 +71,7 @@ void ms_page_reader_init(ms_page_reader *rd, pid_t pid)
 	rd->page_size = (uint32_t)sysconf(_SC_PAGESIZE);
 	rd->stalled_at = 0;
 	rd->times = NULL;
-	rd->shuffle = false;
+	rd->order_chunk = 0;
 }
 
 const char *ms_page_read_strerror(int err)
@@ -216,17 +224,31 @@ int ms_look_pages(ms_page_reader *rd, const uint64_t *addrs, size_t count, bool 
 			where[k++] = i;
 		}
 	}
-	if (rd->shuffle) /* Fisher-Yates, carrying each page's index */
-		for (size_t j = k; j > 1; j--) {
+	const size_t chunk = rd->order_chunk;
+	if (chunk) {
+		/* The chunks of chunk pages (in address order) in a random
+		 * order (Fisher-Yates), each page carrying its index. */
+		size_t nchunks = (k + chunk - 1) / chunk;
+		g_autofree size_t *perm = g_new(size_t, MAX(nchunks, 1));
+		g_autofree uint64_t *ra = g_new(uint64_t, MAX(k, 1));
+		g_autofree size_t *rw = g_new(size_t, MAX(k, 1));
+		for (size_t c = 0; c < nchunks; c++)
+			perm[c] = c;
+		for (size_t j = nchunks; j > 1; j--) {
 			size_t x = (size_t)g_random_int_range(0, (gint32)j);
-			uint64_t a = resident[j - 1];
-			size_t w = where[j - 1];
-			resident[j - 1] = resident[x], where[j - 1] = where[x];
-			resident[x] = a, where[x] = w;
+			size_t c = perm[j - 1];
+			perm[j - 1] = perm[x], perm[x] = c;
 		}
+		size_t at = 0;
+		for (size_t c = 0; c < nchunks; c++)
+			for (size_t i = perm[c] * chunk; i < MIN(k, (perm[c] + 1) * chunk); i++)
+				ra[at] = resident[i], rw[at++] = where[i];
+		memcpy(resident, ra, k * sizeof(*ra));
+		memcpy(where, rw, k * sizeof(*rw));
+	}
 	rd->times = rt; /* by the index among the pages read */
-	r = rd->shuffle ? ms_hash_pages_apart(rd, resident, k, rh, rok)
-			: ms_hash_pages(rd, resident, k, rh, rok);
+	r = chunk ? ms_hash_pages_chunked(rd, resident, k, chunk, rh, rok)
+		  : ms_hash_pages(rd, resident, k, rh, rok);
 	rd->times = times;
 	if (r < 0)
 		return r == -ESRCH ? r

@@ -17,10 +17,15 @@
  * after fork (the writer's mapping now holds a new frame with new content)
  * counts too, once.  Pages resident at the close that were neither resident
  * at the same address of the same member nor one of the open's frames are
- * new (counted exactly, deduplicated by frame, as pages_new).  The interval
- * is the one of a sample drawn from that one population
- * (ms_measurement_finish).  The close's look at the members is kept for
- * an open that comes right after it: one look a step, not two.
+ * new (counted exactly, deduplicated by frame, as pages_new).  Each member's
+ * pages are read in a random order (of single pages when sampled, of chunks
+ * of MS_SCAN_CHUNK pages when every frame is looked at), every read timed:
+ * a frame's window runs from its read at the open to its read at the close
+ * (the last of its mappings), so a member writing its memory in address
+ * order is not followed by the look (ms_measurement_windows).  The interval
+ * is the one of a sample drawn from that one population, widened by the
+ * spread of the frames' windows (ms_measurement_finish).  The close's look at the members is kept
+ * for an open that comes right after it: one look a step, not two.
  *
  * Not thread-safe: one worker at a time owns an ms_frames (source.h).
  */
@@ -41,8 +46,8 @@ typedef struct {
 
 	/* The open window. */
 	bool open;
-	const char *mode; /* static: the samples' mode name */
-	GArray *members;  /* one look per member (pid ascending), at the open */
+	const char *mode;		   /* static: the samples' mode name */
+	GArray *members;		   /* one look per member (pid ascending), at the open */
 	struct ms_frame_mapping *mappings; /* sorted by frame */
 	size_t nmappings;
 	uint64_t *frame_keys;  /* distinct frames, ascending */
@@ -52,7 +57,12 @@ typedef struct {
 	uint64_t *drawn;  /* their indices in frame_keys */
 	uint64_t *hashes; /* at the open */
 	bool *readable;
+	int64_t *start_times; /* when each was read (CLOCK_MONOTONIC µs) */
 	int64_t start_wall_ms, start_mid_us;
+	int64_t last_end_us;  /* the last window's end, for coverage; 0: none */
+	uint32_t order_chunk; /* pages read in a random order of chunks of this
+			       * many: 1 when sampled, MS_SCAN_CHUNK for a
+			       * census (a read per chunk, not per page) */
 
 	/* What the last close found of its members, taken over by the open
 	 * that comes right after it; NULL otherwise. */

@@ -11,22 +11,28 @@
 #include "memstat/methods/pagemap.h"
 
 #define MS_READ_BATCH 256 /* most pages per read */
+/* Pages per chunk of a census read in a random order of chunks (full-scan,
+ * a container's exact window): 64 KiB, small enough that a pass is many
+ * chunks, big enough that a read costs little more than its pages. */
+#define MS_SCAN_CHUNK 16
 
 typedef struct {
 	pid_t pid;
 	uint32_t page_size;
-	uint64_t stalled_at; /* after -EIO: the page userfaultfd would serve */
-	int64_t *times;	     /* when not NULL: ms_hash_runs writes, at each
-			      * page's index, when its read returned
-			      * (CLOCK_MONOTONIC µs; per read of up to
-			      * MS_READ_BATCH pages), and ms_look_pages at
-			      * each address's index (for a page not read,
-			      * when its pagemap entry was read).  Owned by
-			      * the caller, as long as the call. */
-	bool shuffle;	     /* ms_look_pages reads the pages in a random
-			      * order, one at a time (not in address order,
-			      * which a writer walking its memory could
-			      * follow: page_sampling.c) */
+	uint64_t stalled_at;  /* after -EIO: the page userfaultfd would serve */
+	int64_t *times;	      /* when not NULL: ms_hash_runs writes, at each
+			       * page's index, when its read returned
+			       * (CLOCK_MONOTONIC µs; per read of up to
+			       * MS_READ_BATCH pages), and ms_look_pages at
+			       * each address's index (for a page not read,
+			       * when its pagemap entry was read).  Owned by
+			       * the caller, as long as the call. */
+	uint32_t order_chunk; /* 0, or ms_look_pages reads the resident
+			       * pages in chunks of this many (in address
+			       * order, a read each at most), the chunks in a
+			       * random order: not in address order, which a
+			       * writer walking its memory could follow
+			       * (page_sampling.c 1, frames.c) */
 } ms_page_reader;
 
 void ms_page_reader_init(ms_page_reader *rd, pid_t pid);
