@@ -124,6 +124,25 @@ static int cmp_mapping(const void *a, const void *b)
 	return (x->page > y->page) - (x->page < y->page);
 }
 
+/* A page read at a census's close, kept for the open that comes right after
+ * it: one pass over the memory a period, not two (as full_scan.c). */
+typedef struct {
+	uint64_t addr, hash;
+	int64_t time; /* when its read returned (CLOCK_MONOTONIC µs) */
+} cg_carried;
+
+/* One member's pages read at that close. */
+typedef struct ms_frame_carry {
+	pid_t pid;
+	unsigned long long starttime;
+	GArray *pages; /* cg_carried, ascending by addr: the readable ones */
+} cg_carry;
+
+static void carry_clear(gpointer p)
+{
+	g_clear_pointer(&((cg_carry *)p)->pages, g_array_unref);
+}
+
 /* What to read through one member: addresses, and for each the slot of
  * the drawn frame it belongs to. */
 typedef struct {
@@ -149,10 +168,12 @@ static gint cmp_read(gconstpointer a, gconstpointer b)
  * a page not resident or not readable any more.  times (may be NULL; one
  * per slot, zeroed by the caller) gets, for each slot, when the last of its
  * pages was read (CLOCK_MONOTONIC µs).  *read (may be NULL) is added the
- * pages read.  0, or -errno with *why. */
+ * pages read.  carry (may be NULL; a GArray of cg_carry) gets each member's
+ * readable pages, their hashes and times.  0, or -errno with *why. */
 static int hash_reads(GArray *looks, cg_reads *reads, uint32_t ps, uint32_t chunk,
 		      void (*fn)(ms_frames *s, size_t slot, uint64_t h, bool ok, void *data),
-		      ms_frames *s, void *data, int64_t *times, uint64_t *read, char **why)
+		      ms_frames *s, void *data, int64_t *times, uint64_t *read, GArray *carry,
+		      char **why)
 {
 	for (guint m = 0; m < looks->len; m++) {
 		GArray *pairs = reads[m].pairs;
@@ -182,14 +203,60 @@ static int hash_reads(GArray *looks, cg_reads *reads, uint32_t ps, uint32_t chun
 		} else if (r < 0) {
 			return r;
 		}
+		cg_carry kept = {0};
+		if (carry) {
+			const cg_look *l = &g_array_index(looks, cg_look, m);
+			kept = (cg_carry){
+				l->pid, l->starttime,
+				g_array_sized_new(FALSE, FALSE, sizeof(cg_carried), (guint)n)};
+		}
 		for (size_t i = 0; i < n; i++) {
 			size_t slot = g_array_index(pairs, cg_read, i).slot;
 			if (times)
 				times[slot] = MAX(times[slot], t[i]);
 			fn(s, slot, h[i], ok[i] && present[i], data);
+			if (kept.pages && ok[i] && present[i]) {
+				cg_carried c = {addrs[i], h[i], t[i]};
+				g_array_append_val(kept.pages, c);
+			}
 		}
+		if (kept.pages)
+			g_array_append_val(carry, kept);
 	}
 	return 0;
+}
+
+/* The hash and read time of pid's page at addr, as the last census's close
+ * read it, when pid is still that process (l). */
+static bool carried(GArray *carry, const cg_look *l, uint64_t addr, uint64_t *h, int64_t *t)
+{
+	guint lo = 0, hi = carry ? carry->len : 0;
+
+	while (lo < hi) {
+		guint mid = lo + (hi - lo) / 2;
+		if (g_array_index(carry, cg_carry, mid).pid < l->pid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (!carry || lo == carry->len)
+		return false;
+	const cg_carry *c = &g_array_index(carry, cg_carry, lo);
+	if (c->pid != l->pid || c->starttime != l->starttime)
+		return false;
+	size_t a = 0, b = c->pages->len;
+	while (a < b) {
+		size_t mid = a + (b - a) / 2;
+		if (g_array_index(c->pages, cg_carried, mid).addr < addr)
+			a = mid + 1;
+		else
+			b = mid;
+	}
+	if (a == c->pages->len || g_array_index(c->pages, cg_carried, a).addr != addr)
+		return false;
+	*h = g_array_index(c->pages, cg_carried, a).hash;
+	*t = g_array_index(c->pages, cg_carried, a).time;
+	return true;
 }
 
 static void reads_free(cg_reads *reads, guint n)
@@ -292,8 +359,10 @@ static int gather(ms_frames *s, GArray *pids, const char *mode, char **why)
 	g_autoptr(GArray) known = g_steal_pointer(&s->next);
 
 	/* Only straight after a close (not after a failed step retried). */
-	if (ms_now_us(CLOCK_MONOTONIC) - s->next_us > 50000)
+	if (ms_now_us(CLOCK_MONOTONIC) - s->next_us > 50000) {
 		g_clear_pointer(&known, g_array_unref);
+		g_clear_pointer(&s->carry, g_array_unref);
+	}
 	s->start_wall_ms = ms_now_us(CLOCK_REALTIME) / 1000;
 	if ((r = look_all(s, pids, known, &s->members, why)) < 0)
 		return r;
@@ -332,15 +401,26 @@ static int draw(ms_frames *s, size_t n, char **why)
 	s->readable = g_new0(bool, MAX(s->n, 1));
 	s->start_times = g_new0(int64_t, MAX(s->n, 1));
 
+	/* A census straight after a census's close: the frames that close
+	 * read start from that read (their windows begin where the last ones
+	 * ended); only the others are read now. */
+	g_autoptr(GArray) carry = g_steal_pointer(&s->carry);
+	if (s->n < s->nframes)
+		g_clear_pointer(&carry, g_array_unref);
 	cg_reads *reads = g_new0(cg_reads, MAX(s->members->len, 1));
 	for (size_t i = 0; i < s->n; i++) {
 		const cg_mapping *mp = &s->mappings[s->frame_first[s->drawn[i]]];
 		const cg_look *l = &g_array_index(s->members, cg_look, mp->member);
-		reads_add(&reads[mp->member], g_array_index(l->addrs, uint64_t, mp->page), i);
+		uint64_t addr = g_array_index(l->addrs, uint64_t, mp->page);
+		if (carried(carry, l, addr, &s->hashes[i], &s->start_times[i])) {
+			s->readable[i] = true;
+			continue;
+		}
+		reads_add(&reads[mp->member], addr, i);
 	}
 	int64_t t0 = ms_now_us(CLOCK_MONOTONIC);
 	int r = hash_reads(s->members, reads, s->ps, s->order_chunk, set_start, s, NULL,
-			   s->start_times, NULL, why);
+			   s->start_times, NULL, NULL, why);
 	s->start_mid_us = (t0 + ms_now_us(CLOCK_MONOTONIC)) / 2;
 	reads_free(reads, s->members->len);
 	return r;
@@ -402,7 +482,7 @@ int ms_frames_look(ms_frames *s, const size_t *idx, size_t count, bool *changed,
 	 * dirty when one of them reads otherwise than at the open. */
 	cg_relook c = {idx, changed};
 	int r = hash_reads(s->members, reads, s->ps, s->order_chunk, set_relook, s, &c, NULL, read,
-			   why);
+			   NULL, why);
 	reads_free(reads, nm);
 	return r;
 }
@@ -536,7 +616,14 @@ int ms_frames_close(ms_frames *s, ms_measurement *out, char **why)
 	g_autofree int64_t *end_times = g_new0(int64_t, MAX(s->n, 1));
 	cg_close c = {seen, changed};
 	int64_t t0 = ms_now_us(CLOCK_MONOTONIC);
-	r = hash_reads(now, reads, s->ps, s->order_chunk, set_end, s, &c, end_times, NULL, why);
+	/* A census keeps what it read for the next census's open. */
+	g_autoptr(GArray) carry = NULL;
+	if (s->n == s->nframes) {
+		carry = g_array_new(FALSE, TRUE, sizeof(cg_carry));
+		g_array_set_clear_func(carry, carry_clear);
+	}
+	r = hash_reads(now, reads, s->ps, s->order_chunk, set_end, s, &c, end_times, NULL, carry,
+		       why);
 	int64_t mid = (t0 + ms_now_us(CLOCK_MONOTONIC)) / 2;
 	reads_free(reads, now->len);
 	if (r < 0)
@@ -595,6 +682,8 @@ int ms_frames_close(ms_frames *s, ms_measurement *out, char **why)
 	ms_measurement_finish(out);
 	g_clear_pointer(&s->next, g_array_unref);
 	s->next = g_steal_pointer(&now);
+	g_clear_pointer(&s->carry, g_array_unref);
+	s->carry = g_steal_pointer(&carry);
 	s->next_us = ms_now_us(CLOCK_MONOTONIC);
 	return 1;
 }
@@ -610,6 +699,7 @@ void ms_frames_rest(ms_frames *s)
 {
 	ms_frames_free_window(s);
 	g_clear_pointer(&s->next, g_array_unref);
+	g_clear_pointer(&s->carry, g_array_unref);
 	s->last_end_us = 0;
 }
 

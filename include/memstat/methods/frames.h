@@ -24,8 +24,11 @@
  * (the last of its mappings), so a member writing its memory in address
  * order is not followed by the look (ms_measurement_windows).  The interval
  * is the one of a sample drawn from that one population, widened by the
- * spread of the frames' windows (ms_measurement_finish).  The close's look at the members is kept
- * for an open that comes right after it: one look a step, not two.
+ * spread of the frames' windows (ms_measurement_finish).  The close's look
+ * at the members is kept for an open that comes right after it: one look a
+ * step, not two; after a census (full-scan) so is what it read, so that a
+ * census reads each page once a period and its windows cover all the time,
+ * as a process's full-scan (full_scan.c).
  *
  * Not thread-safe: one worker at a time owns an ms_frames (source.h).
  */
@@ -39,6 +42,7 @@
 #include "memstat/methods/measurement.h"
 
 struct ms_frame_mapping;
+struct ms_frame_carry;
 
 typedef struct {
 	uint32_t ps; /* page size, bytes */
@@ -65,8 +69,12 @@ typedef struct {
 			       * census (a read per chunk, not per page) */
 
 	/* What the last close found of its members, taken over by the open
-	 * that comes right after it; NULL otherwise. */
+	 * that comes right after it; NULL otherwise.  After a census, carry
+	 * (GArray of struct ms_frame_carry) holds the pages that close read,
+	 * their hashes and times: a census opened right after it starts
+	 * those frames' windows there instead of reading them again. */
 	GArray *next;
+	GArray *carry;
 	int64_t next_us;
 } ms_frames;
 
