@@ -83,6 +83,11 @@ run_containers() { # podman containers the run's tests labelled
 	podman_env
 	podman ps -aq --filter "label=memstatfs.test-run=$run_id" 2>/dev/null
 }
+run_pods() { # podman pods the run's tests labelled (memstatfs-podman.sh up makes one)
+	command -v podman >/dev/null || return 0
+	podman_env
+	podman pod ps -q --filter "label=memstatfs.test-run=$run_id" 2>/dev/null
+}
 run_mounts() { # this run's mounts, deepest first
 	awk -v d="$run_tmp/" 'index($2, d) == 1 { print $2 }' /proc/self/mounts | sort -r
 }
@@ -90,6 +95,8 @@ sweep() { # kills and unmounts what is left of this run
 	local pids m c
 	c=$(run_containers)
 	[[ -n $c ]] && (podman_env && podman rm -f -t 5 $c >/dev/null 2>&1)
+	c=$(run_pods)
+	[[ -n $c ]] && (podman_env && podman pod rm -f -t 5 $c >/dev/null 2>&1)
 	pids=$(run_procs)
 	if [[ -n $pids ]]; then
 		kill -TERM $pids 2>/dev/null
@@ -225,11 +232,12 @@ phase "fresh machine" run_fresh
 
 # 8. Nothing of this run may remain.
 check_leftovers() {
-	local pids mounts containers
+	local pids mounts containers pods
 	pids=$(run_procs)
 	mounts=$(run_mounts)
 	containers=$(run_containers)
-	if [[ -z $pids && -z $mounts && -z $containers ]]; then
+	pods=$(run_pods)
+	if [[ -z $pids && -z $mounts && -z $containers && -z $pods ]]; then
 		echo "leftovers: none"
 		echo "leftovers: 1 passed, 0 failed"
 		return 0
@@ -238,6 +246,7 @@ check_leftovers() {
 	[[ -n $pids ]] && ps -o pid,ppid,args -p "$(echo $pids | tr ' ' ,)"
 	[[ -n $mounts ]] && printf '  mount %s\n' $mounts
 	[[ -n $containers ]] && printf '  container %s\n' $containers
+	[[ -n $pods ]] && printf '  pod %s\n' $pods
 	sweep
 	echo "leftovers: 0 passed, 1 failed"
 	return 1

@@ -6,9 +6,9 @@
 #   memstatfs-podman.sh up DIR [NAME]         run the sidecar NAME (memstatfs-sidecar),
 #                                             mounting memstatfs on DIR for the host and
 #                                             for application containers
-#   memstatfs-podman.sh app NAME -- CMD...    print the podman run line for an application
-#                                             container that sees the mount and shares the
-#                                             sidecar's pid namespace
+#   memstatfs-podman.sh app [NAME]            print the podman run options of an application
+#                                             container: podman run $(memstatfs-podman.sh app)
+#                                             IMAGE CMD reads the tree at /mnt/memstat
 #   memstatfs-podman.sh down DIR [NAME]       stop the sidecar so that it unmounts
 #   memstatfs-podman.sh kube up|down [YAML]   podman kube play/down of pod.yaml, in the
 #                                             order that leaves no dead mount
@@ -17,9 +17,22 @@
 # - The mount reaches the host and other containers only through a shared
 #   mount (Bidirectional/rshared on the sidecar's side, HostToContainer/rslave
 #   on the application's).  Where / is a private mount (hosts whose init is
-#   not systemd), DIR is first bind-mounted on itself and made rshared; for
-#   `kube play` the same is done to podman's volumes directory, where emptyDir
-#   volumes live.  Without it nothing fails: the mount just never appears.
+#   not systemd) nothing fails without one: the mount just never appears.
+# - The sidecar mounts the tree in a subdirectory of a shared directory, and
+#   the applications get that directory, not the mount: a bind of a mount
+#   copies it, and a copy of a dead mount stays dead, while a shared
+#   directory receives the next mount.  `up` makes $MEMSTATFS_PODMAN_STATE/NAME
+#   (/run/memstatfs-podman/NAME) a bind on itself, rshared, with the tree in
+#   its subdirectory memstat; DIR is a bind of that subdirectory, so the host
+#   reads DIR as before.  Both containers see the directory at /mnt and the
+#   tree at /mnt/memstat.  For `kube play` podman's volumes directory
+#   (emptyDir volumes live there) and every hostPath directory are made
+#   shared the same way.
+# - The pid namespace is shared through a pod (NAME-pod, sharing nothing
+#   else), not with --pid container:NAME: the pod's infra container is pid 1
+#   of the namespace, so a sidecar that dies takes no application with it
+#   (the kernel kills a pid namespace whose pid 1 exits, and podman refuses
+#   `rm` of a container that others share a namespace with).
 # - Stopping: `podman stop` (SIGTERM, then SIGKILL after -t seconds) lets the
 #   daemon unmount.  `podman rm -f -t 0`, and `podman kube down` of a running
 #   pod, kill it: the host then keeps a dead mount ("Transport endpoint is not
@@ -27,12 +40,13 @@
 #   preStop hook, and `podman pod stop` kills a sidecar that shares the pod's
 #   pid namespace (its pid 1, the infra container, stops at the same time):
 #   `kube down` here stops the sidecar container alone first.
-# - After the sidecar died, `up` again detaches the dead mount and the new
-#   sidecar mounts on the same shared directory: the host and containers whose
-#   volume was bound before the mount get the new mount.  A container started
-#   after the mount holds a bind of the mount itself, which stays dead
-#   ("Transport endpoint is not connected"): restart it (the README's "What
-#   consumers see when the daemon dies").
+# - After the sidecar died, `up` again detaches the dead mount (everywhere
+#   it propagated) and the new sidecar mounts in the same shared directory:
+#   the host and the application containers, old and new, get the new mount
+#   (an application re-opens its files: an open file, or a working directory
+#   inside the tree, stays on the dead mount).  In a kube pod podman restarts
+#   a sidecar that died (restartPolicy Always) but not one stopped or killed
+#   with podman: `podman start POD-memstatfs` then.
 # - Hosts with hybrid cgroups (v1 controllers plus v2 at
 #   /sys/fs/cgroup/unified) need runc (crun refuses them), and where root
 #   lacks CAP_SYS_RESOURCE podman cannot raise its default rlimits: a
@@ -79,6 +93,10 @@ top_fstype() { # the file system mounted last on dir
 	awk -v d="$1" '$2 == d { t = $3 } END { print t }' /proc/self/mounts
 }
 
+top_mount() { # "MAJOR:MINOR ROOT" of the mount last mounted on dir, or nothing
+	awk -v d="$1" '$5 == d { t = $3 " " $4 } END { print t }' /proc/self/mountinfo
+}
+
 # A memstatfs mount on dir whose daemon is gone: detach it.
 clear_dead_mount() {
 	local dir=$1
@@ -86,6 +104,13 @@ clear_dead_mount() {
 		echo "memstatfs-podman: detaching the dead mount on $dir (its daemon was killed)"
 		umount -l "$dir"
 	fi
+}
+
+# The same on dir and everything under it.
+clear_dead_mounts_under() {
+	local dir=$1 m
+	awk -v d="$dir" '$3 == "fuse.memstatfs" && ($2 == d || index($2, d "/") == 1) { print $2 }' \
+		/proc/self/mounts | sort -u | while read -r m; do clear_dead_mount "$m"; done
 }
 
 wait_mounted() { # dir: up to 30 s for the sidecar's mount to show
@@ -97,40 +122,90 @@ wait_mounted() { # dir: up to 30 s for the sidecar's mount to show
 	return 1
 }
 
+# Sidecar NAME's shared directory (the tree in its subdirectory memstat),
+# and its pod.
+shared_of() { echo "$state/$1"; }
+pod_of() { echo "$1-pod"; }
+
+# The shared directory s, a bind on itself, rshared, with s/memstat; dir a
+# bind of s/memstat (made before the sidecar mounts there, it is a peer of
+# s: each mount made on s/memstat appears on dir too).
+share() {
+	local s=$1 dir=$2 want root
+	clear_dead_mounts_under "$s"
+	clear_dead_mount "$dir"
+	make_shared "$s"
+	mkdir -p "$s/memstat" "$dir"
+	read -r want root <<<"$(top_mount "$s")"
+	want="$want ${root%/}/memstat"
+	[[ $(top_mount "$dir") == "$want" ]] || mount --bind "$s/memstat" "$dir"
+}
+
+# Undoes share(), once no application container is left to hold s.
+unshare_dir() {
+	local s=$1 dir=$2 want root
+	if findmnt -n -M "$s" >/dev/null; then
+		read -r want root <<<"$(top_mount "$s")"
+		want="$want ${root%/}/memstat"
+		[[ $(top_mount "$dir") == "$want" ]] && umount -l "$dir"
+		umount -l "$s"
+	fi
+	rmdir "$s/memstat" "$s" 2>/dev/null || true
+}
+
 cmd_image() {
 	podman build -f "$here/Dockerfile" -t "$image" "$src"
 }
 
 cmd_up() {
-	local dir=${1:?usage: up DIR [NAME]} name=${2:-memstatfs-sidecar}
+	local dir=${1:?usage: up DIR [NAME]} name=${2:-memstatfs-sidecar} s pod
 	dir=$(realpath -m "$dir")
+	s=$(shared_of "$name")
+	pod=$(pod_of "$name")
 	podman image exists "$image" || cmd_image
-	clear_dead_mount "$dir"
-	make_shared "$dir"
+	# A running sidecar: SIGTERM, and it unmounts; SIGKILL after 10 s.
 	podman rm -f -t 10 "$name" >/dev/null 2>&1 || true
-	podman run -d --name "$name" ${MEMSTATFS_PODMAN_LABEL:+--label "$MEMSTATFS_PODMAN_LABEL"} \
+	share "$s" "$dir"
+	# The pod holds the pid namespace the sidecar and the applications
+	# share, and outlives a sidecar that dies.
+	podman pod exists "$pod" ||
+		podman pod create --name "$pod" --share pid \
+			${MEMSTATFS_PODMAN_LABEL:+--label "$MEMSTATFS_PODMAN_LABEL"} >/dev/null
+	podman run -d --name "$name" --pod "$pod" \
+		${MEMSTATFS_PODMAN_LABEL:+--label "$MEMSTATFS_PODMAN_LABEL"} \
 		--device /dev/fuse --cap-add SYS_ADMIN,SYS_PTRACE \
-		-v "$dir:/mnt/memstat:rshared" "$image" >/dev/null
+		-v "$s:/mnt:rshared" "$image" /mnt/memstat >/dev/null
 	wait_mounted "$dir" || die "the sidecar did not mount $dir; its log: $(podman logs "$name" 2>&1 | tail -5)"
 	echo "memstatfs is mounted on $dir (sidecar $name)."
-	echo "An application container that reads it: $(cmd_app "$dir" "$name" -- sh)"
+	echo "An application container that reads it at /mnt/memstat: podman run $(cmd_app "$name") IMAGE CMD"
 }
 
-cmd_app() { # dir name -- cmd...: the run line, with the mount and the pid namespace
-	local dir=$1 name=$2
-	shift 2
-	[[ ${1:-} == -- ]] && shift
-	printf 'podman run --rm --pid container:%s -v %s:/mnt/memstat:rslave IMAGE %s' \
-		"$name" "$(realpath -m "$dir")" "$*"
+cmd_app() { # [name]: the run options, with the shared directory and the pid namespace
+	local name=${1:-memstatfs-sidecar}
+	printf -- '--pod %s -v %s:/mnt:rslave' "$(pod_of "$name")" "$(shared_of "$name")"
 }
 
 cmd_down() {
-	local dir=${1:?usage: down DIR [NAME]} name=${2:-memstatfs-sidecar}
+	local dir=${1:?usage: down DIR [NAME]} name=${2:-memstatfs-sidecar} s pod n
 	dir=$(realpath -m "$dir")
+	s=$(shared_of "$name")
+	pod=$(pod_of "$name")
 	# SIGTERM: the daemon unmounts and exits 0; SIGKILL only after 10 s.
 	podman stop -t 10 "$name" >/dev/null 2>&1 || true
 	podman rm -f "$name" >/dev/null 2>&1 || true
+	clear_dead_mounts_under "$s"
 	clear_dead_mount "$dir"
+	# The pod and the shared directory go once only the infra container
+	# is left; applications keep them, for the next `up`.
+	if podman pod exists "$pod"; then
+		n=$(podman pod inspect --format '{{.NumContainers}}' "$pod")
+		if ((n > 1)); then
+			echo "memstatfs-podman: application containers are left in pod $pod; the next up reaches them (podman pod rm -f $pod when done)"
+			return 0
+		fi
+		podman pod rm -f -t 10 "$pod" >/dev/null
+	fi
+	unshare_dir "$s" "$dir"
 }
 
 cmd_kube() {
@@ -144,15 +219,14 @@ cmd_kube() {
 		podman image exists "$image" || cmd_image
 		vols=$(podman info --format '{{.Store.VolumePath}}')
 		# Dead mounts a killed sidecar left in the volumes.
-		awk -v d="$vols/" '$3 == "fuse.memstatfs" && index($2, d) == 1 { print $2 }' \
-			/proc/self/mounts | while read -r m; do clear_dead_mount "$m"; done
+		clear_dead_mounts_under "$vols"
 		make_shared "$vols"
-		# hostPath directories (a DaemonSet's /run/memstat): shared too,
-		# as the kubelet makes them for Bidirectional propagation.
+		# hostPath directories (a DaemonSet's /run/memstatfs): shared
+		# too, as the kubelet makes them for Bidirectional propagation.
 		awk '/hostPath:/ { h = 1; next } h && /path:/ { print $2; h = 0 }' "$yaml" |
 			while read -r d; do
 				[[ -c $d || -b $d || -f $d ]] && continue
-				clear_dead_mount "$d"
+				clear_dead_mounts_under "$d"
 				make_shared "$d"
 			done
 		# From /: kube play builds an image instead of using it when the
@@ -183,5 +257,5 @@ up) cmd_up "$@" ;;
 app) cmd_app "$@"; echo ;;
 down) cmd_down "$@" ;;
 kube) cmd_kube "$@" ;;
-*) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+*) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
