@@ -31,9 +31,10 @@
  * QMP question) is held HELD_US after it started.  The held worker's
  * target is told (ms_target_stuck: `error` with the reason, until that step
  * returns) and a new worker takes its place, so the other targets keep
- * their periods; the held worker ends when its step returns.  Every held worker's target is told; its place is
- * taken while fewer than MAX_HELD held workers exist (a later tick takes
- * it when one ends, or when pthread_create failed).
+ * their periods; the held worker ends when its step returns, and its
+ * target leaves `error` then (target.c).  Every held worker's target is
+ * told; its place is taken while fewer than MAX_HELD held workers exist (a
+ * later tick takes it when one ends, or when pthread_create failed).
  */
 #define _GNU_SOURCE /* pthread_timedjoin_np */
 #include "memstat/core/scheduler.h"
@@ -68,9 +69,9 @@ typedef struct {
 typedef struct {
 	ms_scheduler *s;
 	pthread_t thread;
-	job *j;		    /* the job it steps, or NULL */
-	int64_t started_us; /* when that step started */
-	bool held;	    /* replaced: ends when its step returns */
+	job *j;			  /* the job it steps, or NULL */
+	int64_t started_us;	  /* when that step started */
+	bool held;		  /* replaced: ends when its step returns */
 	const uint64_t *progress; /* its thread's reads returned
 				   * (ms_read_progress): loaded atomically */
 	/* The watchdog's looks at the running step: the count it saw last,

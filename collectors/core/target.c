@@ -400,8 +400,7 @@ ms_step_outcome ms_target_step(ms_target *t)
 	return o;
 }
 
-bool ms_target_stuck(ms_target *t, int64_t step_ms, int64_t quiet_ms, bool *settled,
-		     bool *changed)
+bool ms_target_stuck(ms_target *t, int64_t step_ms, int64_t quiet_ms, bool *settled, bool *changed)
 {
 	*settled = *changed = false;
 	pthread_mutex_lock(&t->lock);

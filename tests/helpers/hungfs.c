@@ -16,7 +16,7 @@
  * leaves the mount dead, aborting every request still waiting (so the
  * processes that waited go on, with an error).
  */
-#define _GNU_SOURCE /* ppoll */
+#define _GNU_SOURCE	 /* ppoll */
 #define FUSE_USE_VERSION 312
 #include <errno.h>
 #include <fuse_lowlevel.h>
@@ -153,8 +153,8 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t want, off_t off,
 		answer(req, off, want);
 		return;
 	}
-	waiting[nwaiting++] = (struct waiting){
-		req, off, want, mode == SLOW ? now_ms() + slow_ms : INT64_MAX};
+	waiting[nwaiting++] =
+		(struct waiting){req, off, want, mode == SLOW ? now_ms() + slow_ms : INT64_MAX};
 }
 
 static const struct fuse_lowlevel_ops ops = {

@@ -137,8 +137,7 @@ ms_step_outcome ms_target_step(ms_target *t);
  * held after all).  *settled: readers waiting for a first figure should be
  * answered now (as ms_step_outcome.settled); *changed: the state or reason
  * changed (wake readers waiting for something new). */
-bool ms_target_stuck(ms_target *t, int64_t step_ms, int64_t quiet_ms, bool *settled,
-		     bool *changed);
+bool ms_target_stuck(ms_target *t, int64_t step_ms, int64_t quiet_ms, bool *settled, bool *changed);
 
 /* The growth curve (methods/growth.h) is measured while wanted: for
  * MS_GROWTH_WANTED_S after a reader of growth or migration/ asked
