@@ -8,7 +8,7 @@
  *            the watchdog saw of its progress) and live.  Taken after the
  *            registry's lock, before any target's (the watchdog tells a
  *            target it is held under it); never held while a step runs.
- * A worker's read count (ms_read_progress, methods/pages.h) is its own
+ * A worker's read count (ms_read_progress, methods/progress.h) is its own
  * thread's, written by it alone; the watchdog loads it atomically, only
  * while the worker is in s->workers (it leaves that array before it ends).
  * A job is the worker's that took it from the schedule (running): it alone
@@ -22,13 +22,13 @@
  * workers every second: one whose step has gone HELD_US (or two of the
  * target's periods, if longer) without a read returning is held.  A step
  * may be long and still be going on (a full-scan of tens of GiB, a slow
- * machine, a slow mount that does answer): each read of another process's
- * memory that returns counts (ms_read_progress), and a step whose count
- * moved since the watchdog's last look is not held.  The quiet time must
- * also span as many of the watchdog's own looks as it has seconds: a
- * watchdog that did not run (the daemon stopped, a host starved of CPU)
- * saw nothing, and blames no step for it.  A step that reads no pages (a
- * QMP question) is held HELD_US after it started.  The held worker's
+ * machine, a slow mount that does answer): each read of another process
+ * (its memory or pagemap) that returns counts (ms_read_progress), and a
+ * step whose count moved since the watchdog's last look is not held.  The
+ * quiet time must also span as many of the watchdog's own looks as it has
+ * seconds: a watchdog that did not run (the daemon stopped, a host starved
+ * of CPU) saw nothing, and blames no step for it.  A step that reads
+ * nothing of a process (a QMP question) is held HELD_US after it started.  The held worker's
  * target is told (ms_target_stuck: `error` with the reason, until that step
  * returns) and a new worker takes its place, so the other targets keep
  * their periods; the held worker ends when its step returns, and its
@@ -39,7 +39,7 @@
 #define _GNU_SOURCE /* pthread_timedjoin_np */
 #include "memstat/core/scheduler.h"
 
-#include "memstat/methods/pages.h"
+#include "memstat/methods/progress.h"
 
 #include <pthread.h>
 #include <signal.h>

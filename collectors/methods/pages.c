@@ -23,6 +23,7 @@
 #include "memstat/methods/fail.h"
 #include "memstat/methods/measurement.h"
 #include "memstat/methods/procfs.h"
+#include "memstat/methods/progress.h"
 
 int ms_hash_pages(ms_page_reader *rd, const uint64_t *addrs, size_t count, uint64_t *hashes,
 		  bool *readable)
@@ -108,15 +109,6 @@ static uint64_t served_by_userfaultfd(pid_t pid, const uint64_t *addrs, size_t n
 	return 0;
 }
 
-/* Reads returned by this thread (ms_read_progress): written by it alone,
- * read by others atomically. */
-static __thread uint64_t reads_returned;
-
-const uint64_t *ms_read_progress(void)
-{
-	return &reads_returned;
-}
-
 int ms_hash_runs(ms_page_reader *rd, const GArray *runs, uint64_t *hashes, bool *readable)
 {
 	const size_t ps = rd->page_size;
@@ -141,7 +133,7 @@ int ms_hash_runs(ms_page_reader *rd, const GArray *runs, uint64_t *hashes, bool 
 		while (at < x->end) {
 			size_t want = (size_t)MIN((x->end - at) / ps, (uint64_t)MS_READ_BATCH);
 			ssize_t r = pread(fd, buf, want * ps, (off_t)at);
-			__atomic_store_n(&reads_returned, reads_returned + 1, __ATOMIC_RELAXED);
+			ms_read_returned();
 			if (r < 0 && errno == EINTR)
 				continue;
 			if (r < 0 && errno != EIO) {

@@ -60,17 +60,6 @@ int ms_hash_pages(ms_page_reader *rd, const uint64_t *addrs, size_t count, uint6
 int ms_look_pages(ms_page_reader *rd, const uint64_t *addrs, size_t count, bool *present,
 		  bool *readable, uint64_t *hashes, uint64_t *read, char **why);
 
-/* Progress of the calling thread's reads of other processes' memory: a
- * count bumped each time a read of /proc/PID/mem by ms_hash_runs returns
- * (with pages or refused), so that a long pass that goes on reading can be
- * told from one held by a read that never returns (a hung mount).  The
- * count is the calling thread's own (thread-local, written by it alone);
- * another thread may load it through the pointer returned (atomically:
- * __atomic_load_n, relaxed) for as long as the calling thread lives, and
- * no longer.  The scheduler's watchdog does (scheduler.c); nothing here
- * knows of it. */
-const uint64_t *ms_read_progress(void);
-
 /* The reason for an error of ms_hash_runs or ms_hash_pages, to follow
  * "cannot read the memory of process N: ".  Static. */
 const char *ms_page_read_strerror(int err);
