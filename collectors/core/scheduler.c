@@ -28,11 +28,11 @@
  * quiet time must also span as many of the watchdog's own looks as it has
  * seconds: a watchdog that did not run (the daemon stopped, a host starved
  * of CPU) saw nothing, and blames no step for it.  A step that reads
- * nothing of a process (a QMP question) is held HELD_US after it started.  The held worker's
- * target is told (ms_target_stuck: `error` with the reason, until that step
- * returns) and a new worker takes its place, so the other targets keep
- * their periods; the held worker ends when its step returns, and its
- * target leaves `error` then (target.c).  Every held worker's target is
+ * nothing of a process (a QMP question) is held HELD_US after it started.
+ * The held worker's target is told (ms_target_stuck: `error` with the
+ * reason, until that step returns) and a new worker takes its place, so
+ * the other targets keep their periods; the held worker ends when its step
+ * returns, and its target leaves `error` then (target.c).  Every held worker's target is
  * told; its place is taken while fewer than MAX_HELD held workers exist (a
  * later tick takes it when one ends, or when pthread_create failed).
  */

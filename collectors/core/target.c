@@ -303,10 +303,12 @@ ms_step_outcome ms_target_step(ms_target *t)
 	g_strlcpy(why_before, t->why, sizeof(why_before));
 	t->stepping = false;
 	if (t->held_since_us) {
-		/* The step said held has returned: its "has not returned" is
-		 * no longer true.  The state is what it was before a hold (a
-		 * hold replaced it), with this step's outcome on top: a
-		 * figure, an error, or nothing new (a window opened). */
+		/* The step said held has returned: "has not returned" is no
+		 * longer true, and the hold's error goes at once (status says
+		 * what is true now, not what was until the next figure):
+		 * measured if it has figures, measuring if not, with this
+		 * step's own outcome on top (a figure, an error, a pause, or
+		 * nothing new: a window opened). */
 		g_message("%s: its measurement returned after %.1f s", t->name,
 			  (double)(ms_now_us(CLOCK_MONOTONIC) - t->held_since_us) / G_USEC_PER_SEC);
 		t->held_since_us = 0;
