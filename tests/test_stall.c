@@ -315,10 +315,12 @@ static void cleanup_hungfs(void)
 	mount_stop(&M);
 }
 
-static void hungfs_start(unsigned size_mib)
+/* Starts hungfs with a file of size_mib; slow_ms: how long it takes to
+ * answer each read once it gets SIGRTMIN. */
+static void hungfs_start(unsigned size_mib, unsigned slow_ms)
 {
 	const char *bin = getenv("HUNGFS");
-	char size[16], data[320];
+	char size[16], slow[16], data[320];
 
 	cr_assert(bin && *bin, "HUNGFS is not set: run the tests with meson test");
 	snprintf(hung_dir, sizeof(hung_dir), "%s/memstatfs-hung-XXXXXX", tmp_dir());
@@ -326,12 +328,13 @@ static void hungfs_start(unsigned size_mib)
 	snprintf(hung_mnt, sizeof(hung_mnt), "%s/mnt", hung_dir);
 	cr_assert(mkdir(hung_mnt, 0755) == 0);
 	snprintf(size, sizeof(size), "%u", size_mib);
+	snprintf(slow, sizeof(slow), "%u", slow_ms);
 	pid_t parent = getpid();
 	hung_server = fork();
 	cr_assert(hung_server >= 0);
 	if (hung_server == 0) {
 		die_with_parent(parent, SIGKILL);
-		execl(bin, bin, size, hung_mnt, (char *)NULL);
+		execl(bin, bin, size, hung_mnt, slow, (char *)NULL);
 		_exit(127);
 	}
 	snprintf(data, sizeof(data), "%s/data", hung_mnt);
@@ -342,6 +345,48 @@ static void hungfs_start(unsigned size_mib)
 	cr_assert_fail("hungfs did not mount on %s", hung_mnt);
 }
 
+/* tests/helpers/stalled with file=: a process mapping the first region_mib
+ * of hungfs's file, dropping zap_pages_per_sec of them a second from its
+ * memory and the page cache and reading them back (from the mount). */
+static pid_t file_stalled_start(unsigned region_mib, unsigned zap_pages_per_sec)
+{
+	const char *bin = getenv("STALLED");
+	char how[340], a[2][16];
+	int pfd[2];
+
+	cr_assert(bin && *bin, "STALLED is not set: run the tests with meson test");
+	snprintf(how, sizeof(how), "file=%s/data", hung_mnt);
+	snprintf(a[0], sizeof(a[0]), "%u", region_mib);
+	snprintf(a[1], sizeof(a[1]), "%u", zap_pages_per_sec);
+	cr_assert(pipe(pfd) == 0);
+	pid_t parent = getpid();
+	pid_t pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		die_with_parent(parent, SIGKILL);
+		dup2(pfd[1], 1);
+		close(pfd[0]);
+		execl(bin, bin, a[0], a[1], how, (char *)NULL);
+		_exit(127);
+	}
+	keep(pid);
+	close(pfd[1]);
+	char buf[64] = {0};
+	cr_assert(read(pfd[0], buf, sizeof(buf) - 1) > 0 && strncmp(buf, "ready", 5) == 0,
+		  "stalled file= did not start");
+	close(pfd[0]);
+	return pid;
+}
+
+/* Whether the daemon's log holds text. */
+static bool log_says(const char *text)
+{
+	char *log = read_file(M.log);
+	bool said = log && strstr(log, text);
+	free(log);
+	return said;
+}
+
 /* A read of a page the kernel must fetch from a mount that does not answer
  * holds a worker in the kernel, uninterruptibly: nothing can refuse it.  The
  * watchdog gives the other targets a new worker and the held one `error`,
@@ -350,34 +395,13 @@ static void hungfs_start(unsigned size_mib)
  * killed, which aborts them). */
 Test(stall, a_hung_mount_holds_a_worker_not_the_others, .fini = cleanup_hungfs)
 {
-	char data[320], how[340], line[32];
+	char line[32];
 
 	mount_start(&M, "workers=1");
-	hungfs_start(128);
-	snprintf(data, sizeof(data), "%s/data", hung_mnt);
-	snprintf(how, sizeof(how), "file=%s", data);
+	hungfs_start(128, 100);
 	pid_t busy = keep(dirtier_start(64, 64, 500, NULL));
-
-	/* stalled with file=: its pages come from the hung mount. */
-	const char *bin = getenv("STALLED");
-	int pfd[2];
-	cr_assert(pipe(pfd) == 0);
-	pid_t parent = getpid();
-	pid_t stuck = fork();
-	cr_assert(stuck >= 0);
-	if (stuck == 0) {
-		die_with_parent(parent, SIGKILL);
-		dup2(pfd[1], 1);
-		close(pfd[0]);
-		execl(bin, bin, "128", "5000", how, (char *)NULL);
-		_exit(127);
-	}
-	keep(stuck);
-	close(pfd[1]);
-	char buf[64] = {0};
-	cr_assert(read(pfd[0], buf, sizeof(buf) - 1) > 0 && strncmp(buf, "ready", 5) == 0,
-		  "stalled file= did not start");
-	close(pfd[0]);
+	/* Its pages come from the mount that will hang. */
+	pid_t stuck = file_stalled_start(128, 5000);
 
 	cr_assert_eq(track_pid(&M, busy, "mode=full-scan"), 0);
 	cr_assert_eq(track_pid(&M, stuck, "mode=full-scan"), 0);
@@ -438,4 +462,99 @@ Test(stall, a_hung_mount_holds_a_worker_not_the_others, .fini = cleanup_hungfs)
 	cr_expect(status_code != -1, "the daemon did not exit");
 	cr_expect(status_code == -1 || (WIFEXITED(status_code) && WEXITSTATUS(status_code) == 0),
 		  "exit status %#x", status_code);
+}
+
+/* A long step that goes on is not held: the mount answers every read, but
+ * each only after 100 ms (hungfs after SIGRTMIN).  The process beside it
+ * drops its pages from memory and the page cache 20000 a second, so a pass
+ * of full-scan finds most pages it found resident gone when it reads them,
+ * and waits 100 ms for each: the pass runs for many seconds, a read
+ * returning every 100 ms or so.  The watchdog must not call it held.  The
+ * test also sees that a pass did outlast the watchdog's 5 s (no new figure
+ * for longer than that with one worker and one target), or it proved
+ * nothing. */
+Test(stall, a_slow_mount_long_step_is_not_held, .fini = cleanup_hungfs)
+{
+	mount_start(&M, "workers=1");
+	hungfs_start(128, 100);
+	pid_t slow = file_stalled_start(128, 20000);
+	cr_assert_eq(track_pid(&M, slow, "mode=full-scan"), 0);
+	char *first = sample_wait(&M, slow, 1, 30);
+	cr_assert(first, "the file-backed process got no first figure");
+	free(first);
+
+	cr_assert_eq(kill(hung_server, SIGRTMIN), 0); /* each read: 100 ms */
+	long seq = latest_seq(slow);
+	double changed_at = now_s(), longest = 0;
+	for (double end = now_s() + 15; now_s() < end; usleep(200000)) {
+		char *status = mread(&M, "%d/status", (int)slow);
+		cr_assert(status, "status: %s", strerror(errno));
+		cr_assert(strncmp(status, "error", 5) != 0,
+			  "a step that goes on reading was called held: %s", status);
+		free(status);
+		long now_seq = latest_seq(slow);
+		if (now_seq != seq) {
+			seq = now_seq;
+			changed_at = now_s();
+		}
+		if (now_s() - changed_at > longest)
+			longest = now_s() - changed_at;
+	}
+	cr_log_info("longest time without a figure while reads took 100 ms: %.1f s", longest);
+	cr_expect(!log_says("has been held"), "the log says a worker was held");
+
+	/* The mount answers at once again: the long pass ends, with a
+	 * figure. */
+	cr_assert_eq(kill(hung_server, SIGUSR2), 0);
+	char *after = sample_wait(&M, slow, seq + 1, 60);
+	cr_assert(after, "no figure after the mount answers at once again");
+	free(after);
+	char *status = mread(&M, "%d/status", (int)slow);
+	cr_expect(status && strncmp(status, "measured", 8) == 0, "status: %s",
+		  status ? status : strerror(errno));
+	free(status);
+	cr_assert_gt(longest, 6.0,
+		     "no step outlasted the watchdog's 5 s (longest %.1f s without a figure): "
+		     "the slow mount did not make a long step, and nothing was tested",
+		     longest);
+}
+
+/* A held target whose mount recovers leaves `error` as soon as its step
+ * returns: its status says what is true now. */
+Test(stall, a_held_target_whose_mount_recovers_leaves_error, .fini = cleanup_hungfs)
+{
+	mount_start(&M, "workers=1");
+	hungfs_start(128, 100);
+	pid_t stuck = file_stalled_start(128, 5000);
+	cr_assert_eq(track_pid(&M, stuck, "mode=full-scan"), 0);
+	char *first = sample_wait(&M, stuck, 1, 30);
+	cr_assert(first, "the file-backed process got no first figure");
+	free(first);
+	cr_assert_eq(kill(hung_server, SIGUSR1), 0); /* the server hangs */
+
+	char *status = NULL;
+	bool held = false;
+	for (double end = now_s() + 90; !held && now_s() < end; usleep(200000)) {
+		free(status);
+		status = mread(&M, "%d/status", (int)stuck);
+		cr_assert(status, "status: %s", strerror(errno));
+		held = strncmp(status, "error", 5) == 0;
+	}
+	cr_assert(held, "the held target never turned error: %s", status);
+	cr_expect(strstr(status, "has not returned"), "the reason does not say why: %s", status);
+	free(status);
+	long seq = latest_seq(stuck);
+
+	/* The server answers every read it kept waiting, and reads again. */
+	cr_assert_eq(kill(hung_server, SIGUSR2), 0);
+	char *after = sample_wait(&M, stuck, seq + 1, 60);
+	cr_assert(after, "no figure after the mount recovered");
+	free(after);
+	status = mread(&M, "%d/status", (int)stuck);
+	cr_assert(status, "status: %s", strerror(errno));
+	cr_expect(strncmp(status, "measured", 8) == 0 && !strstr(status, "has not returned"),
+		  "after the mount recovered: %s", status);
+	free(status);
+	cr_expect(log_says("its measurement returned after"),
+		  "the log does not say the held step returned");
 }

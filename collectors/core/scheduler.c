@@ -4,9 +4,13 @@
  * so that ThreadSanitizer can follow them.
  *
  *   s->lock  guards jobs, schedule, stopping, every job's fields, the
- *            workers (the array, and each one's job, start and held) and
- *            live.  Taken after the registry's lock, before any target's;
- *            never held while a step runs.
+ *            workers (the array, and each one's job, start, held and what
+ *            the watchdog saw of its progress) and live.  Taken after the
+ *            registry's lock, before any target's (the watchdog tells a
+ *            target it is held under it); never held while a step runs.
+ * A worker's read count (ms_read_progress, methods/progress.h) is its own
+ * thread's, written by it alone; the watchdog loads it atomically, only
+ * while the worker is in s->workers (it leaves that array before it ends).
  * A job is the worker's that took it from the schedule (running): it alone
  * steps the target until it puts the job back; a job dropped (done, removed,
  * stopping) is never stepped again, and its last worker rests it.
@@ -15,16 +19,27 @@
  * cannot be held by userfaultfd (pages.c), but a page of a file mapping that
  * has to be read from a mount whose server does not answer (a hung FUSE or
  * NFS mount) can hold a read for ever.  The watchdog thread looks at the
- * workers every second: one whose step has run for HELD_US (or two of the
- * target's periods, if longer) is held.  Its target is told
- * (ms_target_stuck: `error` with the reason) and a new worker takes its
- * place, so the other targets keep their periods; the held worker ends when
- * its step returns.  Every held worker's target is told; its place is
- * taken while fewer than MAX_HELD held workers exist (a later tick takes
- * it when one ends, or when pthread_create failed).
+ * workers every second: one whose step has gone HELD_US (or two of the
+ * target's periods, if longer) without a read returning is held.  A step
+ * may be long and still be going on (a full-scan of tens of GiB, a slow
+ * machine, a slow mount that does answer): each read of another process
+ * (its memory or pagemap) that returns counts (ms_read_progress), and a
+ * step whose count moved since the watchdog's last look is not held.  The
+ * quiet time must also span as many of the watchdog's own looks as it has
+ * seconds: a watchdog that did not run (the daemon stopped, a host starved
+ * of CPU) saw nothing, and blames no step for it.  A step that reads
+ * nothing of a process (a QMP question) is held HELD_US after it started.
+ * The held worker's target is told (ms_target_stuck: `error` with the
+ * reason, until that step returns) and a new worker takes its place, so
+ * the other targets keep their periods; the held worker ends when its step
+ * returns, and its target leaves `error` then (target.c).  Every held worker's target is
+ * told; its place is taken while fewer than MAX_HELD held workers exist (a
+ * later tick takes it when one ends, or when pthread_create failed).
  */
 #define _GNU_SOURCE /* pthread_timedjoin_np */
 #include "memstat/core/scheduler.h"
+
+#include "memstat/methods/progress.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -35,8 +50,9 @@
  * thousand targets would mean a thousand a second). */
 #define WAKE_GRID_US 20000
 
-/* A step that has run this long (or two of its target's periods) holds its
- * worker. */
+/* A step in which no read has returned for this long (or two of its
+ * target's periods), over as many of the watchdog's looks as it has
+ * seconds, holds its worker. */
 #define HELD_US	    (5 * G_USEC_PER_SEC)
 #define WATCH_US    G_USEC_PER_SEC
 #define MAX_WORKERS 64 /* -o workers= at most */
@@ -53,9 +69,17 @@ typedef struct {
 typedef struct {
 	ms_scheduler *s;
 	pthread_t thread;
-	job *j;		    /* the job it steps, or NULL */
-	int64_t started_us; /* when that step started */
-	bool held;	    /* replaced: ends when its step returns */
+	job *j;			  /* the job it steps, or NULL */
+	int64_t started_us;	  /* when that step started */
+	bool held;		  /* replaced: ends when its step returns */
+	const uint64_t *progress; /* its thread's reads returned
+				   * (ms_read_progress): loaded atomically */
+	/* The watchdog's looks at the running step: the count it saw last,
+	 * when it last moved (or the step started), and how many looks have
+	 * seen it unchanged since. */
+	uint64_t seen;
+	int64_t quiet_since_us;
+	uint32_t quiet_looks;
 } worker;
 
 struct ms_scheduler {
@@ -151,6 +175,7 @@ static void *worker_main(void *data)
 	ms_scheduler *s = w->s;
 
 	pthread_mutex_lock(&s->lock);
+	w->progress = ms_read_progress();
 	while (!s->stopping && !w->held) {
 		GSequenceIter *it = g_sequence_get_begin_iter(s->schedule);
 		if (g_sequence_iter_is_end(it)) {
@@ -169,7 +194,9 @@ static void *worker_main(void *data)
 		j->it = NULL;
 		j->running = true;
 		w->j = j;
-		w->started_us = mono_us();
+		w->started_us = w->quiet_since_us = mono_us();
+		w->seen = __atomic_load_n(w->progress, __ATOMIC_RELAXED);
+		w->quiet_looks = 0;
 		pthread_mutex_unlock(&s->lock);
 		run_job(s, w, j);
 		pthread_mutex_lock(&s->lock);
@@ -205,6 +232,13 @@ static void start_worker(ms_scheduler *s)
 	g_ptr_array_add(s->workers, w);
 }
 
+/* What the watchdog told a held worker's target (ms_target_stuck), for the
+ * log and its readers once s->lock is let go. */
+typedef struct {
+	int64_t step_us, quiet_us; /* the step's run, and without a read */
+	bool settled, changed;
+} stuck_tell;
+
 /* Every WATCH_US: the workers held by a target are replaced, their targets
  * told; the held ones that ended are joined. */
 static void *watchdog_main(void *data)
@@ -216,21 +250,37 @@ static void *watchdog_main(void *data)
 		/* Nothing is allocated while no worker is held. */
 		int64_t now = mono_us();
 		GPtrArray *stuck = NULL;
-		GArray *for_us = NULL;
+		GArray *told = NULL;
 		for (guint i = 0; i < s->workers->len; i++) {
 			worker *w = g_ptr_array_index(s->workers, i);
-			if (!w->j || w->held ||
-			    now - w->started_us < MAX(HELD_US, 2 * w->j->period_us))
+			if (!w->j || w->held)
+				continue;
+			uint64_t n = __atomic_load_n(w->progress, __ATOMIC_RELAXED);
+			if (n != w->seen) {
+				w->seen = n;
+				w->quiet_since_us = now;
+				w->quiet_looks = 0;
+				continue;
+			}
+			w->quiet_looks++;
+			int64_t limit = MAX(HELD_US, 2 * w->j->period_us);
+			if (now - w->quiet_since_us < limit || w->quiet_looks < limit / WATCH_US)
+				continue;
+			/* Told while w still owns the job: a step that has
+			 * just returned is not marked held after the fact. */
+			stuck_tell tell = {.step_us = now - w->started_us,
+					   .quiet_us = now - w->quiet_since_us};
+			if (!ms_target_stuck(w->j->t, tell.step_us / 1000, tell.quiet_us / 1000,
+					     &tell.settled, &tell.changed))
 				continue;
 			w->held = true;
 			s->held++;
-			int64_t held_us = now - w->started_us;
 			if (!stuck) {
 				stuck = g_ptr_array_new();
-				for_us = g_array_new(FALSE, FALSE, sizeof(int64_t));
+				told = g_array_new(FALSE, FALSE, sizeof(stuck_tell));
 			}
 			g_ptr_array_add(stuck, ms_target_ref(w->j->t));
-			g_array_append_val(for_us, held_us);
+			g_array_append_val(told, tell);
 		}
 		/* The held ones' places, taken by new workers while there is
 		 * room: a place not taken now (no room, or pthread_create
@@ -256,22 +306,21 @@ static void *watchdog_main(void *data)
 		}
 		for (guint i = 0; stuck && i < stuck->len; i++) {
 			ms_target *t = g_ptr_array_index(stuck, i);
-			int64_t us = g_array_index(for_us, int64_t, i);
-			g_warning("%s: a worker has been held for %.1f s measuring it; another "
-				  "takes its place",
-				  ms_target_name(t), (double)us / G_USEC_PER_SEC);
+			const stuck_tell *tell = &g_array_index(told, stuck_tell, i);
+			g_warning("%s: a worker has been held for %.1f s measuring it (no read in "
+				  "it returned for %.1f s); another takes its place",
+				  ms_target_name(t), (double)tell->step_us / G_USEC_PER_SEC,
+				  (double)tell->quiet_us / G_USEC_PER_SEC);
 			/* Readers parked before a first figure get its error. */
-			bool changed;
-			bool settled = ms_target_stuck(t, us / 1000, &changed);
-			if ((settled || changed) && s->settled)
-				s->settled(t, settled, s->data);
+			if ((tell->settled || tell->changed) && s->settled)
+				s->settled(t, tell->settled, s->data);
 			ms_target_unref(t);
 		}
 		if (ended)
 			g_ptr_array_unref(ended);
 		if (stuck) {
 			g_ptr_array_unref(stuck);
-			g_array_unref(for_us);
+			g_array_unref(told);
 		}
 
 		pthread_mutex_lock(&s->lock);

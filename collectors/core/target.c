@@ -2,7 +2,8 @@
  *
  * Locks: t->lock guards state, why, settings, the sample ring, removed, the
  * latest growth curve and until when it is wanted (readers copy the curve
- * out under it).
+ * out under it), and whether a step runs and was said held (stepping,
+ * held).
  * It is never held while calling the source; see registry.c for the order
  * with the other locks.
  */
@@ -44,6 +45,12 @@ struct ms_target {
 	uint64_t first_seq; /* 0 while there is none */
 	uint64_t last_seq;
 	bool removed;
+	bool stepping;		     /* ms_target_step runs, its outcome not
+				      * yet published */
+	int64_t held_since_us;	     /* ms_target_stuck said the running
+				      * step held (CLOCK_MONOTONIC us when it
+				      * started), 0 if not: its outcome clears
+				      * it */
 	uint64_t state_changes;	     /* st changed (ms_target_view) */
 	uint64_t why_changes;	     /* why changed */
 	uint64_t growth_changes;     /* a curve was finished */
@@ -263,6 +270,7 @@ static int run_source(ms_target *t, ms_step *out, char **why)
 	ms_params p;
 
 	pthread_mutex_lock(&t->lock);
+	t->stepping = true;
 	p.period_ms = t->settings.period_s * 1000;
 	p.sample_pages = t->settings.sample_pages;
 	p.growth_ms = (t->settings.forecast || t->growth_wanted_until > ms_now_us(CLOCK_MONOTONIC))
@@ -293,6 +301,22 @@ ms_step_outcome ms_target_step(ms_target *t)
 	ms_state before = t->st;
 	char why_before[sizeof(t->why)];
 	g_strlcpy(why_before, t->why, sizeof(why_before));
+	t->stepping = false;
+	if (t->held_since_us) {
+		/* The step said held has returned: "has not returned" is no
+		 * longer true, and the hold's error goes at once (status says
+		 * what is true now, not what was until the next figure):
+		 * measured if it has figures, measuring if not, with this
+		 * step's own outcome on top (a figure, an error, a pause, or
+		 * nothing new: a window opened). */
+		g_message("%s: its measurement returned after %.1f s", t->name,
+			  (double)(ms_now_us(CLOCK_MONOTONIC) - t->held_since_us) / G_USEC_PER_SEC);
+		t->held_since_us = 0;
+		if (t->st == MS_STATE_ERROR) {
+			t->st = t->last_seq ? MS_STATE_MEASURED : MS_STATE_MEASURING;
+			t->why[0] = '\0';
+		}
+	}
 	if (r == 1) {
 		g_debug("%s: %s %.2f MiB/s over %u ms", t->name, step.m.mode, step.m.rate,
 			step.m.period_ms);
@@ -378,27 +402,34 @@ ms_step_outcome ms_target_step(ms_target *t)
 	return o;
 }
 
-bool ms_target_stuck(ms_target *t, int64_t for_ms, bool *changed)
+bool ms_target_stuck(ms_target *t, int64_t step_ms, int64_t quiet_ms, bool *settled, bool *changed)
 {
+	*settled = *changed = false;
 	pthread_mutex_lock(&t->lock);
+	if (!t->stepping) {
+		/* Its step has just published its outcome: not held. */
+		pthread_mutex_unlock(&t->lock);
+		return false;
+	}
 	ms_state before = t->st;
-	*changed = t->st != MS_STATE_EXITED;
+	t->held_since_us = ms_now_us(CLOCK_MONOTONIC) - step_ms * 1000;
 	if (t->st != MS_STATE_EXITED) {
 		if (t->st != MS_STATE_ERROR)
 			t->state_changes++;
 		t->why_changes++;
 		t->st = MS_STATE_ERROR;
 		snprintf(t->why, sizeof(t->why),
-			 "its measurement has not returned for %.1f s: something it reads waits (a "
-			 "page of a file mapped from a mount whose server does not answer, a QEMU "
-			 "that does not answer?)",
-			 (double)for_ms / 1000);
+			 "its measurement has not returned, nor any read in it for %.1f s: "
+			 "something it reads waits (a page of a file mapped from a mount whose "
+			 "server does not answer, a QEMU that does not answer?)",
+			 (double)quiet_ms / 1000);
+		*changed = true;
 	}
-	bool settled = t->st == MS_STATE_ERROR &&
-		       (before == MS_STATE_MEASURING || before == MS_STATE_PAUSED ||
-			before == MS_STATE_MIGRATING);
+	*settled = t->st == MS_STATE_ERROR &&
+		   (before == MS_STATE_MEASURING || before == MS_STATE_PAUSED ||
+		    before == MS_STATE_MIGRATING);
 	pthread_mutex_unlock(&t->lock);
-	return settled;
+	return true;
 }
 
 void ms_target_want_growth(ms_target *t)

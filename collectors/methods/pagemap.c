@@ -13,6 +13,8 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "memstat/methods/progress.h"
+
 #include "memstat/methods/fail.h"
 #include "memstat/methods/procfs.h"
 
@@ -82,6 +84,7 @@ int ms_pagemap_lookup(int fd, const uint64_t *addrs, size_t count, uint32_t page
 		if (have == 0 || idx < first || idx >= first + have) {
 			ssize_t r =
 				pread(fd, chunk, sizeof(chunk), (off_t)(idx * sizeof(uint64_t)));
+			ms_read_returned();
 			if (r < 0)
 				return errno == ENOENT ? -ESRCH : -errno;
 			first = idx;
@@ -127,6 +130,7 @@ static int scan(int fd, uint64_t start, uint64_t end, struct ms_pm_scan_arg *arg
 		arg->end = end;
 		arg->walk_end = 0;
 		int n = ioctl(fd, MS_PAGEMAP_SCAN, arg);
+		ms_read_returned();
 		if (n < 0)
 			return errno == ENOENT ? -ESRCH : -errno;
 		for (int i = 0; i < n; i++)
@@ -247,6 +251,7 @@ static int pagemap_runs(int fd, uint64_t start, uint64_t end, uint32_t ps, uint6
 		size_t want = (size_t)MIN((end - a) / ps, (uint64_t)G_N_ELEMENTS(entries));
 		ssize_t r = pread(fd, entries, want * sizeof(uint64_t),
 				  (off_t)(a / ps * sizeof(uint64_t)));
+		ms_read_returned();
 		if (r < 0)
 			return errno == ENOENT ? -ESRCH : -errno;
 		size_t got = (size_t)r / sizeof(uint64_t);
@@ -351,6 +356,7 @@ int ms_pagemap_entries_of_runs(int fd, const GArray *runs, uint32_t page_size, u
 			size_t want = (size_t)MIN((x->end - a) / page_size, (uint64_t)4096);
 			ssize_t r = pread(fd, entries + k, want * sizeof(uint64_t),
 					  (off_t)(a / page_size * sizeof(uint64_t)));
+			ms_read_returned();
 			if (r < 0)
 				return errno == ENOENT ? -ESRCH : -errno;
 			size_t got = (size_t)r / sizeof(uint64_t);

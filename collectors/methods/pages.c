@@ -24,6 +24,7 @@
 #include "memstat/methods/fail.h"
 #include "memstat/methods/measurement.h"
 #include "memstat/methods/procfs.h"
+#include "memstat/methods/progress.h"
 
 int ms_hash_pages(ms_page_reader *rd, const uint64_t *addrs, size_t count, uint64_t *hashes,
 		  bool *readable)
@@ -140,6 +141,7 @@ int ms_hash_runs(ms_page_reader *rd, const GArray *runs, uint64_t *hashes, bool 
 		while (at < x->end) {
 			size_t want = (size_t)MIN((x->end - at) / ps, (uint64_t)MS_READ_BATCH);
 			ssize_t r = pread(fd, buf, want * ps, (off_t)at);
+			ms_read_returned();
 			if (r < 0 && errno == EINTR)
 				continue;
 			if (r < 0 && errno != EIO) {

@@ -126,13 +126,18 @@ typedef struct {
 /* Worker only: runs one step of t's source and publishes its outcome. */
 ms_step_outcome ms_target_step(ms_target *t);
 
-/* The scheduler's watchdog: t's step has held its worker for for_ms (a read
- * of its memory waits on something that does not answer).  t turns
- * MS_STATE_ERROR with the reason (unless it has exited), until its step
- * returns and publishes its own outcome.  Whether readers waiting for a
- * first figure should be answered now (as ms_step_outcome.settled); readers
- * waiting for something new are woken whenever it changed the state (*changed). */
-bool ms_target_stuck(ms_target *t, int64_t for_ms, bool *changed);
+/* The scheduler's watchdog: t's step, running for step_ms, is held: no read
+ * in it has returned for quiet_ms (it waits on something that does not
+ * answer).  Called while the step's worker still owns t (under the
+ * scheduler's lock: t->lock is taken after it).  t turns MS_STATE_ERROR
+ * with the reason (unless it has exited) until that step returns: then it
+ * leaves MS_STATE_ERROR at once (MS_STATE_MEASURED if it has figures,
+ * MS_STATE_MEASURING if not), with that step's own outcome on top.  False,
+ * changing nothing, when the step has already published its outcome (not
+ * held after all).  *settled: readers waiting for a first figure should be
+ * answered now (as ms_step_outcome.settled); *changed: the state or reason
+ * changed (wake readers waiting for something new). */
+bool ms_target_stuck(ms_target *t, int64_t step_ms, int64_t quiet_ms, bool *settled, bool *changed);
 
 /* The growth curve (methods/growth.h) is measured while wanted: for
  * MS_GROWTH_WANTED_S after a reader of growth or migration/ asked
