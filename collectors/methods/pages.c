@@ -23,7 +23,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <unistd.h>
@@ -218,10 +217,9 @@ int ms_hash_runs(ms_page_reader *rd, const GArray *runs, uint64_t *hashes, bool 
 		return 0; /* none of its threads waits: measured as usual */
 	rd->stalled_at = first;
 	g_private_replace(&unanswered,
-			  g_strdup_printf("a page of it (0x%" PRIx64 ") is missing from a mapping "
-					  "that userfaultfd serves, and its handler does not "
-					  "answer: %s",
-					  first, seen));
+			  g_strdup_printf("a page of it is missing from a mapping that userfaultfd "
+					  "serves, and its handler does not answer: %s",
+					  seen));
 	return -EIO;
 }
 

@@ -41,7 +41,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <glib.h>
-#include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -163,12 +162,10 @@ int ms_userfault_unanswered(pid_t pid, char **seen)
 	}
 	r = longest && now - longest->since_us >= MS_UFFD_UNANSWERED_US;
 	if (r && seen)
-		*seen = g_strdup_printf("its thread %d has waited in handle_userfault for one "
-					"fault for %.1f s (voluntary_ctxt_switches still %" PRIu64
-					")",
+		*seen = g_strdup_printf("its thread %d has waited in handle_userfault for %.1f s "
+					"(one fault: no switch since)",
 					(int)longest->tid,
-					(double)(now - longest->since_us) / G_USEC_PER_SEC,
-					longest->switches);
+					(double)(now - longest->since_us) / G_USEC_PER_SEC);
 	if (waits->len) {
 		uf_look *l = g_new(uf_look, 1);
 		l->at_us = now;
