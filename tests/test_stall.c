@@ -42,8 +42,8 @@ TestSuite(stall, .fini = down, .timeout = 240);
 /* Starts tests/helpers/stalled (its handler answers when live_pages_per_sec
  * is not 0: live=); skips the test, saying why, where the kernel refuses
  * userfaultfd. */
-static pid_t stalled_start_live(const char *cgroup, unsigned region_mib,
-				unsigned zap_pages_per_sec, unsigned live_pages_per_sec)
+static pid_t stalled_start_live(const char *cgroup, unsigned region_mib, unsigned zap_pages_per_sec,
+				unsigned live_pages_per_sec)
 {
 	const char *bin = getenv("STALLED");
 	int pfd[2];

@@ -46,8 +46,7 @@ ms_sample *ms_sample_new(uint64_t seq, const ms_measurement *m)
 				  seq, m->start_ms, m->period_ms, m->mode, m->method, m->page_size,
 				  m->pages_total, m->pages_population, m->pages_sampled,
 				  m->pages_dirty, m->pages_new, m->pages_unmapped, m->pages_refused,
-				  m->memory_mib,
-				  m->rate, m->rate_lo, m->rate_hi, m->exact ? 1 : 0,
+				  m->memory_mib, m->rate, m->rate_lo, m->rate_hi, m->exact ? 1 : 0,
 				  m->window_min_ms, m->window_max_ms, m->coverage);
 	if (m->processes) {
 		char *t = g_strdup_printf("%sprocesses %" PRIu32 "\n", s->text, m->processes);
