@@ -106,7 +106,7 @@ static uint8_t *thread_read_buffer(size_t page_size)
 	return buf;
 }
 
-/* How many of the n pages at addrs, which reads of /proc/PID/mem refused
+/* How many of the pages at addrs, which reads of /proc/PID/mem refused
  * with EIO though they were resident a moment before, lie in a mapping
  * userfaultfd serves, and the first of them in *first.  The others were
  * unmapped or made unreadable meanwhile.  smaps says which (at the cost of a
