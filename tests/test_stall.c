@@ -520,6 +520,18 @@ static void check_mean(const tally *t, double truth, const char *what)
 	cr_expect(t->refused > 0, "%s: no read was refused: the race was never met", what);
 }
 
+/* A read refused by userfaultfd never made a target `error`, not even for a
+ * pass (the daemon logs every error it turns a target to). */
+static void check_log_has_no_userfaultfd_error(void)
+{
+	char *log = read_file(M.log);
+	cr_assert(log, "%s: %s", M.log, strerror(errno));
+	const char *hit = strstr(log, "userfaultfd");
+	cr_expect(!hit, "a target turned error: %.*s", hit ? (int)strcspn(hit, "\n") : 0,
+		  hit ? hit : "");
+	free(log);
+}
+
 /* Two live helpers, by pid: full-scan and page-sampling (16384 pages per
  * GiB: the most reads a look, the race met most often). */
 Test(stall, live_handler_stays_measured_by_pid)
@@ -541,6 +553,7 @@ Test(stall, live_handler_stays_measured_by_pid)
 	}
 	check_mean(&tf, truth, "full-scan, live userfaultfd handler");
 	check_mean(&ts, truth, "page-sampling, live userfaultfd handler");
+	check_log_has_no_userfaultfd_error();
 }
 
 /* The same as a cgroup's only member: the frames path (frames.c). */
@@ -564,6 +577,7 @@ static void live_in_cgroup(const char *mode)
 	cr_expect(mean >= truth - tol && mean <= truth + t.noise + tol,
 		  "cgroup %s: mean of %d samples %.2f MiB/s, truth %.2f (allowance %.2f)", mode,
 		  t.samples, mean, truth, tol);
+	check_log_has_no_userfaultfd_error();
 }
 
 Test(stall, live_handler_in_a_cgroup_stays_measured_page_sampling, .fini = cleanup_cgroup)
