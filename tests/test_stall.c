@@ -1,17 +1,24 @@
-/* test_stall.c: a target must never hold a measuring thread.
+/* test_stall.c: a target must never hold a measuring thread, and a live
+ * userfaultfd handler must not make a target fail.
  *
  * tests/helpers/stalled.c is a process whose memory a userfaultfd handler
  * that never answers serves, and that keeps dropping pages, so that a page
- * the daemon found resident is often missing when it reads it.  With one
- * worker (-o workers=1) beside an ordinary process: the ordinary process
- * keeps getting figures, the stalled one turns `error` with the reason,
- * untrack frees it, and SIGTERM or fusermount3 -u end the daemon with the
- * mount gone.  No timing is asserted beyond "a new figure at all within a
- * few periods". */
+ * the daemon found resident is often missing when it reads it; a thread of
+ * it waits for the handler for ever.  With one worker (-o workers=1) beside
+ * an ordinary process: the ordinary process keeps getting figures, the
+ * stalled one turns `error` with the reason, untrack frees it, and SIGTERM
+ * or fusermount3 -u end the daemon with the mount gone.  No timing is
+ * asserted beyond "a new figure at all within a few periods".
+ *
+ * With live= its handler answers (a post-copy destination, lazy pages): the
+ * same races, but the target stays `measured`, and its figure is held to
+ * the helper's known writes, within the intervals the samples report (as
+ * test_timing.c does). */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <errno.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,18 +39,21 @@ static void down(void)
 
 TestSuite(stall, .fini = down, .timeout = 240);
 
-/* Starts tests/helpers/stalled; skips the test, saying why, where the
- * kernel refuses userfaultfd. */
-static pid_t stalled_start_in(const char *cgroup, unsigned region_mib, unsigned zap_pages_per_sec)
+/* Starts tests/helpers/stalled (its handler answers when live_pages_per_sec
+ * is not 0: live=); skips the test, saying why, where the kernel refuses
+ * userfaultfd. */
+static pid_t stalled_start_live(const char *cgroup, unsigned region_mib, unsigned zap_pages_per_sec,
+				unsigned live_pages_per_sec)
 {
 	const char *bin = getenv("STALLED");
 	int pfd[2];
-	char a[2][16];
+	char a[3][32];
 
 	cr_assert(bin && *bin, "STALLED is not set: run the tests with meson test");
 	cr_assert(pipe(pfd) == 0);
 	snprintf(a[0], sizeof(a[0]), "%u", region_mib);
 	snprintf(a[1], sizeof(a[1]), "%u", zap_pages_per_sec);
+	snprintf(a[2], sizeof(a[2]), "live=%u", live_pages_per_sec);
 	pid_t parent = getpid();
 	pid_t pid = fork();
 	cr_assert(pid >= 0);
@@ -57,7 +67,7 @@ static pid_t stalled_start_in(const char *cgroup, unsigned region_mib, unsigned 
 		}
 		dup2(pfd[1], 1);
 		close(pfd[0]);
-		execl(bin, bin, a[0], a[1], (char *)NULL);
+		execl(bin, bin, a[0], a[1], live_pages_per_sec ? a[2] : (char *)NULL, (char *)NULL);
 		_exit(127);
 	}
 	close(pfd[1]);
@@ -71,6 +81,11 @@ static pid_t stalled_start_in(const char *cgroup, unsigned region_mib, unsigned 
 	}
 	cr_assert(n > 0 && strncmp(buf, "ready", 5) == 0, "stalled did not start");
 	return keep(pid);
+}
+
+static pid_t stalled_start_in(const char *cgroup, unsigned region_mib, unsigned zap_pages_per_sec)
+{
+	return stalled_start_live(cgroup, region_mib, zap_pages_per_sec, 0);
 }
 
 static pid_t stalled_start(unsigned region_mib, unsigned zap_pages_per_sec)
@@ -557,4 +572,139 @@ Test(stall, a_held_target_whose_mount_recovers_leaves_error, .fini = cleanup_hun
 	free(status);
 	cr_expect(log_says("its measurement returned after"),
 		  "the log does not say the held step returned");
+}
+
+/* A live handler: the helper writes LIVE_PAGES distinct pages a second in
+ * the first half of 128 MiB, and drops and touches back LIVE_ZAP pages a
+ * second of the second half, each fault answered by its handler with the
+ * page's own bytes (tests/helpers/stalled.c). */
+#define LIVE_PAGES   2560 /* 10 MiB/s */
+#define LIVE_ZAP     10000
+#define LIVE_SAMPLES 6
+
+typedef struct {
+	double rate_sum, var_sum, noise;
+	int samples;
+	double refused;
+} tally;
+
+/* Sample seq of the target name, checked and added to t. */
+static void add_sample(tally *t, const char *name, long seq, double truth, const char *mode)
+{
+	char *text = sample_wait_name(&M, name, seq, 40);
+	char *status = mread(&M, "%s/status", name);
+	cr_assert(text, "sample %ld of %s never came (status: %s)", seq, name,
+		  status ? status : strerror(errno));
+	cr_expect(status && strncmp(status, "measured", 8) == 0, "%s: %s", name,
+		  status ? status : strerror(errno));
+	free(status);
+	double rate, lo, hi, ms, refused;
+	cr_assert(sample_get(text, "rate", &rate) && sample_get(text, "rate_ci95_low", &lo) &&
+			  sample_get(text, "rate_ci95_high", &hi) &&
+			  sample_get(text, "period_ms", &ms) &&
+			  sample_get(text, "pages_refused", &refused),
+		  "%s", text);
+	cr_expect(strstr(text, mode), "sample of the wrong mode:\n%s", text);
+	cr_expect(lo <= rate + 0.005 && rate <= hi + 0.005, "%s", text);
+	/* Pages the helper's own stacks and libc dirty (16 a window), and the
+	 * batch of 64 it may have out when a window opens, which counts as
+	 * new when it is back at the close. */
+	double noise = (16 + 64) * 4096 / 1048576.0 / (ms / 1000.0);
+	double sigma = (hi - lo) / 2 / 1.959964;
+	t->rate_sum += rate;
+	t->var_sum += sigma * sigma;
+	t->noise = noise;
+	t->samples++;
+	t->refused += refused;
+	cr_log_info("%s %s sample %ld: %.2f [%.2f, %.2f] MiB/s, truth %.2f, %.0f ms, "
+		    "%.0f pages refused",
+		    name, mode, seq, rate, lo, hi, truth, ms, refused);
+	free(text);
+}
+
+/* The mean of t's samples within 4.5 standard errors of the intervals the
+ * samples report, plus 1% and the helper's noise, of truth. */
+static void check_mean(const tally *t, double truth, const char *what)
+{
+	double mean = t->rate_sum / t->samples;
+	double se = sqrt(t->var_sum) / t->samples;
+	double tol = 4.5 * se + 0.01 * truth;
+	cr_log_info("%s: mean %.2f MiB/s, truth %.2f, allowance %.2f, %.0f pages refused", what,
+		    mean, truth, tol, t->refused);
+	cr_expect(mean >= truth - tol && mean <= truth + t->noise + tol,
+		  "%s: mean of %d samples %.2f MiB/s, truth %.2f (allowance %.2f, se %.3f)", what,
+		  t->samples, mean, truth, tol, se);
+	/* The race this is about: pages found resident, then missing when
+	 * read (the helper has tens out at a time). */
+	cr_expect(t->refused > 0, "%s: no read was refused: the race was never met", what);
+}
+
+/* A read refused by userfaultfd never made a target `error`, not even for a
+ * pass (the daemon logs every error it turns a target to). */
+static void check_log_has_no_userfaultfd_error(void)
+{
+	char *log = read_file(M.log);
+	cr_assert(log, "%s: %s", M.log, strerror(errno));
+	const char *hit = strstr(log, "userfaultfd");
+	cr_expect(!hit, "a target turned error: %.*s", hit ? (int)strcspn(hit, "\n") : 0,
+		  hit ? hit : "");
+	free(log);
+}
+
+/* Two live helpers, by pid: full-scan and page-sampling (16384 pages per
+ * GiB: the most reads a look, the race met most often). */
+Test(stall, live_handler_stays_measured_by_pid)
+{
+	char n[2][16];
+	mount_start(&M, NULL);
+	pid_t full = stalled_start_live(NULL, 128, LIVE_ZAP, LIVE_PAGES);
+	pid_t sampled = stalled_start_live(NULL, 128, LIVE_ZAP, LIVE_PAGES);
+	cr_assert_eq(track_pid(&M, full, "mode=full-scan"), 0);
+	cr_assert_eq(track_pid(&M, sampled, "mode=page-sampling sample_pages=16384"), 0);
+	snprintf(n[0], sizeof(n[0]), "%d", (int)full);
+	snprintf(n[1], sizeof(n[1]), "%d", (int)sampled);
+	double truth = LIVE_PAGES * 4096 / 1048576.0;
+	tally tf = {0}, ts = {0};
+	/* Sample 1 may have opened while the helper started. */
+	for (long seq = 2; seq < 2 + LIVE_SAMPLES; seq++) {
+		add_sample(&tf, n[0], seq, truth, "mode full-scan");
+		add_sample(&ts, n[1], seq, truth, "mode page-sampling");
+	}
+	check_mean(&tf, truth, "full-scan, live userfaultfd handler");
+	check_mean(&ts, truth, "page-sampling, live userfaultfd handler");
+	check_log_has_no_userfaultfd_error();
+}
+
+/* The same as a cgroup's only member: the frames path (frames.c). */
+static void live_in_cgroup(const char *mode)
+{
+	char line[512];
+	mount_start(&M, NULL);
+	const char *dir = make_cgroup();
+	stalled_start_live(dir, 128, LIVE_ZAP, LIVE_PAGES);
+	snprintf(line, sizeof(line), "%s name=live mode=%s\n", dir, mode);
+	cr_assert_eq(mwrite(&M, "track", line), 0, "track %s", line);
+	double truth = LIVE_PAGES * 4096 / 1048576.0;
+	tally t = {0};
+	for (long seq = 2; seq < 2 + LIVE_SAMPLES; seq++)
+		add_sample(&t, "live", seq, truth, mode);
+	double mean = t.rate_sum / t.samples, se = sqrt(t.var_sum) / t.samples;
+	double tol = 4.5 * se + 0.01 * truth;
+	cr_log_info("cgroup %s, live userfaultfd handler: mean %.2f MiB/s, truth %.2f, "
+		    "allowance %.2f",
+		    mode, mean, truth, tol);
+	cr_expect(mean >= truth - tol && mean <= truth + t.noise + tol,
+		  "cgroup %s: mean of %d samples %.2f MiB/s, truth %.2f (allowance %.2f)", mode,
+		  t.samples, mean, truth, tol);
+	check_log_has_no_userfaultfd_error();
+}
+
+Test(stall, live_handler_in_a_cgroup_stays_measured_page_sampling, .fini = cleanup_cgroup)
+{
+	live_in_cgroup("page-sampling");
+}
+
+Test(stall, live_handler_in_a_cgroup_stays_measured_full_scan, .fini = cleanup_cgroup)
+{
+	live_in_cgroup("full-scan");
 }

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
 #include <math.h>
+#include <pthread.h>
 #include <string.h>
 #include <grp.h>
 #include <signal.h>
@@ -21,6 +22,7 @@
 #include "memstat/methods/measurement.h"
 #include "memstat/methods/meminfo.h"
 #include "memstat/methods/pagemap.h"
+#include "memstat/methods/userfault.h"
 #include "memstat/methods/pages.h"
 #include "memstat/methods/procfs.h"
 #include "memstat/sources/access.h"
@@ -348,11 +350,98 @@ Test(process, smaps_says_which_mappings_userfaultfd_serves)
 	cr_expect_eq(ms_parse_smaps_uffd(text, 0x7f0000400000), 0, "no mapping there");
 	cr_expect_eq(ms_parse_smaps_uffd("7f00-zz rw-p\n", 0x7f00), -EINVAL);
 	cr_expect_eq(ms_parse_smaps_uffd("", 0), 0);
+	GArray *uffd = ms_parse_smaps_uffd_ranges(text);
+	cr_assert(uffd);
+	cr_assert_eq(uffd->len, 2);
+	cr_expect_eq(g_array_index(uffd, ms_vma, 0).start, 0x7f0000000000);
+	cr_expect_eq(g_array_index(uffd, ms_vma, 0).end, 0x7f0000100000);
+	cr_expect_eq(g_array_index(uffd, ms_vma, 1).start, 0x7f0000200000);
+	g_array_unref(uffd);
+	cr_expect_null(ms_parse_smaps_uffd_ranges("7f00-zz rw-p\n"));
 }
 
-/* A page missing from our own userfaultfd-registered memory, whose handler
- * (this test) never answers: the reader does not wait for it, says which
- * page it was, and hashes the others. */
+/* /proc/PID/task/TID/status: the count that shows a thread has not run. */
+Test(process, voluntary_switches_from_status)
+{
+	uint64_t n = 0;
+	cr_expect_eq(ms_parse_voluntary_switches("Name:\tx\nvoluntary_ctxt_switches:\t42\n"
+						 "nonvoluntary_ctxt_switches:\t7\n",
+						 &n),
+		     0);
+	cr_expect_eq(n, 42);
+	cr_expect_eq(ms_parse_voluntary_switches("nonvoluntary_ctxt_switches:\t7\n", &n), -EINVAL,
+		     "only the nonvoluntary count");
+	cr_expect_eq(ms_parse_voluntary_switches("voluntary_ctxt_switches:\tx\n", &n), -EINVAL);
+	cr_expect_eq(ms_parse_voluntary_switches("", &n), -EINVAL);
+}
+
+/* A thread waiting in handle_userfault, one fault the handler never
+ * answers: not at the first look, yes at a look a second later, with the
+ * thread named; and no longer once the handler answers (UFFDIO_WAKE). */
+static char *uf_mem;
+static volatile pid_t uf_tid;
+static void *uf_touch(void *arg)
+{
+	(void)arg;
+	uf_tid = (pid_t)syscall(SYS_gettid);
+	return (void *)(uintptr_t)(unsigned char)((volatile char *)uf_mem)[0];
+}
+
+/* Waits until the thread of uf_touch waits in handle_userfault (its wchan
+ * says so), up to 5 s. */
+static bool uf_waits(void)
+{
+	bool waiting = false;
+	for (int i = 0; i < 500 && !waiting; i++, usleep(10000)) {
+		char path[64], wchan[64] = {0};
+		snprintf(path, sizeof(path), "/proc/self/task/%d/wchan", (int)uf_tid);
+		int fd = uf_tid ? open(path, O_RDONLY) : -1;
+		if (fd >= 0) {
+			waiting = read(fd, wchan, sizeof(wchan) - 1) > 0 &&
+				  strncmp(wchan, "handle_userfault", 16) == 0;
+			close(fd);
+		}
+	}
+	return waiting;
+}
+
+Test(process, userfault_unanswered_is_seen_at_two_looks)
+{
+	size_t ps = (size_t)sysconf(_SC_PAGESIZE);
+	uf_mem = mmap(NULL, ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	cr_assert(uf_mem != MAP_FAILED);
+	int uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (uffd < 0)
+		cr_skip_test("this kernel refuses userfaultfd to the tests (%s)", strerror(errno));
+	struct uffdio_api api = {.api = UFFD_API};
+	struct uffdio_register reg = {.range = {(uintptr_t)uf_mem, ps},
+				      .mode = UFFDIO_REGISTER_MODE_MISSING};
+	cr_assert(ioctl(uffd, UFFDIO_API, &api) == 0 && ioctl(uffd, UFFDIO_REGISTER, &reg) == 0);
+	char *seen = NULL;
+	cr_expect_eq(ms_userfault_unanswered(getpid(), &seen), 0, "nobody waits yet");
+	pthread_t t;
+	cr_assert(pthread_create(&t, NULL, uf_touch, NULL) == 0);
+	cr_assert(uf_waits(), "the thread never waited in handle_userfault");
+	cr_expect_eq(ms_userfault_unanswered(getpid(), &seen), 0, "a first look proves nothing");
+	usleep(MS_UFFD_UNANSWERED_US + 100000);
+	cr_expect_eq(ms_userfault_unanswered(getpid(), &seen), 1, "waited a second in one fault");
+	cr_expect(seen && strstr(seen, "handle_userfault"), "%s", seen ? seen : "(null)");
+	free(seen);
+	seen = NULL;
+	/* The handler answers: the thread runs on, and no wait is left. */
+	struct uffdio_zeropage zero = {.range = {(uintptr_t)uf_mem, ps}};
+	cr_assert(ioctl(uffd, UFFDIO_ZEROPAGE, &zero) == 0);
+	pthread_join(t, NULL);
+	cr_expect_eq(ms_userfault_unanswered(getpid(), &seen), 0, "answered");
+	close(uffd);
+	munmap(uf_mem, ps);
+}
+
+/* A page missing from our own userfaultfd-registered memory: the reader
+ * does not wait for it, counts it refused and not readable, and hashes the
+ * others.  Refused is not failed: only once a thread of ours has waited for
+ * the handler (this test) in one fault for a second does the read fail,
+ * saying which page and what was seen. */
 Test(process, hash_runs_never_waits_for_userfaultfd, .timeout = 20)
 {
 	long ps = sysconf(_SC_PAGESIZE);
@@ -379,10 +468,29 @@ Test(process, hash_runs_never_waits_for_userfaultfd, .timeout = 20)
 	g_array_append_val(runs, whole);
 	uint64_t h[4];
 	bool ok[4];
-	cr_expect_eq(ms_hash_runs(&rd, runs, h, ok), -EIO);
+	cr_expect_eq(ms_hash_runs(&rd, runs, h, ok), 0, "nobody waits for the handler");
+	cr_expect(ok[0] && ok[1] && !ok[2] && ok[3]);
+	cr_expect_eq(rd.refused, 1);
+	cr_expect_eq(rd.stalled_at, 0);
+
+	/* A thread of ours touches page 2 and waits for the handler. */
+	pthread_t t;
+	uf_mem = m + 2 * ps;
+	cr_assert(pthread_create(&t, NULL, uf_touch, NULL) == 0);
+	cr_assert(uf_waits(), "the thread never waited in handle_userfault");
+	cr_expect_eq(ms_hash_runs(&rd, runs, h, ok), 0, "a first look proves nothing");
+	usleep(MS_UFFD_UNANSWERED_US + 100000);
+	cr_expect_eq(ms_hash_runs(&rd, runs, h, ok), -EIO, "a second in one fault");
 	cr_expect_eq(rd.stalled_at, (uintptr_t)m + 2 * (uint64_t)ps);
 	cr_expect(ok[0] && ok[1] && !ok[2] && ok[3]);
-	cr_expect(strstr(ms_page_read_strerror(-EIO), "userfaultfd"));
+	cr_expect_eq(rd.refused, 3);
+	const char *why = ms_page_read_strerror(-EIO);
+	cr_expect(strstr(why, "userfaultfd") && strstr(why, "does not answer") &&
+			  strstr(why, "handle_userfault"),
+		  "%s", why);
+	struct uffdio_zeropage zero = {.range = {(uintptr_t)m + 2 * (uint64_t)ps, (uint64_t)ps}};
+	cr_assert(ioctl(uffd, UFFDIO_ZEROPAGE, &zero) == 0);
+	pthread_join(t, NULL);
 	g_array_unref(runs);
 	close(uffd);
 	munmap(m, 4 * (size_t)ps);

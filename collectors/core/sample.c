@@ -34,6 +34,7 @@ ms_sample *ms_sample_new(uint64_t seq, const ms_measurement *m)
 				  "pages_dirty %" PRIu64 "\n"
 				  "pages_new %" PRIu64 "\n"
 				  "pages_unmapped %" PRIu64 "\n"
+				  "pages_refused %" PRIu64 "\n"
 				  "memory_mib %.2f\n"
 				  "rate %.2f\n"
 				  "rate_ci95_low %.2f\n"
@@ -44,8 +45,8 @@ ms_sample *ms_sample_new(uint64_t seq, const ms_measurement *m)
 				  "coverage %.2f\n",
 				  seq, m->start_ms, m->period_ms, m->mode, m->method, m->page_size,
 				  m->pages_total, m->pages_population, m->pages_sampled,
-				  m->pages_dirty, m->pages_new, m->pages_unmapped, m->memory_mib,
-				  m->rate, m->rate_lo, m->rate_hi, m->exact ? 1 : 0,
+				  m->pages_dirty, m->pages_new, m->pages_unmapped, m->pages_refused,
+				  m->memory_mib, m->rate, m->rate_lo, m->rate_hi, m->exact ? 1 : 0,
 				  m->window_min_ms, m->window_max_ms, m->coverage);
 	if (m->processes) {
 		char *t = g_strdup_printf("%sprocesses %" PRIu32 "\n", s->text, m->processes);

@@ -168,12 +168,13 @@ static gint cmp_read(gconstpointer a, gconstpointer b)
  * a page not resident or not readable any more.  times (may be NULL; one
  * per slot, zeroed by the caller) gets, for each slot, when the last of its
  * pages was read (CLOCK_MONOTONIC µs).  *read (may be NULL) is added the
- * pages read.  carry (may be NULL; a GArray of cg_carry) gets each member's
+ * pages read, *refused (may be NULL) the pages userfaultfd refused
+ * (pages.h).  carry (may be NULL; a GArray of cg_carry) gets each member's
  * readable pages, their hashes and times.  0, or -errno with *why. */
 static int hash_reads(GArray *looks, cg_reads *reads, uint32_t ps, uint32_t chunk,
 		      void (*fn)(ms_frames *s, size_t slot, uint64_t h, bool ok, void *data),
-		      ms_frames *s, void *data, int64_t *times, uint64_t *read, GArray *carry,
-		      char **why)
+		      ms_frames *s, void *data, int64_t *times, uint64_t *read, uint64_t *refused,
+		      GArray *carry, char **why)
 {
 	for (guint m = 0; m < looks->len; m++) {
 		GArray *pairs = reads[m].pairs;
@@ -194,6 +195,8 @@ static int hash_reads(GArray *looks, cg_reads *reads, uint32_t ps, uint32_t chun
 		reader.order_chunk = chunk;
 		reader.times = t;
 		int r = ms_look_pages(&reader, addrs, n, present, ok, h, read, why);
+		if (refused)
+			*refused += reader.refused;
 		if (r == -ESRCH) {
 			g_clear_pointer(why, g_free);
 			memset(ok, 0, n * sizeof(*ok)); /* left meanwhile */
@@ -419,8 +422,9 @@ static int draw(ms_frames *s, size_t n, char **why)
 		reads_add(&reads[mp->member], addr, i);
 	}
 	int64_t t0 = ms_now_us(CLOCK_MONOTONIC);
+	s->refused = 0;
 	int r = hash_reads(s->members, reads, s->ps, s->order_chunk, set_start, s, NULL,
-			   s->start_times, NULL, NULL, why);
+			   s->start_times, NULL, &s->refused, NULL, why);
 	s->start_mid_us = (t0 + ms_now_us(CLOCK_MONOTONIC)) / 2;
 	reads_free(reads, s->members->len);
 	return r;
@@ -482,7 +486,7 @@ int ms_frames_look(ms_frames *s, const size_t *idx, size_t count, bool *changed,
 	 * dirty when one of them reads otherwise than at the open. */
 	cg_relook c = {idx, changed};
 	int r = hash_reads(s->members, reads, s->ps, s->order_chunk, set_relook, s, &c, NULL, read,
-			   NULL, why);
+			   NULL, NULL, why);
 	reads_free(reads, nm);
 	return r;
 }
@@ -622,8 +626,9 @@ int ms_frames_close(ms_frames *s, ms_measurement *out, char **why)
 		carry = g_array_new(FALSE, TRUE, sizeof(cg_carry));
 		g_array_set_clear_func(carry, carry_clear);
 	}
-	r = hash_reads(now, reads, s->ps, s->order_chunk, set_end, s, &c, end_times, NULL, carry,
-		       why);
+	uint64_t refused = 0;
+	r = hash_reads(now, reads, s->ps, s->order_chunk, set_end, s, &c, end_times, NULL, &refused,
+		       carry, why);
 	int64_t mid = (t0 + ms_now_us(CLOCK_MONOTONIC)) / 2;
 	reads_free(reads, now->len);
 	if (r < 0)
@@ -648,6 +653,7 @@ int ms_frames_close(ms_frames *s, ms_measurement *out, char **why)
 	out->pages_total = s->nframes;
 	out->pages_population = s->nframes;
 	out->pages_sampled = s->n;
+	out->pages_refused = s->refused + refused;
 	out->order_chunk = s->order_chunk;
 	int64_t end = ms_measurement_windows(out, first, second, both, mid);
 	ms_measurement_coverage(out, s->last_end_us, end);

@@ -49,6 +49,7 @@ typedef struct {
 	uint64_t pages_total;
 	int64_t start_wall_ms;
 	int64_t start_mid_us; /* middle of the first hashing pass */
+	uint64_t refused;     /* pages of the first pass userfaultfd refused */
 
 	/* The last close's look, which the next open takes over when it comes
 	 * straight after (NULL otherwise). */
@@ -59,6 +60,7 @@ typedef struct {
 	uint64_t next_total;
 	int64_t next_wall_ms, next_mid_us;
 	int64_t next_us; /* when it ended (CLOCK_MONOTONIC) */
+	uint64_t next_refused;
 } fs_state;
 
 static void fs_drop_next(fs_state *s)
@@ -161,6 +163,7 @@ static int fs_hash_pass(fs_state *s, const GArray *runs, uint64_t *hashes, bool 
 	g_autofree bool *ok = g_new(bool, MAX(pages, 1));
 	g_autofree int64_t *at = g_new(int64_t, MAX(pages, 1));
 	s->rd.times = at;
+	s->rd.refused = 0;
 	int err = ms_hash_runs(&s->rd, order, h, ok);
 	s->rd.times = NULL;
 	if (err < 0 && err != -EIO)
@@ -193,6 +196,7 @@ static int fs_open_window(fs_state *s, char **why)
 		s->pages_total = s->next_total;
 		s->start_wall_ms = s->next_wall_ms;
 		s->start_mid_us = s->next_mid_us;
+		s->refused = s->next_refused;
 		s->open = true;
 		return 0;
 	}
@@ -209,6 +213,7 @@ static int fs_open_window(fs_state *s, char **why)
 	int64_t t0 = ms_now_us(CLOCK_MONOTONIC);
 	r = fs_hash_pass(s, s->resident, s->hashes, s->readable, s->times);
 	s->start_mid_us = (t0 + ms_now_us(CLOCK_MONOTONIC)) / 2;
+	s->refused = s->rd.refused;
 	if (r < 0 && r != -ESRCH)
 		return ms_fail(why, r, "cannot read the memory of process %d: %s", (int)s->pid,
 			       ms_page_read_strerror(r));
@@ -285,6 +290,7 @@ static int fs_close_window(void *state, ms_measurement *out, char **why)
 	out->pages_total = s->pages_total;
 	out->pages_population = s->pages;
 	out->pages_sampled = s->pages;
+	out->pages_refused = s->refused + s->rd.refused;
 	/* Pages resident at both ends: dirty when the content changed. */
 	uint64_t timed = 0;
 	for (guint i = 0; i < both->len; i++) {
@@ -323,6 +329,7 @@ static int fs_close_window(void *state, ms_measurement *out, char **why)
 	s->next_total = total_now;
 	s->next_wall_ms = wall_ms;
 	s->next_mid_us = mid;
+	s->next_refused = s->rd.refused;
 	s->next_us = ms_now_us(CLOCK_MONOTONIC);
 	return 1;
 }

@@ -233,6 +233,7 @@ static int ps_open_window(void *state, const ms_params *p, char **why)
 	const uint32_t ps = s->rd.page_size;
 	int r;
 
+	s->rd.refused = 0; /* the window's two looks' */
 	/* After an idle window, unless the settings changed: the same pages,
 	 * whose hashes are still true (the process has not run since). */
 	if (s->keep) {
@@ -372,6 +373,7 @@ static int ps_close_window(void *state, ms_measurement *out, char **why)
 	out->pages_population = s->pages_population;
 	out->pages_new = fresh;
 	out->pages_sampled = s->n;
+	out->pages_refused = s->rd.refused;
 	out->order_chunk = 1;
 	int64_t end = ms_measurement_windows(out, s->times, times, s->n, mid);
 	ms_measurement_coverage(out, s->last_end_us, end);

@@ -9,6 +9,14 @@
  * target's handler, for ever if that never answers, in a sleep only
  * SIGKILL ends.  /proc/PID/mem (access_remote_vm) does not allow the retry,
  * and userfaultfd fails such a fault at once: the read ends with EIO.
+ *
+ * A page refused so was resident at the look that found it and dropped
+ * since (MADV_DONTNEED, a lazy restore's or a pager's eviction): like a
+ * page unmapped meanwhile it is not readable, and the window goes on
+ * without it (rd->refused counts it).  Whether the handler answers is not
+ * the refused read's to say (userfault.c): the target fails only when one
+ * of its own threads is seen waiting for the handler in one fault for a
+ * window (ms_userfault_unanswered).
  */
 #define _GNU_SOURCE
 #include "memstat/methods/pages.h"
@@ -25,6 +33,7 @@
 #include "memstat/methods/measurement.h"
 #include "memstat/methods/procfs.h"
 #include "memstat/methods/progress.h"
+#include "memstat/methods/userfault.h"
 
 int ms_hash_pages(ms_page_reader *rd, const uint64_t *addrs, size_t count, uint64_t *hashes,
 		  bool *readable)
@@ -71,15 +80,23 @@ void ms_page_reader_init(ms_page_reader *rd, pid_t pid)
 	rd->pid = pid;
 	rd->page_size = (uint32_t)sysconf(_SC_PAGESIZE);
 	rd->stalled_at = 0;
+	rd->refused = 0;
 	rd->times = NULL;
 	rd->order_chunk = 0;
 }
 
+/* Why the last -EIO of ms_hash_runs on this thread: what was seen of the
+ * handler (ms_page_read_strerror hands it out, as dlerror does). */
+static GPrivate unanswered = G_PRIVATE_INIT(g_free);
+
 const char *ms_page_read_strerror(int err)
 {
-	if (err == -EIO)
-		return "a page of it is missing from a mapping that userfaultfd serves, and "
-		       "reading it would wait for the handler (which may never answer)";
+	if (err == -EIO) {
+		const char *seen = g_private_get(&unanswered);
+		return seen ? seen
+			    : "a page of it is missing from a mapping that userfaultfd serves, "
+			      "and its handler does not answer";
+	}
 	return g_strerror(-err);
 }
 
@@ -98,23 +115,34 @@ static uint8_t *thread_read_buffer(size_t page_size)
 	return buf;
 }
 
-/* The first of the pages at addrs, which reads of /proc/PID/mem refused
- * with EIO though they were resident a moment before, that is in a mapping
- * userfaultfd serves, or 0.  The others were unmapped or made unreadable
- * meanwhile.  smaps says which (at the cost of a walk of the process's page
- * tables: only on this path). */
-static uint64_t served_by_userfaultfd(pid_t pid, const uint64_t *addrs, size_t n)
+/* How many of the pages at addrs, which reads of /proc/PID/mem refused
+ * with EIO though they were resident a moment before, lie in a mapping
+ * userfaultfd serves, and the first of them in *first.  The others were
+ * unmapped or made unreadable meanwhile.  smaps says which (at the cost of a
+ * walk of the process's page tables: only on this path). */
+static size_t served_by_userfaultfd(pid_t pid, const GArray *addrs, uint64_t *first)
 {
 	char path[64];
 	g_autofree char *text = NULL;
+	g_autoptr(GArray) uffd = NULL;
+	size_t n = 0;
 
 	snprintf(path, sizeof(path), "/proc/%d/smaps", (int)pid);
-	if (n == 0 || ms_read_file(path, &text, NULL) < 0)
+	if (addrs->len == 0 || ms_read_file(path, &text, NULL) < 0 ||
+	    !(uffd = ms_parse_smaps_uffd_ranges(text)))
 		return 0;
-	for (size_t i = 0; i < n; i++)
-		if (ms_parse_smaps_uffd(text, addrs[i]) == 1)
-			return addrs[i];
-	return 0;
+	for (guint i = 0; i < addrs->len; i++) {
+		uint64_t a = g_array_index(addrs, uint64_t, i);
+		for (guint j = 0; j < uffd->len; j++) {
+			const ms_vma *m = &g_array_index(uffd, ms_vma, j);
+			if (m->start <= a && a < m->end) {
+				if (n++ == 0)
+					*first = a;
+				break;
+			}
+		}
+	}
+	return n;
 }
 
 int ms_hash_runs(ms_page_reader *rd, const GArray *runs, uint64_t *hashes, bool *readable)
@@ -122,9 +150,8 @@ int ms_hash_runs(ms_page_reader *rd, const GArray *runs, uint64_t *hashes, bool 
 	const size_t ps = rd->page_size;
 	uint8_t *buf = thread_read_buffer(ps);
 	char path[64];
-	size_t k = 0;	     /* index of the next page */
-	uint64_t refused[8]; /* pages the kernel refused (EIO), the first few */
-	size_t nrefused = 0;
+	size_t k = 0; /* index of the next page */
+	g_autoptr(GArray) refused = g_array_new(FALSE, FALSE, sizeof(uint64_t)); /* EIO */
 
 	rd->stalled_at = 0;
 	if (runs->len == 0)
@@ -175,8 +202,8 @@ int ms_hash_runs(ms_page_reader *rd, const GArray *runs, uint64_t *hashes, bool 
 				 * starts there after a short one): unmapped
 				 * since the runs were found, or one the kernel
 				 * would have to wait for (EIO).  Skip it. */
-				if (r < 0 && nrefused < G_N_ELEMENTS(refused))
-					refused[nrefused++] = at;
+				if (r < 0)
+					g_array_append_val(refused, at);
 				hashes[k] = 0;
 				readable[k] = false;
 				k++;
@@ -185,8 +212,25 @@ int ms_hash_runs(ms_page_reader *rd, const GArray *runs, uint64_t *hashes, bool 
 		}
 	}
 	close(fd);
-	rd->stalled_at = served_by_userfaultfd(rd->pid, refused, nrefused);
-	return rd->stalled_at ? -EIO : 0;
+	uint64_t first = 0;
+	size_t n = served_by_userfaultfd(rd->pid, refused, &first);
+	if (n == 0)
+		return 0;
+	rd->refused += n;
+	/* Refused by userfaultfd: fail only when the handler is seen not to
+	 * answer the process's own faults (userfault.c). */
+	g_autofree char *seen = NULL;
+	int r = ms_userfault_unanswered(rd->pid, &seen);
+	if (r == -ESRCH)
+		return -ESRCH;
+	if (r <= 0)
+		return 0; /* none of its threads waits: measured as usual */
+	rd->stalled_at = first;
+	g_private_replace(&unanswered,
+			  g_strdup_printf("a page of it is missing from a mapping that userfaultfd "
+					  "serves, and its handler does not answer: %s",
+					  seen));
+	return -EIO;
 }
 
 int ms_look_pages(ms_page_reader *rd, const uint64_t *addrs, size_t count, bool *present,

@@ -256,8 +256,22 @@ int ms_parse_status_ids(const char *text, const char *key, unsigned ids[4])
 	return -EINVAL;
 }
 
-int ms_parse_smaps_uffd(const char *text, uint64_t addr)
+/* Whether the VmFlags line (len bytes) has um (missing), uw
+ * (write-protect) or ui (minor): two-letter flags separated by spaces. */
+static bool vmflags_uffd(const char *line, size_t len)
 {
+	for (size_t i = 8; i + 2 <= len; i++)
+		if (line[i - 1] == ' ' && line[i] == 'u' &&
+		    (line[i + 1] == 'm' || line[i + 1] == 'w' || line[i + 1] == 'i') &&
+		    (i + 2 == len || line[i + 2] == ' '))
+			return true;
+	return false;
+}
+
+GArray *ms_parse_smaps_uffd_ranges(const char *text)
+{
+	GArray *out = g_array_new(FALSE, FALSE, sizeof(ms_vma));
+	ms_vma v = {0};
 	bool inside = false;
 
 	for (const char *line = text; line && *line;) {
@@ -266,22 +280,32 @@ int ms_parse_smaps_uffd(const char *text, uint64_t addr)
 		uint64_t start, end;
 		if (parse_hex_u64(&p, &start) && *p == '-') {
 			p++;
-			if (!parse_hex_u64(&p, &end) || *p != ' ')
-				return -EINVAL;
-			inside = start <= addr && addr < end;
+			if (!parse_hex_u64(&p, &end) || *p != ' ') {
+				g_array_unref(out);
+				return NULL;
+			}
+			v = (ms_vma){start, end, false};
+			inside = true;
 		} else if (inside && strncmp(line, "VmFlags:", 8) == 0) {
-			/* Two-letter flags separated by spaces: um (missing),
-			 * uw (write-protect), ui (minor). */
-			size_t len = eol ? (size_t)(eol - line) : strlen(line);
-			for (size_t i = 8; i + 2 <= len; i++)
-				if (line[i - 1] == ' ' && line[i] == 'u' &&
-				    (line[i + 1] == 'm' || line[i + 1] == 'w' ||
-				     line[i + 1] == 'i') &&
-				    (i + 2 == len || line[i + 2] == ' '))
-					return 1;
-			return 0;
+			if (vmflags_uffd(line, eol ? (size_t)(eol - line) : strlen(line)))
+				g_array_append_val(out, v);
+			inside = false;
 		}
 		line = eol ? eol + 1 : NULL;
+	}
+	return out;
+}
+
+int ms_parse_smaps_uffd(const char *text, uint64_t addr)
+{
+	g_autoptr(GArray) uffd = ms_parse_smaps_uffd_ranges(text);
+
+	if (!uffd)
+		return -EINVAL;
+	for (guint i = 0; i < uffd->len; i++) {
+		const ms_vma *v = &g_array_index(uffd, ms_vma, i);
+		if (v->start <= addr && addr < v->end)
+			return 1;
 	}
 	return 0;
 }

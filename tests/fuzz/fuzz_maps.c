@@ -13,9 +13,27 @@
 #include "fuzz.h"
 #include "memstat/methods/procfs.h"
 
+/* The same text as /proc/PID/smaps: the mappings userfaultfd serves agree
+ * with the one-address question. */
+static void check_smaps_uffd(const char *text)
+{
+	GArray *uffd = ms_parse_smaps_uffd_ranges(text);
+	if (!uffd) {
+		FUZZ_CHECK(ms_parse_smaps_uffd(text, 0) == -EINVAL);
+		return;
+	}
+	for (guint i = 0; i < uffd->len; i++) {
+		const ms_vma *v = &g_array_index(uffd, ms_vma, i);
+		if (v->start < v->end)
+			FUZZ_CHECK(ms_parse_smaps_uffd(text, v->start) == 1);
+	}
+	g_array_unref(uffd);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char *text = fuzz_cstr(data, size);
+	check_smaps_uffd(text);
 	int err = 0;
 	GArray *vmas = ms_parse_maps(text, &err);
 

@@ -15,6 +15,7 @@
 #include "fuzz.h"
 #include "memstat/methods/meminfo.h"
 #include "memstat/methods/procfs.h"
+#include "memstat/methods/userfault.h"
 
 /* ms_field_file_name into a buffer of exactly outlen bytes. */
 static void check_file_name(const char *field, size_t outlen)
@@ -82,6 +83,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		int r = ms_parse_status_ids(text, keys[k], ids);
 		FUZZ_CHECK(r == 0 || r == -EINVAL);
 	}
+	uint64_t switches;
+	int v = ms_parse_voluntary_switches(text, &switches);
+	FUZZ_CHECK(v == 0 || v == -EINVAL);
 	/* The whole input as a field name, into buffers of several sizes. */
 	for (size_t outlen = 0; outlen <= 64; outlen += outlen < 4 ? 1 : 20)
 		check_file_name(text, outlen);

@@ -62,6 +62,7 @@ typedef struct {
 	uint64_t *hashes; /* at the open */
 	bool *readable;
 	int64_t *start_times; /* when each was read (CLOCK_MONOTONIC µs) */
+	uint64_t refused;     /* pages userfaultfd refused at the open (pages.h) */
 	int64_t start_wall_ms, start_mid_us;
 	int64_t last_end_us;  /* the last window's end, for coverage; 0: none */
 	uint32_t order_chunk; /* pages read in a random order of chunks of this

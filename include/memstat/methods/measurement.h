@@ -28,6 +28,11 @@ typedef struct {
 	uint64_t pages_new;	   /* outside the population, became resident:
 				    * counted exactly, not sampled */
 	uint64_t pages_unmapped;   /* sampled pages that went away meanwhile */
+	uint64_t pages_refused;	   /* reads of the window's two looks refused by
+				    * userfaultfd (a page missing when read,
+				    * which a live handler serves when the
+				    * process touches it): those pages count in
+				    * pages_unmapped too */
 	uint32_t page_size;
 	double memory_mib;	 /* pages_total * page_size / 2^20 */
 	double rate;		 /* MiB/s */

@@ -20,6 +20,9 @@ typedef struct {
 	pid_t pid;
 	uint32_t page_size;
 	uint64_t stalled_at;  /* after -EIO: the page userfaultfd would serve */
+	uint64_t refused;     /* pages refused in a mapping userfaultfd serves
+			       * (missing when read: not readable), added by
+			       * every call; the caller zeroes it */
 	int64_t *times;	      /* when not NULL: ms_hash_runs writes, at each
 			       * page's index, when its read returned
 			       * (CLOCK_MONOTONIC µs; per read of up to
@@ -39,14 +42,16 @@ void ms_page_reader_init(ms_page_reader *rd, pid_t pid);
 
 /* Hashes every page of runs (GArray of ms_range), in order, into hashes
  * (readable[i] false for a page that could not be read: unmapped since the
- * runs were found).  Reads up to MS_READ_BATCH pages per pread of
+ * runs were found, or missing from a mapping userfaultfd serves, which
+ * rd->refused counts).  Reads up to MS_READ_BATCH pages per pread of
  * /proc/PID/mem (opened for the call), into a buffer of the calling
- * thread.  Never waits for the target: a page missing from a mapping that
- * userfaultfd serves (a handler that may never answer) fails the call with
- * -EIO and its address in rd->stalled_at, after the other pages were read.
- * A file mapping whose page must be read from a hung mount is the one wait
- * left (the kernel gives no way to refuse it).  0, -ESRCH, -EIO or -errno:
- * ms_page_read_strerror says why. */
+ * thread.  Never waits for the target.  When a page was refused by
+ * userfaultfd and a thread of the process has waited for the handler in
+ * one fault for MS_UFFD_UNANSWERED_US (userfault.h: the handler does not
+ * answer), fails with -EIO and the first such page in rd->stalled_at, after
+ * the other pages were read.  A file mapping whose page must be read from a
+ * hung mount is the one wait left (the kernel gives no way to refuse it).
+ * 0, -ESRCH, -EIO or -errno: ms_page_read_strerror says why. */
 int ms_hash_runs(ms_page_reader *rd, const GArray *runs, uint64_t *hashes, bool *readable);
 
 /* Hashes the pages at addrs (resident ones only: reading faults pages in),
@@ -67,5 +72,7 @@ int ms_look_pages(ms_page_reader *rd, const uint64_t *addrs, size_t count, bool 
 		  bool *readable, uint64_t *hashes, uint64_t *read, char **why);
 
 /* The reason for an error of ms_hash_runs or ms_hash_pages, to follow
- * "cannot read the memory of process N: ".  Static. */
+ * "cannot read the memory of process N: ".  For -EIO: what was seen of the
+ * handler at the calling thread's last -EIO (valid until its next one).
+ * Not to be freed. */
 const char *ms_page_read_strerror(int err);

@@ -32,6 +32,11 @@ GArray *ms_parse_maps(const char *text, int *err);
  * 1 yes, 0 no (or no mapping holds addr), -EINVAL on a malformed header. */
 int ms_parse_smaps_uffd(const char *text, uint64_t addr);
 
+/* The mappings of the text of /proc/PID/smaps that userfaultfd serves (as
+ * ms_parse_smaps_uffd), as a GArray of ms_vma (shared not set), in the
+ * file's order; NULL on a malformed header. */
+GArray *ms_parse_smaps_uffd_ranges(const char *text);
+
 /* Fields of /proc/PID/stat that identify and classify a process. */
 typedef struct {
 	pid_t pid;
