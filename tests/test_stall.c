@@ -624,7 +624,7 @@ static void add_sample(tally *t, const char *name, long seq, double truth, const
 
 /* The mean of t's samples within 4.5 standard errors of the intervals the
  * samples report, plus 1% and the helper's noise, of truth. */
-static void check_mean(const tally *t, double truth, const char *what)
+static void check_mean(const tally *t, double truth, const char *what, bool expect_refused)
 {
 	double mean = t->rate_sum / t->samples;
 	double se = sqrt(t->var_sum) / t->samples;
@@ -635,8 +635,11 @@ static void check_mean(const tally *t, double truth, const char *what)
 		  "%s: mean of %d samples %.2f MiB/s, truth %.2f (allowance %.2f, se %.3f)", what,
 		  t->samples, mean, truth, tol, se);
 	/* The race this is about: pages found resident, then missing when
-	 * read (the helper has tens out at a time). */
-	cr_expect(t->refused > 0, "%s: no read was refused: the race was never met", what);
+	 * read (the helper has tens out at a time).  Full-scan reads every
+	 * resident page, so it meets the race (hundreds a run here); a
+	 * sample of 2048 pages may not, and is not asked to. */
+	if (expect_refused)
+		cr_expect(t->refused > 0, "%s: no read was refused: the race was never met", what);
 }
 
 /* A read refused by userfaultfd never made a target `error`, not even for a
@@ -645,7 +648,7 @@ static void check_log_has_no_userfaultfd_error(void)
 {
 	char *log = read_file(M.log);
 	cr_assert(log, "%s: %s", M.log, strerror(errno));
-	const char *hit = strstr(log, "userfaultfd");
+	const char *hit = strstr(log, "missing from a mapping that userfaultfd serves");
 	cr_expect(!hit, "a target turned error: %.*s", hit ? (int)strcspn(hit, "\n") : 0,
 		  hit ? hit : "");
 	free(log);
@@ -670,8 +673,8 @@ Test(stall, live_handler_stays_measured_by_pid)
 		add_sample(&tf, n[0], seq, truth, "mode full-scan");
 		add_sample(&ts, n[1], seq, truth, "mode page-sampling");
 	}
-	check_mean(&tf, truth, "full-scan, live userfaultfd handler");
-	check_mean(&ts, truth, "page-sampling, live userfaultfd handler");
+	check_mean(&tf, truth, "full-scan, live userfaultfd handler", true);
+	check_mean(&ts, truth, "page-sampling, live userfaultfd handler", false);
 	check_log_has_no_userfaultfd_error();
 }
 

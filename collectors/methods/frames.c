@@ -170,7 +170,8 @@ static gint cmp_read(gconstpointer a, gconstpointer b)
  * pages was read (CLOCK_MONOTONIC µs).  *read (may be NULL) is added the
  * pages read, *refused (may be NULL) the pages userfaultfd refused
  * (pages.h).  carry (may be NULL; a GArray of cg_carry) gets each member's
- * readable pages, their hashes and times.  0, or -errno with *why. */
+ * readable pages, their hashes and times (carry needs times).  0, or -errno
+ * with *why. */
 static int hash_reads(GArray *looks, cg_reads *reads, uint32_t ps, uint32_t chunk,
 		      void (*fn)(ms_frames *s, size_t slot, uint64_t h, bool ok, void *data),
 		      ms_frames *s, void *data, int64_t *times, uint64_t *read, uint64_t *refused,
@@ -200,6 +201,7 @@ static int hash_reads(GArray *looks, cg_reads *reads, uint32_t ps, uint32_t chun
 		if (r == -ESRCH) {
 			g_clear_pointer(why, g_free);
 			memset(ok, 0, n * sizeof(*ok)); /* left meanwhile */
+			memset(h, 0, n * sizeof(*h));
 			if (t)
 				for (size_t i = 0; i < n; i++)
 					t[i] = ms_now_us(CLOCK_MONOTONIC);
@@ -207,7 +209,7 @@ static int hash_reads(GArray *looks, cg_reads *reads, uint32_t ps, uint32_t chun
 			return r;
 		}
 		cg_carry kept = {0};
-		if (carry) {
+		if (carry && t) {
 			const cg_look *l = &g_array_index(looks, cg_look, m);
 			kept = (cg_carry){
 				l->pid, l->starttime,

@@ -154,6 +154,7 @@ int ms_hash_runs(ms_page_reader *rd, const GArray *runs, uint64_t *hashes, bool 
 	g_autoptr(GArray) refused = g_array_new(FALSE, FALSE, sizeof(uint64_t)); /* EIO */
 
 	rd->stalled_at = 0;
+	g_private_replace(&unanswered, NULL); /* never another call's reason */
 	if (runs->len == 0)
 		return 0;
 	/* Opened for each pass: what it reads is the mm of the process at the

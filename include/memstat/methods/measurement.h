@@ -31,8 +31,10 @@ typedef struct {
 	uint64_t pages_refused;	   /* reads of the window's two looks refused by
 				    * userfaultfd (a page missing when read,
 				    * which a live handler serves when the
-				    * process touches it): those pages count in
-				    * pages_unmapped too */
+				    * process touches it), counted per look:
+				    * such a page is not readable, so clean
+				    * (pages_unmapped, unless another read of
+				    * it succeeded) */
 	uint32_t page_size;
 	double memory_mib;	 /* pages_total * page_size / 2^20 */
 	double rate;		 /* MiB/s */
