@@ -479,6 +479,20 @@ Test(stall, a_hung_mount_holds_a_worker_not_the_others, .fini = cleanup_hungfs)
 		  "exit status %#x", status_code);
 }
 
+/* One worker, and a process mapping 128 MiB of a hungfs file that drops
+ * rate of its pages a second, tracked by full-scan, with its first figure. */
+static pid_t file_target_measured(unsigned rate)
+{
+	mount_start(&M, "workers=1");
+	hungfs_start(128, 100);
+	pid_t pid = file_stalled_start(128, rate);
+	cr_assert_eq(track_pid(&M, pid, "mode=full-scan"), 0);
+	char *first = sample_wait(&M, pid, 1, 30);
+	cr_assert(first, "the file-backed process got no first figure");
+	free(first);
+	return pid;
+}
+
 /* A long step that goes on is not held: the mount answers every read, but
  * each only after 100 ms (hungfs after SIGRTMIN).  The process beside it
  * drops its pages from memory and the page cache 20000 a second, so a pass
@@ -490,13 +504,7 @@ Test(stall, a_hung_mount_holds_a_worker_not_the_others, .fini = cleanup_hungfs)
  * nothing. */
 Test(stall, a_slow_mount_long_step_is_not_held, .fini = cleanup_hungfs)
 {
-	mount_start(&M, "workers=1");
-	hungfs_start(128, 100);
-	pid_t slow = file_stalled_start(128, 20000);
-	cr_assert_eq(track_pid(&M, slow, "mode=full-scan"), 0);
-	char *first = sample_wait(&M, slow, 1, 30);
-	cr_assert(first, "the file-backed process got no first figure");
-	free(first);
+	pid_t slow = file_target_measured(20000);
 
 	cr_assert_eq(kill(hung_server, SIGRTMIN), 0); /* each read: 100 ms */
 	long seq = latest_seq(slow);
@@ -538,13 +546,7 @@ Test(stall, a_slow_mount_long_step_is_not_held, .fini = cleanup_hungfs)
  * returns: its status says what is true now. */
 Test(stall, a_held_target_whose_mount_recovers_leaves_error, .fini = cleanup_hungfs)
 {
-	mount_start(&M, "workers=1");
-	hungfs_start(128, 100);
-	pid_t stuck = file_stalled_start(128, 5000);
-	cr_assert_eq(track_pid(&M, stuck, "mode=full-scan"), 0);
-	char *first = sample_wait(&M, stuck, 1, 30);
-	cr_assert(first, "the file-backed process got no first figure");
-	free(first);
+	pid_t stuck = file_target_measured(5000);
 	cr_assert_eq(kill(hung_server, SIGUSR1), 0); /* the server hangs */
 
 	char *status = NULL;

@@ -126,6 +126,26 @@ static void check_mean(const tally *t, const char *what)
 #define REGION_MIB 128
 #define SAMPLES	   3
 
+/* The targets full and sampled (full-scan, page-sampling), each a writer of
+ * k pages a second in order, held to the truth side by side; who: "" or
+ * "container ". */
+static void side_by_side(const char *full_name, const char *sampled_name, const char *who,
+			 const char *order, unsigned k)
+{
+	double truth = k * 4096 / 1048576.0;
+	tally full = {0}, sampled = {0};
+	/* Sample 1 may have opened while tracking was set up. */
+	for (long seq = 2; seq < 2 + SAMPLES; seq++) {
+		add_sample_of(&full, full_name, seq, truth, "mode full-scan");
+		add_sample_of(&sampled, sampled_name, seq, truth, "mode page-sampling");
+	}
+	char what[80];
+	snprintf(what, sizeof(what), "%sfull-scan, %s order, %u pages/s", who, order, k);
+	check_mean(&full, what);
+	snprintf(what, sizeof(what), "%spage-sampling, %s order, %u pages/s", who, order, k);
+	check_mean(&sampled, what);
+}
+
 /* Two helpers writing k pages a second in the same order: one measured by
  * full-scan, one by page-sampling at 16384 pages per GiB, side by side. */
 static void orders(const char *order, unsigned k)
@@ -136,18 +156,10 @@ static void orders(const char *order, unsigned k)
 	helpers[1] = dirtier_start(REGION_MIB, REGION_MIB, k, how);
 	cr_assert_eq(track_pid(&M, helpers[0], "mode=full-scan"), 0);
 	cr_assert_eq(track_pid(&M, helpers[1], "mode=page-sampling sample_pages=16384"), 0);
-	double truth = k * 4096 / 1048576.0;
-	tally full = {0}, sampled = {0};
-	/* Sample 1 may have opened while tracking was set up. */
-	for (long seq = 2; seq < 2 + SAMPLES; seq++) {
-		add_sample(&full, helpers[0], seq, truth, "mode full-scan");
-		add_sample(&sampled, helpers[1], seq, truth, "mode page-sampling");
-	}
-	char what[64];
-	snprintf(what, sizeof(what), "full-scan, %s order, %u pages/s", order, k);
-	check_mean(&full, what);
-	snprintf(what, sizeof(what), "page-sampling, %s order, %u pages/s", order, k);
-	check_mean(&sampled, what);
+	char names[2][16];
+	for (int i = 0; i < 2; i++)
+		snprintf(names[i], sizeof(names[i]), "%d", (int)helpers[i]);
+	side_by_side(names[0], names[1], "", order, k);
 }
 
 /* 1024 pages/s (4 MiB/s) and 12800 (50 MiB/s: the whole region every 2.6 s). */
@@ -211,17 +223,7 @@ static void cgroup_orders(const char *order, unsigned k)
 	snprintf(line, sizeof(line), "%s name=cg-sampled mode=page-sampling sample_pages=16384",
 		 cgroups[1]);
 	cr_assert_eq(write_file(track, line), 0);
-	double truth = k * 4096 / 1048576.0;
-	tally full = {0}, sampled = {0};
-	for (long seq = 2; seq < 2 + SAMPLES; seq++) {
-		add_sample_of(&full, "cg-full", seq, truth, "mode full-scan");
-		add_sample_of(&sampled, "cg-sampled", seq, truth, "mode page-sampling");
-	}
-	char what[80];
-	snprintf(what, sizeof(what), "container full-scan, %s order, %u pages/s", order, k);
-	check_mean(&full, what);
-	snprintf(what, sizeof(what), "container page-sampling, %s order, %u pages/s", order, k);
-	check_mean(&sampled, what);
+	side_by_side("cg-full", "cg-sampled", "container ", order, k);
 }
 
 Test(timing, container_address_order_high)

@@ -83,7 +83,9 @@ static int unsupported(const char *what)
 static char *mem;
 static size_t region, ps;
 
-/* file=: reads every page back, again and again. */
+/* Reads every page back, again and again: file= (each read of a dropped
+ * page goes to the mount), and a never-answering handler's process (it
+ * meets a missing page, where it waits for ever). */
 static void *toucher(void *arg)
 {
 	(void)arg;
@@ -110,17 +112,6 @@ static int file_zapper(int fd, const size_t *order, size_t batches, uint64_t rat
 			posix_fadvise(fd, (off_t)at, (off_t)(BATCH * ps), POSIX_FADV_DONTNEED);
 		}
 	}
-}
-
-/* Never answering: touches every page, again and again, until it meets a
- * missing one, where it waits for ever. */
-static void *faulter(void *arg)
-{
-	(void)arg;
-	for (unsigned sum = 0;; usleep(1000))
-		for (size_t i = 0; i < region; i += ps)
-			sum += ((volatile char *)mem)[i];
-	return NULL;
 }
 
 static int uffd;
@@ -265,7 +256,7 @@ int main(int argc, char **argv)
 		madvise(mem + (batches - missing) * BATCH * ps, missing * BATCH * ps,
 			MADV_DONTNEED);
 	pthread_t t;
-	if (pthread_create(&t, NULL, faulter, NULL) != 0)
+	if (pthread_create(&t, NULL, toucher, NULL) != 0)
 		return 1;
 	printf("ready\n");
 	fflush(stdout);
