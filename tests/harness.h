@@ -107,6 +107,15 @@ double now_s(void);
 int growth_mean(const char *path, int windows, double seconds, bool exact, double *t, double *f,
 		double *var);
 
+/* cr_skip_test after fini(): Criterion ends a test that skips without
+ * running its suite's .fini, which would leave the mount's directory (and
+ * whatever else the fini ends) behind. */
+#define skip_test_after(fini, ...)                                                                 \
+	do {                                                                                       \
+		fini();                                                                            \
+		cr_skip_test(__VA_ARGS__);                                                         \
+	} while (0)
+
 /* Whether this kernel tracks soft-dirty: our own look (clear_refs 4, a
  * write, then bit 55 of the page's pagemap entry). */
 bool kernel_has_soft_dirty(void);

@@ -61,7 +61,7 @@ static const char *make_cgroup(bool v2, const char *leaf)
 	if (!*root) {
 		fprintf(stderr, "skipped: this host mounts no cgroup %s\n",
 			v2 ? "v2 hierarchy" : "v1 memory hierarchy");
-		cr_skip_test("no cgroup %s", v2 ? "v2" : "v1 memory hierarchy");
+		skip_test_after(down, "no cgroup %s", v2 ? "v2" : "v1 memory hierarchy");
 	}
 	cr_assert(ncgs < (int)G_N_ELEMENTS(cgs));
 	char *d = cgs[ncgs];

@@ -74,7 +74,7 @@ static void run_case(const char *name, ms_precopy_verdict expect)
 	const char *accel = mig_accel(guest, tmp_dir(), why, sizeof(why));
 	if (!accel) {
 		fprintf(stderr, "skipped: %s\n", why);
-		cr_skip_test("%s", why);
+		skip_test_after(down, "%s", why);
 	}
 	const mig_case *c = mig_case_named(name);
 	cr_assert(c, "no case %s", name);
@@ -115,7 +115,8 @@ static void run_case(const char *name, ms_precopy_verdict expect)
 		fprintf(stderr, "%s: the guest did %u of %u writes (attempt %d): again\n", name,
 			q.pages_written, q.pages_asked, attempt);
 	}
-	fprintf(stderr, "%s: memstatfs, from the curve it measured of QEMU (pid) in %.1f s: %s, "
+	fprintf(stderr,
+		"%s: memstatfs, from the curve it measured of QEMU (pid) in %.1f s: %s, "
 		"%.0f syncs, %.2f s [%.2f, %.2f], %.1f MB\n",
 		name, ms.m.seconds, ms.m.verdict, ms.m.iterations[0], ms.m.total_s[0],
 		ms.m.total_s[1], ms.m.total_s[2], ms.m.transferred[0] / 1e6);
@@ -132,8 +133,8 @@ static void run_case(const char *name, ms_precopy_verdict expect)
 		name, q.accel, ms_precopy_verdict_to_string(f.verdict), e->iterations, e->total_s,
 		e->downtime_ms, e->transferred_bytes / 1e6, q.status,
 		q.cancelled ? " (cancelled)" : "", q.dirty_syncs, q.total_ms / 1000,
-		q.cancelled ? 0 : q.downtime_ms,
-		q.transferred / 1e6, q.pages_written, q.pages_asked, q.max_lag);
+		q.cancelled ? 0 : q.downtime_ms, q.transferred / 1e6, q.pages_written,
+		q.pages_asked, q.max_lag);
 
 	/* The ground truth held.  It may fall behind for a moment on a busy
 	 * machine and catch up: that is printed, not judged. */

@@ -30,6 +30,7 @@
 #include "harness.h"
 
 static mount_t M;
+static void cleanup_cgroup(void);
 
 static void down(void)
 {
@@ -76,8 +77,9 @@ static pid_t stalled_start_live(const char *cgroup, unsigned region_mib, unsigne
 	close(pfd[0]);
 	if (n > 0 && strncmp(buf, "unsupported:", 12) == 0) {
 		waitpid(pid, NULL, 0);
-		cr_skip_test("this kernel refuses userfaultfd to the tests (%.*s)",
-			     (int)strcspn(buf, "\n"), buf);
+		skip_test_after(cleanup_cgroup,
+				"this kernel refuses userfaultfd to the tests (%.*s)",
+				(int)strcspn(buf, "\n"), buf);
 	}
 	cr_assert(n > 0 && strncmp(buf, "ready", 5) == 0, "stalled did not start");
 	return keep(pid);
@@ -286,7 +288,7 @@ static const char *make_cgroup(void)
 	char *root = out ? strtok(out, "\n") : NULL;
 	if (!root || !*root) {
 		free(out);
-		cr_skip_test("this host mounts no cgroup v2 hierarchy");
+		skip_test_after(cleanup_cgroup, "this host mounts no cgroup v2 hierarchy");
 	}
 	snprintf(cg, sizeof(cg), "%s/memstat-stall-%d", root, (int)getpid());
 	free(out);

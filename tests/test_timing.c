@@ -204,7 +204,7 @@ static void cgroup_orders(const char *order, unsigned k)
 	const char *root = cgroup_root(true);
 	if (!*root) {
 		fprintf(stderr, "skipped: this host mounts no cgroup v2 hierarchy\n");
-		cr_skip_test("no cgroup v2 hierarchy");
+		skip_test_after(down, "no cgroup v2 hierarchy");
 	}
 	char how[32];
 	snprintf(how, sizeof(how), "order=%s", order);
@@ -240,7 +240,7 @@ Test(timing, soft_dirty_in_every_order)
 	if (!kernel_has_soft_dirty()) {
 		fprintf(stderr, "timing: this kernel does not track soft-dirty (no "
 				"CONFIG_MEM_SOFT_DIRTY): its orders are not tested here\n");
-		cr_skip_test("the kernel does not track soft-dirty");
+		skip_test_after(down, "the kernel does not track soft-dirty");
 	}
 	const char *os[] = {"address", "reverse", "stride", "random"};
 	for (int i = 0; i < 4; i++) {

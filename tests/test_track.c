@@ -157,7 +157,7 @@ Test(track, kernel_thread_is_einval)
 {
 	pid_t k = kernel_thread();
 	if (!k)
-		cr_skip_test("no kernel thread is visible in this pid namespace");
+		skip_test_after(down, "no kernel thread is visible in this pid namespace");
 	cr_expect_eq(track(k, NULL), EINVAL);
 	char *log = read_file(M.log);
 	cr_expect(log && strstr(log, "kernel thread"), "log: %s", log);
@@ -215,4 +215,3 @@ Test(track, needs_the_callers_own_access)
 }
 
 /* ---- lifecycle ---- */
-

@@ -651,12 +651,12 @@ static vm_t *kvm_vm_or_skip(const char *accel, const char *name)
 	const char *guest = getenv("GUEST");
 	if (!guest || !*guest) {
 		fprintf(stderr, "skipped: no guest was built (gcc -m32 needs gcc-multilib)\n");
-		cr_skip_test("no guest was built (gcc -m32 needs gcc-multilib)");
+		skip_test_after(teardown, "no guest was built (gcc -m32 needs gcc-multilib)");
 	}
 	vm_t *v = vm_start(accel, true, name, &why);
 	if (!v) {
 		fprintf(stderr, "skipped: QEMU -accel %s does not start here: %s\n", accel, why);
-		cr_skip_test("QEMU -accel %s does not start here: %s", accel, why);
+		skip_test_after(teardown, "QEMU -accel %s does not start here: %s", accel, why);
 	}
 	int kvm = qmp_kvm_enabled(v);
 	if (kvm != 1) {
@@ -671,10 +671,10 @@ static vm_t *kvm_vm_or_skip(const char *accel, const char *name)
 			kvm == 0 ? "query-kvm says KVM is not enabled"
 			: why	 ? why
 				 : "no answer");
-		cr_skip_test("QEMU -accel %s: %s", accel,
-			     kvm == 0 ? "query-kvm says KVM is not enabled"
-			     : why    ? why
-				      : "no answer");
+		skip_test_after(teardown, "QEMU -accel %s: %s", accel,
+				kvm == 0 ? "query-kvm says KVM is not enabled"
+				: why	 ? why
+					 : "no answer");
 	}
 	return v;
 }
@@ -951,7 +951,8 @@ Test(vm, growth_of_a_vm_from_its_qemu_process)
 		double tol = 4.5 * sqrt(var[k]) + 0.03 * truth + 12800 * 0.05;
 		fprintf(stderr, "t %.3f: f %.0f, truth %.0f, tolerance %.0f\n", t[k], f[k], truth,
 			tol);
-		cr_expect(fabs(f[k] - truth) <= tol, "f(%.3f) = %.0f, truth %.0f", t[k], f[k], truth);
+		cr_expect(fabs(f[k] - truth) <= tol, "f(%.3f) = %.0f, truth %.0f", t[k], f[k],
+			  truth);
 	}
 	char *verdict = target_file("web1", "migration/verdict");
 	cr_expect(verdict && (strcmp(verdict, "converges\n") == 0), "at 1 GB/s: %s", verdict);
