@@ -173,6 +173,16 @@ static int start_window(ms_vm *vm, uint32_t calc_s, uint32_t sample_pages, const
 	return 0;
 }
 
+/* x pages, as a count of at most most: 0 for NaN or less than 0 (a double
+ * out of uint64_t's range must never be cast: QEMU's figures are a peer's
+ * word, and its RAM size may be 0). */
+static uint64_t pages_at_most(double x, uint64_t most)
+{
+	if (!(x > 0))
+		return 0;
+	return x >= (double)most ? most : (uint64_t)x;
+}
+
 void ms_vm_fill_measurement(const ms_vm_result *r, int64_t start_ms, uint32_t calc_s,
 			    uint32_t sample_pages, uint64_t ram_bytes, ms_measurement *out)
 {
@@ -200,9 +210,9 @@ void ms_vm_fill_measurement(const ms_vm_result *r, int64_t start_ms, uint32_t ca
 		uint64_t n = (uint64_t)((double)sample_pages * ram_mib / 1024.0);
 		n = MAX(n, 1);
 		double per_page = ram_mib / seconds / (double)n; /* MiB/s a sampled page is */
-		uint64_t d = (uint64_t)ceil(rate / per_page - 1e-9);
-		uint64_t d_hi = (uint64_t)ceil((rate + 1.0) / per_page - 1e-9);
-		d = MIN(d, n);
+		/* per_page 0 (no RAM said): every sampled page, or none. */
+		uint64_t d = pages_at_most(ceil(rate / per_page - 1e-9), n);
+		uint64_t d_hi = pages_at_most(ceil((rate + 1.0) / per_page - 1e-9), n + 1);
 		d_hi = MIN(MAX(d_hi, 1) - 1, n); /* the most below rate + 1 */
 		d_hi = MAX(d_hi, d);
 		double lo, hi, lo2, hi2;
@@ -217,7 +227,7 @@ void ms_vm_fill_measurement(const ms_vm_result *r, int64_t start_ms, uint32_t ca
 		 * truncates to whole MiB/s: the truth is in [rate, rate + 1). */
 		out->exact = false;
 		out->pages_sampled = out->pages_total;
-		out->pages_dirty = (uint64_t)llround(rate * seconds * 256.0);
+		out->pages_dirty = pages_at_most(round(rate * seconds * 256.0), UINT64_MAX);
 		out->rate_lo = rate;
 		out->rate_hi = rate + 1.0;
 	}
