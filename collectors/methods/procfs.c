@@ -230,30 +230,36 @@ bool ms_field_file_name(const char *field, char *out, size_t outlen)
 	return n > 0;
 }
 
-int ms_parse_status_ids(const char *text, const char *key, unsigned ids[4])
+const char *ms_status_value(const char *text, const char *key)
 {
 	size_t klen = strlen(key);
-	const char *line = text;
 
-	while (line && *line) {
-		if (strncmp(line, key, klen) == 0 && line[klen] == ':') {
-			const char *p = line + klen + 1;
-			for (int i = 0; i < 4; i++) {
-				char *end;
-				errno = 0;
-				unsigned long v = strtoul(p, &end, 10);
-				if (errno || end == p || v > UINT32_MAX)
-					return -EINVAL;
-				ids[i] = (unsigned)v;
-				p = end;
-			}
-			return 0;
-		}
+	for (const char *line = text; line && *line;) {
+		if (strncmp(line, key, klen) == 0 && line[klen] == ':')
+			return line + klen + 1;
 		line = strchr(line, '\n');
 		if (line)
 			line++;
 	}
-	return -EINVAL;
+	return NULL;
+}
+
+int ms_parse_status_ids(const char *text, const char *key, unsigned ids[4])
+{
+	const char *p = ms_status_value(text, key);
+
+	if (!p)
+		return -EINVAL;
+	for (int i = 0; i < 4; i++) {
+		char *end;
+		errno = 0;
+		unsigned long v = strtoul(p, &end, 10);
+		if (errno || end == p || v > UINT32_MAX)
+			return -EINVAL;
+		ids[i] = (unsigned)v;
+		p = end;
+	}
+	return 0;
 }
 
 /* Whether the VmFlags line (len bytes) has um (missing), uw

@@ -76,23 +76,17 @@ static void look_free(void *p)
 
 int ms_parse_voluntary_switches(const char *status, uint64_t *out)
 {
-	static const char key[] = "voluntary_ctxt_switches:";
+	const char *p = ms_status_value(status, "voluntary_ctxt_switches");
+	char *end;
 
-	for (const char *line = status; line && *line;) {
-		if (strncmp(line, key, sizeof(key) - 1) == 0) {
-			char *end;
-			errno = 0;
-			unsigned long long v = strtoull(line + sizeof(key) - 1, &end, 10);
-			if (errno || end == line + sizeof(key) - 1 || (*end && *end != '\n'))
-				return -EINVAL;
-			*out = v;
-			return 0;
-		}
-		line = strchr(line, '\n');
-		if (line)
-			line++;
-	}
-	return -EINVAL;
+	if (!p)
+		return -EINVAL;
+	errno = 0;
+	unsigned long long v = strtoull(p, &end, 10);
+	if (errno || end == p || (*end && *end != '\n'))
+		return -EINVAL;
+	*out = v;
+	return 0;
 }
 
 /* The threads of pid waiting in handle_userfault now, into waits

@@ -265,13 +265,12 @@ static long status_field(pid_t pid, const char *key)
 {
 	char path[64];
 	g_autofree char *status = NULL;
-	g_autofree char *needle = g_strdup_printf("\n%s:", key);
 
 	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
 	if (ms_read_file(path, &status, NULL) < 0)
 		return -1;
-	const char *line = strstr(status, needle);
-	return line ? strtol(line + strlen(needle), NULL, 10) : -1;
+	const char *v = ms_status_value(status, key);
+	return v ? strtol(v, NULL, 10) : -1;
 }
 
 /* Yama's task_is_descendant: whether pid is ancestor's process or one of

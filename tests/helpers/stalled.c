@@ -153,22 +153,31 @@ static void *writer(void *arg)
 	return NULL;
 }
 
+/* 0..n-1 in a random order (Fisher-Yates, rand()), or NULL. */
+static size_t *permutation(size_t n)
+{
+	size_t *v = malloc(n * sizeof(*v));
+	if (!v)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		v[i] = i;
+	for (size_t i = n - 1; i > 0; i--) {
+		size_t j = (size_t)rand() % (i + 1), x = v[i];
+		v[i] = v[j];
+		v[j] = x;
+	}
+	return v;
+}
+
 /* live=: drops batches of the second half and touches them back. */
 static int live(uint64_t rate)
 {
 	const size_t half = region / ps / 2, batches = half / BATCH;
-	size_t *worder = malloc(half * sizeof(*worder));
+	size_t *worder = permutation(half);
 	char *page = malloc(ps);
 	pthread_t t;
 	if (!worder || !page)
 		return 1;
-	for (size_t i = 0; i < half; i++)
-		worder[i] = i;
-	for (size_t i = half - 1; i > 0; i--) {
-		size_t j = (size_t)rand() % (i + 1), x = worder[i];
-		worder[i] = worder[j];
-		worder[j] = x;
-	}
 	if (pthread_create(&t, NULL, handler, page) != 0 ||
 	    pthread_create(&t, NULL, writer, worder) != 0)
 		return 1;
@@ -204,18 +213,11 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	/* The order batches are dropped in: a fixed random permutation. */
-	size_t *order = malloc(batches * sizeof(*order));
+	srand(12345);
+	size_t *order = permutation(batches);
 	char *fresh = malloc(BATCH * ps);
 	if (!order || !fresh)
 		return 1;
-	srand(12345);
-	for (size_t i = 0; i < batches; i++)
-		order[i] = i;
-	for (size_t i = batches - 1; i > 0; i--) {
-		size_t j = (size_t)rand() % (i + 1), t = order[i];
-		order[i] = order[j];
-		order[j] = t;
-	}
 	if (file) {
 		int fd = open(file, O_RDONLY | O_CLOEXEC);
 		if (fd < 0)

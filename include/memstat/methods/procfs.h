@@ -75,6 +75,10 @@ bool ms_field_file_name(const char *field, char *out, size_t outlen);
  * /proc/PID/status text.  Returns 0 or -EINVAL. */
 int ms_parse_status_ids(const char *text, const char *key, unsigned ids[4]);
 
+/* The value of the "key:" line of a /proc/PID/status text (key without the
+ * colon): a pointer into text just after the colon, or NULL. */
+const char *ms_status_value(const char *text, const char *key);
+
 /* Reads a whole /proc file into a NUL-terminated buffer.  Returns 0 or
  * -errno (ENOENT for a process that is gone is turned into ESRCH by callers). */
 int ms_read_file(const char *path, char **out, size_t *len);
