@@ -139,6 +139,62 @@ Test(meminfo, moving_values_are_read_fresh)
 		  "committed_as moved by %ld kB for a 512 MiB mapping", after - before);
 }
 
+/* The file's value as text read through fd in pieces of `piece` bytes
+ * from where fd stands, up to end of file (at most size - 1 bytes). */
+static void read_pieces(int fd, char *buf, size_t size, size_t piece, size_t *len)
+{
+	ssize_t n;
+	while (*len + 1 < size && (n = read(fd, buf + *len, piece < size - 1 - *len ? piece : size - 1 - *len)) > 0)
+		*len += (size_t)n;
+	cr_assert(n >= 0 || *len + 1 == size, "read: %s", strerror(errno));
+	buf[*len] = '\0';
+}
+
+/* What /proc/meminfo's readers rely on: a file kept open and read again at
+ * offset 0 (as free(1) and top do) gives the value now, and a read in
+ * pieces gives one value, even when the value moves between the pieces
+ * (the kernel's seq_file renders at offset 0 and serves the rest from
+ * that). */
+Test(meminfo, a_kept_open_file_reads_afresh_at_0_and_pieces_are_one_value)
+{
+	char *p = mpath(&M, "meminfo/committed_as");
+	int fd = open(p, O_RDONLY);
+	char buf[64];
+	size_t len = 0;
+	size_t map = 512 << 20;
+
+	cr_assert(fd >= 0, "%s: %s", p, strerror(errno));
+	cr_assert_gt(pread(fd, buf, sizeof(buf) - 1, 0), 0);
+	long before = strtol(buf, NULL, 10);
+	void *m = mmap(NULL, map, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	cr_assert(m != MAP_FAILED);
+	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+	cr_assert_gt(n, 0);
+	buf[n] = '\0';
+	long mapped = strtol(buf, NULL, 10);
+	cr_expect(labs(mapped - before - 512 * 1024) < 64 * 1024,
+		  "the same open file read again at 0 moved by %ld kB for a 512 MiB mapping",
+		  mapped - before);
+
+	/* Two bytes, then the value moves by 512 MiB, then the rest. */
+	cr_assert_eq(lseek(fd, 0, SEEK_SET), 0);
+	read_pieces(fd, buf, 3, 2, &len);
+	cr_assert_eq(len, 2);
+	munmap(m, map);
+	long unmapped = ours("committed_as");
+	read_pieces(fd, buf, sizeof(buf), 2, &len);
+	char *end;
+	long pieces = strtol(buf, &end, 10);
+	cr_expect(*end == '\n' && end[1] == '\0', "pieces make <%s>", buf);
+	/* A value mixed of the two differs from both by at least 400 MiB
+	 * (the digits after the second are the other value's). */
+	cr_expect(labs(pieces - mapped) < 64 * 1024,
+		  "read in pieces: %ld kB, with the mapping %ld, after it %ld", pieces, mapped,
+		  unmapped);
+	close(fd);
+	free(p);
+}
+
 Test(meminfo, overcommit_files_equal_proc_sys_vm)
 {
 	const char *names[] = {"overcommit_memory", "overcommit_ratio", "overcommit_kbytes"};

@@ -400,6 +400,79 @@ Test(tree, samples_are_cached_and_never_mixed_up)
 	free(p);
 }
 
+/* The sequence number samples/latest names now, 0 when there is none. */
+static long latest_seq(pid_t pid)
+{
+	char *p = mpath(&M, "%d/samples/latest", (int)pid);
+	char buf[64];
+	ssize_t n = readlink(p, buf, sizeof(buf) - 1);
+	free(p);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	return strtol(buf, NULL, 10);
+}
+
+/* What readers of a live figure rely on, as for a sysfs attribute: a file
+ * kept open and read again at offset 0 gives the latest figure, and a read
+ * in pieces gives one figure even when a new one is published between the
+ * pieces.  (Why `rate` is read with direct_io, not from the page cache:
+ * BENCHMARKS.md, "The read path".) */
+Test(tree, rate_kept_open_reads_the_latest_and_pieces_are_one_figure)
+{
+	mount_start(&M, NULL);
+	pid_t pid = keep(dirtier_start(16, 16, 256, NULL));
+	cr_assert_eq(track(pid, NULL), 0);
+	free(sample_wait(&M, pid, 1, 20));
+	char *p = mpath(&M, "%d/rate", (int)pid);
+	int fd = open(p, O_RDONLY);
+	cr_assert(fd >= 0, "%s: %s", p, strerror(errno));
+
+	int rounds = 0, differed = 0;
+	for (int round = 0; round < 4; round++) {
+		/* The whole figure, then its first byte alone, with no
+		 * sample between the two (else try again). */
+		char *whole = NULL, buf[64];
+		long seq;
+		do {
+			free(whole);
+			seq = latest_seq(pid);
+			whole = read_file(p);
+			cr_assert(whole);
+			cr_assert_eq(pread(fd, buf, 1, 0), 1);
+			cr_assert_eq(lseek(fd, 1, SEEK_SET), 1);
+		} while (latest_seq(pid) != seq);
+		/* A new sample, then the rest of the figure. */
+		double deadline = now_s() + 20;
+		while (latest_seq(pid) == seq && now_s() < deadline)
+			usleep(20000);
+		cr_assert_gt(latest_seq(pid), seq, "no new sample in 20 s");
+		ssize_t n, len = 1;
+		while ((n = read(fd, buf + len, 1)) > 0 && len < (ssize_t)sizeof(buf) - 1)
+			len += n;
+		cr_assert_geq(n, 0, "read: %s", strerror(errno));
+		buf[len] = '\0';
+		cr_expect_str_eq(buf, whole, "read a byte at a time across sample %ld: <%s>, the figure "
+				 "at the first byte <%s>", seq + 1, buf, whole);
+		/* The same open file at 0 again: the new figure. */
+		char *now = read_file(p);
+		n = pread(fd, buf, sizeof(buf) - 1, 0);
+		cr_assert_gt(n, 0);
+		buf[n] = '\0';
+		if (latest_seq(pid) == seq + 1)
+			cr_expect_str_eq(buf, now, "the open file read again at 0: <%s>, the latest <%s>",
+					 buf, now);
+		rounds++;
+		differed += strcmp(now, whole) != 0;
+		free(now);
+		free(whole);
+	}
+	/* The figures moved, or the pieces could not have been mixed. */
+	cr_log_info("%d of %d rounds crossed a change of the figure", differed, rounds);
+	close(fd);
+	free(p);
+}
+
 /* ---- the daemon ---- */
 
 Test(tree, sigterm_unmounts_and_exits_zero)

@@ -5,9 +5,11 @@
  *   read_bench latency N LABEL=PATH...
  *	N reads of each path, interleaved in 20 rounds so that all paths see
  *	the same machine; prints a Markdown table of median, p99 and mean in
- *	microseconds, and each median against the paths labelled "floor"
- *	(the FUSE floor), "floor_dio" (the same file read with direct_io) and
- *	"lxcfs" when present.
+ *	microseconds, and each median against the paths labelled "floor_hl"
+ *	(the FUSE floor: a static file of libfuse's high-level API, as most
+ *	FUSE file systems are written), "floor" (the same file through the
+ *	low-level API memstatfs uses), "floor_dio" (that file read with
+ *	direct_io) and "lxcfs", when present.
  *
  *   read_bench throughput SECONDS THREADS[,THREADS...] LABEL=PID:PATH...
  *	For each thread count, that many threads read PATH in a loop for
@@ -104,7 +106,7 @@ static int latency(long n, int count, char **args)
 				}
 				s[i].ns[r * per_round + k] = t1 - t0;
 			}
-	double floor = 0, floor_dio = 0, lxcfs = 0;
+	double floor_hl = 0, floor = 0, floor_dio = 0, lxcfs = 0;
 	long total = per_round * ROUNDS;
 	for (int i = 0; i < count; i++) {
 		double sum = 0;
@@ -114,6 +116,8 @@ static int latency(long n, int count, char **args)
 		s[i].median = s[i].ns[total / 2] / 1e3;
 		s[i].p99 = s[i].ns[total * 99 / 100] / 1e3;
 		s[i].mean = sum / total / 1e3;
+		if (strcmp(s[i].label, "floor_hl") == 0)
+			floor_hl = s[i].median;
 		if (strcmp(s[i].label, "floor") == 0)
 			floor = s[i].median;
 		if (strcmp(s[i].label, "floor_dio") == 0)
@@ -122,11 +126,15 @@ static int latency(long n, int count, char **args)
 			lxcfs = s[i].median;
 	}
 	printf("| file | reads | median us | p99 us | mean us | median / FUSE floor | median / "
-	       "direct_io floor | LXCFS / median |\n");
-	printf("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+	       "low-level floor | median / direct_io floor | LXCFS / median |\n");
+	printf("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
 	for (int i = 0; i < count; i++) {
 		printf("| %s (`%s`) | %ld | %.1f | %.1f | %.1f | ", s[i].label, s[i].path, total,
 		       s[i].median, s[i].p99, s[i].mean);
+		if (floor_hl > 0)
+			printf("%.2fx | ", s[i].median / floor_hl);
+		else
+			printf("- | ");
 		if (floor > 0)
 			printf("%.2fx | ", s[i].median / floor);
 		else

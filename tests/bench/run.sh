@@ -7,8 +7,9 @@
 #                                           targets; what the test suite runs)
 #
 # or `meson test -C build --benchmark`.  Starts, on temporary mountpoints:
-# memstatfs, the FUSE floor (tests/bench/fuse_floor.c: libfuse serving one
-# static file, from the page cache and again with direct_io) and LXCFS (Debian's lxcfs package; skipped, saying so, when it
+# memstatfs, the FUSE floor (tests/bench/fuse_floor_hl.c: libfuse's
+# high-level API serving one static file; tests/bench/fuse_floor.c: the same
+# through the low-level API, from the page cache and again with direct_io) and LXCFS (Debian's lxcfs package; skipped, saying so, when it
 # is not installed).  Prints Markdown tables; asserts nothing about speed,
 # but fails when a benchmark cannot run.
 set -euo pipefail
@@ -28,7 +29,7 @@ tmp=$(mktemp -d /tmp/memstatfs-bench-XXXXXX)
 pids=()
 cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	for m in "$tmp"/ms "$tmp"/floor "$tmp"/floor_dio "$tmp"/lxcfs; do
+	for m in "$tmp"/ms "$tmp"/floor_hl "$tmp"/floor "$tmp"/floor_dio "$tmp"/lxcfs; do
 		mountpoint -q "$m" 2>/dev/null && umount -l "$m"
 	done
 	wait 2>/dev/null || true
@@ -46,14 +47,17 @@ wait_mount() { # MOUNTPOINT PID
 	return 1
 }
 
-mkdir -p "$tmp"/ms "$tmp"/floor "$tmp"/floor_dio "$tmp"/lxcfs
+mkdir -p "$tmp"/ms "$tmp"/floor_hl "$tmp"/floor "$tmp"/floor_dio "$tmp"/lxcfs
 "$build"/memstatfs -f "$tmp"/ms 2>"$tmp"/memstatfs.log &
 ms=$!; pids+=("$ms")
+"$build"/tests/fuse_floor_hl -f "$tmp"/floor_hl &
+floor_hl=$!; pids+=("$floor_hl")
 "$build"/tests/fuse_floor "$tmp"/floor &
 floor=$!; pids+=("$floor")
 "$build"/tests/fuse_floor -o direct_io "$tmp"/floor_dio &
 floor_dio=$!; pids+=("$floor_dio")
 wait_mount "$tmp"/ms "$ms"
+wait_mount "$tmp"/floor_hl "$floor_hl"
 wait_mount "$tmp"/floor "$floor"
 wait_mount "$tmp"/floor_dio "$floor_dio"
 lxcfs=
@@ -89,7 +93,8 @@ echo
 
 echo "## 1. Read latency: open, read to the end, close (what cat does)"
 echo
-rows=(kernel=/proc/meminfo floor="$tmp"/floor/value floor_dio="$tmp"/floor_dio/value)
+rows=(kernel=/proc/meminfo floor_hl="$tmp"/floor_hl/value floor="$tmp"/floor/value
+	floor_dio="$tmp"/floor_dio/value)
 [ -n "$lxcfs" ] && rows+=(lxcfs="$tmp"/lxcfs/proc/meminfo)
 rows+=(committed_as="$tmp"/ms/meminfo/committed_as rate="$tmp/ms/$target/rate"
 	sample="$tmp/ms/$target/samples/2" latest="$tmp/ms/$target/samples/latest")
@@ -98,7 +103,7 @@ echo
 
 echo "## 2. Throughput: readers looping, and the daemon's CPU"
 echo
-rows=(floor="$floor:$tmp/floor/value")
+rows=(floor_hl="$floor_hl:$tmp/floor_hl/value" floor="$floor:$tmp/floor/value")
 [ -n "$lxcfs" ] && rows+=(lxcfs="$lxcfs:$tmp/lxcfs/proc/meminfo")
 rows+=(committed_as="$ms:$tmp/ms/meminfo/committed_as" rate="$ms:$tmp/ms/$target/rate")
 "$build"/tests/read_bench throughput "$seconds" 1,8,64 "${rows[@]}"
