@@ -50,7 +50,7 @@ wait_mount() { # MOUNTPOINT PID
 mkdir -p "$tmp"/ms "$tmp"/floor_hl "$tmp"/floor "$tmp"/floor_dio "$tmp"/lxcfs
 "$build"/memstatfs -f "$tmp"/ms 2>"$tmp"/memstatfs.log &
 ms=$!; pids+=("$ms")
-"$build"/tests/fuse_floor_hl -f "$tmp"/floor_hl &
+"$build"/tests/fuse_floor_hl -f -o max_threads=10 "$tmp"/floor_hl &
 floor_hl=$!; pids+=("$floor_hl")
 "$build"/tests/fuse_floor "$tmp"/floor &
 floor=$!; pids+=("$floor")
