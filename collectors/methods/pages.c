@@ -154,8 +154,8 @@ int ms_hash_runs(ms_page_reader *rd, const GArray *runs, uint64_t *hashes, bool 
 	return ms_hash_runs_at(rd, runs, NULL, hashes, readable);
 }
 
-int ms_hash_runs_at(ms_page_reader *rd, const GArray *runs, const uint64_t *first,
-		    uint64_t *hashes, bool *readable)
+int ms_hash_runs_at(ms_page_reader *rd, const GArray *runs, const uint64_t *first, uint64_t *hashes,
+		    bool *readable)
 {
 	const size_t ps = rd->page_size;
 	uint8_t *buf = thread_read_buffer(ps);

@@ -58,8 +58,8 @@ int ms_hash_runs(ms_page_reader *rd, const GArray *runs, uint64_t *hashes, bool 
  * readable (and rd->times) on, not after the run before: runs read in one
  * order (full-scan's random order of chunks) land in another (the address
  * order), with no copy.  first NULL: ms_hash_runs. */
-int ms_hash_runs_at(ms_page_reader *rd, const GArray *runs, const uint64_t *first,
-		    uint64_t *hashes, bool *readable);
+int ms_hash_runs_at(ms_page_reader *rd, const GArray *runs, const uint64_t *first, uint64_t *hashes,
+		    bool *readable);
 
 /* Hashes the pages at addrs (resident ones only: reading faults pages in),
  * as ms_hash_runs; pages next to each other are read together.
