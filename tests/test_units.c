@@ -292,6 +292,60 @@ Test(pagemap, soft_dirty_counting)
 	cr_expect_eq(ms_pagemap_soft_dirty_pages(all, 1000), 167);
 }
 
+/* Runs read in one order land at the indices given (full-scan reads its
+ * chunks in a random order into arrays in address order): the same hashes,
+ * readability and read times as reading them in address order, a hole
+ * (an unmapped page) included. */
+Test(process, hash_runs_at_lands_each_run_at_its_index)
+{
+	long ps = sysconf(_SC_PAGESIZE);
+	const int N = 12;
+	char *m = mmap(NULL, N * (size_t)ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+		       -1, 0);
+	cr_assert(m != MAP_FAILED);
+	for (int i = 0; i < N; i++)
+		memset(m + i * ps, 'A' + i, (size_t)ps);
+	munmap(m + 5 * ps, (size_t)ps); /* page 5 goes away */
+
+	ms_page_reader rd;
+	ms_page_reader_init(&rd, getpid());
+	/* Address order: one run of all N pages. */
+	GArray *whole = g_array_new(FALSE, FALSE, sizeof(ms_range));
+	ms_range all = {(uintptr_t)m, (uintptr_t)m + N * (uint64_t)ps};
+	g_array_append_val(whole, all);
+	uint64_t h[12], h2[12];
+	bool ok[12], ok2[12];
+	int64_t t2[12];
+	cr_assert_eq(ms_hash_runs(&rd, whole, h, ok), 0);
+	/* Runs of 4, 3, 5 pages (pages 8-11, 0-2, 3-7), read in that order. */
+	GArray *runs = g_array_new(FALSE, FALSE, sizeof(ms_range));
+	const int from[] = {8, 0, 3}, to[] = {12, 3, 8};
+	uint64_t first[3];
+	for (int r = 0; r < 3; r++) {
+		ms_range x = {(uintptr_t)m + from[r] * (uint64_t)ps,
+			      (uintptr_t)m + to[r] * (uint64_t)ps};
+		g_array_append_val(runs, x);
+		first[r] = (uint64_t)from[r];
+	}
+	for (int i = 0; i < N; i++)
+		h2[i] = 0, ok2[i] = true, t2[i] = -1;
+	rd.times = t2;
+	cr_assert_eq(ms_hash_runs_at(&rd, runs, first, h2, ok2), 0);
+	rd.times = NULL;
+	for (int i = 0; i < N; i++) {
+		cr_expect_eq(ok2[i], i != 5, "page %d readable %d", i, ok2[i]);
+		cr_expect_eq(ok2[i], ok[i], "page %d", i);
+		if (ok[i])
+			cr_expect_eq(h2[i], h[i], "page %d hashed alike", i);
+		cr_expect(t2[i] > 0, "page %d has its read's time", i);
+	}
+	/* Pages 8-11 were read first, 0-2 after them. */
+	cr_expect(t2[8] <= t2[0] && t2[0] <= t2[3]);
+	g_array_unref(runs);
+	g_array_unref(whole);
+	munmap(m, N * (size_t)ps);
+}
+
 /* Hashing runs of our own memory, with a hole where a page was unmapped:
  * the hole reads as unreadable and the pages around it are still hashed,
  * in one call or across calls. */

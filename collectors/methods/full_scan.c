@@ -124,11 +124,6 @@ static int fs_resident(fs_state *s, GArray **runs, uint64_t *pages_total, char *
 	return ms_pagemap_runs(s->pid, vmas, s->how, runs, why);
 }
 
-typedef struct {
-	ms_range run;	/* at most MS_SCAN_CHUNK pages */
-	uint64_t first; /* index of its first page in the pass's order */
-} fs_chunk;
-
 /* Hashes every page of runs, as ms_hash_runs, into hashes, readable and
  * times at each page's index in runs' order, reading chunks of
  * MS_SCAN_CHUNK pages in a random order. */
@@ -136,48 +131,36 @@ static int fs_hash_pass(fs_state *s, const GArray *runs, uint64_t *hashes, bool 
 			int64_t *times)
 {
 	const uint32_t ps = s->rd.page_size;
-	g_autoptr(GArray) chunks = g_array_new(FALSE, FALSE, sizeof(fs_chunk));
+	g_autoptr(GArray) order = g_array_new(FALSE, FALSE, sizeof(ms_range));
+	g_autoptr(GArray) first = g_array_new(FALSE, FALSE, sizeof(uint64_t));
 	uint64_t pages = 0;
 
+	/* The chunks, each with the index of its first page in runs' order. */
 	for (guint i = 0; i < runs->len; i++) {
 		const ms_range *x = &g_array_index(runs, ms_range, i);
 		for (uint64_t at = x->start; at < x->end;) {
-			uint64_t end = MIN(x->end, at + (uint64_t)MS_SCAN_CHUNK * ps);
-			fs_chunk c = {{at, end}, pages};
-			g_array_append_val(chunks, c);
-			pages += (end - at) / ps;
-			at = end;
+			ms_range c = {at, MIN(x->end, at + (uint64_t)MS_SCAN_CHUNK * ps)};
+			g_array_append_val(order, c);
+			g_array_append_val(first, pages);
+			pages += (c.end - c.start) / ps;
+			at = c.end;
 		}
 	}
-	/* Fisher-Yates. */
-	for (guint i = chunks->len; i > 1; i--) {
+	/* Fisher-Yates, on both arrays alike. */
+	for (guint i = order->len; i > 1; i--) {
 		guint j = (guint)g_rand_int_range(s->rand, 0, (gint32)i);
-		fs_chunk t = g_array_index(chunks, fs_chunk, i - 1);
-		g_array_index(chunks, fs_chunk, i - 1) = g_array_index(chunks, fs_chunk, j);
-		g_array_index(chunks, fs_chunk, j) = t;
+		ms_range t = g_array_index(order, ms_range, i - 1);
+		g_array_index(order, ms_range, i - 1) = g_array_index(order, ms_range, j);
+		g_array_index(order, ms_range, j) = t;
+		uint64_t f = g_array_index(first, uint64_t, i - 1);
+		g_array_index(first, uint64_t, i - 1) = g_array_index(first, uint64_t, j);
+		g_array_index(first, uint64_t, j) = f;
 	}
-	g_autoptr(GArray) order = g_array_sized_new(FALSE, FALSE, sizeof(ms_range), chunks->len);
-	for (guint i = 0; i < chunks->len; i++)
-		g_array_append_val(order, g_array_index(chunks, fs_chunk, i).run);
-	g_autofree uint64_t *h = g_new(uint64_t, MAX(pages, 1));
-	g_autofree bool *ok = g_new(bool, MAX(pages, 1));
-	g_autofree int64_t *at = g_new(int64_t, MAX(pages, 1));
-	s->rd.times = at;
+	s->rd.times = times;
 	s->rd.refused = 0;
-	int err = ms_hash_runs(&s->rd, order, h, ok);
+	int err = ms_hash_runs_at(&s->rd, order, (const uint64_t *)(void *)first->data, hashes,
+				  readable);
 	s->rd.times = NULL;
-	if (err < 0 && err != -EIO)
-		return err;
-	/* Back to the runs' order. */
-	uint64_t k = 0;
-	for (guint i = 0; i < chunks->len; i++) {
-		const fs_chunk *c = &g_array_index(chunks, fs_chunk, i);
-		uint64_t n = (c->run.end - c->run.start) / ps;
-		memcpy(hashes + c->first, h + k, n * sizeof(*h));
-		memcpy(readable + c->first, ok + k, n * sizeof(*ok));
-		memcpy(times + c->first, at + k, n * sizeof(*at));
-		k += n;
-	}
 	return err;
 }
 

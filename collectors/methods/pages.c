@@ -25,6 +25,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -101,15 +102,18 @@ const char *ms_page_read_strerror(int err)
 }
 
 /* The buffer pages are read into: one per thread, not one per target (a
- * thousand targets would hold a GiB), freed when the thread ends. */
-static GPrivate read_buffer = G_PRIVATE_INIT(g_free);
+ * thousand targets would hold a GiB), freed when the thread ends.  Page
+ * aligned: the kernel's copy into it and the hashing of it cost 5-10% more
+ * at the 16 bytes off a page that malloc's header leaves (BENCHMARKS.md 3). */
+static GPrivate read_buffer = G_PRIVATE_INIT(free);
 
 static uint8_t *thread_read_buffer(size_t page_size)
 {
-	uint8_t *buf = g_private_get(&read_buffer);
+	void *buf = g_private_get(&read_buffer);
 
 	if (!buf) {
-		buf = g_malloc(page_size * MS_READ_BATCH);
+		if (posix_memalign(&buf, page_size, page_size * MS_READ_BATCH) != 0)
+			g_error("out of memory for a page-read buffer");
 		g_private_set(&read_buffer, buf);
 	}
 	return buf;
@@ -147,6 +151,12 @@ static size_t served_by_userfaultfd(pid_t pid, const GArray *addrs, uint64_t *fi
 
 int ms_hash_runs(ms_page_reader *rd, const GArray *runs, uint64_t *hashes, bool *readable)
 {
+	return ms_hash_runs_at(rd, runs, NULL, hashes, readable);
+}
+
+int ms_hash_runs_at(ms_page_reader *rd, const GArray *runs, const uint64_t *first, uint64_t *hashes,
+		    bool *readable)
+{
 	const size_t ps = rd->page_size;
 	uint8_t *buf = thread_read_buffer(ps);
 	char path[64];
@@ -166,6 +176,8 @@ int ms_hash_runs(ms_page_reader *rd, const GArray *runs, uint64_t *hashes, bool 
 	for (guint i = 0; i < runs->len; i++) {
 		const ms_range *x = &g_array_index(runs, ms_range, i);
 		uint64_t at = x->start;
+		if (first)
+			k = first[i];
 		while (at < x->end) {
 			size_t want = (size_t)MIN((x->end - at) / ps, (uint64_t)MS_READ_BATCH);
 			ssize_t r = pread(fd, buf, want * ps, (off_t)at);
@@ -213,8 +225,8 @@ int ms_hash_runs(ms_page_reader *rd, const GArray *runs, uint64_t *hashes, bool 
 		}
 	}
 	close(fd);
-	uint64_t first = 0;
-	size_t n = served_by_userfaultfd(rd->pid, refused, &first);
+	uint64_t first_refused = 0;
+	size_t n = served_by_userfaultfd(rd->pid, refused, &first_refused);
 	if (n == 0)
 		return 0;
 	rd->refused += n;
@@ -226,7 +238,7 @@ int ms_hash_runs(ms_page_reader *rd, const GArray *runs, uint64_t *hashes, bool 
 		return -ESRCH;
 	if (r <= 0)
 		return 0; /* none of its threads waits: measured as usual */
-	rd->stalled_at = first;
+	rd->stalled_at = first_refused;
 	g_private_replace(&unanswered,
 			  g_strdup_printf("a page of it is missing from a mapping that userfaultfd "
 					  "serves, and its handler does not answer: %s",

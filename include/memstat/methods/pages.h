@@ -54,6 +54,13 @@ void ms_page_reader_init(ms_page_reader *rd, pid_t pid);
  * 0, -ESRCH, -EIO or -errno: ms_page_read_strerror says why. */
 int ms_hash_runs(ms_page_reader *rd, const GArray *runs, uint64_t *hashes, bool *readable);
 
+/* ms_hash_runs, the pages of run i written from index first[i] of hashes,
+ * readable (and rd->times) on, not after the run before: runs read in one
+ * order (full-scan's random order of chunks) land in another (the address
+ * order), with no copy.  first NULL: ms_hash_runs. */
+int ms_hash_runs_at(ms_page_reader *rd, const GArray *runs, const uint64_t *first, uint64_t *hashes,
+		    bool *readable);
+
 /* Hashes the pages at addrs (resident ones only: reading faults pages in),
  * as ms_hash_runs; pages next to each other are read together.
  * readable[i] is false for a page that could not be read (unmapped since).
