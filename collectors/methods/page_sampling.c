@@ -24,6 +24,28 @@
  * then: another process writing into the private memory of one that is
  * asleep (process_vm_writev, a debugger, a userfaultfd monitor, a process
  * sharing its memory with CLONE_VM) or a device doing so by itself.
+ *
+ * Asked a precision (ms_params.precision: the 95% interval's half-width at
+ * most a share of the rate or so many MiB/s), a window draws the pages it
+ * needs instead of sample_pages per GiB: the Wilson interval with the
+ * finite population correction that measurement.c publishes, inverted
+ * (ms_precision_pages) at the dirty fraction the last windows measured
+ * (their counts pooled, each window weighing half the one after it; the
+ * upper end of that pooled fraction's interval for an absolute precision,
+ * whose pages grow with the fraction up to a half).  The first window,
+ * with nothing learned yet, draws by sample_pages.
+ *
+ * Carried forward: when the resident pages at a close are those the
+ * window was drawn from (the same runs), the next window keeps three
+ * quarters of the pages read at that close, the close's hashes and read
+ * times as its open's (each kept page's window starts where its last one
+ * ended: back to back), and draws the rest afresh from the pages not
+ * kept: a kept page costs one read a period, not two.  A uniform subset of
+ * a uniform sample, with a uniform draw from the rest, is a uniform
+ * sample: each window's sample is as random as a fresh one; a quarter of
+ * the pages, at least, is new in every window, so no page stays longer
+ * than a few windows on average (a kept page is kept again with
+ * probability 3/4: 4 windows on average).
  */
 #define _GNU_SOURCE
 #include "memstat/methods/page_sampling.h"
@@ -70,6 +92,21 @@ typedef struct {
 	GArray *next_vmas, *next_population;
 	int64_t next_us;     /* when they were found (CLOCK_MONOTONIC) */
 	int64_t next_cpu_ns; /* the process's CPU time before they were found */
+
+	/* Precision (ms_params.precision): what the last windows found,
+	 * pooled, each weighing half the next (0 before the first). */
+	double hist_dirty, hist_sampled;
+	uint64_t *idx;	    /* the window's pages as indices in population */
+	bool census_needed; /* the precision asked needed all of population */
+	ms_precision asked; /* the window's precision */
+	uint32_t asked_sample_pages;
+	/* The last close's pages, for the next open to carry forward: their
+	 * indices in carry_population (sorted), the close's hashes and read
+	 * times; only pages resident and read at the close. */
+	GArray *carry_population;
+	size_t carry_n;
+	uint64_t *carry_idx, *carry_hashes;
+	int64_t *carry_times;
 
 	/* Idle windows. */
 	clockid_t cpu_clock; /* the process's CPU-time clock */
@@ -129,8 +166,25 @@ static void ps_free_window(void *state)
 	g_clear_pointer(&s->present, g_free);
 	g_clear_pointer(&s->readable, g_free);
 	g_clear_pointer(&s->times, g_free);
+	g_clear_pointer(&s->idx, g_free);
 	s->n = 0;
 	s->open = false;
+}
+
+/* Drops what the carry says of the population and indices; its hashes and
+ * times stay until the open has copied the kept ones. */
+static void ps_drop_carry_keep(ps_state *s)
+{
+	g_clear_pointer(&s->carry_population, g_array_unref);
+	g_clear_pointer(&s->carry_idx, g_free);
+	s->carry_n = 0;
+}
+
+static void ps_drop_carry(ps_state *s)
+{
+	ps_drop_carry_keep(s);
+	g_clear_pointer(&s->carry_hashes, g_free);
+	g_clear_pointer(&s->carry_times, g_free);
 }
 
 static void ps_close(void *state)
@@ -141,6 +195,7 @@ static void ps_close(void *state)
 		return;
 	s->keep = false;
 	ps_free_window(s);
+	ps_drop_carry(s);
 	g_clear_pointer(&s->next_vmas, g_array_unref);
 	g_clear_pointer(&s->next_population, g_array_unref);
 	g_rand_free(s->rand);
@@ -150,6 +205,12 @@ static void ps_close(void *state)
 static int cmp_u64(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static int cmp_size(const void *a, const void *b)
+{
+	size_t x = *(const size_t *)a, y = *(const size_t *)b;
 	return x < y ? -1 : x > y;
 }
 
@@ -207,6 +268,95 @@ size_t ms_sample_count(uint64_t pages_total, uint32_t page_size, uint32_t per_gi
 	return (size_t)MIN(MIN(n, pages_total), MS_MAX_SAMPLES);
 }
 
+/* At least this many pages per window when a precision decides (or all of
+ * them): below it the interval's normal approximation is poor. */
+#define MS_PRECISION_MIN_SAMPLES 32u
+
+/* Planning leaves this share of the asked half-width to the timing's part
+ * of the interval (looks that take a while), added in quadrature. */
+#define MS_PRECISION_PLAN_SHARE 0.9
+
+/* How many pages the next window draws from a population of N: by
+ * sample_pages, or, with a precision asked and a window measured, the
+ * fewest that meet it at the fraction the last windows found
+ * (page_sampling.c's head).  *census: the precision needed all of N, more
+ * than sample_pages would have drawn. */
+static size_t ps_plan(const ps_state *s, const ms_params *p, uint64_t N, bool *census)
+{
+	const ms_precision *pr = &p->precision;
+	size_t by_rule = ms_sample_count(N, s->rd.page_size, p->sample_pages);
+
+	*census = false;
+	if (!pr->asked || s->hist_sampled < 1 || N == 0)
+		return by_rule;
+	/* The pooled fraction and its interval, windows apart: no finite
+	 * population correction. */
+	double phat = s->hist_dirty / s->hist_sampled, lo, hi;
+	ms_proportion_interval((uint64_t)(s->hist_dirty + 0.5), (uint64_t)(s->hist_sampled + 0.5),
+			       UINT64_MAX, 1.959964, &lo, &hi);
+	double pop_mib = (double)N * s->rd.page_size / 1048576.0;
+	double seconds = MAX(p->period_ms, 1) / 1000.0;
+	uint64_t n = N;
+	if (pr->abs_mib_s > 0) {
+		/* The half-width grows with the fraction up to a half. */
+		double pvar = hi < 0.5 ? hi : (lo > 0.5 ? lo : 0.5);
+		double h = MS_PRECISION_PLAN_SHARE * pr->abs_mib_s * seconds / pop_mib;
+		n = MIN(n, ms_precision_pages(pvar, N, h, MS_PRECISION_MIN_SAMPLES));
+	}
+	if (pr->rel > 0 && phat > 0) {
+		double h = MS_PRECISION_PLAN_SHARE * pr->rel * phat;
+		n = MIN(n, ms_precision_pages(phat, N, h, MS_PRECISION_MIN_SAMPLES));
+	}
+	*census = n >= N && N > by_rule;
+	return (size_t)MIN(n, MS_MAX_SAMPLES);
+}
+
+static bool same_runs(const GArray *a, const GArray *b)
+{
+	return a && b && a->len == b->len &&
+	       memcmp(a->data, b->data, (size_t)a->len * sizeof(ms_range)) == 0;
+}
+
+/* Kept pages: of the carried pages, k = min(n, 3/4 of them) at random
+ * (sorted indices into *kept, their slots in the carry into *slot). */
+static size_t ps_choose_kept(ps_state *s, size_t n, uint64_t **kept, size_t **slot)
+{
+	size_t c = s->carry_n, k = MIN(n, c - (c + 3) / 4);
+	size_t *perm = g_new(size_t, MAX(c, 1));
+
+	for (size_t i = 0; i < c; i++)
+		perm[i] = i;
+	for (size_t i = 0; i < k; i++) { /* a partial Fisher-Yates shuffle */
+		size_t j = i + (size_t)rand_below(s->rand, c - i);
+		size_t t = perm[i];
+		perm[i] = perm[j];
+		perm[j] = t;
+	}
+	/* Sorted by slot, so by index (the carry is sorted). */
+	qsort(perm, k, sizeof(*perm), cmp_size);
+	*kept = g_new(uint64_t, MAX(k, 1));
+	for (size_t i = 0; i < k; i++)
+		(*kept)[i] = s->carry_idx[perm[i]];
+	*slot = perm;
+	return k;
+}
+
+/* m more indices of [0, N), none in kept[0..k) (sorted), sorted: drawn from
+ * the N - k others, uniformly. */
+static uint64_t *ps_pick_others(GRand *r, uint64_t N, const uint64_t *kept, size_t k, size_t m)
+{
+	uint64_t *f = ms_pick_indices(r, N - k, m);
+	size_t j = 0;
+
+	/* The f-th index not in kept: f plus the kept ones at or below it. */
+	for (size_t i = 0; i < m; i++) {
+		while (j < k && kept[j] <= f[i] + j)
+			j++;
+		f[i] += j;
+	}
+	return f;
+}
+
 /* Residency and content of the window's pages, into present/hashes/readable,
  * and when each was looked at into times. */
 static int ps_look(ps_state *s, bool *present, uint64_t *hashes, bool *readable, int64_t *times,
@@ -238,7 +388,10 @@ static int ps_open_window(void *state, const ms_params *p, char **why)
 	 * whose hashes are still true (the process has not run since). */
 	if (s->keep) {
 		s->keep = false;
-		if (ms_sample_count(s->pages_population, ps, p->sample_pages) == s->n) {
+		bool same = p->precision.asked
+				    ? memcmp(&p->precision, &s->asked, sizeof(s->asked)) == 0
+				    : !s->asked.asked && p->sample_pages == s->asked_sample_pages;
+		if (same) {
 			s->start_wall_ms = ms_now_us(CLOCK_REALTIME) / 1000;
 			s->start_mid_us = ms_now_us(CLOCK_MONOTONIC);
 			/* Unchanged until now: their windows start now. */
@@ -270,23 +423,85 @@ static int ps_open_window(void *state, const ms_params *p, char **why)
 	}
 	s->scanned = ms_pagemap_scan_supported();
 	s->start_wall_ms = ms_now_us(CLOCK_REALTIME) / 1000;
+	bool after_close = found && s->scanned;
 	if (found && s->scanned)
 		s->population = g_steal_pointer(&found);
 	else if ((r = ps_population(s, vmas, &s->population, why)) < 0)
 		return r;
 	s->pages_population = ms_runs_pages(s->population, ps);
-	s->n = ms_sample_count(s->pages_population, ps, p->sample_pages);
-	s->addrs = s->n ? ms_pick_indices(s->rand, s->pages_population, s->n) : NULL;
-
-	ms_runs_addresses(s->population, ps, s->addrs, s->n);
+	s->asked = p->precision;
+	s->asked_sample_pages = p->sample_pages;
+	s->n = ps_plan(s, p, s->pages_population, &s->census_needed);
 	s->hashes = g_new(uint64_t, MAX(s->n, 1));
 	s->present = g_new(bool, MAX(s->n, 1));
 	s->readable = g_new(bool, MAX(s->n, 1));
 	s->times = g_new(int64_t, MAX(s->n, 1));
 	s->open = true;
+
+	/* Carried forward (the head): only straight after a close whose
+	 * resident pages were these. */
+	g_autofree uint64_t *kept = NULL;
+	g_autofree size_t *slot = NULL;
+	size_t k = 0;
+	if (p->precision.asked && s->carry_n && after_close &&
+	    same_runs(s->carry_population, s->population))
+		k = ps_choose_kept(s, s->n, &kept, &slot);
+	ps_drop_carry_keep(s);
+	uint64_t *fresh = s->n > k ? ps_pick_others(s->rand, s->pages_population, kept, k, s->n - k)
+				   : NULL;
+	/* The window's indices, sorted: kept and fresh merged. */
+	g_autofree bool *is_kept = g_new0(bool, MAX(s->n, 1));
+	g_autofree size_t *from = g_new(size_t, MAX(s->n, 1));
+	s->idx = g_new(uint64_t, MAX(s->n, 1));
+	for (size_t i = 0, a = 0, b = 0; i < s->n; i++) {
+		bool take_kept = a < k && (b >= s->n - k || kept[a] < fresh[b]);
+		is_kept[i] = take_kept;
+		from[i] = take_kept ? slot[a] : b;
+		s->idx[i] = take_kept ? kept[a++] : fresh[b++];
+	}
+	g_free(fresh);
+	s->addrs = g_memdup2(s->idx, MAX(s->n, 1) * sizeof(uint64_t));
+	ms_runs_addresses(s->population, ps, s->addrs, s->n);
+
 	int64_t t0 = ms_now_us(CLOCK_MONOTONIC);
-	r = ps_look(s, s->present, s->hashes, s->readable, s->times, why);
-	s->start_mid_us = (t0 + ms_now_us(CLOCK_MONOTONIC)) / 2;
+	if (k == 0) {
+		ps_drop_carry(s);
+		r = ps_look(s, s->present, s->hashes, s->readable, s->times, why);
+		s->start_mid_us = (t0 + ms_now_us(CLOCK_MONOTONIC)) / 2;
+		return r;
+	}
+	/* The kept pages as the last close read them; the others read now. */
+	size_t m = s->n - k;
+	g_autofree uint64_t *addrs = g_new(uint64_t, MAX(m, 1));
+	g_autofree uint64_t *hashes = g_new(uint64_t, MAX(m, 1));
+	g_autofree bool *present = g_new(bool, MAX(m, 1));
+	g_autofree bool *readable = g_new(bool, MAX(m, 1));
+	g_autofree int64_t *times = g_new(int64_t, MAX(m, 1));
+	for (size_t i = 0, j = 0; i < s->n; i++)
+		if (!is_kept[i])
+			addrs[j++] = s->addrs[i];
+	s->rd.times = times;
+	r = m ? ms_look_pages(&s->rd, addrs, m, present, readable, hashes, NULL, why) : 0;
+	s->rd.times = NULL;
+	double sum = 0;
+	for (size_t i = 0, j = 0; i < s->n; i++) {
+		if (is_kept[i]) {
+			s->hashes[i] = s->carry_hashes[from[i]];
+			s->times[i] = s->carry_times[from[i]];
+			s->present[i] = s->readable[i] = true;
+		} else {
+			s->hashes[i] = hashes[j];
+			s->times[i] = times[j];
+			s->present[i] = present[j];
+			s->readable[i] = readable[j++];
+		}
+		sum += (double)s->times[i];
+	}
+	ps_drop_carry(s);
+	/* The window began, on average, when its pages were read. */
+	int64_t now = ms_now_us(CLOCK_MONOTONIC);
+	s->start_mid_us = (int64_t)(sum / (double)s->n);
+	s->start_wall_ms = (ms_now_us(CLOCK_REALTIME) - (now - s->start_mid_us)) / 1000;
 	return r;
 }
 
@@ -326,6 +541,7 @@ static int ps_close_idle(ps_state *s, ms_measurement *out)
 	out->pages_total = s->pages_total;
 	out->pages_population = s->pages_population;
 	out->pages_sampled = s->n;
+	out->precision = s->asked;
 	ms_measurement_finish(out);
 	/* Not sampled: known. */
 	out->exact = true;
@@ -390,7 +606,26 @@ static int ps_close_window(void *state, ms_measurement *out, char **why)
 		}
 		/* Resident then swapped out: unchanged as far as we know. */
 	}
+	out->precision = s->asked;
+	out->precision_unreachable = s->census_needed;
 	ms_measurement_finish(out);
+	if (s->asked.asked) {
+		s->hist_dirty = s->hist_dirty / 2 + (double)out->pages_dirty;
+		s->hist_sampled = s->hist_sampled / 2 + (double)s->n;
+		/* For the next window (the head): the pages read now. */
+		ps_drop_carry(s);
+		s->carry_idx = g_new(uint64_t, MAX(s->n, 1));
+		s->carry_hashes = g_new(uint64_t, MAX(s->n, 1));
+		s->carry_times = g_new(int64_t, MAX(s->n, 1));
+		for (size_t i = 0; i < s->n; i++) {
+			if (!present[i] || !readable[i])
+				continue;
+			s->carry_idx[s->carry_n] = s->idx[i];
+			s->carry_hashes[s->carry_n] = hashes[i];
+			s->carry_times[s->carry_n++] = times[i];
+		}
+		s->carry_population = g_array_ref(s->population);
+	}
 	return 1;
 }
 
