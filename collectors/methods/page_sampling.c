@@ -36,11 +36,13 @@
  * with nothing learned yet, draws by sample_pages.
  *
  * Carried forward: when the resident pages at a close are those the
- * window was drawn from (the same runs), the next window keeps three
- * quarters of the pages read at that close, the close's hashes and read
- * times as its open's (each kept page's window starts where its last one
- * ended: back to back), and draws the rest afresh from the pages not
- * kept: a kept page costs one read a period, not two.  A uniform subset of
+ * window was drawn from (the same runs), the close draws the next window
+ * too: three quarters of the window's pages, at random, kept, and the
+ * rest drawn afresh from the pages not kept, read in the same look as the
+ * window's own (one pagemap lookup and one pass of reads a period, not
+ * two).  The next window takes the close's hashes and read times as its
+ * open's: each page's window starts where it was last read (back to back,
+ * timed per page), and a kept page costs one read a period, not two.  A uniform subset of
  * a uniform sample, with a uniform draw from the rest, is a uniform
  * sample: each window's sample is as random as a fresh one; a quarter of
  * the pages, at least, is new in every window, so no page stays longer
@@ -100,13 +102,18 @@ typedef struct {
 	bool census_needed; /* the precision asked needed all of population */
 	ms_precision asked; /* the window's precision */
 	uint32_t asked_sample_pages;
-	/* The last close's pages, for the next open to carry forward: their
-	 * indices in carry_population (sorted), the close's hashes and read
-	 * times; only pages resident and read at the close. */
+	uint32_t asked_period_ms;
+	/* The next window, drawn and read by the last close (the head): its
+	 * pages' indices in carry_population (sorted), their hashes, read
+	 * times, residency; what it was planned for.  next_n 0: none. */
 	GArray *carry_population;
-	size_t carry_n;
+	size_t next_n;
+	bool next_census;
+	ms_precision next_asked;
+	uint32_t next_period_ms;
 	uint64_t *carry_idx, *carry_hashes;
 	int64_t *carry_times;
+	bool *carry_present, *carry_readable;
 
 	/* Idle windows. */
 	clockid_t cpu_clock; /* the process's CPU-time clock */
@@ -171,20 +178,15 @@ static void ps_free_window(void *state)
 	s->open = false;
 }
 
-/* Drops what the carry says of the population and indices; its hashes and
- * times stay until the open has copied the kept ones. */
-static void ps_drop_carry_keep(ps_state *s)
+static void ps_drop_carry(ps_state *s)
 {
 	g_clear_pointer(&s->carry_population, g_array_unref);
 	g_clear_pointer(&s->carry_idx, g_free);
-	s->carry_n = 0;
-}
-
-static void ps_drop_carry(ps_state *s)
-{
-	ps_drop_carry_keep(s);
 	g_clear_pointer(&s->carry_hashes, g_free);
 	g_clear_pointer(&s->carry_times, g_free);
+	g_clear_pointer(&s->carry_present, g_free);
+	g_clear_pointer(&s->carry_readable, g_free);
+	s->next_n = 0;
 }
 
 static void ps_close(void *state)
@@ -276,6 +278,10 @@ size_t ms_sample_count(uint64_t pages_total, uint32_t page_size, uint32_t per_gi
  * of the interval (looks that take a while), added in quadrature. */
 #define MS_PRECISION_PLAN_SHARE 0.9
 
+/* Each window's counts weigh this much less than the next one's in what
+ * the windows learned: about four windows' worth. */
+#define MS_PRECISION_DECAY 0.75
+
 /* How many pages the next window draws from a population of N: by
  * sample_pages, or, with a precision asked and a window measured, the
  * fewest that meet it at the fraction the last windows found
@@ -317,26 +323,22 @@ static bool same_runs(const GArray *a, const GArray *b)
 	       memcmp(a->data, b->data, (size_t)a->len * sizeof(ms_range)) == 0;
 }
 
-/* Kept pages: of the carried pages, k = min(n, 3/4 of them) at random
- * (sorted indices into *kept, their slots in the carry into *slot). */
-static size_t ps_choose_kept(ps_state *s, size_t n, uint64_t **kept, size_t **slot)
+/* The pages of the window (n of them) the next one keeps: min(next, 3/4
+ * of n) of them at random, their slots (ascending) into *slot. */
+static size_t ps_choose_kept(ps_state *s, size_t next, size_t **slot)
 {
-	size_t c = s->carry_n, k = MIN(n, c - (c + 3) / 4);
-	size_t *perm = g_new(size_t, MAX(c, 1));
+	size_t n = s->n, k = MIN(next, n - (n + 3) / 4);
+	size_t *perm = g_new(size_t, MAX(n, 1));
 
-	for (size_t i = 0; i < c; i++)
+	for (size_t i = 0; i < n; i++)
 		perm[i] = i;
 	for (size_t i = 0; i < k; i++) { /* a partial Fisher-Yates shuffle */
-		size_t j = i + (size_t)rand_below(s->rand, c - i);
+		size_t j = i + (size_t)rand_below(s->rand, n - i);
 		size_t t = perm[i];
 		perm[i] = perm[j];
 		perm[j] = t;
 	}
-	/* Sorted by slot, so by index (the carry is sorted). */
 	qsort(perm, k, sizeof(*perm), cmp_size);
-	*kept = g_new(uint64_t, MAX(k, 1));
-	for (size_t i = 0; i < k; i++)
-		(*kept)[i] = s->carry_idx[perm[i]];
 	*slot = perm;
 	return k;
 }
@@ -431,77 +433,46 @@ static int ps_open_window(void *state, const ms_params *p, char **why)
 	s->pages_population = ms_runs_pages(s->population, ps);
 	s->asked = p->precision;
 	s->asked_sample_pages = p->sample_pages;
+	s->asked_period_ms = p->period_ms;
+	/* Carried forward (the head): the next window the last close drew
+	 * and read, straight after it, with the same resident pages and the
+	 * same settings. */
+	if (after_close && s->next_n && same_runs(s->carry_population, s->population) &&
+	    memcmp(&p->precision, &s->next_asked, sizeof(s->next_asked)) == 0 &&
+	    p->period_ms == s->next_period_ms) {
+		s->n = s->next_n;
+		s->census_needed = s->next_census;
+		s->idx = g_steal_pointer(&s->carry_idx);
+		s->hashes = g_steal_pointer(&s->carry_hashes);
+		s->times = g_steal_pointer(&s->carry_times);
+		s->present = g_steal_pointer(&s->carry_present);
+		s->readable = g_steal_pointer(&s->carry_readable);
+		ps_drop_carry(s);
+		s->addrs = g_memdup2(s->idx, MAX(s->n, 1) * sizeof(uint64_t));
+		ms_runs_addresses(s->population, ps, s->addrs, s->n);
+		double sum = 0;
+		for (size_t i = 0; i < s->n; i++)
+			sum += (double)s->times[i];
+		/* The window began, on average, when its pages were read. */
+		int64_t now = ms_now_us(CLOCK_MONOTONIC);
+		s->start_mid_us = s->n ? (int64_t)(sum / (double)s->n) : now;
+		s->start_wall_ms = (ms_now_us(CLOCK_REALTIME) - (now - s->start_mid_us)) / 1000;
+		s->open = true;
+		return 0;
+	}
+	ps_drop_carry(s);
 	s->n = ps_plan(s, p, s->pages_population, &s->census_needed);
+	s->idx = s->n ? ms_pick_indices(s->rand, s->pages_population, s->n) : g_new(uint64_t, 1);
+	s->addrs = g_memdup2(s->idx, MAX(s->n, 1) * sizeof(uint64_t));
+	ms_runs_addresses(s->population, ps, s->addrs, s->n);
 	s->hashes = g_new(uint64_t, MAX(s->n, 1));
 	s->present = g_new(bool, MAX(s->n, 1));
 	s->readable = g_new(bool, MAX(s->n, 1));
 	s->times = g_new(int64_t, MAX(s->n, 1));
 	s->open = true;
-
-	/* Carried forward (the head): only straight after a close whose
-	 * resident pages were these. */
-	g_autofree uint64_t *kept = NULL;
-	g_autofree size_t *slot = NULL;
-	size_t k = 0;
-	if (p->precision.asked && s->carry_n && after_close &&
-	    same_runs(s->carry_population, s->population))
-		k = ps_choose_kept(s, s->n, &kept, &slot);
-	ps_drop_carry_keep(s);
-	uint64_t *fresh = s->n > k ? ps_pick_others(s->rand, s->pages_population, kept, k, s->n - k)
-				   : NULL;
-	/* The window's indices, sorted: kept and fresh merged. */
-	g_autofree bool *is_kept = g_new0(bool, MAX(s->n, 1));
-	g_autofree size_t *from = g_new(size_t, MAX(s->n, 1));
-	s->idx = g_new(uint64_t, MAX(s->n, 1));
-	for (size_t i = 0, a = 0, b = 0; i < s->n; i++) {
-		bool take_kept = a < k && (b >= s->n - k || kept[a] < fresh[b]);
-		is_kept[i] = take_kept;
-		from[i] = take_kept ? slot[a] : b;
-		s->idx[i] = take_kept ? kept[a++] : fresh[b++];
-	}
-	g_free(fresh);
-	s->addrs = g_memdup2(s->idx, MAX(s->n, 1) * sizeof(uint64_t));
-	ms_runs_addresses(s->population, ps, s->addrs, s->n);
-
 	int64_t t0 = ms_now_us(CLOCK_MONOTONIC);
-	if (k == 0) {
-		ps_drop_carry(s);
-		r = ps_look(s, s->present, s->hashes, s->readable, s->times, why);
-		s->start_mid_us = (t0 + ms_now_us(CLOCK_MONOTONIC)) / 2;
-		return r;
-	}
-	/* The kept pages as the last close read them; the others read now. */
-	size_t m = s->n - k;
-	g_autofree uint64_t *addrs = g_new(uint64_t, MAX(m, 1));
-	g_autofree uint64_t *hashes = g_new(uint64_t, MAX(m, 1));
-	g_autofree bool *present = g_new(bool, MAX(m, 1));
-	g_autofree bool *readable = g_new(bool, MAX(m, 1));
-	g_autofree int64_t *times = g_new(int64_t, MAX(m, 1));
-	for (size_t i = 0, j = 0; i < s->n; i++)
-		if (!is_kept[i])
-			addrs[j++] = s->addrs[i];
-	s->rd.times = times;
-	r = m ? ms_look_pages(&s->rd, addrs, m, present, readable, hashes, NULL, why) : 0;
-	s->rd.times = NULL;
-	double sum = 0;
-	for (size_t i = 0, j = 0; i < s->n; i++) {
-		if (is_kept[i]) {
-			s->hashes[i] = s->carry_hashes[from[i]];
-			s->times[i] = s->carry_times[from[i]];
-			s->present[i] = s->readable[i] = true;
-		} else {
-			s->hashes[i] = hashes[j];
-			s->times[i] = times[j];
-			s->present[i] = present[j];
-			s->readable[i] = readable[j++];
-		}
-		sum += (double)s->times[i];
-	}
-	ps_drop_carry(s);
-	/* The window began, on average, when its pages were read. */
-	int64_t now = ms_now_us(CLOCK_MONOTONIC);
-	s->start_mid_us = (int64_t)(sum / (double)s->n);
-	s->start_wall_ms = (ms_now_us(CLOCK_REALTIME) - (now - s->start_mid_us)) / 1000;
+	r = ps_look(s, s->present, s->hashes, s->readable, s->times, why);
+	s->start_mid_us = (t0 + ms_now_us(CLOCK_MONOTONIC)) / 2;
 	return r;
 }
 
@@ -573,11 +544,81 @@ static int ps_close_window(void *state, ms_measurement *out, char **why)
 	int r = ps_new_resident(s, cpu, &fresh, why);
 	if (r < 0)
 		return r;
+	ps_drop_carry(s);
+	/* With a precision, and the resident pages those the window was drawn
+	 * from: the next window is drawn now, its fresh pages read in this
+	 * look (the head). */
+	size_t next = 0, k = 0, m = 0;
+	bool next_census = false;
+	g_autofree size_t *slot = NULL;
+	g_autofree uint64_t *kept = NULL, *fresh_idx = NULL;
+	if (s->asked.asked && s->scanned && s->idx && same_runs(s->next_population, s->population)) {
+		ms_params np = {.period_ms = s->asked_period_ms,
+				.sample_pages = s->asked_sample_pages,
+				.precision = s->asked};
+		next = ps_plan(s, &np, s->pages_population, &next_census);
+		k = ps_choose_kept(s, next, &slot);
+		kept = g_new(uint64_t, MAX(k, 1));
+		for (size_t i = 0; i < k; i++)
+			kept[i] = s->idx[slot[i]];
+		m = next - k;
+		fresh_idx = m ? ps_pick_others(s->rand, s->pages_population, kept, k, m) : NULL;
+	}
+	/* What this look reads: the window's pages and the fresh ones, merged
+	 * (a fresh page may be one of the window's not kept). */
+	size_t u = 0;
+	g_autofree uint64_t *uidx = g_new(uint64_t, MAX(s->n + m, 1));
+	g_autofree size_t *pos_s = g_new(size_t, MAX(s->n, 1));
+	g_autofree size_t *pos_f = g_new(size_t, MAX(m, 1));
+	for (size_t i = 0, j = 0; i < s->n || j < m;) {
+		uint64_t x = i < s->n ? s->idx[i] : UINT64_MAX;
+		uint64_t y = j < m ? fresh_idx[j] : UINT64_MAX;
+		uint64_t v = MIN(x, y);
+		if (x == v)
+			pos_s[i++] = u;
+		if (y == v)
+			pos_f[j++] = u;
+		uidx[u++] = v;
+	}
+	g_autofree uint64_t *uaddr = g_memdup2(uidx, MAX(u, 1) * sizeof(uint64_t));
+	g_autofree uint64_t *uh = g_new(uint64_t, MAX(u, 1));
+	g_autofree bool *up = g_new(bool, MAX(u, 1));
+	g_autofree bool *ur = g_new(bool, MAX(u, 1));
+	g_autofree int64_t *ut = g_new(int64_t, MAX(u, 1));
+	ms_runs_addresses(s->population, s->rd.page_size, uaddr, u);
 	int64_t t0 = ms_now_us(CLOCK_MONOTONIC);
-	r = ps_look(s, present, hashes, readable, times, why);
+	s->rd.times = ut;
+	r = u ? ms_look_pages(&s->rd, uaddr, u, up, ur, uh, NULL, why) : 0;
+	s->rd.times = NULL;
 	int64_t mid = (t0 + ms_now_us(CLOCK_MONOTONIC)) / 2;
 	if (r < 0)
 		return r;
+	for (size_t i = 0; i < s->n; i++) {
+		size_t x = pos_s[i];
+		hashes[i] = uh[x], present[i] = up[x], readable[i] = ur[x], times[i] = ut[x];
+	}
+	if (next) {
+		/* The next window: the kept pages and the fresh, merged. */
+		s->carry_idx = g_new(uint64_t, MAX(next, 1));
+		s->carry_hashes = g_new(uint64_t, MAX(next, 1));
+		s->carry_times = g_new(int64_t, MAX(next, 1));
+		s->carry_present = g_new(bool, MAX(next, 1));
+		s->carry_readable = g_new(bool, MAX(next, 1));
+		for (size_t i = 0, a = 0, b = 0; i < next; i++) {
+			bool from_kept = a < k && (b >= m || kept[a] < fresh_idx[b]);
+			size_t x = from_kept ? pos_s[slot[a++]] : pos_f[b++];
+			s->carry_idx[i] = uidx[x];
+			s->carry_hashes[i] = uh[x];
+			s->carry_times[i] = ut[x];
+			s->carry_present[i] = up[x];
+			s->carry_readable[i] = ur[x];
+		}
+		s->carry_population = g_array_ref(s->population);
+		s->next_n = next;
+		s->next_census = next_census;
+		s->next_asked = s->asked;
+		s->next_period_ms = s->asked_period_ms;
+	}
 	/* Each drawn page's own window, from its look in the first to its look
 	 * in the second: their mean is the window's length, and how far they
 	 * spread (a look preempted half-way) widens the interval
@@ -610,21 +651,8 @@ static int ps_close_window(void *state, ms_measurement *out, char **why)
 	out->precision_unreachable = s->census_needed;
 	ms_measurement_finish(out);
 	if (s->asked.asked) {
-		s->hist_dirty = s->hist_dirty / 2 + (double)out->pages_dirty;
-		s->hist_sampled = s->hist_sampled / 2 + (double)s->n;
-		/* For the next window (the head): the pages read now. */
-		ps_drop_carry(s);
-		s->carry_idx = g_new(uint64_t, MAX(s->n, 1));
-		s->carry_hashes = g_new(uint64_t, MAX(s->n, 1));
-		s->carry_times = g_new(int64_t, MAX(s->n, 1));
-		for (size_t i = 0; i < s->n; i++) {
-			if (!present[i] || !readable[i])
-				continue;
-			s->carry_idx[s->carry_n] = s->idx[i];
-			s->carry_hashes[s->carry_n] = hashes[i];
-			s->carry_times[s->carry_n++] = times[i];
-		}
-		s->carry_population = g_array_ref(s->population);
+		s->hist_dirty = s->hist_dirty * MS_PRECISION_DECAY + (double)out->pages_dirty;
+		s->hist_sampled = s->hist_sampled * MS_PRECISION_DECAY + (double)s->n;
 	}
 	return 1;
 }
