@@ -112,7 +112,7 @@ Test(track, precision_setting)
 
 	cr_assert_eq(track(pid, NULL), 0);
 	char *v = mread(&M, "%d/precision", (int)pid);
-	cr_expect_str_eq(v, "25%,0.25MiB/s\n");
+	cr_expect_str_eq(v, "25%,1MiB/s\n");
 	free(v);
 	char path[64];
 	snprintf(path, sizeof(path), "%d/precision", (int)pid);

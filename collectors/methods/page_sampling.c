@@ -30,10 +30,11 @@
  * needs instead of sample_pages per GiB: the Wilson interval with the
  * finite population correction that measurement.c publishes, inverted
  * (ms_precision_pages) at the dirty fraction the last windows measured
- * (their counts pooled, each window weighing half the one after it; the
- * upper end of that pooled fraction's interval for an absolute precision,
- * whose pages grow with the fraction up to a half).  The first window,
- * with nothing learned yet, draws by sample_pages.
+ * (their counts pooled, each window weighing 3/4 of the one after it; at
+ * the end of that pooled fraction's 95% interval that needs the most
+ * pages: the upper end, nearest a half, for an absolute precision, the
+ * lower end for a relative one).  The first windows, with nothing learned
+ * yet, draw by sample_pages.
  *
  * Carried forward: when the resident pages at a close are those the
  * window was drawn from (the same runs), the close draws the next window
@@ -297,7 +298,7 @@ static size_t ps_plan(const ps_state *s, const ms_params *p, uint64_t N, bool *c
 		return by_rule;
 	/* The pooled fraction and its interval, windows apart: no finite
 	 * population correction. */
-	double phat = s->hist_dirty / s->hist_sampled, lo, hi;
+	double lo, hi;
 	ms_proportion_interval((uint64_t)(s->hist_dirty + 0.5), (uint64_t)(s->hist_sampled + 0.5),
 			       UINT64_MAX, 1.959964, &lo, &hi);
 	double pop_mib = (double)N * s->rd.page_size / 1048576.0;
@@ -309,9 +310,10 @@ static size_t ps_plan(const ps_state *s, const ms_params *p, uint64_t N, bool *c
 		double h = MS_PRECISION_PLAN_SHARE * pr->abs_mib_s * seconds / pop_mib;
 		n = MIN(n, ms_precision_pages(pvar, N, h, MS_PRECISION_MIN_SAMPLES));
 	}
-	if (pr->rel > 0 && phat > 0) {
-		double h = MS_PRECISION_PLAN_SHARE * pr->rel * phat;
-		n = MIN(n, ms_precision_pages(phat, N, h, MS_PRECISION_MIN_SAMPLES));
+	if (pr->rel > 0 && lo > 0) {
+		/* The relative half-width grows as the fraction falls. */
+		double h = MS_PRECISION_PLAN_SHARE * pr->rel * lo;
+		n = MIN(n, ms_precision_pages(lo, N, h, MS_PRECISION_MIN_SAMPLES));
 	}
 	*census = n >= N && N > by_rule;
 	return (size_t)MIN(n, MS_MAX_SAMPLES);

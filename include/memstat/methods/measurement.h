@@ -19,9 +19,9 @@ typedef struct {
 	double abs_mib_s; /* MiB/s, or 0 */
 } ms_precision;
 
-/* The daemon's default precision: 25% of the rate or 0.25 MiB/s, whichever
+/* The daemon's default precision: 25% of the rate or 1 MiB/s, whichever
  * is looser (README, "Precision"). */
-#define MS_PRECISION_DEFAULT ((ms_precision){.asked = true, .rel = 0.25, .abs_mib_s = 0.25})
+#define MS_PRECISION_DEFAULT ((ms_precision){.asked = true, .rel = 0.25, .abs_mib_s = 1.0})
 
 /* One vCPU's figure (QEMU's dirty-ring mode). */
 typedef struct {
