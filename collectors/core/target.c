@@ -340,13 +340,13 @@ ms_step_outcome ms_target_step(ms_target *t)
 				 "a longer period or page-sampling keeps up",
 				 step.m.period_ms, t->settings.period_s, 100.0 * step.m.coverage,
 				 step.m.window_max_ms - step.m.window_min_ms);
-		if (!behind && !t->why[0] && step.m.precision_unreachable) {
+		if (!behind && !t->why[0] && step.m.precision_census) {
 			char pr[64];
 			snprintf(t->why, sizeof(t->why),
-				 "precision %s cannot be met: even all %" PRIu64 " pages of the "
-				 "population would not (a relative precision at a rate near 0); "
-				 "the interval is [%.2f, %.2f] MiB/s (an absolute part, as in "
-				 "precision=10%%,0.5MiB/s, bounds it)",
+				 "precision %s needs every one of the %" PRIu64 " pages read "
+				 "each window (a relative precision at a rate near 0: [%.2f, "
+				 "%.2f] MiB/s); an absolute part, as in precision=10%%,1MiB/s, "
+				 "bounds what it reads",
 				 ms_precision_format(&step.m.precision, pr, sizeof(pr)),
 				 step.m.pages_population, step.m.rate_lo, step.m.rate_hi);
 		}

@@ -650,7 +650,7 @@ static int ps_close_window(void *state, ms_measurement *out, char **why)
 		/* Resident then swapped out: unchanged as far as we know. */
 	}
 	out->precision = s->asked;
-	out->precision_unreachable = s->census_needed;
+	out->precision_census = s->census_needed;
 	ms_measurement_finish(out);
 	if (s->asked.asked) {
 		s->hist_dirty = s->hist_dirty * MS_PRECISION_DECAY + (double)out->pages_dirty;
