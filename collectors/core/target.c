@@ -343,12 +343,13 @@ ms_step_outcome ms_target_step(ms_target *t)
 		if (!behind && !t->why[0] && step.m.precision_census) {
 			char pr[64];
 			snprintf(t->why, sizeof(t->why),
-				 "precision %s needs every one of the %" PRIu64 " pages read "
+				 "precision %s needs %" PRIu64 " of the %" PRIu64 " pages read "
 				 "each window (a relative precision at a rate near 0: [%.2f, "
 				 "%.2f] MiB/s); an absolute part, as in precision=10%%,1MiB/s, "
 				 "bounds what it reads",
 				 ms_precision_format(&step.m.precision, pr, sizeof(pr)),
-				 step.m.pages_population, step.m.rate_lo, step.m.rate_hi);
+				 step.m.pages_sampled, step.m.pages_population, step.m.rate_lo,
+				 step.m.rate_hi);
 		}
 		if (behind && !t->behind)
 			g_message("%s: %s mode cannot keep a %u s period: a window of %u ms "

@@ -100,7 +100,8 @@ typedef struct {
 	 * pooled, each weighing half the next (0 before the first). */
 	double hist_dirty, hist_sampled;
 	uint64_t *idx;	    /* the window's pages as indices in population */
-	bool census_needed; /* the precision asked needed all of population */
+	bool census_needed; /* the precision asked needed half the population
+			     * or more (ps_plan) */
 	ms_precision asked; /* the window's precision */
 	uint32_t asked_sample_pages;
 	uint32_t asked_period_ms;
@@ -286,8 +287,8 @@ size_t ms_sample_count(uint64_t pages_total, uint32_t page_size, uint32_t per_gi
 /* How many pages the next window draws from a population of N: by
  * sample_pages, or, with a precision asked and a window measured, the
  * fewest that meet it at the fraction the last windows found
- * (page_sampling.c's head).  *census: the precision needed all of N, more
- * than sample_pages would have drawn. */
+ * (page_sampling.c's head).  *census: the precision needed half of N or
+ * more, and more than sample_pages would have drawn. */
 static size_t ps_plan(const ps_state *s, const ms_params *p, uint64_t N, bool *census)
 {
 	const ms_precision *pr = &p->precision;
@@ -315,7 +316,7 @@ static size_t ps_plan(const ps_state *s, const ms_params *p, uint64_t N, bool *c
 		double h = MS_PRECISION_PLAN_SHARE * pr->rel * lo;
 		n = MIN(n, ms_precision_pages(lo, N, h, MS_PRECISION_MIN_SAMPLES));
 	}
-	*census = n >= N && N > by_rule;
+	*census = n >= N / 2 && n > by_rule;
 	return (size_t)MIN(n, MS_MAX_SAMPLES);
 }
 

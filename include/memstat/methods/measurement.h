@@ -71,10 +71,10 @@ typedef struct {
 			       * cannot keep up with the period) */
 	ms_precision precision; /* what was asked (page-sampling of a process),
 				 * or none */
-	bool precision_census; /* asked, and nothing short of every page of
-				* the population met it, more than
-				* sample_pages would have drawn (a relative
-				* precision at a rate near 0) */
+	bool precision_census; /* asked, and it needed half the population
+				* or more, more than sample_pages would
+				* have drawn (a relative precision at a
+				* rate near 0) */
 	uint32_t processes;   /* processes a container's sample covered;
 			       * 0 for one process or a VM */
 	uint32_t vcpus;	      /* entries in vcpu (VMs in dirty-ring mode) */
