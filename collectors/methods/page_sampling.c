@@ -320,6 +320,11 @@ static size_t ps_plan(const ps_state *s, const ms_params *p, uint64_t N, bool *c
 	return (size_t)MIN(n, MS_MAX_SAMPLES);
 }
 
+static bool precision_eq(const ms_precision *a, const ms_precision *b)
+{
+	return a->asked == b->asked && a->rel == b->rel && a->abs_mib_s == b->abs_mib_s;
+}
+
 static bool same_runs(const GArray *a, const GArray *b)
 {
 	return a && b && a->len == b->len &&
@@ -394,7 +399,7 @@ static int ps_open_window(void *state, const ms_params *p, char **why)
 	if (s->keep) {
 		s->keep = false;
 		bool same = p->precision.asked
-				    ? memcmp(&p->precision, &s->asked, sizeof(s->asked)) == 0
+				    ? precision_eq(&p->precision, &s->asked)
 				    : !s->asked.asked && p->sample_pages == s->asked_sample_pages;
 		if (same) {
 			s->start_wall_ms = ms_now_us(CLOCK_REALTIME) / 1000;
@@ -441,7 +446,7 @@ static int ps_open_window(void *state, const ms_params *p, char **why)
 	 * and read, straight after it, with the same resident pages and the
 	 * same settings. */
 	if (after_close && s->next_n && same_runs(s->carry_population, s->population) &&
-	    memcmp(&p->precision, &s->next_asked, sizeof(s->next_asked)) == 0 &&
+	    precision_eq(&p->precision, &s->next_asked) &&
 	    p->period_ms == s->next_period_ms) {
 		s->n = s->next_n;
 		s->census_needed = s->next_census;
