@@ -601,9 +601,11 @@ static int ps_close_window(void *state, ms_measurement *out, char **why)
 	int64_t mid = (t0 + ms_now_us(CLOCK_MONOTONIC)) / 2;
 	if (r < 0)
 		return r;
-	/* The next open follows now, however long the look took: what the
-	 * close found is still the latest. */
-	s->next_us = ms_now_us(CLOCK_MONOTONIC);
+	/* A next window drawn: the open that follows takes it, however long
+	 * the look took (pages made resident meanwhile count in its
+	 * pages_new). */
+	if (next)
+		s->next_us = ms_now_us(CLOCK_MONOTONIC);
 	for (size_t i = 0; i < s->n; i++) {
 		size_t x = pos_s[i];
 		hashes[i] = uh[x], present[i] = up[x], readable[i] = ur[x], times[i] = ut[x];
