@@ -231,6 +231,34 @@ Test(accuracy, precision_absolute_draws_fewer_pages)
 		     t.n_max, t.old_rule);
 }
 
+/* A relative precision of a rate near 0 needs (nearly) every page: drawn,
+ * and said in status. */
+Test(accuracy, precision_relative_at_rate_zero_says_what_it_costs)
+{
+	helper = dirtier_start(64, 64, 0, NULL);
+	cr_assert_eq(track_pid(&M, helper, "precision=10%"), 0);
+	char *text = sample_wait(&M, helper, 4, 30);
+	cr_assert(text, "sample 4 never came");
+	double N, n;
+	cr_assert(sample_get(text, "pages_population", &N) &&
+		  sample_get(text, "pages_sampled", &n));
+	cr_expect_geq(n, N / 2, "drew %.0f of %.0f pages", n, N);
+	free(text);
+	/* A window that could not keep the period says that instead (a
+	 * starved daemon): one of five windows saying it is enough. */
+	char *status = NULL;
+	bool said = false;
+	for (long seq = 4; seq <= 8 && !said; seq++) {
+		free(sample_wait(&M, helper, seq, 30));
+		free(status);
+		status = mread(&M, "%d/status", (int)helper);
+		said = status && strstr(status, "precision 10% needs") &&
+		       strstr(status, "an absolute part");
+	}
+	cr_expect(said, "status: %s", status);
+	free(status);
+}
+
 /* Kernels before 6.7: drawn from all writable memory, residency from
  * pagemap entries. */
 Test(accuracy, page_sampling_without_pagemap_scan)
