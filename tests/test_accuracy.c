@@ -40,7 +40,14 @@ typedef struct {
 	double rate_sum, truth_sum;
 	int samples;
 	int inside_ci;
+	double n_sum, N_sum;
+	int precision_met; /* windows whose half-width met the precision asked */
+	double n_max;	   /* the most pages a window drew */
+	double old_rule;   /* the most sample_pages=512 would have drawn */
 } tally;
+
+/* The precision a collect checks, or none (rel and abs 0). */
+static double asked_rel, asked_abs;
 
 /* Waits for samples first..first+count-1 and adds them up against a truth
  * of k pages per second. */
@@ -74,6 +81,18 @@ static tally collect(pid_t pid, unsigned k, long first, int count)
 		t.truth_sum += truth;
 		t.inside_ci += lo <= truth && truth <= hi;
 		t.samples++;
+		t.n_sum += n;
+		t.N_sum += N;
+		t.n_max = fmax(t.n_max, n);
+		/* sample_pages=512's rule (ms_sample_count): 512 per GiB, at
+		 * least 256. */
+		t.old_rule = fmax(t.old_rule, fmin(N, fmax(256, ceil(N * 4096 * 512 / 1073741824.0))));
+		double half = fmax(rate - lo, hi - rate);
+		bool met = half <= fmax(asked_rel * rate, asked_abs) + 0.005; /* 2 decimals */
+		t.precision_met += met;
+		if (asked_rel > 0 || asked_abs > 0)
+			cr_log_info("sample %ld: half-width %.2f MiB/s, asked %.2f: %s", seq, half,
+				    fmax(asked_rel * rate, asked_abs), met ? "met" : "not met");
 		cr_log_info(
 			"sample %ld: n=%.0f N=%.0f d=%.0f rate=%.2f [%.2f, %.2f] truth %.2f MiB/s",
 			seq, n, N, d, rate, lo, hi, truth);
@@ -161,6 +180,83 @@ Test(accuracy, growing_process_counts_new_pages)
 	/* And the rate says so: 10 MiB/s. */
 	double rate = t.rate_sum / t.samples;
 	cr_expect(fabs(rate - 10.0) < 0.3, "mean rate %.2f MiB/s for 10", rate);
+}
+
+/* ---- a precision asked ---- */
+
+/* precision= ASKED on a process dirtying k of the pages of region_mib a
+ * second: windows 3..8 (1 draws by sample_pages, 2 is planned from 1 alone)
+ * against the truth, each window's half-width against the precision, and
+ * the pages drawn against sample_pages=512's. */
+static tally run_precision(unsigned region_mib, unsigned k, const char *asked)
+{
+	char line[64];
+
+	helper = dirtier_start(region_mib, region_mib, k, NULL);
+	snprintf(line, sizeof(line), "precision=%s", asked);
+	cr_assert_eq(track_pid(&M, helper, line), 0);
+	tally t = collect(helper, k, 3, 6);
+	char *text = sample_wait(&M, helper, 8, 30);
+	cr_assert(text);
+	snprintf(line, sizeof(line), "\nprecision %s\n", asked);
+	cr_expect(strstr(text, line), "the sample does not say the precision asked:\n%s", text);
+	free(text);
+	/* The helper's stack and libc: up to 8 pages a window, seen as often
+	 * as a page is drawn. */
+	check(&t, t.samples * 8 * t.n_sum / t.N_sum);
+	/* A window's own fraction may come out above what the last ones
+	 * found (then its interval is wider than planned): at most one of
+	 * the six. */
+	cr_expect_geq(t.precision_met, t.samples - 1, "%d of %d windows met precision=%s",
+		      t.precision_met, t.samples, asked);
+	return t;
+}
+
+/* 10% of 16 MiB/s: 1.6 MiB/s, met by reading about a tenth of 256 MiB. */
+Test(accuracy, precision_relative_is_met)
+{
+	asked_rel = 0.10, asked_abs = 0;
+	tally t = run_precision(256, 4096, "10%");
+	cr_expect_lt(t.n_max, t.N_sum / t.samples / 2, "drew %.0f pages of %.0f", t.n_max,
+		     t.N_sum / t.samples);
+}
+
+/* 1 MiB/s of a 16 MiB process writing 0.25 MiB/s: a quarter of the 256
+ * pages sample_pages=512 draws at the least. */
+Test(accuracy, precision_absolute_draws_fewer_pages)
+{
+	asked_rel = 0, asked_abs = 1.0;
+	tally t = run_precision(16, 64, "1MiB/s");
+	cr_expect_lt(t.n_max, t.old_rule, "drew up to %.0f pages, sample_pages=512 draws %.0f",
+		     t.n_max, t.old_rule);
+}
+
+/* A relative precision of a rate near 0 needs (nearly) every page: drawn,
+ * and said in status. */
+Test(accuracy, precision_relative_at_rate_zero_says_what_it_costs)
+{
+	helper = dirtier_start(64, 64, 0, NULL);
+	cr_assert_eq(track_pid(&M, helper, "precision=10%"), 0);
+	char *text = sample_wait(&M, helper, 4, 30);
+	cr_assert(text, "sample 4 never came");
+	double N, n;
+	cr_assert(sample_get(text, "pages_population", &N) &&
+		  sample_get(text, "pages_sampled", &n));
+	cr_expect_geq(n, N / 2, "drew %.0f of %.0f pages", n, N);
+	free(text);
+	/* A window that could not keep the period says that instead (a
+	 * starved daemon): one of five windows saying it is enough. */
+	char *status = NULL;
+	bool said = false;
+	for (long seq = 4; seq <= 8 && !said; seq++) {
+		free(sample_wait(&M, helper, seq, 30));
+		free(status);
+		status = mread(&M, "%d/status", (int)helper);
+		said = status && strstr(status, "precision 10% needs") &&
+		       strstr(status, "an absolute part");
+	}
+	cr_expect(said, "status: %s", status);
+	free(status);
 }
 
 /* Kernels before 6.7: drawn from all writable memory, residency from

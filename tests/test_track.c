@@ -55,6 +55,10 @@ Test(track, rejects_malformed_lines_with_einval)
 		"period=0",	    "period=61",	  "period=1.5", "period=",
 		"sample_pages=127", "sample_pages=16385", "mode=bogus", "mode=",
 		"colour=red",	    "period=2 period=3",  "nokey",	"123",
+		"precision=",	    "precision=0%",	  "precision=101%",
+		"precision=2MiB",   "precision=-1%",	  "precision=10%,20%",
+		"precision=0MiB/s", "precision=1.5.5%",	  "precision=10%,",
+		"precision=on",
 	};
 	for (size_t i = 0; i < sizeof(bad_settings) / sizeof(*bad_settings); i++) {
 		snprintf(line, sizeof(line), "%d %s\n", (int)pid, bad_settings[i]);
@@ -83,8 +87,9 @@ Test(track, accepts_white_space_and_settings)
 		 (int)pid);
 	cr_assert_eq(mwrite(&M, "track", line), 0);
 	char *list = mread(&M, "track");
-	snprintf(line, sizeof(line), "%d period=3 sample_pages=1024 mode=page-sampling\n",
-		 (int)pid);
+	/* sample_pages given alone: it decides, not a precision. */
+	snprintf(line, sizeof(line),
+		 "%d period=3 sample_pages=1024 precision=off mode=page-sampling\n", (int)pid);
 	cr_expect_str_eq(list, line);
 	/* The listing is itself a valid write: writing it back changes nothing. */
 	cr_expect_eq(mwrite(&M, "track", list), 0);
@@ -97,6 +102,47 @@ Test(track, accepts_white_space_and_settings)
 	cr_expect_str_eq(pages, "1024\n");
 	free(period);
 	free(pages);
+}
+
+/* precision: the default, what a write sets, what sample_pages does to it,
+ * and a bad value refused with the reason in the log. */
+Test(track, precision_setting)
+{
+	pid_t pid = keep(sleeper_start(0));
+
+	cr_assert_eq(track(pid, NULL), 0);
+	char *v = mread(&M, "%d/precision", (int)pid);
+	cr_expect_str_eq(v, "25%,1MiB/s\n");
+	free(v);
+	char path[64];
+	snprintf(path, sizeof(path), "%d/precision", (int)pid);
+	cr_expect_eq(mwrite(&M, path, "10%\n"), 0);
+	v = mread(&M, "%d/precision", (int)pid);
+	cr_expect_str_eq(v, "10%\n");
+	free(v);
+	cr_expect_eq(mwrite(&M, path, "512KiB/s,2.5%"), 0);
+	v = mread(&M, "%d/precision", (int)pid);
+	cr_expect_str_eq(v, "2.5%,0.5MiB/s\n");
+	free(v);
+	const char *bad[] = {"0%", "150%", "2MiB", "fast", "1%,2%", "10% 2MiB/s", "0B/s"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++)
+		cr_expect_eq(mwrite(&M, path, bad[i]), EINVAL, "precision <%s>", bad[i]);
+	v = mread(&M, "%d/precision", (int)pid);
+	cr_expect_str_eq(v, "2.5%,0.5MiB/s\n", "a refused write changes nothing");
+	free(v);
+	char *log = read_file(M.log);
+	cr_expect(log && strstr(log, "precision: unknown unit"), "log: %s", log);
+	cr_expect(log && strstr(log, "at most 100%"), "log: %s", log);
+	free(log);
+	/* sample_pages written alone turns the precision off; precision= back on. */
+	cr_assert_eq(track(pid, "sample_pages=4096"), 0);
+	v = mread(&M, "%d/precision", (int)pid);
+	cr_expect_str_eq(v, "off\n");
+	free(v);
+	cr_assert_eq(track(pid, "precision=1MiB/s"), 0);
+	v = mread(&M, "%d/precision", (int)pid);
+	cr_expect_str_eq(v, "1MiB/s\n");
+	free(v);
 }
 
 /* A pid that no process has: the highest free one below pid_max. */

@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <string.h>
 #include <grp.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <sys/ioctl.h>
@@ -214,6 +215,66 @@ Test(stats, wilson_interval_known_values)
 	/* A census has no interval. */
 	ms_proportion_interval(30, 100, 100, 1.959964, &lo, &hi);
 	cr_expect(lo == 0.3 && hi == 0.3);
+}
+
+/* The pages a precision needs: the least n whose interval is that narrow
+ * (the Wilson interval with the finite population correction, the one
+ * published), bounded by the minimum and the population. */
+Test(stats, precision_pages_inverts_the_interval)
+{
+	const double z = 1.959964;
+	struct {
+		double p, h;
+		uint64_t N;
+	} cases[] = {{0.5, 0.05, 1000000}, {0.0625, 0.00625, 65536}, {0.01, 0.05, 1044},
+		     {0.3, 0.01, 4096},	   {0.001, 0.0005, 262144}};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+		uint64_t n = ms_precision_pages(cases[i].p, cases[i].N, cases[i].h, 32);
+		double at = ms_proportion_half_width(cases[i].p, n, cases[i].N, z);
+		cr_expect(at <= cases[i].h, "p %g h %g: n %" PRIu64 " gives %g", cases[i].p,
+			  cases[i].h, n, at);
+		if (n > 32 && n < cases[i].N)
+			cr_expect(ms_proportion_half_width(cases[i].p, n - 1, cases[i].N, z) >
+					  cases[i].h,
+				  "p %g h %g: %" PRIu64 " is not the least", cases[i].p, cases[i].h, n);
+	}
+	/* Without a population to speak of: about z^2 p (1 - p) / h^2. */
+	uint64_t n = ms_precision_pages(0.5, UINT64_MAX / 2, 0.05, 32);
+	cr_expect(n >= 380 && n <= 390, "n %" PRIu64, n);
+	/* The minimum, and a census when nothing smaller does. */
+	cr_expect_eq(ms_precision_pages(0.5, 100000, 0.9, 32), 32);
+	cr_expect_eq(ms_precision_pages(0.5, 1000, 1e-9, 32), 1000);
+	cr_expect_eq(ms_precision_pages(0.5, 20, 0.1, 32), 20);
+}
+
+Test(settings, precision_parses_and_prints)
+{
+	struct {
+		const char *in, *out;
+	} good[] = {{"10%", "10%"},
+		    {"2MiB/s", "2MiB/s"},
+		    {"2.5%,512KiB/s", "2.5%,0.5MiB/s"},
+		    {"1GiB/s,100%", "100%,1024MiB/s"},
+		    {"off", "off"},
+		    {"1048576B/s", "1MiB/s"}};
+	for (size_t i = 0; i < sizeof(good) / sizeof(*good); i++) {
+		ms_precision pr;
+		g_autofree char *why = NULL;
+		char buf[64];
+		cr_assert_eq(ms_parse_precision(good[i].in, good[i].in + strlen(good[i].in), &pr,
+						&why),
+			     0, "%s: %s", good[i].in, why);
+		cr_expect_str_eq(ms_precision_format(&pr, buf, sizeof(buf)), good[i].out);
+	}
+	const char *bad[] = {"", "%", "0%", "100.5%", "10", "10 %", "1MiB", "x%", "1%,2%",
+			     "1MiB/s,2MiB/s", "1%,", ",1%", "2TiB/s", "ON", "1e3MiB/s"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+		ms_precision pr;
+		g_autofree char *why = NULL;
+		cr_expect_eq(ms_parse_precision(bad[i], bad[i] + strlen(bad[i]), &pr, &why),
+			     -EINVAL, "<%s> accepted", bad[i]);
+		cr_expect(why && strstr(why, "precision"), "<%s>: %s", bad[i], why);
+	}
 }
 
 Test(stats, measurement_scales_like_qemu)

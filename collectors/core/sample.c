@@ -48,6 +48,13 @@ ms_sample *ms_sample_new(uint64_t seq, const ms_measurement *m)
 				  m->pages_dirty, m->pages_new, m->pages_unmapped, m->pages_refused,
 				  m->memory_mib, m->rate, m->rate_lo, m->rate_hi, m->exact ? 1 : 0,
 				  m->window_min_ms, m->window_max_ms, m->coverage);
+	if (m->precision.asked) {
+		char pr[64];
+		char *t = g_strdup_printf("%sprecision %s\n", s->text,
+					  ms_precision_format(&m->precision, pr, sizeof(pr)));
+		g_free(s->text);
+		s->text = t;
+	}
 	if (m->processes) {
 		char *t = g_strdup_printf("%sprocesses %" PRIu32 "\n", s->text, m->processes);
 		g_free(s->text);

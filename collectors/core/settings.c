@@ -59,6 +59,107 @@ static int parse_sample_pages(const char *v, const char *vend, ms_settings_chang
 	return 0;
 }
 
+/* A decimal ("10", "2.5", ".5") at the start of [p, end): its value and
+ * where it ends, or false. */
+static bool parse_decimal(const char *p, const char *end, double *out, const char **stop)
+{
+	double v = 0, scale = 1;
+	bool digits = false, point = false;
+
+	for (; p < end; p++) {
+		if (*p == '.' && !point) {
+			point = true;
+		} else if (isdigit((unsigned char)*p)) {
+			digits = true;
+			if (point)
+				v += (*p - '0') * (scale /= 10);
+			else
+				v = v * 10 + (*p - '0');
+			if (v > 1e15)
+				return false;
+		} else {
+			break;
+		}
+	}
+	*out = v;
+	*stop = p;
+	return digits;
+}
+
+/* One part of a precision: "10%" or "2MiB/s". */
+static int parse_precision_part(const char *p, const char *end, ms_precision *out, char **why)
+{
+	/* The units the rate files print (MiB/s) and their kin. */
+	static const struct {
+		const char *unit;
+		double mib; /* one unit in MiB/s */
+	} units[] = {
+		{"B/s", 1.0 / 1048576},	 {"KiB/s", 1.0 / 1024}, {"MiB/s", 1.0},
+		{"GiB/s", 1024.0},	 {"TiB/s", 1048576.0},	{"kB/s", 1e3 / 1048576},
+		{"KB/s", 1e3 / 1048576}, {"MB/s", 1e6 / 1048576}, {"GB/s", 1e9 / 1048576},
+	};
+	const char *u;
+	double v;
+
+	if (!parse_decimal(p, end, &v, &u))
+		return ms_fail(why, -EINVAL, "precision: a number expected, as in 10%% or 2MiB/s");
+	size_t ulen = (size_t)(end - u);
+	if (ulen == 1 && *u == '%') {
+		if (out->rel > 0)
+			return ms_fail(why, -EINVAL, "precision: a relative part given twice");
+		if (!(v > 0 && v <= 100))
+			return ms_fail(why, -EINVAL,
+				       "precision: a relative half-width must be above 0%% and at "
+				       "most 100%%");
+		out->rel = v / 100.0;
+		return 0;
+	}
+	for (size_t i = 0; i < G_N_ELEMENTS(units); i++) {
+		if (strlen(units[i].unit) != ulen || memcmp(units[i].unit, u, ulen) != 0)
+			continue;
+		if (out->abs_mib_s > 0)
+			return ms_fail(why, -EINVAL, "precision: an absolute part given twice");
+		double mib = v * units[i].mib;
+		if (!(mib > 0 && mib <= MS_PRECISION_ABS_MAX))
+			return ms_fail(why, -EINVAL,
+				       "precision: an absolute half-width must be above 0 and at "
+				       "most 1TiB/s");
+		out->abs_mib_s = mib;
+		return 0;
+	}
+	return ms_fail(why, -EINVAL,
+		       "precision: unknown unit (%% of the rate, or B/s KiB/s MiB/s GiB/s TiB/s "
+		       "kB/s MB/s GB/s)");
+}
+
+int ms_parse_precision(const char *p, const char *end, ms_precision *out, char **why)
+{
+	ms_precision pr = {0};
+	int r;
+
+	if (end - p == 3 && memcmp(p, "off", 3) == 0) {
+		*out = pr;
+		return 0;
+	}
+	const char *comma = memchr(p, ',', (size_t)(end - p));
+	if ((r = parse_precision_part(p, comma ? comma : end, &pr, why)) < 0)
+		return r;
+	if (comma && (r = parse_precision_part(comma + 1, end, &pr, why)) < 0)
+		return r;
+	pr.asked = true;
+	*out = pr;
+	return 0;
+}
+
+static int parse_precision(const char *v, const char *vend, ms_settings_change *c, char **why)
+{
+	int r = ms_parse_precision(v, vend, &c->v.precision, why);
+	if (r < 0)
+		return r;
+	c->has_precision = true;
+	return 0;
+}
+
 static int parse_mode(const char *v, const char *vend, ms_settings_change *c, char **why)
 {
 	size_t len = (size_t)(vend - v);
@@ -160,6 +261,7 @@ static const struct {
 	{"period", offsetof(ms_settings_change, has_period), parse_period},
 	{"sample_pages", offsetof(ms_settings_change, has_sample_pages), parse_sample_pages},
 	{"mode", offsetof(ms_settings_change, has_mode), parse_mode},
+	{"precision", offsetof(ms_settings_change, has_precision), parse_precision},
 	{"bandwidth", offsetof(ms_settings_change, has_bandwidth), parse_bandwidth},
 	{"downtime_ms", offsetof(ms_settings_change, has_downtime_ms), parse_downtime_ms},
 	{"link_bandwidth", offsetof(ms_settings_change, has_link_bandwidth), parse_link_bandwidth},
@@ -303,6 +405,12 @@ void ms_settings_apply(ms_settings *s, const ms_settings_change *c)
 		s->period_s = c->v.period_s;
 	if (c->has_sample_pages)
 		s->sample_pages = c->v.sample_pages;
+	/* Two ways of saying how many pages to draw: the one written last
+	 * holds (both in one write: the precision). */
+	if (c->has_precision)
+		s->precision = c->v.precision;
+	else if (c->has_sample_pages)
+		s->precision = (ms_precision){0};
 	if (c->has_mode)
 		memcpy(s->mode, c->v.mode, sizeof(s->mode));
 	if (c->has_bandwidth)

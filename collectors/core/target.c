@@ -10,6 +10,7 @@
 #include "memstat/core/target.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -273,6 +274,7 @@ static int run_source(ms_target *t, ms_step *out, char **why)
 	t->stepping = true;
 	p.period_ms = t->settings.period_s * 1000;
 	p.sample_pages = t->settings.sample_pages;
+	p.precision = t->settings.precision;
 	p.growth_ms = (t->settings.forecast || t->growth_wanted_until > ms_now_us(CLOCK_MONOTONIC))
 			      ? MS_GROWTH_HORIZON_PERIODS * p.period_ms
 			      : 0;
@@ -338,6 +340,17 @@ ms_step_outcome ms_target_step(ms_target *t)
 				 "a longer period or page-sampling keeps up",
 				 step.m.period_ms, t->settings.period_s, 100.0 * step.m.coverage,
 				 step.m.window_max_ms - step.m.window_min_ms);
+		if (!behind && !t->why[0] && step.m.precision_census) {
+			char pr[64];
+			snprintf(t->why, sizeof(t->why),
+				 "precision %s needs %" PRIu64 " of the %" PRIu64 " pages read "
+				 "each window (a relative precision at a rate near 0: [%.2f, "
+				 "%.2f] MiB/s); an absolute part, as in precision=10%%,1MiB/s, "
+				 "bounds what it reads",
+				 ms_precision_format(&step.m.precision, pr, sizeof(pr)),
+				 step.m.pages_sampled, step.m.pages_population, step.m.rate_lo,
+				 step.m.rate_hi);
+		}
 		if (behind && !t->behind)
 			g_message("%s: %s mode cannot keep a %u s period: a window of %u ms "
 				  "covered %.0f%% of the time since the last one",

@@ -60,6 +60,7 @@ enum {
 	N_MIG_MIN_DOWNTIME_MS,
 	N_MIG_MODEL,
 	N_LIBVIRT_QEMU_PID,
+	N_PRECISION,
 	N_COUNT
 };
 
@@ -107,6 +108,8 @@ static const ms_node table[N_COUNT] = {
 	[N_SAMPLE_PAGES] = {.name = "sample_pages", .parent = N_TARGET, .mode = CTRL, .kinds = ALL,
 			    .flags = OWN, .render = ms_render_sample_pages,
 			    .write = ms_write_setting},
+	[N_PRECISION]    = {.name = "precision", .parent = N_TARGET, .mode = CTRL, .kinds = PROC,
+			    .flags = OWN, .render = ms_render_precision, .write = ms_write_setting},
 	[N_MODE]         = {.name = "mode", .parent = N_TARGET, .mode = CTRL, .kinds = ALL,
 			    .flags = OWN, .render = ms_render_mode, .write = ms_write_setting},
 	[N_MEMORY_DIR]   = {.name = "memory", .parent = N_TARGET, .mode = DIR, .kinds = PROC,

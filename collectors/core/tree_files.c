@@ -83,8 +83,10 @@ int ms_render_track(ms_node_ctx *c, char **out)
 		g_string_append(s, ms_target_ident(t)->key);
 		if (ms_target_source(t)->named)
 			g_string_append_printf(s, " name=%s", ms_target_name(t));
-		g_string_append_printf(s, " period=%u sample_pages=%u mode=%s\n",
+		char pr[64];
+		g_string_append_printf(s, " period=%u sample_pages=%u precision=%s mode=%s\n",
 				       v.settings.period_s, v.settings.sample_pages,
+				       ms_precision_format(&v.settings.precision, pr, sizeof(pr)),
 				       v.settings.mode);
 	}
 	*out = g_string_free(s, FALSE);
@@ -185,6 +187,16 @@ int ms_render_period(ms_node_ctx *c, char **out)
 
 	ms_target_get_view(c->t, &v);
 	*out = g_strdup_printf("%u\n", v.settings.period_s);
+	return 0;
+}
+
+int ms_render_precision(ms_node_ctx *c, char **out)
+{
+	ms_target_view v;
+	char buf[64];
+
+	ms_target_get_view(c->t, &v);
+	*out = g_strdup_printf("%s\n", ms_precision_format(&v.settings.precision, buf, sizeof(buf)));
 	return 0;
 }
 

@@ -6,14 +6,9 @@
 
 #include <glib.h>
 
-void ms_proportion_interval(uint64_t d, uint64_t n, uint64_t N, double z, double *lo, double *hi)
+/* The Wilson interval around p for n drawn of N (ms_proportion_interval). */
+static void wilson(double p, uint64_t n, uint64_t N, double z, double *lo, double *hi)
 {
-	if (n == 0) {
-		*lo = 0.0;
-		*hi = 1.0;
-		return;
-	}
-	double p = (double)d / (double)n;
 	/* Sampling without replacement: the finite population correction
 	 * shrinks the variance by (N - n) / (N - 1); a census has none. */
 	double fpc = (N > 1 && N > n) ? (double)(N - n) / (double)(N - 1) : 0.0;
@@ -30,6 +25,61 @@ void ms_proportion_interval(uint64_t d, uint64_t n, uint64_t N, double z, double
 		*lo = p;
 	if (*hi < p)
 		*hi = p;
+}
+
+void ms_proportion_interval(uint64_t d, uint64_t n, uint64_t N, double z, double *lo, double *hi)
+{
+	if (n == 0) {
+		*lo = 0.0;
+		*hi = 1.0;
+		return;
+	}
+	wilson((double)d / (double)n, n, N, z, lo, hi);
+}
+
+double ms_proportion_half_width(double p, uint64_t n, uint64_t N, double z)
+{
+	double lo, hi;
+
+	if (n == 0)
+		return 1.0;
+	wilson(fmin(fmax(p, 0.0), 1.0), n, N, z, &lo, &hi);
+	return fmax(hi - p, p - lo);
+}
+
+uint64_t ms_precision_pages(double p, uint64_t N, double h, uint64_t min)
+{
+	if (min >= N)
+		return N;
+	if (ms_proportion_half_width(p, min, N, 1.959964) <= h)
+		return min;
+	/* The half-width shrinks as n grows (and is 0 at N): the least n in
+	 * (min, N] that meets h. */
+	uint64_t lo = min, hi = N;
+	while (hi - lo > 1) {
+		uint64_t mid = lo + (hi - lo) / 2;
+		if (ms_proportion_half_width(p, mid, N, 1.959964) <= h)
+			hi = mid;
+		else
+			lo = mid;
+	}
+	return hi;
+}
+
+char *ms_precision_format(const ms_precision *pr, char *buf, size_t len)
+{
+	char rel[24] = "", abs[24] = "";
+
+	if (!pr->asked) {
+		g_strlcpy(buf, "off", len);
+		return buf;
+	}
+	if (pr->rel > 0)
+		g_snprintf(rel, sizeof(rel), "%g%%", pr->rel * 100.0);
+	if (pr->abs_mib_s > 0)
+		g_snprintf(abs, sizeof(abs), "%gMiB/s", pr->abs_mib_s);
+	g_snprintf(buf, len, "%s%s%s", rel, rel[0] && abs[0] ? "," : "", abs);
+	return buf;
 }
 
 void ms_measurement_finish(ms_measurement *m)

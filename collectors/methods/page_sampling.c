@@ -24,6 +24,31 @@
  * then: another process writing into the private memory of one that is
  * asleep (process_vm_writev, a debugger, a userfaultfd monitor, a process
  * sharing its memory with CLONE_VM) or a device doing so by itself.
+ *
+ * Asked a precision (ms_params.precision: the 95% interval's half-width at
+ * most a share of the rate or so many MiB/s), a window draws the pages it
+ * needs instead of sample_pages per GiB: the Wilson interval with the
+ * finite population correction that measurement.c publishes, inverted
+ * (ms_precision_pages) at the dirty fraction the last windows measured
+ * (their counts pooled, each window weighing 3/4 of the one after it; at
+ * the end of that pooled fraction's 95% interval that needs the most
+ * pages: the upper end, nearest a half, for an absolute precision, the
+ * lower end for a relative one).  The first windows, with nothing learned
+ * yet, draw by sample_pages.
+ *
+ * Carried forward: when the resident pages at a close are those the
+ * window was drawn from (the same runs), the close draws the next window
+ * too: three quarters of the window's pages, at random, kept, and the
+ * rest drawn afresh from the pages not kept, read in the same look as the
+ * window's own (one pagemap lookup and one pass of reads a period, not
+ * two).  The next window takes the close's hashes and read times as its
+ * open's: each page's window starts where it was last read (back to back,
+ * timed per page), and a kept page costs one read a period, not two.  A uniform subset of
+ * a uniform sample, with a uniform draw from the rest, is a uniform
+ * sample: each window's sample is as random as a fresh one; a quarter of
+ * the pages, at least, is new in every window, so no page stays longer
+ * than a few windows on average (a kept page is kept again with
+ * probability 3/4: 4 windows on average).
  */
 #define _GNU_SOURCE
 #include "memstat/methods/page_sampling.h"
@@ -70,6 +95,27 @@ typedef struct {
 	GArray *next_vmas, *next_population;
 	int64_t next_us;     /* when they were found (CLOCK_MONOTONIC) */
 	int64_t next_cpu_ns; /* the process's CPU time before they were found */
+
+	/* Precision (ms_params.precision): what the last windows found,
+	 * pooled, each weighing half the next (0 before the first). */
+	double hist_dirty, hist_sampled;
+	uint64_t *idx;	    /* the window's pages as indices in population */
+	bool census_needed; /* the precision asked needed half the population
+			     * or more (ps_plan) */
+	ms_precision asked; /* the window's precision */
+	uint32_t asked_sample_pages;
+	uint32_t asked_period_ms;
+	/* The next window, drawn and read by the last close (the head): its
+	 * pages' indices in carry_population (sorted), their hashes, read
+	 * times, residency; what it was planned for.  next_n 0: none. */
+	GArray *carry_population;
+	size_t next_n;
+	bool next_census;
+	ms_precision next_asked;
+	uint32_t next_period_ms;
+	uint64_t *carry_idx, *carry_hashes;
+	int64_t *carry_times;
+	bool *carry_present, *carry_readable;
 
 	/* Idle windows. */
 	clockid_t cpu_clock; /* the process's CPU-time clock */
@@ -129,8 +175,20 @@ static void ps_free_window(void *state)
 	g_clear_pointer(&s->present, g_free);
 	g_clear_pointer(&s->readable, g_free);
 	g_clear_pointer(&s->times, g_free);
+	g_clear_pointer(&s->idx, g_free);
 	s->n = 0;
 	s->open = false;
+}
+
+static void ps_drop_carry(ps_state *s)
+{
+	g_clear_pointer(&s->carry_population, g_array_unref);
+	g_clear_pointer(&s->carry_idx, g_free);
+	g_clear_pointer(&s->carry_hashes, g_free);
+	g_clear_pointer(&s->carry_times, g_free);
+	g_clear_pointer(&s->carry_present, g_free);
+	g_clear_pointer(&s->carry_readable, g_free);
+	s->next_n = 0;
 }
 
 static void ps_close(void *state)
@@ -141,6 +199,7 @@ static void ps_close(void *state)
 		return;
 	s->keep = false;
 	ps_free_window(s);
+	ps_drop_carry(s);
 	g_clear_pointer(&s->next_vmas, g_array_unref);
 	g_clear_pointer(&s->next_population, g_array_unref);
 	g_rand_free(s->rand);
@@ -150,6 +209,12 @@ static void ps_close(void *state)
 static int cmp_u64(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static int cmp_size(const void *a, const void *b)
+{
+	size_t x = *(const size_t *)a, y = *(const size_t *)b;
 	return x < y ? -1 : x > y;
 }
 
@@ -207,6 +272,101 @@ size_t ms_sample_count(uint64_t pages_total, uint32_t page_size, uint32_t per_gi
 	return (size_t)MIN(MIN(n, pages_total), MS_MAX_SAMPLES);
 }
 
+/* At least this many pages per window when a precision decides (or all of
+ * them): below it the interval's normal approximation is poor. */
+#define MS_PRECISION_MIN_SAMPLES 32u
+
+/* Planning leaves this share of the asked half-width to the timing's part
+ * of the interval (looks that take a while), added in quadrature. */
+#define MS_PRECISION_PLAN_SHARE 0.9
+
+/* Each window's counts weigh this much less than the next one's in what
+ * the windows learned: about four windows' worth. */
+#define MS_PRECISION_DECAY 0.75
+
+/* How many pages the next window draws from a population of N: by
+ * sample_pages, or, with a precision asked and a window measured, the
+ * fewest that meet it at the fraction the last windows found
+ * (page_sampling.c's head).  *census: the precision needed half of N or
+ * more, and more than sample_pages would have drawn. */
+static size_t ps_plan(const ps_state *s, const ms_params *p, uint64_t N, bool *census)
+{
+	const ms_precision *pr = &p->precision;
+	size_t by_rule = ms_sample_count(N, s->rd.page_size, p->sample_pages);
+
+	*census = false;
+	if (!pr->asked || s->hist_sampled < 1 || N == 0)
+		return by_rule;
+	/* The pooled fraction and its interval, windows apart: no finite
+	 * population correction. */
+	double lo, hi;
+	ms_proportion_interval((uint64_t)(s->hist_dirty + 0.5), (uint64_t)(s->hist_sampled + 0.5),
+			       UINT64_MAX, 1.959964, &lo, &hi);
+	double pop_mib = (double)N * s->rd.page_size / 1048576.0;
+	double seconds = MAX(p->period_ms, 1) / 1000.0;
+	uint64_t n = N;
+	if (pr->abs_mib_s > 0) {
+		/* The half-width grows with the fraction up to a half. */
+		double pvar = hi < 0.5 ? hi : (lo > 0.5 ? lo : 0.5);
+		double h = MS_PRECISION_PLAN_SHARE * pr->abs_mib_s * seconds / pop_mib;
+		n = MIN(n, ms_precision_pages(pvar, N, h, MS_PRECISION_MIN_SAMPLES));
+	}
+	if (pr->rel > 0 && lo > 0) {
+		/* The relative half-width grows as the fraction falls. */
+		double h = MS_PRECISION_PLAN_SHARE * pr->rel * lo;
+		n = MIN(n, ms_precision_pages(lo, N, h, MS_PRECISION_MIN_SAMPLES));
+	}
+	*census = n >= N / 2 && n > by_rule;
+	return (size_t)MIN(n, MS_MAX_SAMPLES);
+}
+
+static bool precision_eq(const ms_precision *a, const ms_precision *b)
+{
+	return a->asked == b->asked && a->rel == b->rel && a->abs_mib_s == b->abs_mib_s;
+}
+
+static bool same_runs(const GArray *a, const GArray *b)
+{
+	return a && b && a->len == b->len &&
+	       memcmp(a->data, b->data, (size_t)a->len * sizeof(ms_range)) == 0;
+}
+
+/* The pages of the window (n of them) the next one keeps: min(next, 3/4
+ * of n) of them at random, their slots (ascending) into *slot. */
+static size_t ps_choose_kept(ps_state *s, size_t next, size_t **slot)
+{
+	size_t n = s->n, k = MIN(next, n - (n + 3) / 4);
+	size_t *perm = g_new(size_t, MAX(n, 1));
+
+	for (size_t i = 0; i < n; i++)
+		perm[i] = i;
+	for (size_t i = 0; i < k; i++) { /* a partial Fisher-Yates shuffle */
+		size_t j = i + (size_t)rand_below(s->rand, n - i);
+		size_t t = perm[i];
+		perm[i] = perm[j];
+		perm[j] = t;
+	}
+	qsort(perm, k, sizeof(*perm), cmp_size);
+	*slot = perm;
+	return k;
+}
+
+/* m more indices of [0, N), none in kept[0..k) (sorted), sorted: drawn from
+ * the N - k others, uniformly. */
+static uint64_t *ps_pick_others(GRand *r, uint64_t N, const uint64_t *kept, size_t k, size_t m)
+{
+	uint64_t *f = ms_pick_indices(r, N - k, m);
+	size_t j = 0;
+
+	/* The f-th index not in kept: f plus the kept ones at or below it. */
+	for (size_t i = 0; i < m; i++) {
+		while (j < k && kept[j] <= f[i] + j)
+			j++;
+		f[i] += j;
+	}
+	return f;
+}
+
 /* Residency and content of the window's pages, into present/hashes/readable,
  * and when each was looked at into times. */
 static int ps_look(ps_state *s, bool *present, uint64_t *hashes, bool *readable, int64_t *times,
@@ -238,7 +398,10 @@ static int ps_open_window(void *state, const ms_params *p, char **why)
 	 * whose hashes are still true (the process has not run since). */
 	if (s->keep) {
 		s->keep = false;
-		if (ms_sample_count(s->pages_population, ps, p->sample_pages) == s->n) {
+		bool same = p->precision.asked
+				    ? precision_eq(&p->precision, &s->asked)
+				    : !s->asked.asked && p->sample_pages == s->asked_sample_pages;
+		if (same) {
 			s->start_wall_ms = ms_now_us(CLOCK_REALTIME) / 1000;
 			s->start_mid_us = ms_now_us(CLOCK_MONOTONIC);
 			/* Unchanged until now: their windows start now. */
@@ -270,14 +433,45 @@ static int ps_open_window(void *state, const ms_params *p, char **why)
 	}
 	s->scanned = ms_pagemap_scan_supported();
 	s->start_wall_ms = ms_now_us(CLOCK_REALTIME) / 1000;
+	bool after_close = found && s->scanned;
 	if (found && s->scanned)
 		s->population = g_steal_pointer(&found);
 	else if ((r = ps_population(s, vmas, &s->population, why)) < 0)
 		return r;
 	s->pages_population = ms_runs_pages(s->population, ps);
-	s->n = ms_sample_count(s->pages_population, ps, p->sample_pages);
-	s->addrs = s->n ? ms_pick_indices(s->rand, s->pages_population, s->n) : NULL;
-
+	s->asked = p->precision;
+	s->asked_sample_pages = p->sample_pages;
+	s->asked_period_ms = p->period_ms;
+	/* Carried forward (the head): the next window the last close drew
+	 * and read, straight after it, with the same resident pages and the
+	 * same settings. */
+	if (after_close && s->next_n && same_runs(s->carry_population, s->population) &&
+	    precision_eq(&p->precision, &s->next_asked) &&
+	    p->period_ms == s->next_period_ms) {
+		s->n = s->next_n;
+		s->census_needed = s->next_census;
+		s->idx = g_steal_pointer(&s->carry_idx);
+		s->hashes = g_steal_pointer(&s->carry_hashes);
+		s->times = g_steal_pointer(&s->carry_times);
+		s->present = g_steal_pointer(&s->carry_present);
+		s->readable = g_steal_pointer(&s->carry_readable);
+		ps_drop_carry(s);
+		s->addrs = g_memdup2(s->idx, MAX(s->n, 1) * sizeof(uint64_t));
+		ms_runs_addresses(s->population, ps, s->addrs, s->n);
+		double sum = 0;
+		for (size_t i = 0; i < s->n; i++)
+			sum += (double)s->times[i];
+		/* The window began, on average, when its pages were read. */
+		int64_t now = ms_now_us(CLOCK_MONOTONIC);
+		s->start_mid_us = s->n ? (int64_t)(sum / (double)s->n) : now;
+		s->start_wall_ms = (ms_now_us(CLOCK_REALTIME) - (now - s->start_mid_us)) / 1000;
+		s->open = true;
+		return 0;
+	}
+	ps_drop_carry(s);
+	s->n = ps_plan(s, p, s->pages_population, &s->census_needed);
+	s->idx = s->n ? ms_pick_indices(s->rand, s->pages_population, s->n) : g_new(uint64_t, 1);
+	s->addrs = g_memdup2(s->idx, MAX(s->n, 1) * sizeof(uint64_t));
 	ms_runs_addresses(s->population, ps, s->addrs, s->n);
 	s->hashes = g_new(uint64_t, MAX(s->n, 1));
 	s->present = g_new(bool, MAX(s->n, 1));
@@ -326,6 +520,7 @@ static int ps_close_idle(ps_state *s, ms_measurement *out)
 	out->pages_total = s->pages_total;
 	out->pages_population = s->pages_population;
 	out->pages_sampled = s->n;
+	out->precision = s->asked;
 	ms_measurement_finish(out);
 	/* Not sampled: known. */
 	out->exact = true;
@@ -357,11 +552,86 @@ static int ps_close_window(void *state, ms_measurement *out, char **why)
 	int r = ps_new_resident(s, cpu, &fresh, why);
 	if (r < 0)
 		return r;
+	ps_drop_carry(s);
+	/* With a precision, and the resident pages those the window was drawn
+	 * from: the next window is drawn now, its fresh pages read in this
+	 * look (the head). */
+	size_t next = 0, k = 0, m = 0;
+	bool next_census = false;
+	g_autofree size_t *slot = NULL;
+	g_autofree uint64_t *kept = NULL, *fresh_idx = NULL;
+	if (s->asked.asked && s->scanned && s->idx && same_runs(s->next_population, s->population)) {
+		ms_params np = {.period_ms = s->asked_period_ms,
+				.sample_pages = s->asked_sample_pages,
+				.precision = s->asked};
+		next = ps_plan(s, &np, s->pages_population, &next_census);
+		k = ps_choose_kept(s, next, &slot);
+		kept = g_new(uint64_t, MAX(k, 1));
+		for (size_t i = 0; i < k; i++)
+			kept[i] = s->idx[slot[i]];
+		m = next - k;
+		fresh_idx = m ? ps_pick_others(s->rand, s->pages_population, kept, k, m) : NULL;
+	}
+	/* What this look reads: the window's pages and the fresh ones, merged
+	 * (a fresh page may be one of the window's not kept). */
+	size_t u = 0;
+	g_autofree uint64_t *uidx = g_new(uint64_t, MAX(s->n + m, 1));
+	g_autofree size_t *pos_s = g_new(size_t, MAX(s->n, 1));
+	g_autofree size_t *pos_f = g_new(size_t, MAX(m, 1));
+	for (size_t i = 0, j = 0; i < s->n || j < m;) {
+		uint64_t x = i < s->n ? s->idx[i] : UINT64_MAX;
+		uint64_t y = j < m ? fresh_idx[j] : UINT64_MAX;
+		uint64_t v = MIN(x, y);
+		if (x == v)
+			pos_s[i++] = u;
+		if (y == v)
+			pos_f[j++] = u;
+		uidx[u++] = v;
+	}
+	g_autofree uint64_t *uaddr = g_memdup2(uidx, MAX(u, 1) * sizeof(uint64_t));
+	g_autofree uint64_t *uh = g_new(uint64_t, MAX(u, 1));
+	g_autofree bool *up = g_new(bool, MAX(u, 1));
+	g_autofree bool *ur = g_new(bool, MAX(u, 1));
+	g_autofree int64_t *ut = g_new(int64_t, MAX(u, 1));
+	ms_runs_addresses(s->population, s->rd.page_size, uaddr, u);
 	int64_t t0 = ms_now_us(CLOCK_MONOTONIC);
-	r = ps_look(s, present, hashes, readable, times, why);
+	s->rd.times = ut;
+	r = u ? ms_look_pages(&s->rd, uaddr, u, up, ur, uh, NULL, why) : 0;
+	s->rd.times = NULL;
 	int64_t mid = (t0 + ms_now_us(CLOCK_MONOTONIC)) / 2;
 	if (r < 0)
 		return r;
+	/* A next window drawn: the open that follows takes it, however long
+	 * the look took (pages made resident meanwhile count in its
+	 * pages_new). */
+	if (next)
+		s->next_us = ms_now_us(CLOCK_MONOTONIC);
+	for (size_t i = 0; i < s->n; i++) {
+		size_t x = pos_s[i];
+		hashes[i] = uh[x], present[i] = up[x], readable[i] = ur[x], times[i] = ut[x];
+	}
+	if (next) {
+		/* The next window: the kept pages and the fresh, merged. */
+		s->carry_idx = g_new(uint64_t, MAX(next, 1));
+		s->carry_hashes = g_new(uint64_t, MAX(next, 1));
+		s->carry_times = g_new(int64_t, MAX(next, 1));
+		s->carry_present = g_new(bool, MAX(next, 1));
+		s->carry_readable = g_new(bool, MAX(next, 1));
+		for (size_t i = 0, a = 0, b = 0; i < next; i++) {
+			bool from_kept = a < k && (b >= m || kept[a] < fresh_idx[b]);
+			size_t x = from_kept ? pos_s[slot[a++]] : pos_f[b++];
+			s->carry_idx[i] = uidx[x];
+			s->carry_hashes[i] = uh[x];
+			s->carry_times[i] = ut[x];
+			s->carry_present[i] = up[x];
+			s->carry_readable[i] = ur[x];
+		}
+		s->carry_population = g_array_ref(s->population);
+		s->next_n = next;
+		s->next_census = next_census;
+		s->next_asked = s->asked;
+		s->next_period_ms = s->asked_period_ms;
+	}
 	/* Each drawn page's own window, from its look in the first to its look
 	 * in the second: their mean is the window's length, and how far they
 	 * spread (a look preempted half-way) widens the interval
@@ -390,7 +660,13 @@ static int ps_close_window(void *state, ms_measurement *out, char **why)
 		}
 		/* Resident then swapped out: unchanged as far as we know. */
 	}
+	out->precision = s->asked;
+	out->precision_census = s->census_needed;
 	ms_measurement_finish(out);
+	if (s->asked.asked) {
+		s->hist_dirty = s->hist_dirty * MS_PRECISION_DECAY + (double)out->pages_dirty;
+		s->hist_sampled = s->hist_sampled * MS_PRECISION_DECAY + (double)s->n;
+	}
 	return 1;
 }
 

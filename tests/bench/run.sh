@@ -120,6 +120,11 @@ echo
 "$build"/tests/targets_bench "$tmp"/ms "$ms" "$targets" "$watch" 4
 echo
 "$build"/tests/targets_bench "$tmp"/ms "$ms" "$targets" "$watch" 4 active | tail -1
+# The same writers drawn as before the precision (sample_pages per GiB), and
+# at a tighter precision than the default, side by side.
+"$build"/tests/targets_bench "$tmp"/ms "$ms" "$targets" "$watch" 4 active precision=off | tail -1
+"$build"/tests/targets_bench "$tmp"/ms "$ms" "$targets" "$watch" 4 active precision=0.25MiB/s |
+	tail -1
 echo
 
 echo "## 5. The measured process's own speed"

@@ -1,6 +1,6 @@
 /* targets_bench: what tracking many processes costs the host.
  *
- *   targets_bench MOUNTPOINT DAEMON_PID COUNT SECONDS [MIB [active]]
+ *   targets_bench MOUNTPOINT DAEMON_PID COUNT SECONDS [MIB [active|asleep [SETTING...]]]
  *
  * Starts COUNT processes holding MIB (default 8) of private memory each,
  * idle (asleep), or with "active" each writing one page every 100 ms (so
@@ -9,8 +9,10 @@
  * worth of periods (10 s), then watches it for SECONDS: its CPU share (cores), resident memory and
  * thread count, how many periods' figures each target produced, and how old
  * the latest figure of each target is when read (worst case and median),
+ * and how many pages a target's window drew (median of the latest samples),
  * in Markdown.  The processes are killed at the end and the targets
- * untracked.  Nothing is asserted.
+ * untracked.  SETTINGs (precision=1MiB/s, period=2...) go on every track
+ * line.  Nothing is asserted.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -51,6 +53,15 @@ static int latest(const char *mnt, int pid, long *seq, double *end_ms)
 	return 0;
 }
 
+/* pages_sampled of a target's latest sample, or 0. */
+static double pages_sampled(const char *mnt, int pid)
+{
+	char path[300];
+	snprintf(path, sizeof(path), "%s/%d/samples/latest", mnt, pid);
+	char *s = slurp(path), *p = s ? strstr(s, "pages_sampled ") : NULL;
+	return p ? atof(p + 14) : 0;
+}
+
 static int cmp_d(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
@@ -60,7 +71,9 @@ static int cmp_d(const void *a, const void *b)
 int main(int argc, char **argv)
 {
 	if (argc < 5) {
-		fprintf(stderr, "usage: %s MOUNTPOINT DAEMON_PID COUNT SECONDS [MIB [active]]\n",
+		fprintf(stderr,
+			"usage: %s MOUNTPOINT DAEMON_PID COUNT SECONDS [MIB [active|asleep "
+			"[SETTING...]]]\n",
 			argv[0]);
 		return 2;
 	}
@@ -72,8 +85,13 @@ int main(int argc, char **argv)
 	pid_t *kids = calloc((size_t)count, sizeof(pid_t));
 	long *seq0 = calloc((size_t)count, sizeof(long));
 	double *age = calloc((size_t)count, sizeof(double));
-	char track[300];
+	char track[300], settings[256] = "";
 	snprintf(track, sizeof(track), "%s/track", mnt);
+	for (int a = 7; a < argc; a++) {
+		strncat(settings, " ", sizeof(settings) - strlen(settings) - 1);
+		strncat(settings, argv[a], sizeof(settings) - strlen(settings) - 1);
+	}
+	double *drawn = calloc((size_t)count, sizeof(double));
 
 	long rss0 = status_field(daemon, "VmRSS:");
 	for (int i = 0; i < count; i++) {
@@ -104,8 +122,8 @@ int main(int argc, char **argv)
 		if (kids[i] < 0 || read(p[0], &c, 1) != 1)
 			return fprintf(stderr, "child %d failed\n", i), 1;
 		close(p[0]);
-		char line[32];
-		snprintf(line, sizeof(line), "%d\n", (int)kids[i]);
+		char line[300];
+		snprintf(line, sizeof(line), "%d%s\n", (int)kids[i], settings);
 		int r = put(track, line);
 		if (r < 0)
 			return fprintf(stderr, "track %d: %s\n", (int)kids[i], strerror(-r)), 1;
@@ -136,20 +154,22 @@ int main(int argc, char **argv)
 			continue;
 		}
 		age[i] = clock_s(CLOCK_REALTIME) * 1000 - end;
+		drawn[i] = pages_sampled(mnt, kids[i]);
 		long got = seq - seq0[i];
 		min_new = min_new < 0 || got < min_new ? got : min_new;
 	}
 	qsort(age, (size_t)count, sizeof(double), cmp_d);
+	qsort(drawn, (size_t)count, sizeof(double), cmp_d);
 	printf("| targets | MiB each, doing | seconds watched | daemon CPU, cores | daemon RSS, "
 	       "MiB | "
 	       "threads (max) | fewest new figures per target | latest figure's age, median / "
-	       "worst, s | targets without a figure |\n");
-	printf("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
-	printf("| %d | %zu, %s | %.1f | %.3f | %.1f (%.1f before) | %ld | %ld | %.2f / %.2f | %ld "
-	       "|\n",
-	       count, mib, active ? "each writing a page every 100 ms" : "asleep", wall, cpu / wall,
-	       rss / 1024.0, rss0 / 1024.0, threads_max, min_new, age[count / 2] / 1000,
-	       age[count - 1] / 1000, missing);
+	       "worst, s | targets without a figure | pages drawn per window (median) |\n");
+	printf("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+	printf("| %d | %zu, %s%s | %.1f | %.3f | %.1f (%.1f before) | %ld | %ld | %.2f / %.2f | %ld "
+	       "| %.0f |\n",
+	       count, mib, active ? "each writing a page every 100 ms" : "asleep", settings, wall,
+	       cpu / wall, rss / 1024.0, rss0 / 1024.0, threads_max, min_new, age[count / 2] / 1000,
+	       age[count - 1] / 1000, missing, drawn[count / 2]);
 	char untrack[300];
 	snprintf(untrack, sizeof(untrack), "%s/untrack", mnt);
 	for (int i = 0; i < count; i++) {

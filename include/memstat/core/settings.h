@@ -15,13 +15,18 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "memstat/methods/measurement.h"
 #include "memstat/sources/source.h"
 
 #define MS_PERIOD_MIN	    1
 #define MS_PERIOD_MAX	    60
 #define MS_SAMPLE_PAGES_MIN 128
 #define MS_SAMPLE_PAGES_MAX 16384
+#define MS_SAMPLE_PAGES_QEMU 512 /* the daemon's default, QEMU's */
 #define MS_WRITE_MAX	    4096 /* longest control-file write taken */
+/* precision=: a relative half-width in (0%, 100%], an absolute one in
+ * (0, 1 TiB/s] */
+#define MS_PRECISION_ABS_MAX (1024.0 * 1024.0) /* MiB/s */
 
 /* The migration forecast's settings (migration/ files, precopy.h).  Bytes
  * per second, written as a whole number with an optional suffix: K M G T
@@ -38,6 +43,10 @@
 typedef struct {
 	uint32_t period_s;     /* MS_PERIOD_MIN..MS_PERIOD_MAX */
 	uint32_t sample_pages; /* per GiB, MS_SAMPLE_PAGES_MIN..MAX */
+	/* A process in page-sampling draws the pages this needs instead of
+	 * sample_pages per GiB; not asked: sample_pages (writing sample_pages
+	 * alone turns it off). */
+	ms_precision precision;
 	char mode[MS_MODE_MAX];
 	uint64_t bandwidth;	 /* bytes/s, MS_BANDWIDTH_MIN..MAX */
 	uint32_t downtime_ms;	 /* 0..MS_DOWNTIME_MS_MAX */
@@ -51,7 +60,7 @@ typedef struct {
 /* Settings given in one write; a field applies only when its has_ flag is
  * set. */
 typedef struct {
-	bool has_period, has_sample_pages, has_mode;
+	bool has_period, has_sample_pages, has_mode, has_precision;
 	bool has_bandwidth, has_downtime_ms, has_link_bandwidth, has_max_total_s;
 	ms_settings v;
 } ms_settings_change;
@@ -87,6 +96,13 @@ int ms_parse_name(const char *buf, size_t len, char *out, size_t outlen, char **
  * "..".  (All-digit names are pids': the registry refuses them.)  0 or
  * -EINVAL with *why. */
 int ms_check_name(const char *name, char **why);
+
+/* A precision as written to precision= (the whole of [p, end)):
+ *   off | REL | ABS | REL,ABS
+ * REL a decimal percentage ("10%", "2.5%"), ABS a decimal rate with a unit
+ * ("2MiB/s", "512KiB/s", "1.5GiB/s", "100MB/s", "4096B/s").  0 or -EINVAL
+ * with *why. */
+int ms_parse_precision(const char *p, const char *end, ms_precision *out, char **why);
 
 /* Applies the fields of change that are set onto s. */
 void ms_settings_apply(ms_settings *s, const ms_settings_change *change);

@@ -27,6 +27,7 @@ int ms_render_status(ms_node_ctx *c, char **out); /* state, then why */
 int ms_render_rate(ms_node_ctx *c, char **out);	  /* -EAGAIN before the first */
 int ms_render_period(ms_node_ctx *c, char **out);
 int ms_render_sample_pages(ms_node_ctx *c, char **out);
+int ms_render_precision(ms_node_ctx *c, char **out);
 int ms_render_mode(ms_node_ctx *c, char **out);
 
 /* samples/<seq> and samples/latest. */

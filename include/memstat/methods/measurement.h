@@ -10,6 +10,19 @@
 #include <stdint.h>
 #include <time.h>
 
+/* A precision asked of a rate: its 95% interval's half-width at most
+ * max(rel * rate, abs_mib_s), the looser of the two (either may be 0, not
+ * both).  asked false: none (the sample_pages rule). */
+typedef struct {
+	bool asked;
+	double rel;	  /* a fraction of the rate: 0.1 for "10%", or 0 */
+	double abs_mib_s; /* MiB/s, or 0 */
+} ms_precision;
+
+/* The daemon's default precision: 25% of the rate or 1 MiB/s, whichever
+ * is looser (README, "Precision"). */
+#define MS_PRECISION_DEFAULT ((ms_precision){.asked = true, .rel = 0.25, .abs_mib_s = 1.0})
+
 /* One vCPU's figure (QEMU's dirty-ring mode). */
 typedef struct {
 	uint32_t id;
@@ -56,6 +69,12 @@ typedef struct {
 			       * window's end that this window covers (1: it
 			       * began where the last one ended; less: the mode
 			       * cannot keep up with the period) */
+	ms_precision precision; /* what was asked (page-sampling of a process),
+				 * or none */
+	bool precision_census; /* asked, and it needed half the population
+				* or more, more than sample_pages would
+				* have drawn (a relative precision at a
+				* rate near 0) */
 	uint32_t processes;   /* processes a container's sample covered;
 			       * 0 for one process or a VM */
 	uint32_t vcpus;	      /* entries in vcpu (VMs in dirty-ring mode) */
@@ -66,6 +85,8 @@ typedef struct {
 typedef struct {
 	uint32_t period_ms;    /* how long the window being opened should last */
 	uint32_t sample_pages; /* pages per GiB to sample */
+	ms_precision precision; /* page-sampling of a process: draws the pages
+				 * this needs instead of sample_pages per GiB */
 	uint32_t growth_ms;    /* someone wants the growth curve (growth.h) up to
 				* this window length, ms; 0: nobody, and the
 				* rate path runs as it would without it */
@@ -120,6 +141,22 @@ void ms_measurement_coverage(ms_measurement *m, int64_t prev_end_us, int64_t end
  * a population of N, at z standard errors.  Writes the bounds of the
  * proportion. */
 void ms_proportion_interval(uint64_t d, uint64_t n, uint64_t N, double z, double *lo, double *hi);
+
+/* The half-width, as a proportion, of ms_proportion_interval's interval
+ * around a proportion p (0..1, not only d/n) for n pages drawn of N: the
+ * larger of its two halves. */
+double ms_proportion_half_width(double p, uint64_t n, uint64_t N, double z);
+
+/* The fewest pages, at least min (or N when fewer), of a population of N
+ * for which the 95% interval of a proportion p has a half-width
+ * (ms_proportion_half_width) of at most h: the Wilson interval with the
+ * finite population correction, inverted by bisection.  N when no smaller
+ * sample does (a census has no sampling error). */
+uint64_t ms_precision_pages(double p, uint64_t N, double h, uint64_t min);
+
+/* The precision as written: "25%,0.25MiB/s", "10%", "2MiB/s", "off".
+ * Into buf (at least 48 bytes); returns buf. */
+char *ms_precision_format(const ms_precision *pr, char *buf, size_t len);
 
 /* clock_gettime(clk) in microseconds. */
 int64_t ms_now_us(clockid_t clk);
