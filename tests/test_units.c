@@ -443,6 +443,50 @@ Test(process, hash_runs_skips_an_unmapped_page)
 	munmap(m, 4 * (size_t)ps);
 }
 
+/* A look told which pages a scan just found resident reads only the others'
+ * pagemap entries, and says of every page what a look that reads them all
+ * says: resident pages (in the runs) read and hashed, a page the runs do
+ * not hold looked up (one unmapped, one never touched). */
+Test(process, a_look_told_the_resident_pages_says_what_one_that_reads_every_entry_says)
+{
+	long ps = sysconf(_SC_PAGESIZE);
+	char *m = mmap(NULL, 6 * (size_t)ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+		       -1, 0);
+	cr_assert(m != MAP_FAILED);
+	for (int i = 0; i < 4; i++)
+		memset(m + i * ps, 'a' + i, (size_t)ps);
+	munmap(m + ps, (size_t)ps); /* page 1 goes away; 4 and 5 never touched */
+	uint64_t addrs[5];
+	int pages[5] = {0, 1, 2, 3, 5};
+	for (int i = 0; i < 5; i++)
+		addrs[i] = (uintptr_t)m + (uint64_t)pages[i] * (uint64_t)ps;
+
+	ms_page_reader rd;
+	ms_page_reader_init(&rd, getpid());
+	bool p0[5], r0[5], p1[5], r1[5];
+	uint64_t h0[5], h1[5];
+	char *why = NULL;
+	cr_assert_eq(ms_look_pages(&rd, addrs, 5, p0, r0, h0, NULL, &why), 0, "%s", why);
+	/* The runs a scan would find: pages 0, 2 and 3 (page 3 left out, as
+	 * if the scan had ended before it: looked up instead). */
+	GArray *runs = g_array_new(FALSE, FALSE, sizeof(ms_range));
+	ms_range a = {addrs[0], addrs[0] + (uint64_t)ps}, b = {addrs[2], addrs[2] + (uint64_t)ps};
+	g_array_append_val(runs, a);
+	g_array_append_val(runs, b);
+	rd.resident = runs;
+	cr_assert_eq(ms_look_pages(&rd, addrs, 5, p1, r1, h1, NULL, &why), 0, "%s", why);
+	rd.resident = NULL;
+	for (int i = 0; i < 5; i++) {
+		cr_expect_eq(p1[i], p0[i], "page %d: present %d, %d", pages[i], p1[i], p0[i]);
+		cr_expect_eq(r1[i], r0[i], "page %d: readable %d, %d", pages[i], r1[i], r0[i]);
+		cr_expect_eq(h1[i], h0[i], "page %d: hash", pages[i]);
+	}
+	cr_expect(p0[0] && !p0[1] && p0[2] && p0[3] && !p0[4]);
+	cr_expect(!r0[1] && !r0[4], "unmapped, never touched: neither resident nor swapped");
+	g_array_unref(runs);
+	munmap(m, 6 * (size_t)ps);
+}
+
 /* smaps: whether the mapping holding an address is userfaultfd's. */
 Test(process, smaps_says_which_mappings_userfaultfd_serves)
 {

@@ -479,7 +479,11 @@ static int ps_open_window(void *state, const ms_params *p, char **why)
 	s->times = g_new(int64_t, MAX(s->n, 1));
 	s->open = true;
 	int64_t t0 = ms_now_us(CLOCK_MONOTONIC);
+	/* Resident as the scan of this open just found them (not a close's,
+	 * which may be older): their pagemap entries need no second read. */
+	s->rd.resident = s->scanned && !after_close ? s->population : NULL;
 	r = ps_look(s, s->present, s->hashes, s->readable, s->times, why);
+	s->rd.resident = NULL;
 	s->start_mid_us = (t0 + ms_now_us(CLOCK_MONOTONIC)) / 2;
 	return r;
 }
@@ -596,7 +600,11 @@ static int ps_close_window(void *state, ms_measurement *out, char **why)
 	ms_runs_addresses(s->population, s->rd.page_size, uaddr, u);
 	int64_t t0 = ms_now_us(CLOCK_MONOTONIC);
 	s->rd.times = ut;
+	/* The scan of this look (ps_new_resident, just before) says which of
+	 * them are resident: only the others' pagemap entries are read. */
+	s->rd.resident = s->scanned ? s->next_population : NULL;
 	r = u ? ms_look_pages(&s->rd, uaddr, u, up, ur, uh, NULL, why) : 0;
+	s->rd.resident = NULL;
 	s->rd.times = NULL;
 	int64_t mid = (t0 + ms_now_us(CLOCK_MONOTONIC)) / 2;
 	if (r < 0)

@@ -84,6 +84,7 @@ void ms_page_reader_init(ms_page_reader *rd, pid_t pid)
 	rd->refused = 0;
 	rd->times = NULL;
 	rd->order_chunk = 0;
+	rd->resident = NULL;
 }
 
 /* Why the last -EIO of ms_hash_runs on this thread: what was seen of the
@@ -246,6 +247,50 @@ int ms_hash_runs_at(ms_page_reader *rd, const GArray *runs, const uint64_t *firs
 	return -EIO;
 }
 
+/* The pagemap entries of addrs (ascending) into entries: those in
+ * rd->resident as present (MS_PM_PRESENT alone), the others read from the
+ * pagemap, which is not opened when there are none.  0, or -errno with
+ * *why. */
+static int look_entries(ms_page_reader *rd, const uint64_t *addrs, size_t count,
+			uint64_t *entries, char **why)
+{
+	g_autofree uint64_t *rest = NULL;
+	g_autofree size_t *at = NULL;
+	size_t n = 0;
+
+	if (rd->resident) {
+		const GArray *runs = rd->resident;
+		rest = g_new(uint64_t, count);
+		at = g_new(size_t, count);
+		guint j = 0;
+		for (size_t i = 0; i < count; i++) {
+			while (j < runs->len && g_array_index(runs, ms_range, j).end <= addrs[i])
+				j++;
+			if (j < runs->len && g_array_index(runs, ms_range, j).start <= addrs[i]) {
+				entries[i] = MS_PM_PRESENT;
+			} else {
+				rest[n] = addrs[i];
+				at[n++] = i;
+			}
+		}
+		if (n == 0)
+			return 0;
+	}
+	int fd = ms_open_pagemap(rd->pid, why);
+	if (fd < 0)
+		return fd;
+	g_autofree uint64_t *got = rest ? g_new(uint64_t, n) : NULL;
+	int r = rest ? ms_pagemap_lookup(fd, rest, n, rd->page_size, got)
+		     : ms_pagemap_lookup(fd, addrs, count, rd->page_size, entries);
+	close(fd);
+	if (r < 0)
+		return ms_fail(why, r, "cannot read the pagemap of process %d: %s", (int)rd->pid,
+			       g_strerror(-r));
+	for (size_t k = 0; rest && k < n; k++)
+		entries[at[k]] = got[k];
+	return 0;
+}
+
 int ms_look_pages(ms_page_reader *rd, const uint64_t *addrs, size_t count, bool *present,
 		  bool *readable, uint64_t *hashes, uint64_t *read, char **why)
 {
@@ -260,19 +305,14 @@ int ms_look_pages(ms_page_reader *rd, const uint64_t *addrs, size_t count, bool 
 
 	if (count == 0)
 		return 0;
-	int fd = ms_open_pagemap(rd->pid, why);
-	if (fd < 0)
-		return fd;
-	int r = ms_pagemap_lookup(fd, addrs, count, rd->page_size, entries);
-	close(fd);
+	int r = look_entries(rd, addrs, count, entries, why);
+	if (r < 0)
+		return r;
 	if (times) {
 		int64_t now = ms_now_us(CLOCK_MONOTONIC);
 		for (size_t i = 0; i < count; i++)
 			times[i] = now;
 	}
-	if (r < 0)
-		return ms_fail(why, r, "cannot read the pagemap of process %d: %s", (int)rd->pid,
-			       g_strerror(-r));
 	for (size_t i = 0; i < count; i++) {
 		present[i] = (entries[i] & MS_PM_PRESENT) != 0;
 		hashes[i] = 0;

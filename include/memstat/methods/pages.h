@@ -36,6 +36,12 @@ typedef struct {
 			       * random order: not in address order, which a
 			       * writer walking its memory could follow
 			       * (page_sampling.c 1, frames.c) */
+	const GArray *resident; /* NULL, or runs (ms_range, sorted) a
+				 * PAGEMAP_SCAN of this same look found
+				 * resident: ms_look_pages takes a page in them
+				 * as resident without reading its pagemap
+				 * entry, and reads the entries of the others
+				 * only.  Borrowed, as long as the call. */
 } ms_page_reader;
 
 void ms_page_reader_init(ms_page_reader *rd, pid_t pid);
@@ -69,7 +75,7 @@ int ms_hash_pages(ms_page_reader *rd, const uint64_t *addrs, size_t count, uint6
 		  bool *readable);
 
 /* A look at the pages of rd's process at addrs (page-aligned, ascending,
- * count of them): from its pagemap, present[i] (resident now) and
+ * count of them): from its pagemap (or rd->resident), present[i] (resident now) and
  * readable[i] (mapped: resident or swapped; false too for a resident page
  * that could not be read, unmapped meanwhile); the resident ones read and
  * hashed into hashes (0 for the others).  *read (may be NULL) is added the
