@@ -36,6 +36,7 @@ typedef struct {
 	unsigned period, sample_pages, history, max_targets, workers;
 	unsigned max_targets_per_uid; /* 0: a quarter of max_targets */
 	char *mode;
+	char *precision; /* page-sampling's default precision (settings.h) */
 	char *bandwidth; /* the migration forecast's defaults */
 	unsigned downtime_ms;
 	char *link_bandwidth;
@@ -56,6 +57,7 @@ static const struct fuse_opt option_spec[] = {OPT("period=%u", period),
 					      OPT("max_targets_per_uid=%u", max_targets_per_uid),
 					      OPT("workers=%u", workers),
 					      OPT("mode=%s", mode),
+					      OPT("precision=%s", precision),
 					      OPT("bandwidth=%s", bandwidth),
 					      OPT("downtime_ms=%u", downtime_ms),
 					      OPT("link_bandwidth=%s", link_bandwidth),
@@ -102,6 +104,9 @@ static void usage(const char *prog)
 	       "memstatfs options:\n"
 	       "    -o period=N            seconds per measurement, 1..60 (default 1)\n"
 	       "    -o sample_pages=N      pages sampled per GiB, 128..16384 (default 512)\n"
+	       "    -o precision=P         processes' page-sampling: the 95%% interval's\n"
+	       "                           half-width, 10%%, 2MiB/s, both (10%%,2MiB/s) or off\n"
+	       "                           (default 25%%,1MiB/s; off with -o sample_pages)\n"
 	       "    -o mode=MODE           default mode of the targets that have it\n"
 	       "                           (default page-sampling)\n"
 	       "    -o bandwidth=B         migration forecast: bytes/s, K M G T or Ki Mi Gi Ti\n"
@@ -191,6 +196,11 @@ static int check_options(const options *o)
 		return fprintf(stderr, "memstatfs: max_targets_per_uid must be 1..16777215\n"), -1;
 	if (o->workers < 1 || o->workers > 64)
 		return fprintf(stderr, "memstatfs: workers must be 1..64\n"), -1;
+	ms_precision pr;
+	g_autofree char *why = NULL;
+	if (o->precision &&
+	    ms_parse_precision(o->precision, o->precision + strlen(o->precision), &pr, &why) < 0)
+		return fprintf(stderr, "memstatfs: %s\n", why), -1;
 	uint64_t b;
 	if (o->bandwidth &&
 	    !ms_parse_bandwidth(o->bandwidth, o->bandwidth + strlen(o->bandwidth), false, &b))
@@ -206,7 +216,6 @@ static int check_options(const options *o)
 		       -1;
 	if (o->downtime_ms > MS_DOWNTIME_MS_MAX)
 		return fprintf(stderr, "memstatfs: downtime_ms must be 0..2000000\n"), -1;
-	g_autofree char *why = NULL;
 	if (ms_check_default_mode(o->mode, &why) < 0)
 		return fprintf(stderr, "memstatfs: %s\n", why), -1;
 	return 0;
@@ -295,6 +304,12 @@ int main(int argc, char *argv[])
 		.reserved_names = ms_tree_reserved_names,
 	};
 	g_strlcpy(rc.defaults.mode, o.mode, sizeof(rc.defaults.mode));
+	if (o.precision) {
+		g_autofree char *why = NULL;
+		ms_parse_precision(o.precision, o.precision + strlen(o.precision),
+				   &rc.defaults.precision, &why);
+		rc.precision_given = true;
+	}
 	if (o.bandwidth)
 		ms_parse_bandwidth(o.bandwidth, o.bandwidth + strlen(o.bandwidth), false,
 				   &rc.defaults.bandwidth);

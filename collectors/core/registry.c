@@ -55,7 +55,8 @@ ms_registry *ms_registry_new(const ms_registry_config *cfg)
 	reg->cfg.workers = MAX(cfg->workers, 1);
 	/* No precision said: the default, unless a sample_pages other than
 	 * QEMU's 512 was (the daemon's -o sample_pages keeps its rule). */
-	if (!cfg->defaults.precision.asked && cfg->defaults.sample_pages == MS_SAMPLE_PAGES_QEMU)
+	if (!cfg->precision_given && !cfg->defaults.precision.asked &&
+	    cfg->defaults.sample_pages == MS_SAMPLE_PAGES_QEMU)
 		reg->cfg.defaults.precision = MS_PRECISION_DEFAULT;
 	pthread_mutex_init(&reg->lock, NULL);
 	reg->by_name = g_hash_table_new_full(g_str_hash, g_str_equal, NULL,

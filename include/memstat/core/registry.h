@@ -22,6 +22,10 @@ typedef struct {
 	/* For targets tracked without settings (a mode: for the sources
 	 * that have it; the others use their own default). */
 	ms_settings defaults;
+	/* defaults.precision was given (-o precision=, off too): else the
+	 * registry sets MS_PRECISION_DEFAULT unless defaults.sample_pages is
+	 * other than MS_SAMPLE_PAGES_QEMU. */
+	bool precision_given;
 	uint32_t history; /* samples kept per target */
 	uint32_t max_targets;
 	/* Targets one uid other than root may have tracked at once (exited
