@@ -86,7 +86,8 @@ static tally collect(pid_t pid, unsigned k, long first, int count)
 		t.n_max = fmax(t.n_max, n);
 		/* sample_pages=512's rule (ms_sample_count): 512 per GiB, at
 		 * least 256. */
-		t.old_rule = fmax(t.old_rule, fmin(N, fmax(256, ceil(N * 4096 * 512 / 1073741824.0))));
+		t.old_rule =
+			fmax(t.old_rule, fmin(N, fmax(256, ceil(N * 4096 * 512 / 1073741824.0))));
 		double half = fmax(rate - lo, hi - rate);
 		bool met = half <= fmax(asked_rel * rate, asked_abs) + 0.005; /* 2 decimals */
 		t.precision_met += met;

@@ -68,7 +68,8 @@ Test(daemon, o_precision_is_the_default_of_new_targets, .timeout = 60)
 	} cases[] = {
 		{NULL, "precision=25%,1MiB/s"},
 		{"precision=off", "sample_pages=512 precision=off"},
-		{"precision=10%\\,2MiB/s", "precision=10%,2MiB/s"}, /* -o splits at commas: fuse_opt takes an escaped one */
+		{"precision=10%\\,2MiB/s",
+		 "precision=10%,2MiB/s"}, /* -o splits at commas: fuse_opt takes an escaped one */
 		{"sample_pages=1024", "sample_pages=1024 precision=off"},
 		{"sample_pages=1024,precision=5%", "sample_pages=1024 precision=5%"},
 	};

@@ -144,7 +144,8 @@ Test(meminfo, moving_values_are_read_fresh)
 static void read_pieces(int fd, char *buf, size_t size, size_t piece, size_t *len)
 {
 	ssize_t n;
-	while (*len + 1 < size && (n = read(fd, buf + *len, piece < size - 1 - *len ? piece : size - 1 - *len)) > 0)
+	while (*len + 1 < size &&
+	       (n = read(fd, buf + *len, piece < size - 1 - *len ? piece : size - 1 - *len)) > 0)
 		*len += (size_t)n;
 	cr_assert(n >= 0 || *len + 1 == size, "read: %s", strerror(errno));
 	buf[*len] = '\0';

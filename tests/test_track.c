@@ -52,12 +52,27 @@ Test(track, rejects_malformed_lines_with_einval)
 	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++)
 		cr_expect_eq(mwrite(&M, "track", bad[i]), EINVAL, "track <%s>", bad[i]);
 	const char *bad_settings[] = {
-		"period=0",	    "period=61",	  "period=1.5", "period=",
-		"sample_pages=127", "sample_pages=16385", "mode=bogus", "mode=",
-		"colour=red",	    "period=2 period=3",  "nokey",	"123",
-		"precision=",	    "precision=0%",	  "precision=101%",
-		"precision=2MiB",   "precision=-1%",	  "precision=10%,20%",
-		"precision=0MiB/s", "precision=1.5.5%",	  "precision=10%,",
+		"period=0",
+		"period=61",
+		"period=1.5",
+		"period=",
+		"sample_pages=127",
+		"sample_pages=16385",
+		"mode=bogus",
+		"mode=",
+		"colour=red",
+		"period=2 period=3",
+		"nokey",
+		"123",
+		"precision=",
+		"precision=0%",
+		"precision=101%",
+		"precision=2MiB",
+		"precision=-1%",
+		"precision=10%,20%",
+		"precision=0MiB/s",
+		"precision=1.5.5%",
+		"precision=10%,",
 		"precision=on",
 	};
 	for (size_t i = 0; i < sizeof(bad_settings) / sizeof(*bad_settings); i++) {

@@ -452,15 +452,18 @@ Test(tree, rate_kept_open_reads_the_latest_and_pieces_are_one_figure)
 			len += n;
 		cr_assert_geq(n, 0, "read: %s", strerror(errno));
 		buf[len] = '\0';
-		cr_expect_str_eq(buf, whole, "read a byte at a time across sample %ld: <%s>, the figure "
-				 "at the first byte <%s>", seq + 1, buf, whole);
+		cr_expect_str_eq(buf, whole,
+				 "read a byte at a time across sample %ld: <%s>, the figure "
+				 "at the first byte <%s>",
+				 seq + 1, buf, whole);
 		/* The same open file at 0 again: the new figure. */
 		char *now = read_file(p);
 		n = pread(fd, buf, sizeof(buf) - 1, 0);
 		cr_assert_gt(n, 0);
 		buf[n] = '\0';
 		if (latest_seq(pid) == seq + 1)
-			cr_expect_str_eq(buf, now, "the open file read again at 0: <%s>, the latest <%s>",
+			cr_expect_str_eq(buf, now,
+					 "the open file read again at 0: <%s>, the latest <%s>",
 					 buf, now);
 		rounds++;
 		differed += strcmp(now, whole) != 0;

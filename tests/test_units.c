@@ -226,8 +226,11 @@ Test(stats, precision_pages_inverts_the_interval)
 	struct {
 		double p, h;
 		uint64_t N;
-	} cases[] = {{0.5, 0.05, 1000000}, {0.0625, 0.00625, 65536}, {0.01, 0.05, 1044},
-		     {0.3, 0.01, 4096},	   {0.001, 0.0005, 262144}};
+	} cases[] = {{0.5, 0.05, 1000000},
+		     {0.0625, 0.00625, 65536},
+		     {0.01, 0.05, 1044},
+		     {0.3, 0.01, 4096},
+		     {0.001, 0.0005, 262144}};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
 		uint64_t n = ms_precision_pages(cases[i].p, cases[i].N, cases[i].h, 32);
 		double at = ms_proportion_half_width(cases[i].p, n, cases[i].N, z);
@@ -236,7 +239,8 @@ Test(stats, precision_pages_inverts_the_interval)
 		if (n > 32 && n < cases[i].N)
 			cr_expect(ms_proportion_half_width(cases[i].p, n - 1, cases[i].N, z) >
 					  cases[i].h,
-				  "p %g h %g: %" PRIu64 " is not the least", cases[i].p, cases[i].h, n);
+				  "p %g h %g: %" PRIu64 " is not the least", cases[i].p, cases[i].h,
+				  n);
 	}
 	/* Without a population to speak of: about z^2 p (1 - p) / h^2. */
 	uint64_t n = ms_precision_pages(0.5, UINT64_MAX / 2, 0.05, 32);
@@ -261,13 +265,14 @@ Test(settings, precision_parses_and_prints)
 		ms_precision pr;
 		g_autofree char *why = NULL;
 		char buf[64];
-		cr_assert_eq(ms_parse_precision(good[i].in, good[i].in + strlen(good[i].in), &pr,
-						&why),
-			     0, "%s: %s", good[i].in, why);
+		cr_assert_eq(
+			ms_parse_precision(good[i].in, good[i].in + strlen(good[i].in), &pr, &why),
+			0, "%s: %s", good[i].in, why);
 		cr_expect_str_eq(ms_precision_format(&pr, buf, sizeof(buf)), good[i].out);
 	}
-	const char *bad[] = {"", "%", "0%", "100.5%", "10", "10 %", "1MiB", "x%", "1%,2%",
-			     "1MiB/s,2MiB/s", "1%,", ",1%", "2TiB/s", "ON", "1e3MiB/s"};
+	const char *bad[] = {"",     "%",    "0%",     "100.5%", "10",
+			     "10 %", "1MiB", "x%",     "1%,2%",	 "1MiB/s,2MiB/s",
+			     "1%,",  ",1%",  "2TiB/s", "ON",	 "1e3MiB/s"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
 		ms_precision pr;
 		g_autofree char *why = NULL;
@@ -616,8 +621,7 @@ Test(process, hash_runs_never_waits_for_userfaultfd, .timeout = 20)
 	cr_assert_eq(ioctl(uffd, UFFDIO_API, &api), 0, "UFFDIO_API: %s", strerror(errno));
 	struct uffdio_register reg = {.range = {(uintptr_t)m, 4 * (uint64_t)ps},
 				      .mode = UFFDIO_REGISTER_MODE_MISSING};
-	cr_assert_eq(ioctl(uffd, UFFDIO_REGISTER, &reg), 0, "UFFDIO_REGISTER: %s",
-		     strerror(errno));
+	cr_assert_eq(ioctl(uffd, UFFDIO_REGISTER, &reg), 0, "UFFDIO_REGISTER: %s", strerror(errno));
 	madvise(m + 2 * ps, (size_t)ps, MADV_DONTNEED); /* page 2 is missing now */
 
 	ms_page_reader rd;

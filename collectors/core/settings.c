@@ -94,8 +94,8 @@ static int parse_precision_part(const char *p, const char *end, ms_precision *ou
 		const char *unit;
 		double mib; /* one unit in MiB/s */
 	} units[] = {
-		{"B/s", 1.0 / 1048576},	 {"KiB/s", 1.0 / 1024}, {"MiB/s", 1.0},
-		{"GiB/s", 1024.0},	 {"TiB/s", 1048576.0},	{"kB/s", 1e3 / 1048576},
+		{"B/s", 1.0 / 1048576},	 {"KiB/s", 1.0 / 1024},	  {"MiB/s", 1.0},
+		{"GiB/s", 1024.0},	 {"TiB/s", 1048576.0},	  {"kB/s", 1e3 / 1048576},
 		{"KB/s", 1e3 / 1048576}, {"MB/s", 1e6 / 1048576}, {"GB/s", 1e9 / 1048576},
 	};
 	const char *u;

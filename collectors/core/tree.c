@@ -72,16 +72,16 @@ enum {
  * cgroup's over the union of its members' frames; a VM's and a libvirt
  * domain's of its QEMU process, from outside). */
 #define FORECAST ALL
-#define VM     MS_KIND_VM
-#define LV     MS_KIND_LIBVIRT
-#define PROC   MS_KIND_PROCESS
-#define CG     MS_KIND_CGROUP
-#define PRIV   MS_NODE_PRIVATE
-#define OWN    MS_NODE_OWNED
-#define SAMPLE MS_CHANGES_SAMPLE
-#define STATE  MS_CHANGES_STATE
-#define WHY    MS_CHANGES_WHY
-#define GROWTH MS_CHANGES_GROWTH
+#define VM	 MS_KIND_VM
+#define LV	 MS_KIND_LIBVIRT
+#define PROC	 MS_KIND_PROCESS
+#define CG	 MS_KIND_CGROUP
+#define PRIV	 MS_NODE_PRIVATE
+#define OWN	 MS_NODE_OWNED
+#define SAMPLE	 MS_CHANGES_SAMPLE
+#define STATE	 MS_CHANGES_STATE
+#define WHY	 MS_CHANGES_WHY
+#define GROWTH	 MS_CHANGES_GROWTH
 
 /* The rows: a named node, or a family (list, lookup) of entries. */
 // clang-format off

@@ -196,7 +196,8 @@ int ms_render_precision(ms_node_ctx *c, char **out)
 	char buf[64];
 
 	ms_target_get_view(c->t, &v);
-	*out = g_strdup_printf("%s\n", ms_precision_format(&v.settings.precision, buf, sizeof(buf)));
+	*out = g_strdup_printf("%s\n",
+			       ms_precision_format(&v.settings.precision, buf, sizeof(buf)));
 	return 0;
 }
 

@@ -446,8 +446,7 @@ static int ps_open_window(void *state, const ms_params *p, char **why)
 	 * and read, straight after it, with the same resident pages and the
 	 * same settings. */
 	if (after_close && s->next_n && same_runs(s->carry_population, s->population) &&
-	    precision_eq(&p->precision, &s->next_asked) &&
-	    p->period_ms == s->next_period_ms) {
+	    precision_eq(&p->precision, &s->next_asked) && p->period_ms == s->next_period_ms) {
 		s->n = s->next_n;
 		s->census_needed = s->next_census;
 		s->idx = g_steal_pointer(&s->carry_idx);
@@ -564,7 +563,8 @@ static int ps_close_window(void *state, ms_measurement *out, char **why)
 	bool next_census = false;
 	g_autofree size_t *slot = NULL;
 	g_autofree uint64_t *kept = NULL, *fresh_idx = NULL;
-	if (s->asked.asked && s->scanned && s->idx && same_runs(s->next_population, s->population)) {
+	if (s->asked.asked && s->scanned && s->idx &&
+	    same_runs(s->next_population, s->population)) {
 		ms_params np = {.period_ms = s->asked_period_ms,
 				.sample_pages = s->asked_sample_pages,
 				.precision = s->asked};

@@ -251,8 +251,8 @@ int ms_hash_runs_at(ms_page_reader *rd, const GArray *runs, const uint64_t *firs
  * rd->resident as present (MS_PM_PRESENT alone), the others read from the
  * pagemap, which is not opened when there are none.  0, or -errno with
  * *why. */
-static int look_entries(ms_page_reader *rd, const uint64_t *addrs, size_t count,
-			uint64_t *entries, char **why)
+static int look_entries(ms_page_reader *rd, const uint64_t *addrs, size_t count, uint64_t *entries,
+			char **why)
 {
 	g_autofree uint64_t *rest = NULL;
 	g_autofree size_t *at = NULL;

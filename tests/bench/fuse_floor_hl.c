@@ -59,8 +59,7 @@ static int hl_open(const char *path, struct fuse_file_info *fi)
 	return 0;
 }
 
-static int hl_read(const char *path, char *buf, size_t size, off_t off,
-		   struct fuse_file_info *fi)
+static int hl_read(const char *path, char *buf, size_t size, off_t off, struct fuse_file_info *fi)
 {
 	size_t len = strlen(content);
 

@@ -165,7 +165,8 @@ int main(int argc, char **argv)
 	       "threads (max) | fewest new figures per target | latest figure's age, median / "
 	       "worst, s | targets without a figure | pages drawn per window (median) |\n");
 	printf("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
-	printf("| %d | %zu, %s%s | %.1f | %.3f | %.1f (%.1f before) | %ld | %ld | %.2f / %.2f | %ld "
+	printf("| %d | %zu, %s%s | %.1f | %.3f | %.1f (%.1f before) | %ld | %ld | %.2f / %.2f | "
+	       "%ld "
 	       "| %.0f |\n",
 	       count, mib, active ? "each writing a page every 100 ms" : "asleep", settings, wall,
 	       cpu / wall, rss / 1024.0, rss0 / 1024.0, threads_max, min_new, age[count / 2] / 1000,

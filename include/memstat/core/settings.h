@@ -18,12 +18,12 @@
 #include "memstat/methods/measurement.h"
 #include "memstat/sources/source.h"
 
-#define MS_PERIOD_MIN	    1
-#define MS_PERIOD_MAX	    60
-#define MS_SAMPLE_PAGES_MIN 128
-#define MS_SAMPLE_PAGES_MAX 16384
-#define MS_SAMPLE_PAGES_QEMU 512 /* the daemon's default, QEMU's */
-#define MS_WRITE_MAX	    4096 /* longest control-file write taken */
+#define MS_PERIOD_MIN	     1
+#define MS_PERIOD_MAX	     60
+#define MS_SAMPLE_PAGES_MIN  128
+#define MS_SAMPLE_PAGES_MAX  16384
+#define MS_SAMPLE_PAGES_QEMU 512  /* the daemon's default, QEMU's */
+#define MS_WRITE_MAX	     4096 /* longest control-file write taken */
 /* precision=: a relative half-width in (0%, 100%], an absolute one in
  * (0, 1 TiB/s] */
 #define MS_PRECISION_ABS_MAX (1024.0 * 1024.0) /* MiB/s */

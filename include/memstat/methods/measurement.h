@@ -62,34 +62,34 @@ typedef struct {
 	 * look to the end of the second).  Both are period_ms when the reads
 	 * were not timed (one instant, or QEMU's figure). */
 	uint32_t window_min_ms, window_max_ms;
-	uint32_t order_chunk; /* pages read in a random order, in chunks of
-			       * this many pages (full-scan 16, page-sampling
-			       * 1), or 0 */
-	double coverage;      /* the fraction of the time since the previous
-			       * window's end that this window covers (1: it
-			       * began where the last one ended; less: the mode
-			       * cannot keep up with the period) */
+	uint32_t order_chunk;	/* pages read in a random order, in chunks of
+				 * this many pages (full-scan 16, page-sampling
+				 * 1), or 0 */
+	double coverage;	/* the fraction of the time since the previous
+				 * window's end that this window covers (1: it
+				 * began where the last one ended; less: the mode
+				 * cannot keep up with the period) */
 	ms_precision precision; /* what was asked (page-sampling of a process),
 				 * or none */
-	bool precision_census; /* asked, and it needed half the population
-				* or more, more than sample_pages would
-				* have drawn (a relative precision at a
-				* rate near 0) */
-	uint32_t processes;   /* processes a container's sample covered;
-			       * 0 for one process or a VM */
-	uint32_t vcpus;	      /* entries in vcpu (VMs in dirty-ring mode) */
-	ms_vcpu_rate *vcpu;   /* owned by the measurement: g_free it */
+	bool precision_census;	/* asked, and it needed half the population
+				 * or more, more than sample_pages would
+				 * have drawn (a relative precision at a
+				 * rate near 0) */
+	uint32_t processes;	/* processes a container's sample covered;
+				 * 0 for one process or a VM */
+	uint32_t vcpus;		/* entries in vcpu (VMs in dirty-ring mode) */
+	ms_vcpu_rate *vcpu;	/* owned by the measurement: g_free it */
 } ms_measurement;
 
 /* What one window is asked to be. */
 typedef struct {
-	uint32_t period_ms;    /* how long the window being opened should last */
-	uint32_t sample_pages; /* pages per GiB to sample */
+	uint32_t period_ms;	/* how long the window being opened should last */
+	uint32_t sample_pages;	/* pages per GiB to sample */
 	ms_precision precision; /* page-sampling of a process: draws the pages
 				 * this needs instead of sample_pages per GiB */
-	uint32_t growth_ms;    /* someone wants the growth curve (growth.h) up to
-				* this window length, ms; 0: nobody, and the
-				* rate path runs as it would without it */
+	uint32_t growth_ms;	/* someone wants the growth curve (growth.h) up to
+				 * this window length, ms; 0: nobody, and the
+				 * rate path runs as it would without it */
 } ms_params;
 
 /* Zeroes *m and fills the fields every method sets alike: start_ms (wall

@@ -19,23 +19,23 @@
 typedef struct {
 	pid_t pid;
 	uint32_t page_size;
-	uint64_t stalled_at;  /* after -EIO: the page userfaultfd would serve */
-	uint64_t refused;     /* pages refused in a mapping userfaultfd serves
-			       * (missing when read: not readable), added by
-			       * every call; the caller zeroes it */
-	int64_t *times;	      /* when not NULL: ms_hash_runs writes, at each
-			       * page's index, when its read returned
-			       * (CLOCK_MONOTONIC µs; per read of up to
-			       * MS_READ_BATCH pages), and ms_look_pages at
-			       * each address's index (for a page not read,
-			       * when its pagemap entry was read).  Owned by
-			       * the caller, as long as the call. */
-	uint32_t order_chunk; /* 0, or ms_look_pages reads the resident
-			       * pages in chunks of this many (in address
-			       * order, a read each at most), the chunks in a
-			       * random order: not in address order, which a
-			       * writer walking its memory could follow
-			       * (page_sampling.c 1, frames.c) */
+	uint64_t stalled_at;	/* after -EIO: the page userfaultfd would serve */
+	uint64_t refused;	/* pages refused in a mapping userfaultfd serves
+				 * (missing when read: not readable), added by
+				 * every call; the caller zeroes it */
+	int64_t *times;		/* when not NULL: ms_hash_runs writes, at each
+				 * page's index, when its read returned
+				 * (CLOCK_MONOTONIC µs; per read of up to
+				 * MS_READ_BATCH pages), and ms_look_pages at
+				 * each address's index (for a page not read,
+				 * when its pagemap entry was read).  Owned by
+				 * the caller, as long as the call. */
+	uint32_t order_chunk;	/* 0, or ms_look_pages reads the resident
+				 * pages in chunks of this many (in address
+				 * order, a read each at most), the chunks in a
+				 * random order: not in address order, which a
+				 * writer walking its memory could follow
+				 * (page_sampling.c 1, frames.c) */
 	const GArray *resident; /* NULL, or runs (ms_range, sorted) a
 				 * PAGEMAP_SCAN of this same look found
 				 * resident: ms_look_pages takes a page in them
