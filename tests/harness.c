@@ -283,6 +283,18 @@ char *sample_wait(const mount_t *m, pid_t pid, long seq, double seconds)
 	return sample_wait_name(m, name, seq, seconds);
 }
 
+long sample_latest_seq(const mount_t *m, pid_t pid)
+{
+	char *p = mpath(m, "%d/samples/latest", (int)pid);
+	char buf[64];
+	ssize_t n = readlink(p, buf, sizeof(buf) - 1);
+	free(p);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	return strtol(buf, NULL, 10);
+}
+
 char *sample_wait_name(const mount_t *m, const char *name, long seq, double seconds)
 {
 	char *p = mpath(m, "%s/samples/%ld", name, seq);

@@ -55,6 +55,8 @@ int track_pid(const mount_t *m, pid_t pid, const char *settings);
 char *sample_wait(const mount_t *m, pid_t pid, long seq, double seconds);
 /* The same for a target by name (a VM). */
 char *sample_wait_name(const mount_t *m, const char *name, long seq, double seconds);
+/* The sequence number PID/samples/latest names now, 0 when there is none. */
+long sample_latest_seq(const mount_t *m, pid_t pid);
 
 /* Whether path is a mountpoint other than its parent. */
 bool is_mounted(const char *path);

@@ -272,18 +272,6 @@ Test(accuracy, page_sampling_without_pagemap_scan)
 
 /* ---- a process that does not run ---- */
 
-static long latest_seq(pid_t pid)
-{
-	char target[32];
-	char *p = mpath(&M, "%d/samples/latest", (int)pid);
-	ssize_t n = readlink(p, target, sizeof(target) - 1);
-	free(p);
-	if (n <= 0)
-		return 0;
-	target[n] = '\0';
-	return strtol(target, NULL, 10);
-}
-
 /* Sample seq of the helper, with its method. */
 static char *sample_method(long seq, char *method, size_t len)
 {
@@ -309,7 +297,7 @@ Test(accuracy, a_stopped_process_is_idle_then_measured_again)
 
 	kill(helper, SIGSTOP);
 	usleep(1500 * 1000);
-	long from = latest_seq(helper) + 1; /* opened after the stop */
+	long from = sample_latest_seq(&M, helper) + 1; /* opened after the stop */
 	for (long seq = from; seq < from + 2; seq++) {
 		char *text = sample_method(seq, method, sizeof(method));
 		double rate, dirty, sampled, exact;
@@ -324,7 +312,7 @@ Test(accuracy, a_stopped_process_is_idle_then_measured_again)
 		free(text);
 	}
 
-	long resumed = latest_seq(helper) + 1; /* open (kept, idle) at the SIGCONT */
+	long resumed = sample_latest_seq(&M, helper) + 1; /* open (kept, idle) at the SIGCONT */
 	kill(helper, SIGCONT);
 	/* It catches up on the writes it missed at once: that window, read
 	 * against the pages and hashes kept while it was stopped, sees them. */
@@ -353,7 +341,7 @@ Test(accuracy, a_stopped_process_with_shared_memory_is_still_read)
 	free(sample_wait(&M, helper, 1, 30));
 	kill(helper, SIGSTOP);
 	usleep(1500 * 1000);
-	long seq = latest_seq(helper) + 1;
+	long seq = sample_latest_seq(&M, helper) + 1;
 	char method[64];
 	free(sample_method(seq, method, sizeof(method)));
 	cr_expect_str_neq(method, "idle");

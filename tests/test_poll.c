@@ -36,19 +36,6 @@ static void down(void)
 
 TestSuite(poll, .init = up, .fini = down, .timeout = 120);
 
-/* The sequence number samples/latest names now, 0 when there is none. */
-static long latest_seq(pid_t pid)
-{
-	char *p = mpath(&M, "%d/samples/latest", (int)pid);
-	char buf[64];
-	ssize_t n = readlink(p, buf, sizeof(buf) - 1);
-	free(p);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	return strtol(buf, NULL, 10);
-}
-
 /* Polls fd for POLLIN|POLLPRI until an event or deadline: the revents,
  * with *calls the number of poll() calls that returned (0 timeouts of the
  * loop count too: a spinning poll returns at once, again and again). */
@@ -99,7 +86,7 @@ Test(poll, nonblocking_rate_waits_in_poll_for_the_first_figure_then_each_next)
 	 * spun 95,595 times in 3 s when it said readable here). */
 	cr_assert_eq(read_at0(fd, buf, sizeof(buf)), -EAGAIN);
 	short ev = poll_until(fd, 60, &calls);
-	long seq = latest_seq(pid);
+	long seq = sample_latest_seq(&M, pid);
 	cr_assert(ev & POLLIN, "no POLLIN within 60 s (revents %#x)", ev);
 	cr_expect(ev & POLLPRI, "revents %#x: a new figure is POLLPRI too", ev);
 	cr_expect(!(ev & (POLLERR | POLLHUP)), "revents %#x", ev);
@@ -112,16 +99,16 @@ Test(poll, nonblocking_rate_waits_in_poll_for_the_first_figure_then_each_next)
 	cr_expect(end != buf && *end == '\n' && rate >= 0, "rate <%s>", buf);
 
 	/* Read, the figure is old: nothing new until the next sample. */
-	long before = latest_seq(pid);
+	long before = sample_latest_seq(&M, pid);
 	cr_assert_geq(read_at0(fd, buf, sizeof(buf)), 0);
 	struct pollfd p = {.fd = fd, .events = POLLIN | POLLPRI};
 	int r = poll(&p, 1, 0);
-	if (latest_seq(pid) == before)
+	if (sample_latest_seq(&M, pid) == before)
 		cr_expect_eq(r, 0, "readable again (revents %#x) with no new sample", p.revents);
 	/* The next sample wakes it, once. */
 	ev = poll_until(fd, 60, &calls);
 	cr_assert(ev & POLLIN, "no POLLIN for the next sample (revents %#x)", ev);
-	cr_expect_gt(latest_seq(pid), before, "woken with no new sample");
+	cr_expect_gt(sample_latest_seq(&M, pid), before, "woken with no new sample");
 	cr_expect_gt(read_at0(fd, buf, sizeof(buf)), 0);
 	close(fd);
 	free(path);
@@ -196,7 +183,7 @@ Test(poll, epoll_level_and_edge_triggered_wake_once_per_sample)
 		waits++;
 		for (int i = 0; i < n; i++) {
 			int fd = got[i].data.fd;
-			long seq = latest_seq(pid);
+			long seq = sample_latest_seq(&M, pid);
 			cr_assert_geq(seq, 1, "woken before the first sample");
 			first = first ? first : seq;
 			last = seq;
@@ -288,7 +275,7 @@ Test(poll, select_waits_too)
 		ready = select(fd + 1, &rd, NULL, NULL, &tv) > 0 && FD_ISSET(fd, &rd);
 	}
 	cr_assert(ready);
-	cr_expect_geq(latest_seq(pid), 1);
+	cr_expect_geq(sample_latest_seq(&M, pid), 1);
 	cr_expect_leq(calls, 62, "%d select calls", calls);
 	cr_expect_gt(read_at0(fd, buf, sizeof(buf)), 0);
 	close(fd);

@@ -400,19 +400,6 @@ Test(tree, samples_are_cached_and_never_mixed_up)
 	free(p);
 }
 
-/* The sequence number samples/latest names now, 0 when there is none. */
-static long latest_seq(pid_t pid)
-{
-	char *p = mpath(&M, "%d/samples/latest", (int)pid);
-	char buf[64];
-	ssize_t n = readlink(p, buf, sizeof(buf) - 1);
-	free(p);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	return strtol(buf, NULL, 10);
-}
-
 /* What readers of a live figure rely on, as for a sysfs attribute: a file
  * kept open and read again at offset 0 gives the latest figure, and a read
  * in pieces gives one figure even when a new one is published between the
@@ -436,17 +423,17 @@ Test(tree, rate_kept_open_reads_the_latest_and_pieces_are_one_figure)
 		long seq;
 		do {
 			free(whole);
-			seq = latest_seq(pid);
+			seq = sample_latest_seq(&M, pid);
 			whole = read_file(p);
 			cr_assert(whole);
 			cr_assert_eq(pread(fd, buf, 1, 0), 1);
 			cr_assert_eq(lseek(fd, 1, SEEK_SET), 1);
-		} while (latest_seq(pid) != seq);
+		} while (sample_latest_seq(&M, pid) != seq);
 		/* A new sample, then the rest of the figure. */
 		double deadline = now_s() + 20;
-		while (latest_seq(pid) == seq && now_s() < deadline)
+		while (sample_latest_seq(&M, pid) == seq && now_s() < deadline)
 			usleep(20000);
-		cr_assert_gt(latest_seq(pid), seq, "no new sample in 20 s");
+		cr_assert_gt(sample_latest_seq(&M, pid), seq, "no new sample in 20 s");
 		ssize_t n, len = 1;
 		while ((n = read(fd, buf + len, 1)) > 0 && len < (ssize_t)sizeof(buf) - 1)
 			len += n;
@@ -461,7 +448,7 @@ Test(tree, rate_kept_open_reads_the_latest_and_pieces_are_one_figure)
 		n = pread(fd, buf, sizeof(buf) - 1, 0);
 		cr_assert_gt(n, 0);
 		buf[n] = '\0';
-		if (latest_seq(pid) == seq + 1)
+		if (sample_latest_seq(&M, pid) == seq + 1)
 			cr_expect_str_eq(buf, now,
 					 "the open file read again at 0: <%s>, the latest <%s>",
 					 buf, now);
