@@ -83,11 +83,15 @@ int ms_render_track(ms_node_ctx *c, char **out)
 		g_string_append(s, ms_target_ident(t)->key);
 		if (ms_target_source(t)->named)
 			g_string_append_printf(s, " name=%s", ms_target_name(t));
+		g_string_append_printf(s, " period=%u sample_pages=%u", v.settings.period_s,
+				       v.settings.sample_pages);
+		/* Only a process's page-sampling has a precision to ask. */
 		char pr[64];
-		g_string_append_printf(s, " period=%u sample_pages=%u precision=%s mode=%s\n",
-				       v.settings.period_s, v.settings.sample_pages,
-				       ms_precision_format(&v.settings.precision, pr, sizeof(pr)),
-				       v.settings.mode);
+		if (ms_target_source(t)->bit & MS_KIND_PROCESS)
+			g_string_append_printf(
+				s, " precision=%s",
+				ms_precision_format(&v.settings.precision, pr, sizeof(pr)));
+		g_string_append_printf(s, " mode=%s\n", v.settings.mode);
 	}
 	*out = g_string_free(s, FALSE);
 	return 0;
