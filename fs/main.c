@@ -375,6 +375,7 @@ out_args:
 	fuse_opt_free_args(&args);
 	g_ptr_array_unref(o.positional);
 	free(o.mode);
+	free(o.precision);
 	free(o.bandwidth);
 	free(o.link_bandwidth);
 	return ret;
